@@ -1,0 +1,90 @@
+"""The engine's command line, usable without QGIS.
+
+Examples::
+
+    python -m engine train --raster scene.tif --labels labels.gpkg --field class --output-model m.lpmodel
+    python -m engine classify --raster scene.tif --model m.lpmodel --output classes.tif
+    python -m engine status
+    python -m engine worker            # one JSON job on stdin, JSON events on stdout (used by the QGIS plugin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from .errors import CancelledError, LandprobeError
+from .feedback import ThrottledFeedback
+
+
+class _ConsoleFeedback(ThrottledFeedback):
+    """Progress as lines on standard error, at most one a second unless the message changes."""
+
+    def __init__(self) -> None:
+        super().__init__(interval=1.0)
+
+    def emit_progress(self, fraction: float, message: str | None) -> None:
+        print(f"[{fraction * 100:3.0f}%] {message or ''}", file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .probes import PROBES
+
+    parser = argparse.ArgumentParser(prog="landprobe", description="Landprobe engine: classify rasters.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run one JSON job from stdin, write JSON events to stdout").add_argument(
+        "--stdin-control", action="store_true", help="cancel on a 'cancel' line or at the end of stdin")
+    sub.add_parser("ping", help="answer at once (start-up check)")
+    sub.add_parser("status", help="versions and compute devices")
+    train = sub.add_parser("train", help="train a classifier on labelled polygons")
+    train.add_argument("--raster", required=True)
+    train.add_argument("--labels", required=True)
+    train.add_argument("--field", required=True)
+    train.add_argument("--method", default="logistic_regression", choices=sorted(PROBES))
+    train.add_argument("--output-model", required=True)
+    train.add_argument("--output-report")
+    train.add_argument("--seed", type=int, default=0)
+    classify = sub.add_parser("classify", help="classify a raster with a model file")
+    classify.add_argument("--raster", required=True)
+    classify.add_argument("--model", required=True)
+    classify.add_argument("--output", required=True)
+    return parser
+
+
+_OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster"}
+
+
+def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The operation and its parameters from parsed arguments (option names are the parameter names)."""
+    params = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    return _OPERATIONS[args.command], params
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        from .worker import main as worker_main
+
+        return worker_main(argv[1:])
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from .api import call_operation
+
+    operation, params = _job(args)
+    feedback = _ConsoleFeedback()
+    signal.signal(signal.SIGINT, lambda *_: feedback.cancel())
+    try:
+        result: dict[str, Any] = call_operation(operation, params, feedback)
+    except CancelledError as exc:
+        print(f"Cancelled: {exc}", file=sys.stderr)
+        return 3
+    except LandprobeError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    return 0

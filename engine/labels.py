@@ -1,0 +1,204 @@
+"""Labelled polygons (or points) to pixel samples that remember which polygon they came from.
+
+Labels are read with geopandas, reprojected to the raster's CRS and burnt block by block onto the raster grid, so
+memory stays bounded whatever the raster size. Every sample keeps its polygon's id: validation splits by polygon,
+never by pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+from .feedback import Feedback
+from .rasters import iter_windows, open_raster, valid_mask
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: A clear categorical palette (Tableau 20 reordered so that the first ten differ most).
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    """One class: the code written in the map, the name shown in the legend and its colour (``#rrggbb``)."""
+
+    code: int
+    name: str
+    color: str
+
+
+@dataclass
+class Samples:
+    """Pixel samples: features ``x`` (n, bands), class index ``y`` into ``classes``, and polygon id ``groups``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    classes: list[LabelClass]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def split_layer_uri(path: str) -> tuple[str, str | None]:
+    """Split a QGIS-style ``file.gpkg|layername=roads`` source into the file and the layer name."""
+    file_path, _, options = path.partition("|")
+    layer = None
+    for option in options.split("|"):
+        key, _, value = option.partition("=")
+        if key.strip() == "layername" and value:
+            layer = value.strip()
+    return file_path, layer
+
+
+def read_labels(path: str, field_name: str, crs_wkt: str | None) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
+    """Read a label layer, check its class field and reproject it to ``crs_wkt``.
+
+    Returns:
+        The features with a column ``_class`` (index into the classes) and ``_group`` (polygon id), and the
+        classes sorted by code.
+
+    Raises:
+        InputError: when the layer is empty, the field is missing, empty or holds fewer than two classes.
+
+    """
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+
+    file_path, layer = split_layer_uri(path)
+    try:
+        gdf = gpd.read_file(file_path, layer=layer) if layer else gpd.read_file(file_path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise InputError(f"Cannot read label layer {path}: {exc}") from exc
+    name = layer or file_path
+    if len(gdf) == 0:
+        raise InputError(f"Label layer {name} has no features. Draw or load labelled polygons first.")
+    if field_name not in gdf.columns:
+        fields = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
+        raise InputError(f"Label layer {name} has no field {field_name!r}. Its fields are: {fields}.")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    values = gdf[field_name]
+    null = values.isna() | (values.astype(str).str.strip() == "")
+    if null.all():
+        raise InputError(f"Field {field_name!r} of label layer {name} is empty in every feature.")
+    if null.any():
+        logger.warning("Skipped %d features of %s whose field %r is empty.", int(null.sum()), name, field_name)
+    gdf = gdf[~null].copy()
+    values = gdf[field_name]
+    if pd.api.types.is_numeric_dtype(values):
+        as_int = values.astype("int64")
+        if not np.allclose(values.to_numpy(dtype=float), as_int.to_numpy(dtype=float)):
+            raise InputError(
+                f"Field {field_name!r} of {name} holds decimal numbers; use a text field or whole-number class codes."
+            )
+        unique = sorted(set(as_int.tolist()))
+        classes = [LabelClass(int(c), str(c), PALETTE[i % len(PALETTE)]) for i, c in enumerate(unique)]
+        index = {c: i for i, c in enumerate(unique)}
+        gdf["_class"] = as_int.map(index).astype("int32")
+    else:
+        text = values.astype(str).str.strip()
+        unique = sorted(set(text.tolist()))
+        classes = [LabelClass(i + 1, n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(unique)]
+        index = {n: i for i, n in enumerate(unique)}
+        gdf["_class"] = text.map(index).astype("int32")
+    if len(classes) < 2:
+        raise InputError(
+            f"Field {field_name!r} of {name} has a single class ({classes[0].name}); a classifier needs at least two."
+        )
+    gdf["_group"] = np.arange(1, len(gdf) + 1, dtype="int32")
+    if crs_wkt is not None:
+        if gdf.crs is None:
+            logger.warning("Label layer %s has no CRS; assuming the raster's.", name)
+            gdf = gdf.set_crs(crs_wkt)
+        elif not gdf.crs.equals(crs_wkt):
+            logger.info("Reprojecting labels from %s to the raster's CRS.", gdf.crs.to_string())
+            gdf = gdf.to_crs(crs_wkt)
+    invalid = ~gdf.geometry.is_valid
+    if invalid.any():
+        logger.warning("Repaired %d invalid geometries in %s.", int(invalid.sum()), name)
+        gdf.loc[invalid, gdf.geometry.name] = gdf.geometry[invalid].make_valid()
+    return gdf, classes
+
+
+def _pixel_window(window: Any, width: int, height: int) -> Any:
+    """The whole-pixel window that covers ``window``, clipped to a ``width`` x ``height`` grid."""
+    import math
+
+    from rasterio.windows import Window
+
+    col0 = max(0, math.floor(window.col_off))
+    row0 = max(0, math.floor(window.row_off))
+    col1 = min(width, math.ceil(window.col_off + window.width))
+    row1 = min(height, math.ceil(window.row_off + window.height))
+    return Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
+
+
+def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None) -> Samples:
+    """Read the raster's band values under the labels, skipping nodata, block by block.
+
+    Raises:
+        InputError: when the labels do not overlap the raster or cover only nodata pixels.
+
+    """
+    import numpy as np
+    from rasterio import features, windows
+    from shapely.geometry import box
+
+    feedback = feedback or Feedback()
+    with open_raster(raster) as src:
+        gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None)
+        bounds = box(*src.bounds)
+        inside = gdf.geometry.intersects(bounds)
+        if not inside.any():
+            raise InputError(
+                f"No label of {labels} overlaps raster {raster}. Raster extent {tuple(round(b) for b in src.bounds)}, "
+                f"labels extent {tuple(round(b) for b in gdf.total_bounds)} (in the raster's CRS)."
+            )
+        if (~inside).any():
+            logger.warning("%d label features lie outside the raster and were ignored.", int((~inside).sum()))
+        gdf = gdf[inside]
+        label_window = _pixel_window(windows.from_bounds(*gdf.total_bounds, transform=src.transform),
+                                     src.width, src.height)
+        class_of_group = np.zeros(len(gdf) + 2, dtype="int32")
+        class_of_group[gdf["_group"].to_numpy()] = gdf["_class"].to_numpy()
+        blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
+        xs, groups = [], []
+        sindex = gdf.sindex
+        for i, block in enumerate(blocks):
+            feedback.check_cancel()
+            win = windows.Window(label_window.col_off + block.col_off, label_window.row_off + block.row_off,
+                                 block.width, block.height)
+            transform = src.window_transform(win)
+            hits = sindex.query(box(*windows.bounds(win, src.transform)))
+            if len(hits):
+                sub = gdf.iloc[hits]
+                burnt = features.rasterize(
+                    zip(sub.geometry, sub["_group"], strict=True), out_shape=(int(win.height), int(win.width)),
+                    transform=transform, fill=0, dtype="int32",
+                )
+                labelled = burnt > 0
+                if labelled.any():
+                    data = src.read(window=win)
+                    keep = labelled & valid_mask(data, src.nodata)
+                    xs.append(data[:, keep].T.astype("float32"))
+                    groups.append(burnt[keep])
+            feedback.progress((i + 1) / len(blocks), "Reading pixels under the labels")
+    if not xs or sum(len(g) for g in groups) == 0:
+        raise InputError(f"The labels of {labels} cover only nodata pixels of {raster}: no sample to train on.")
+    x = np.concatenate(xs)
+    g = np.concatenate(groups)
+    y = class_of_group[g]
+    stats = {"n_samples": len(y), "n_polygons": len(np.unique(g)),
+             "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
+    logger.info("Sampled %d pixels from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
+                ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
+    return Samples(x=x, y=y, groups=g, classes=classes, stats=stats)

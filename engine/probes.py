@@ -1,0 +1,187 @@
+"""CPU probes: light classifiers trained on pixel features (raw bands today, embeddings later).
+
+A probe is one class in :data:`PROBES`; adding one is one class and one entry. Every probe saves its fitted state
+as JSON-able parameters, numpy arrays and raw bytes in a non-executable format (no pickle), see
+:mod:`engine.model_file`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import InputError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+State = tuple[dict[str, Any], dict[str, "np.ndarray"], dict[str, bytes]]
+
+
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Sample weights that give every class the same total weight (``n / (k * n_class)``)."""
+    import numpy as np
+
+    counts = np.bincount(y, minlength=n_classes).astype("float64")
+    per_class = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return per_class[y]
+
+
+class Probe:
+    """Base class: ``fit`` on features and class indices, then ``predict_proba``."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> Probe:
+        """Fit on features ``x`` (n, f) and class indices ``y`` in ``0..n_classes-1``; return ``self``."""
+        raise NotImplementedError
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), float32."""
+        raise NotImplementedError
+
+    def state(self) -> State:
+        """The fitted state: JSON-able parameters, arrays and byte blobs."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
+        """Rebuild a fitted probe from :meth:`state`."""
+        raise NotImplementedError
+
+
+class LogisticRegressionProbe(Probe):
+    """Multinomial logistic regression on standardised features, class-balanced; applied with numpy alone."""
+
+    name = "logistic_regression"
+    label = "Logistic regression"
+
+    def __init__(self, c: float = 1.0) -> None:
+        """Keep the inverse regularisation strength ``c``."""
+        self.c = c
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> LogisticRegressionProbe:
+        """Standardise, then fit scikit-learn's lbfgs logistic regression with balanced weights."""
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        x = np.asarray(x, dtype="float64")
+        self.mean_ = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0)
+        model = LogisticRegression(C=self.c, max_iter=2000)
+        model.fit((x - self.mean_) / self.scale_, y, sample_weight=balanced_weights(y, n_classes))
+        coef = np.zeros((n_classes, x.shape[1]))
+        intercept = np.zeros(n_classes)
+        if len(model.classes_) == 2:  # binary: sklearn keeps one row, the logit of the second class
+            coef[model.classes_[1]] = model.coef_[0]
+            intercept[model.classes_[1]] = model.intercept_[0]
+        else:
+            coef[model.classes_] = model.coef_
+            intercept[model.classes_] = model.intercept_
+            missing = np.setdiff1d(np.arange(n_classes), model.classes_)
+            intercept[missing] = -np.inf
+        # Fold the standardisation into the linear map: logits = x @ w + b.
+        self.weights_ = (coef / self.scale_).T.astype("float32")
+        self.bias_ = (intercept - (coef * self.mean_ / self.scale_).sum(axis=1)).astype("float32")
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Softmax of the linear logits."""
+        import numpy as np
+
+        logits = np.asarray(x, dtype="float32") @ self.weights_ + self.bias_
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def state(self) -> State:
+        """Weights and bias as arrays."""
+        return ({"c": self.c}, {"weights": self.weights_, "bias": self.bias_, "mean": self.mean_,
+                                "scale": self.scale_}, {})
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
+        """Rebuild from arrays."""
+        probe = cls(c=float(params.get("c", 1.0)))
+        probe.weights_ = arrays["weights"].astype("float32")
+        probe.bias_ = arrays["bias"].astype("float32")
+        probe.mean_ = arrays["mean"]
+        probe.scale_ = arrays["scale"]
+        return probe
+
+
+def _xgboost() -> Any:
+    try:
+        import xgboost
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "XGBoost is not installed in the engine's environment: run `pip install xgboost-cpu` with the engine's "
+            "Python, or re-run the set-up."
+        ) from exc
+    return xgboost
+
+
+class XGBoostProbe(Probe):
+    """Gradient-boosted trees (XGBoost ``hist``), class-balanced, all CPU cores; saved as XGBoost UBJSON."""
+
+    name = "xgboost"
+    label = "XGBoost"
+
+    def __init__(self, n_estimators: int = 300, max_depth: int = 6, learning_rate: float = 0.1) -> None:
+        """Keep the boosting settings."""
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> XGBoostProbe:
+        """Train a booster with the softprob objective."""
+        xgb = _xgboost()
+        params = {"objective": "multi:softprob", "num_class": n_classes, "max_depth": self.max_depth,
+                  "eta": self.learning_rate, "tree_method": "hist", "nthread": os.cpu_count() or 1,
+                  "eval_metric": "mlogloss", "seed": 0}
+        data = xgb.DMatrix(x, label=y, weight=balanced_weights(y, n_classes))
+        self.booster_ = xgb.train(params, data, num_boost_round=self.n_estimators)
+        self.n_classes_ = n_classes
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities from the booster."""
+        import numpy as np
+
+        return np.asarray(self.booster_.inplace_predict(x), dtype="float32").reshape(len(x), self.n_classes_)
+
+    def state(self) -> State:
+        """The booster as UBJSON bytes."""
+        params = {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
+                  "learning_rate": self.learning_rate, "n_classes": self.n_classes_}
+        return params, {}, {"booster.ubj": bytes(self.booster_.save_raw(raw_format="ubj"))}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
+        """Load the booster from UBJSON bytes."""
+        xgb = _xgboost()
+        probe = cls(int(params["n_estimators"]), int(params["max_depth"]), float(params["learning_rate"]))
+        probe.booster_ = xgb.Booster()
+        probe.booster_.load_model(bytearray(blobs["booster.ubj"]))
+        probe.booster_.set_param({"nthread": os.cpu_count() or 1})
+        probe.n_classes_ = int(params["n_classes"])
+        return probe
+
+
+PROBES: dict[str, type[Probe]] = {p.name: p for p in (LogisticRegressionProbe, XGBoostProbe)}
+
+
+def get_probe(name: str) -> type[Probe]:
+    """The probe class registered under ``name``.
+
+    Raises:
+        InputError: for an unknown name; the message lists the choices.
+
+    """
+    try:
+        return PROBES[name]
+    except KeyError:
+        raise InputError(f"Unknown method {name!r}; choose one of: {', '.join(PROBES)}.") from None

@@ -1,0 +1,135 @@
+"""Reading rasters window by window and writing outputs atomically.
+
+Outputs are written under a temporary name in the destination folder and renamed when complete, so a failed or
+cancelled job never leaves a partial file where the user expects a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rasterio.windows import Window
+
+logger = logging.getLogger(__name__)
+
+TMP_MARKER = ".landprobe-tmp-"
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the engine needs to know about an input raster."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs_wkt: str | None
+    transform: tuple[float, ...]
+    nodata: float | None
+    band_names: tuple[str, ...]
+
+
+def open_raster(path: str | os.PathLike[str]) -> Any:
+    """Open a raster with rasterio, turning failures into an :class:`InputError` that names the file."""
+    import rasterio
+
+    if not Path(path).exists() and "://" not in str(path):
+        raise InputError(f"Raster {path} does not exist. Check the path or save the layer to a file first.")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"Cannot read raster {path}: {exc}. Is it a raster format GDAL can read?") from exc
+
+
+def raster_info(path: str | os.PathLike[str]) -> RasterInfo:
+    """Describe a raster: size, bands, CRS, transform, nodata and band names."""
+    with open_raster(path) as src:
+        return RasterInfo(
+            path=str(path),
+            width=src.width,
+            height=src.height,
+            count=src.count,
+            dtype=src.dtypes[0],
+            crs_wkt=src.crs.to_wkt() if src.crs else None,
+            transform=tuple(src.transform)[:6],
+            nodata=src.nodata,
+            band_names=tuple(d or f"band {i + 1}" for i, d in enumerate(src.descriptions)),
+        )
+
+
+def iter_windows(width: int, height: int, block: int = 512) -> Iterator[Window]:
+    """Square windows of ``block`` pixels covering a ``width`` x ``height`` grid, row by row."""
+    from rasterio.windows import Window
+
+    for row in range(0, height, block):
+        for col in range(0, width, block):
+            yield Window(col, row, min(block, width - col), min(block, height - row))
+
+
+def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Pixels of a ``(bands, rows, cols)`` block where every band holds a value (not nodata, not NaN)."""
+    import numpy as np
+
+    valid = np.ones(data.shape[1:], dtype=bool)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        valid &= (data != data.dtype.type(nodata)).all(axis=0)
+    return valid
+
+
+def temporary_path(path: str | os.PathLike[str]) -> Path:
+    """A hidden temporary file name next to ``path``, recognisable by :data:`TMP_MARKER`."""
+    target = Path(path)
+    return target.with_name(f".{target.name}{TMP_MARKER}{uuid.uuid4().hex[:8]}{target.suffix}")
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Check that ``path`` can be written (its folder exists or can be made, and is writable)."""
+    target = Path(path).expanduser().resolve()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the folder {target.parent} for output {target.name}: {exc}.") from exc
+    if not os.access(target.parent, os.W_OK):
+        raise OutputError(f"Cannot write {target}: the folder {target.parent} is not writable. Choose another one.")
+    if target.is_dir():
+        raise OutputError(f"Output {target} is a folder; give a file name.")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write to; rename it to ``path`` on success, delete it on any failure.
+
+    Raises:
+        OutputError: when the destination cannot be written.
+
+    """
+    target = check_writable(path)
+    tmp = temporary_path(target)
+    try:
+        yield tmp
+        # GDAL side-car files (.aux.xml) follow their raster.
+        for side in (".aux.xml", ".ovr"):
+            side_tmp = Path(str(tmp) + side)
+            if side_tmp.exists():
+                os.replace(side_tmp, str(target) + side)
+        os.replace(tmp, target)
+    except BaseException:
+        for leftover in (tmp, Path(str(tmp) + ".aux.xml"), Path(str(tmp) + ".ovr")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise

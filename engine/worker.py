@@ -1,0 +1,160 @@
+"""The engine worker: runs one job and speaks JSON lines.
+
+The plugin starts ``<engine python> -m engine worker --stdin-control`` and writes the job as one JSON line on
+standard input::
+
+    {"protocol": 1, "operation": "classify_raster", "params": {"raster": "...", "model": "...", "output": "..."}}
+
+The worker answers on standard output with one JSON object per line, each with an ``event`` key:
+
+- ``{"event": "started", "pid": 123, "protocol": 1, "version": "0.1.0"}``
+- ``{"event": "progress", "value": 0.42, "message": "Classifying window 3 of 8"}``
+- ``{"event": "log", "level": "info" | "warning" | "debug", "text": "..."}``
+- ``{"event": "result", "outputs": {...}}`` — the last line of a job that succeeded (exit code 0);
+- ``{"event": "error", "kind": "input" | "model" | "output" | "dependency" | "cancelled" | "internal",
+  "message": "...", "traceback": "..."}`` — the last line of a job that failed (exit code 1).
+
+With ``--stdin-control``, a later line ``cancel`` on standard input, the end of standard input (the parent went
+away) or SIGTERM cancel the job: it stops at its next check and removes what it had started writing.
+Anything a library prints is sent to standard error, so standard output carries nothing but events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from typing import IO, Any
+
+from . import __version__
+from .errors import CancelledError, InputError, LandprobeError
+from .feedback import ThrottledFeedback
+
+PROTOCOL = 1
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+class JsonLinesFeedback(ThrottledFeedback):
+    """Writes progress as ``progress`` events on an event stream."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        """Write events to ``stream``."""
+        super().__init__()
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Write one event as a JSON line and flush it."""
+        line = json.dumps(event, default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def emit_progress(self, fraction: float, message: str | None) -> None:
+        """Write a ``progress`` event."""
+        self.emit({"event": "progress", "value": round(fraction, 4), "message": message})
+
+
+class _EventLogHandler(logging.Handler):
+    """Turns log records into ``log`` events; other packages' records are demoted to debug."""
+
+    def __init__(self, feedback: JsonLinesFeedback) -> None:
+        super().__init__()
+        self._feedback = feedback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ours = record.name == _PACKAGE or record.name.startswith(_PACKAGE + ".")
+        level = record.levelname.lower() if ours else "debug"
+        if level == "critical":
+            level = "error"
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed log call must not kill the job
+            text = str(record.msg)
+        self._feedback.emit({"event": "log", "level": level, "text": text})
+
+
+def _watch_stdin(feedback: JsonLinesFeedback) -> None:
+    """Cancel on a ``cancel`` line or at the end of standard input."""
+    for line in sys.stdin:
+        if line.strip().lower() == "cancel":
+            break
+    feedback.cancel()
+
+
+def _read_job(text: str) -> tuple[str, dict[str, Any]]:
+    """Parse and check a job line."""
+    try:
+        job = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"The job is not valid JSON: {exc}.") from exc
+    if not isinstance(job, dict) or not isinstance(job.get("operation"), str):
+        raise InputError('The job must be a JSON object with an "operation" name and a "params" object.')
+    if job.get("protocol", PROTOCOL) != PROTOCOL:
+        raise InputError(
+            f"The plugin speaks job protocol {job.get('protocol')} but this engine speaks {PROTOCOL}: "
+            "update the plugin and the engine together."
+        )
+    params = job.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError('The job\'s "params" must be a JSON object.')
+    return job["operation"], params
+
+
+def run_job(operation: str, params: dict[str, Any], feedback: JsonLinesFeedback) -> dict[str, Any]:
+    """Run one operation from :data:`engine.api.OPERATIONS` and return its outputs as plain data."""
+    from .api import OPERATIONS, call_operation
+
+    if operation not in OPERATIONS:
+        raise InputError(f"Unknown operation {operation!r}; the engine knows: {', '.join(sorted(OPERATIONS))}.")
+    return call_operation(operation, params, feedback)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m engine worker``; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    stdin_control = "--stdin-control" in argv
+    # Keep the real stdout for events; send everything else that writes to fd 1 to stderr.
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    feedback = JsonLinesFeedback(events)
+    handler = _EventLogHandler(feedback)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    signal.signal(signal.SIGTERM, lambda *_: feedback.cancel())
+    feedback.emit({"event": "started", "pid": os.getpid(), "protocol": PROTOCOL, "version": __version__})
+    try:
+        operation, params = _read_job(sys.stdin.readline())
+        if params.pop("debug", False):
+            root.setLevel(logging.DEBUG)
+        if stdin_control:
+            threading.Thread(target=_watch_stdin, args=(feedback,), daemon=True).start()
+        outputs = run_job(operation, params, feedback)
+    except LandprobeError as exc:
+        feedback.emit({"event": "error", "kind": exc.kind, "message": str(exc)})
+        return 3 if isinstance(exc, CancelledError) else 1
+    except MemoryError:
+        feedback.emit({
+            "event": "error",
+            "kind": "memory",
+            "message": "The engine ran out of memory. Close other programs or process a smaller extent.",
+        })
+        return 1
+    except Exception as exc:
+        feedback.emit({
+            "event": "error",
+            "kind": "internal",
+            "message": f"Unexpected engine error: {type(exc).__name__}: {exc}. "
+            "Please report it with the log at the Landprobe issue tracker.",
+            "traceback": traceback.format_exc(),
+        })
+        return 1
+    feedback.emit({"event": "result", "outputs": outputs})
+    return 0

@@ -1,0 +1,90 @@
+"""Labels to samples: class codes, reprojection, nodata, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterdata import write_like
+from rasterio import features
+
+from engine.errors import InputError
+from engine.labels import read_labels, sample_pixels
+
+
+def burnt_count(raster: Path, labels: Path) -> int:
+    """Pixels whose centre lies in a label polygon, counted independently with rasterio."""
+    with rasterio.open(raster) as src:
+        gdf = gpd.read_file(labels).to_crs(src.crs)
+        mask = features.geometry_mask(gdf.geometry, (src.height, src.width), src.transform, invert=True)
+    return int(mask.sum())
+
+
+def test_text_field_gets_codes_in_name_order(sample_raster: Path, sample_labels: Path) -> None:
+    samples = sample_pixels(str(sample_raster), str(sample_labels), "class")
+    names = [c.name for c in samples.classes]
+    assert names == sorted(gpd.read_file(sample_labels)["class"].unique())
+    assert [c.code for c in samples.classes] == list(range(1, len(names) + 1))
+    assert len(samples.x) == burnt_count(sample_raster, sample_labels)
+    assert samples.x.shape[1] == 8
+    # every polygon id maps to exactly one class
+    for g in np.unique(samples.groups):
+        assert len(np.unique(samples.y[samples.groups == g])) == 1
+
+
+def test_integer_field_keeps_its_codes(sample_raster: Path, sample_labels: Path) -> None:
+    _, classes = read_labels(str(sample_labels), "id", None)
+    assert [c.code for c in classes] == sorted(gpd.read_file(sample_labels)["id"].unique().tolist())
+
+
+def test_labels_in_another_crs_are_reprojected(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    geographic = tmp_path / "labels_4326.gpkg"
+    gpd.read_file(sample_labels).to_crs("EPSG:4326").to_file(geographic)
+    native = sample_pixels(str(sample_raster), str(sample_labels), "class")
+    moved = sample_pixels(str(sample_raster), str(geographic), "class")
+    # a round trip through degrees moves boundaries by far less than a pixel: almost the same pixels
+    assert abs(len(moved.y) - len(native.y)) <= 0.02 * len(native.y)
+    assert np.bincount(moved.y).argmax() == np.bincount(native.y).argmax()
+
+
+def test_nodata_pixels_are_skipped(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    with rasterio.open(sample_raster) as src:
+        data = src.read()
+        nodata = src.nodata
+    data[:, :125, :] = nodata  # the northern half becomes nodata
+    holed = write_like(sample_raster, tmp_path / "holed.tif", data)
+    full = sample_pixels(str(sample_raster), str(sample_labels), "class")
+    half = sample_pixels(str(holed), str(sample_labels), "class")
+    assert 0 < len(half.y) < len(full.y)
+    assert not (half.x == nodata).all(axis=1).any()
+
+
+def test_missing_field_lists_the_fields(sample_raster: Path, sample_labels: Path) -> None:
+    with pytest.raises(InputError, match=r"no field 'landcover'.*class"):
+        sample_pixels(str(sample_raster), str(sample_labels), "landcover")
+
+
+def test_single_class_is_refused(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    gdf = gpd.read_file(sample_labels)
+    one = tmp_path / "one.gpkg"
+    gdf[gdf["class"] == "forest"].to_file(one)
+    with pytest.raises(InputError, match="single class"):
+        sample_pixels(str(sample_raster), str(one), "class")
+
+
+def test_labels_outside_the_raster_are_refused(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    gdf = gpd.read_file(sample_labels)
+    away = tmp_path / "away.gpkg"
+    gdf.set_geometry(gdf.geometry.translate(xoff=1e6)).to_file(away)
+    with pytest.raises(InputError, match="overlaps raster"):
+        sample_pixels(str(sample_raster), str(away), "class")
+
+
+def test_empty_layer_is_refused(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    empty = tmp_path / "empty.gpkg"
+    gpd.read_file(sample_labels).iloc[:0].to_file(empty)
+    with pytest.raises(InputError, match="no features"):
+        sample_pixels(str(sample_raster), str(empty), "class")

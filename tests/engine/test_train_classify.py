@@ -1,0 +1,101 @@
+"""Training and classifying the sample: model files, accuracy, grids, nodata, refusals."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterdata import write_like
+
+from engine.errors import ModelFileError, OutputError
+from engine.labels import sample_pixels
+from engine.model_file import load_model
+from engine.predict import classify_raster
+from engine.probes import PROBES
+from engine.rasters import TMP_MARKER
+from engine.training import train_classifier
+
+
+@pytest.mark.parametrize("method", sorted(PROBES))
+def test_train_writes_a_safe_model_and_an_honest_report(tmp_path: Path, sample_raster: Path,
+                                                         sample_labels: Path, method: str) -> None:
+    model, report = tmp_path / "m.lpmodel", tmp_path / "r.json"
+    result = train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method=method,
+                              output_report=str(report))
+    with zipfile.ZipFile(model) as zf:
+        names = zf.namelist()
+        manifest = json.loads(zf.read("manifest.json"))
+    assert not [n for n in names if n.endswith((".pkl", ".pickle", ".joblib", ".pt"))]
+    assert manifest["method"] == method
+    assert manifest["input"]["band_count"] == 8
+    assert [c["name"] for c in manifest["classes"]] == ["barren", "forest", "herbaceous", "urban", "water"]
+    assert all(c["color"].startswith("#") for c in manifest["classes"])
+    validation = json.loads(report.read_text())["validation"]
+    assert validation["scheme"] == "polygon_groups"
+    assert validation["n_test_polygons"] >= 5
+    cm = np.array(validation["confusion_matrix"])
+    assert np.isclose(np.trace(cm) / cm.sum(), result.overall_accuracy)
+    assert result.overall_accuracy > 0.6  # chance is about 0.2 with five classes
+    assert result.kappa > 0.4
+    assert not list(tmp_path.glob(f"*{TMP_MARKER}*"))
+
+
+def test_reloaded_model_predicts_the_same(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    samples = sample_pixels(str(sample_raster), str(sample_labels), "class")
+    for method in PROBES:
+        model = tmp_path / f"{method}.lpmodel"
+        train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method=method)
+        probe = PROBES[method]().fit(samples.x, samples.y, len(samples.classes))
+        loaded = load_model(model).probe
+        assert np.allclose(loaded.predict_proba(samples.x), probe.predict_proba(samples.x), atol=1e-4)
+
+
+def test_classified_raster_keeps_grid_crs_and_nodata(tmp_path: Path, sample_raster: Path, sample_model: Path) -> None:
+    with rasterio.open(sample_raster) as src:
+        data = src.read()
+        nodata = src.nodata
+    data[:, 10:40, 20:90] = nodata
+    holed = write_like(sample_raster, tmp_path / "holed.tif", data)
+    out = tmp_path / "classes.tif"
+    result = classify_raster(str(holed), str(sample_model), str(out), block=100)
+    codes = {c["code"] for c in load_model(sample_model).manifest["classes"]}
+    with rasterio.open(holed) as src, rasterio.open(out) as dst:
+        assert (dst.width, dst.height, dst.count) == (src.width, src.height, 1)
+        assert dst.transform == src.transform
+        assert dst.crs == src.crs
+        assert dst.nodata == 0
+        classes = dst.read(1)
+        assert dst.colormap(1)[1][:3] != (0, 0, 0)
+    assert (classes[10:40, 20:90] == 0).all()
+    valid = np.ones_like(classes, dtype=bool)
+    valid[10:40, 20:90] = False
+    assert set(np.unique(classes[valid])) <= codes
+    assert len(set(np.unique(classes[valid]))) >= 4  # a real map, not one class everywhere
+    assert result.nodata_pixels == 30 * 70
+    assert sum(result.class_pixels.values()) == valid.sum()
+
+
+def test_band_count_mismatch_is_refused(tmp_path: Path, sample_raster: Path, sample_model: Path) -> None:
+    with rasterio.open(sample_raster) as src:
+        three = write_like(sample_raster, tmp_path / "three.tif", src.read()[:3])
+    with pytest.raises(ModelFileError, match=r"trained on 8 bands.*has 3"):
+        classify_raster(str(three), str(sample_model), str(tmp_path / "x.tif"))
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_not_a_model_is_refused(tmp_path: Path, sample_raster: Path) -> None:
+    fake = tmp_path / "fake.lpmodel"
+    fake.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a Landprobe model"):
+        classify_raster(str(sample_raster), str(fake), str(tmp_path / "x.tif"))
+
+
+def test_unwritable_output_is_refused(tmp_path: Path, sample_raster: Path, sample_model: Path) -> None:
+    blocker = tmp_path / "report.txt"  # a file where the output's folder should be: fails even for root
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match="Cannot create the folder"):
+        classify_raster(str(sample_raster), str(sample_model), str(blocker / "x.tif"))

@@ -1,0 +1,103 @@
+"""The worker process: JSON events on stdout only, errors for users, and cancel that leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.rasters import TMP_MARKER
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(job: dict[str, Any], stdin_control: bool = True) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "engine", "worker"] + (["--stdin-control"] if stdin_control else [])
+    env = {k: v for k, v in os.environ.items() if k not in ("PROJ_DATA", "PROJ_LIB", "GDAL_DATA")}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps({"protocol": 1, **job}) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
+def run_worker(job: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    proc = start_worker(job, stdin_control=False)
+    out, _ = proc.communicate(timeout=120)
+    events = [json.loads(line) for line in out.splitlines()]  # every stdout line must be JSON
+    return proc.returncode, events
+
+
+def test_ping_answers_with_started_then_result() -> None:
+    code, events = run_worker({"operation": "ping", "params": {}})
+    assert code == 0
+    assert events[0]["event"] == "started" and events[0]["protocol"] == 1
+    assert events[-1] == {"event": "result", "outputs": events[-1]["outputs"]}
+    assert events[-1]["outputs"]["pong"] is True
+
+
+def test_user_error_is_an_error_event_naming_the_field(sample_raster: Path, sample_labels: Path,
+                                                       tmp_path: Path) -> None:
+    code, events = run_worker({"operation": "train_classifier", "params": {
+        "raster": str(sample_raster), "labels": str(sample_labels), "field": "nope",
+        "output_model": str(tmp_path / "m.lpmodel")}})
+    assert code == 1
+    assert events[-1]["event"] == "error" and events[-1]["kind"] == "input"
+    assert "'nope'" in events[-1]["message"] and "class" in events[-1]["message"]
+    assert "traceback" not in events[-1]
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_parameter_and_operation_are_explained() -> None:
+    code, events = run_worker({"operation": "classify_raster", "params": {"raster": "a", "modle": "b"}})
+    assert code == 1 and "no parameter modle" in events[-1]["message"]
+    code, events = run_worker({"operation": "paint", "params": {}})
+    assert code == 1 and "Unknown operation 'paint'" in events[-1]["message"]
+
+
+def test_train_reports_progress_logs_and_result(sample_raster: Path, sample_labels: Path, tmp_path: Path) -> None:
+    code, events = run_worker({"operation": "train_classifier", "params": {
+        "raster": str(sample_raster), "labels": str(sample_labels), "field": "class", "method": "xgboost",
+        "output_model": str(tmp_path / "m.lpmodel")}})
+    assert code == 0
+    kinds = [e["event"] for e in events]
+    assert "progress" in kinds and "log" in kinds
+    values = [e["value"] for e in events if e["event"] == "progress"]
+    assert values == sorted(values) and values[-1] == 1.0
+    assert any("overall accuracy" in e["text"] for e in events if e["event"] == "log")
+    assert events[-1]["outputs"]["overall_accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("how", ["cancel-line", "sigterm"])
+def test_cancel_stops_promptly_and_leaves_no_output(large_raster: Path, sample_model: Path, tmp_path: Path,
+                                                    how: str) -> None:
+    output = tmp_path / "classes.tif"
+    proc = start_worker({"operation": "classify_raster", "params": {
+        "raster": str(large_raster), "model": str(sample_model), "output": str(output)}})
+    assert proc.stdout is not None and proc.stdin is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "progress" and 0 < event["value"] < 0.5:
+            break
+        assert event["event"] != "result", "the job finished before it could be cancelled"
+    assert list(tmp_path.glob(f"*{TMP_MARKER}*")), "the job should be writing its temporary output"
+    cancelled_at = time.monotonic()
+    if how == "sigterm":
+        proc.terminate()
+    else:
+        proc.stdin.write("cancel\n")
+        proc.stdin.flush()
+    rest = proc.stdout.read()
+    code = proc.wait(timeout=10)
+    assert time.monotonic() - cancelled_at < 5
+    assert code == 3
+    assert json.loads(rest.splitlines()[-1])["kind"] == "cancelled"
+    assert not output.exists()
+    assert not list(tmp_path.iterdir())
