@@ -33,6 +33,7 @@ class _ConsoleFeedback(ThrottledFeedback):
 
 def _parser() -> argparse.ArgumentParser:
     from .probes import PROBES
+    from .validation import SCHEMES
 
     parser = argparse.ArgumentParser(prog="landprobe", description="Landprobe engine: classify rasters.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--method", default="logistic_regression", choices=sorted(PROBES))
     train.add_argument("--output-model", required=True)
     train.add_argument("--output-report")
+    train.add_argument("--validation", default="polygon_groups", choices=list(SCHEMES))
+    train.add_argument("--n-folds", type=int, default=5)
+    train.add_argument("--max-samples-per-class", type=int, default=20_000)
     train.add_argument("--seed", type=int, default=0)
     classify = sub.add_parser("classify", help="classify a raster with a model file")
     classify.add_argument("--raster", required=True)

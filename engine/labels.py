@@ -39,11 +39,15 @@ class LabelClass:
 
 @dataclass
 class Samples:
-    """Pixel samples: features ``x`` (n, bands), class index ``y`` into ``classes``, and polygon id ``groups``."""
+    """Pixel samples: features ``x`` (n, bands), class index ``y`` into ``classes``, polygon id ``groups``, and
+    the pixel's ``rows`` and ``cols`` on the raster grid.
+    """
 
     x: np.ndarray
     y: np.ndarray
     groups: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
     classes: list[LabelClass]
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -171,7 +175,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
         class_of_group = np.zeros(len(gdf) + 2, dtype="int32")
         class_of_group[gdf["_group"].to_numpy()] = gdf["_class"].to_numpy()
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
-        xs, groups = [], []
+        xs, groups, rows, cols = [], [], [], []
         sindex = gdf.sindex
         for i, block in enumerate(blocks):
             feedback.check_cancel()
@@ -191,6 +195,9 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                     keep = labelled & valid_mask(data, src.nodata)
                     xs.append(data[:, keep].T.astype("float32"))
                     groups.append(burnt[keep])
+                    r, c = np.nonzero(keep)
+                    rows.append((r + int(win.row_off)).astype("int32"))
+                    cols.append((c + int(win.col_off)).astype("int32"))
             feedback.progress((i + 1) / len(blocks), "Reading pixels under the labels")
     if not xs or sum(len(g) for g in groups) == 0:
         raise InputError(f"The labels of {labels} cover only nodata pixels of {raster}: no sample to train on.")
@@ -201,4 +208,5 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d pixels from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
-    return Samples(x=x, y=y, groups=g, classes=classes, stats=stats)
+    return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows), cols=np.concatenate(cols), classes=classes,
+                   stats=stats)

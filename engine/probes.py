@@ -171,7 +171,157 @@ class XGBoostProbe(Probe):
         return probe
 
 
-PROBES: dict[str, type[Probe]] = {p.name: p for p in (LogisticRegressionProbe, XGBoostProbe)}
+def _full_proba(proba: np.ndarray, present: np.ndarray, n_classes: int) -> np.ndarray:
+    """Spread probabilities over the classes a model saw into all ``n_classes`` columns."""
+    import numpy as np
+
+    full = np.zeros((len(proba), n_classes), dtype="float32")
+    full[:, present] = proba
+    return full
+
+
+class RandomForestProbe(Probe):
+    """scikit-learn random forest, balanced per bootstrap sample, all CPU cores.
+
+    The trees are saved as their node arrays (the numbers scikit-learn keeps for each node), never pickled, and
+    rebuilt on loading; a model from another scikit-learn node layout is refused with a message to retrain.
+    """
+
+    name = "random_forest"
+    label = "Random forest"
+
+    def __init__(self, n_estimators: int = 200, min_samples_leaf: int = 1, seed: int = 0) -> None:
+        """Keep the forest settings."""
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.seed = seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> RandomForestProbe:
+        """Grow the forest."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        self.model_ = RandomForestClassifier(
+            n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf, n_jobs=-1,
+            class_weight="balanced_subsample", random_state=self.seed,
+        ).fit(x, y)
+        self.n_classes_ = n_classes
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Mean of the trees' class frequencies."""
+        return _full_proba(self.model_.predict_proba(x), self.model_.classes_, self.n_classes_)
+
+    def state(self) -> State:
+        """Every tree's nodes and leaf values, concatenated, with offsets."""
+        import numpy as np
+
+        states = [t.tree_.__getstate__() for t in self.model_.estimators_]
+        arrays = {
+            "nodes": np.concatenate([s["nodes"] for s in states]),
+            "values": np.concatenate([s["values"] for s in states]).astype("float64"),
+            "node_counts": np.array([s["node_count"] for s in states], dtype="int64"),
+            "max_depths": np.array([s["max_depth"] for s in states], dtype="int64"),
+            "classes": self.model_.classes_.astype("int64"),
+        }
+        params = {"n_estimators": self.n_estimators, "min_samples_leaf": self.min_samples_leaf, "seed": self.seed,
+                  "n_classes": self.n_classes_, "n_features": int(self.model_.n_features_in_)}
+        return params, arrays, {}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
+        """Rebuild the trees from their node arrays."""
+        import numpy as np
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.tree import DecisionTreeClassifier
+        from sklearn.tree._tree import Tree
+
+        from .errors import ModelFileError
+
+        classes = arrays["classes"]
+        n_features = int(params["n_features"])
+        forest_classes = np.array([len(classes)], dtype=np.intp)
+        trees = []
+        start = 0
+        for count, depth in zip(arrays["node_counts"], arrays["max_depths"], strict=True):
+            tree = Tree(n_features, forest_classes, 1)
+            try:
+                tree.__setstate__({"max_depth": int(depth), "node_count": int(count),
+                                   "nodes": arrays["nodes"][start:start + count],
+                                   "values": arrays["values"][start:start + count]})
+            except (ValueError, TypeError) as exc:
+                raise ModelFileError(
+                    f"This random forest was saved by another scikit-learn version ({exc}); retrain the model."
+                ) from exc
+            start += int(count)
+            estimator = DecisionTreeClassifier()
+            estimator.tree_, estimator.n_outputs_, estimator.n_features_in_ = tree, 1, n_features
+            estimator.classes_, estimator.n_classes_ = classes, len(classes)
+            trees.append(estimator)
+        probe = cls(int(params["n_estimators"]), int(params["min_samples_leaf"]), int(params["seed"]))
+        model = RandomForestClassifier(n_estimators=len(trees), n_jobs=-1)
+        model.estimators_, model.classes_, model.n_classes_ = trees, classes, len(classes)
+        model.n_outputs_, model.n_features_in_ = 1, n_features
+        probe.model_, probe.n_classes_ = model, int(params["n_classes"])
+        return probe
+
+
+class KNearestNeighborsProbe(Probe):
+    """k nearest neighbours on standardised features, weighted by distance; keeps a random ``max_samples``."""
+
+    name = "knn"
+    label = "k-nearest neighbours"
+
+    def __init__(self, k: int = 7, max_samples: int = 50_000, seed: int = 0) -> None:
+        """Keep ``k`` and the size of the reference set."""
+        self.k = k
+        self.max_samples = max_samples
+        self.seed = seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> KNearestNeighborsProbe:
+        """Keep (a random subset of) the standardised samples as the reference set."""
+        import numpy as np
+
+        if len(y) > self.max_samples:
+            rng = np.random.default_rng(self.seed)
+            keep = rng.choice(len(y), self.max_samples, replace=False)
+            x, y = x[keep], y[keep]
+        x = np.asarray(x, dtype="float32")
+        self.mean_ = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0).astype("float32")
+        self.x_, self.y_, self.n_classes_ = (x - self.mean_) / self.scale_, y.astype("int64"), n_classes
+        self._build()
+        return self
+
+    def _build(self) -> None:
+        from sklearn.neighbors import KNeighborsClassifier
+
+        k = min(self.k, len(self.y_))
+        self.model_ = KNeighborsClassifier(k, weights="distance", n_jobs=-1).fit(self.x_, self.y_)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Distance-weighted votes of the nearest reference samples."""
+        xs = (x.astype("float32", copy=False) - self.mean_) / self.scale_
+        return _full_proba(self.model_.predict_proba(xs), self.model_.classes_, self.n_classes_)
+
+    def state(self) -> State:
+        """The reference set and the standardisation."""
+        params = {"k": self.k, "max_samples": self.max_samples, "seed": self.seed, "n_classes": self.n_classes_}
+        return params, {"x": self.x_, "y": self.y_, "mean": self.mean_, "scale": self.scale_}, {}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
+        """Rebuild the neighbour index from the reference set."""
+        probe = cls(int(params["k"]), int(params["max_samples"]), int(params["seed"]))
+        probe.x_, probe.y_, probe.n_classes_ = arrays["x"], arrays["y"], int(params["n_classes"])
+        probe.mean_, probe.scale_ = arrays["mean"], arrays["scale"]
+        probe._build()
+        return probe
+
+
+PROBES: dict[str, type[Probe]] = {
+    p.name: p for p in (LogisticRegressionProbe, XGBoostProbe, RandomForestProbe, KNearestNeighborsProbe)
+}
 
 
 def get_probe(name: str) -> type[Probe]:

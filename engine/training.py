@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
 from .probes import get_probe
 from .rasters import atomic_output, check_writable, raster_info
-from .validation import polygon_group_split
+from .validation import SCHEMES, cap_per_class, make_folds
 
 logger = logging.getLogger(__name__)
 
@@ -67,31 +67,48 @@ def _drop_empty_classes(samples: Samples) -> Samples:
     return samples
 
 
-def validate(samples: Samples, method: str, test_fraction: float, seed: int) -> dict[str, Any] | None:
-    """Fit on the training polygons, score on the held-out ones; ``None`` when no class can be held out."""
+def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test_fraction: float = 0.3,
+             n_folds: int = 5, seed: int = 0) -> dict[str, Any] | None:
+    """Fit on training folds, predict the held-out ones, and pool the predictions into one set of figures.
+
+    Returns ``None`` when the scheme is ``none`` or no sample can be held out.
+    """
+    import numpy as np
+
     names = [c.name for c in samples.classes]
-    test = polygon_group_split(samples.y, samples.groups, test_fraction, seed, names)
-    if not test.any():
-        logger.warning("No class has two or more polygons: validation skipped, no accuracy can be reported.")
+    folds = make_folds(scheme, samples.y, samples.groups, samples.rows, samples.cols, test_fraction=test_fraction,
+                       n_folds=n_folds, seed=seed, class_names=names)
+    if not folds:
+        if scheme != "none":
+            logger.warning("No class has two or more polygons: validation skipped, no accuracy can be reported.")
         return None
-    probe = get_probe(method)().fit(samples.x[~test], samples.y[~test], len(names))
-    predicted = probe.predict_proba(samples.x[test]).argmax(axis=1)
-    figures = accuracy_figures(confusion_matrix(samples.y[test], predicted, len(names)), names)
+    tested = np.zeros(len(samples.y), dtype=bool)
+    predicted = np.zeros(len(samples.y), dtype="int64")
+    fold_oa = []
+    for test in folds:
+        probe = get_probe(method)().fit(samples.x[~test], samples.y[~test], len(names))
+        predicted[test] = probe.predict_proba(samples.x[test]).argmax(axis=1)
+        tested |= test
+        fold_oa.append(float((predicted[test] == samples.y[test]).mean()))
+    figures = accuracy_figures(confusion_matrix(samples.y[tested], predicted[tested], len(names)), names)
     figures.update({
-        "scheme": "polygon_groups",
-        "description": "Whole polygons held out, stratified by class; figures are per held-out pixel.",
-        "test_fraction": test_fraction,
+        "scheme": scheme,
+        "description": SCHEMES[scheme],
+        "optimistic": scheme == "random_pixels",
+        "n_folds": len(folds),
+        "fold_overall_accuracy": fold_oa,
+        "test_fraction": test_fraction if len(folds) == 1 else None,
         "seed": seed,
-        "n_train_polygons": len(set(samples.groups[~test].tolist())),
-        "n_test_polygons": len(set(samples.groups[test].tolist())),
-        "n_train_pixels": int((~test).sum()),
+        "n_test_polygons": len(np.unique(samples.groups[tested])),
+        "n_polygons": len(np.unique(samples.groups)),
     })
     return figures
 
 
 def train_classifier(raster: str, labels: str, field: str, output_model: str, method: str = "logistic_regression",
-                     output_report: str | None = None, test_fraction: float = 0.3, seed: int = 0,
-                     feedback: Feedback | None = None) -> TrainResult:
+                     output_report: str | None = None, validation: str = "polygon_groups",
+                     test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
+                     seed: int = 0, feedback: Feedback | None = None) -> TrainResult:
     """Train ``method`` on the raw band values under the labels and save a model file.
 
     Args:
@@ -100,9 +117,12 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
         field: the class field, text or whole numbers.
         output_model: where to write the ``.lpmodel`` file.
         method: a name from :data:`engine.probes.PROBES`.
-        output_report: optional JSON file with the validation figures.
-        test_fraction: share of each class's polygons held out for validation.
-        seed: seed of the polygon split.
+        output_report: optional JSON file with the validation figures (an HTML page is written beside it).
+        validation: a scheme from :data:`engine.validation.SCHEMES`.
+        test_fraction: share of each class's polygons held out by ``polygon_groups`` and ``random_pixels``.
+        n_folds: folds of ``group_kfold`` and ``spatial_blocks``.
+        max_samples_per_class: at most this many pixels per class, shared evenly among its polygons.
+        seed: seed of the splits and the sampling.
         feedback: progress and cancel.
 
     Returns:
@@ -110,19 +130,28 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
 
     """
     feedback = feedback or Feedback()
-    get_probe(method)  # fail fast on an unknown method
+    get_probe(method)  # fail fast on an unknown method and scheme
+    if validation not in SCHEMES:
+        raise InputError(f"Unknown validation {validation!r}; choose one of: {', '.join(SCHEMES)}.")
     check_writable(output_model)
     if output_report:
         check_writable(output_report)
     info = raster_info(raster)
     samples = _drop_empty_classes(sample_pixels(raster, labels, field, feedback.stage(0.0, 0.3)))
+    keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
+    if len(keep) < len(samples.y):
+        logger.info("Kept %d of %d pixels (at most %d per class, shared among its polygons).", len(keep),
+                    len(samples.y), max_samples_per_class)
+        samples = replace(samples, x=samples.x[keep], y=samples.y[keep], groups=samples.groups[keep],
+                          rows=samples.rows[keep], cols=samples.cols[keep])
+    samples.stats["n_samples_used"] = len(samples.y)
     feedback.progress(0.3, "Validating on held-out polygons")
     feedback.check_cancel()
-    validation = validate(samples, method, test_fraction, seed)
-    if validation:
-        logger.info("Held-out polygons: overall accuracy %.3f, kappa %.3f (%d pixels of %d polygons).",
-                    validation["overall_accuracy"], validation["kappa"], validation["n"],
-                    validation["n_test_polygons"])
+    figures = validate(samples, method, validation, test_fraction, n_folds, seed)
+    if figures:
+        logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f (%d pixels of %d polygons)%s.",
+                    validation, figures["overall_accuracy"], figures["kappa"], figures["n"],
+                    figures["n_test_polygons"], ", OPTIMISTIC" if figures["optimistic"] else "")
     feedback.progress(0.65, "Training the final model on all labels")
     feedback.check_cancel()
     probe = get_probe(method)().fit(samples.x, samples.y, len(samples.classes))
@@ -135,22 +164,22 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
                   "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": info.path},
         "features": {"recipe": "raw_bands", "bands": list(range(1, info.count + 1))},
         "training": {**samples.stats, "labels": labels},
-        "validation": validation,
+        "validation": figures,
         "libraries": library_versions(),
     }
     save_model(output_model, manifest, probe)
     if output_report:
         report = {"title": "Landprobe training report", "method": method, "raster": raster, "labels": labels,
-                  "field": field, "validation": validation, "training": manifest["training"],
+                  "field": field, "validation": figures, "training": manifest["training"],
                   "classes": manifest["classes"], "model": str(output_model)}
         with atomic_output(output_report) as tmp:
             tmp.write_text(json.dumps(report, indent=2))
     feedback.progress(1.0, "Done")
     return TrainResult(
         output_model=str(output_model), output_report=output_report,
-        overall_accuracy=validation["overall_accuracy"] if validation else None,
-        kappa=validation["kappa"] if validation else None,
-        macro_f1=validation["macro_f1"] if validation else None,
+        overall_accuracy=figures["overall_accuracy"] if figures else None,
+        kappa=figures["kappa"] if figures else None,
+        macro_f1=figures["macro_f1"] if figures else None,
         classes=[c.name for c in samples.classes], n_samples=samples.stats["n_samples"],
         n_polygons=samples.stats["n_polygons"],
     )

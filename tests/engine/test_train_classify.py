@@ -99,3 +99,20 @@ def test_unwritable_output_is_refused(tmp_path: Path, sample_raster: Path, sampl
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match="Cannot create the folder"):
         classify_raster(str(sample_raster), str(sample_model), str(blocker / "x.tif"))
+
+
+@pytest.mark.parametrize("scheme", ["group_kfold", "spatial_blocks", "random_pixels"])
+def test_validation_schemes_are_recorded_in_the_report(tmp_path: Path, sample_raster: Path, sample_labels: Path,
+                                                       scheme: str) -> None:
+    report = tmp_path / "r.json"
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "m.lpmodel"),
+                     output_report=str(report), validation=scheme, n_folds=3)
+    validation = json.loads(report.read_text())["validation"]
+    assert validation["scheme"] == scheme
+    assert validation["optimistic"] is (scheme == "random_pixels")
+    if scheme != "random_pixels":
+        assert validation["n_folds"] == 3
+        assert validation["n"] == validation["per_class"][0]["reference_count"] + sum(
+            c["reference_count"] for c in validation["per_class"][1:])
+    if scheme == "group_kfold":  # every polygon was tested once
+        assert validation["n_test_polygons"] == validation["n_polygons"] == 30

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from engine.metrics import accuracy_figures, confusion_matrix
-from engine.validation import polygon_group_split
+from engine.validation import cap_per_class, make_folds, polygon_group_split, spatial_block_ids
 
 
 def make_groups(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +50,43 @@ def test_figures_match_sklearn() -> None:
     per_class_f1 = [c["f1"] for c in figures["per_class"]]
     assert np.allclose(per_class_f1, f1_score(truth, pred, average=None))
     assert sum(c["reference_count"] for c in figures["per_class"]) == 500
+
+
+def test_kfold_tests_every_polygon_once_and_never_splits_one() -> None:
+    y, groups = make_groups()
+    rows = np.arange(len(y)) // 10
+    cols = np.arange(len(y)) % 10
+    folds = make_folds("group_kfold", y, groups, rows, cols, n_folds=4, seed=0)
+    assert len(folds) == 4
+    assert np.array_equal(np.sum(folds, axis=0), np.ones(len(y)))  # each sample tested exactly once
+    for test in folds:
+        assert not set(groups[test]) & set(groups[~test])
+
+
+def test_spatial_blocks_keep_polygons_whole_and_group_neighbours() -> None:
+    y, groups = make_groups()
+    # polygons laid out along a line: each polygon a run of pixels
+    cols = np.arange(len(y))
+    rows = np.zeros(len(y), dtype=int)
+    blocks = spatial_block_ids(groups, rows, cols, block_size=100)
+    for g in np.unique(groups):
+        assert len(np.unique(blocks[groups == g])) == 1
+    folds = make_folds("spatial_blocks", y, groups, rows, cols, n_folds=3, seed=0, block_size=100)
+    for test in folds:
+        assert not set(blocks[test]) & set(blocks[~test])
+
+
+def test_random_pixels_is_available_but_leaks() -> None:
+    y, groups = make_groups()
+    (test,) = make_folds("random_pixels", y, groups, y, y, test_fraction=0.3, seed=0)
+    assert set(groups[test]) & set(groups[~test])  # this is why the report calls it optimistic
+
+
+def test_cap_shares_the_budget_among_polygons() -> None:
+    y = np.array([0] * 1000 + [0] * 10 + [1] * 50)
+    groups = np.array([1] * 1000 + [2] * 10 + [3] * 50)
+    keep = cap_per_class(y, groups, max_per_class=100, seed=0)
+    assert (groups[keep] == 2).sum() == 10  # the small polygon keeps everything
+    assert (groups[keep] == 1).sum() == 90  # the huge one gets the rest of the budget
+    assert (groups[keep] == 3).sum() == 50  # classes under the cap are untouched
+    assert len(np.unique(keep)) == len(keep)
