@@ -39,8 +39,10 @@ class LabelClass:
 
 @dataclass
 class Samples:
-    """Pixel samples: features ``x`` (n, bands), class index ``y`` into ``classes``, polygon id ``groups``, and
-    the pixel's ``rows`` and ``cols`` on the raster grid.
+    """Pixel samples: features, classes, polygons and positions.
+
+    ``x`` (n, bands) holds the band values, ``y`` the class index into ``classes``, ``groups`` the polygon id, and
+    ``rows`` and ``cols`` the pixel's position on the raster grid.
     """
 
     x: np.ndarray
