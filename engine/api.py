@@ -65,14 +65,26 @@ def classify_raster(**kwargs: Any) -> Any:
     return run(**kwargs)
 
 
+def assess_accuracy(**kwargs: Any) -> Any:
+    """See :func:`engine.accuracy.assess_accuracy`."""
+    from .accuracy import assess_accuracy as run
+
+    return run(**kwargs)
+
+
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "ping": ping,
     "engine_status": engine_status,
     "train_classifier": train_classifier,
     "classify_raster": classify_raster,
+    "assess_accuracy": assess_accuracy,
 }
 
-_TARGETS = {"train_classifier": ("training", "train_classifier"), "classify_raster": ("predict", "classify_raster")}
+_TARGETS = {
+    "train_classifier": ("training", "train_classifier"),
+    "classify_raster": ("predict", "classify_raster"),
+    "assess_accuracy": ("accuracy", "assess_accuracy"),
+}
 
 
 def _signature(operation: str) -> inspect.Signature:

@@ -56,10 +56,18 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--raster", required=True)
     classify.add_argument("--model", required=True)
     classify.add_argument("--output", required=True)
+    classify.add_argument("--output-probability")
+    classify.add_argument("--output-confidence")
+    assess = sub.add_parser("assess", help="assess a classified raster against reference polygons")
+    assess.add_argument("--classified", required=True)
+    assess.add_argument("--reference", required=True)
+    assess.add_argument("--field", required=True)
+    assess.add_argument("--output-report", required=True)
     return parser
 
 
-_OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster"}
+_OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
+               "assess": "assess_accuracy"}
 
 
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

@@ -65,7 +65,8 @@ def split_layer_uri(path: str) -> tuple[str, str | None]:
     return file_path, layer
 
 
-def read_labels(path: str, field_name: str, crs_wkt: str | None) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
+def read_labels(path: str, field_name: str, crs_wkt: str | None,
+                min_classes: int = 2) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
     """Read a label layer, check its class field and reproject it to ``crs_wkt``.
 
     Returns:
@@ -116,7 +117,7 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None) -> tuple[gpd.Ge
         classes = [LabelClass(i + 1, n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(unique)]
         index = {n: i for i, n in enumerate(unique)}
         gdf["_class"] = text.map(index).astype("int32")
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise InputError(
             f"Field {field_name!r} of {name} has a single class ({classes[0].name}); a classifier needs at least two."
         )

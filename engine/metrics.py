@@ -54,3 +54,142 @@ def accuracy_figures(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         "confusion_matrix": cm.astype("int64").tolist(),
         "classes": list(class_names),
     }
+
+
+#: Two-sided 95 % normal quantile used for the confidence intervals of :func:`area_adjusted`.
+Z95 = 1.96
+
+
+def _ci(se: float | None) -> float | None:
+    return Z95 * se if se is not None else None
+
+
+def area_adjusted(cm: np.ndarray, map_pixels: np.ndarray, pixel_area_m2: float | None,
+                  class_names: list[str] | None = None) -> dict[str, Any]:
+    """Area-weighted accuracy and error-adjusted area estimates with 95 % confidence intervals.
+
+    Implements the stratified estimators of Olofsson et al. (2014), "Good practices for estimating area and
+    assessing accuracy of land change", Remote Sensing of Environment 148, 42-57, with the map classes as strata.
+
+    Orientation: ``cm`` is a :func:`confusion_matrix`, with **reference** classes in rows and **map** classes in
+    columns. Olofsson's notation is the transpose: ``n_ij`` counts samples *mapped* as ``i`` whose reference class
+    is ``j``, so ``n = cm.T`` here. With ``W_i`` the mapped proportion of class ``i`` (from ``map_pixels``, the
+    whole map's pixel counts per class) and ``n_i.`` the number of samples in stratum ``i``, the estimated area
+    proportions are ``p_ij = W_i * n_ij / n_i.`` (eq. 4). From them:
+
+    * overall accuracy ``O = sum_i p_ii`` and its standard error (eq. 5);
+    * user's accuracy ``U_i = p_ii / p_i.`` (eq. 2) and its standard error (eq. 6);
+    * producer's accuracy ``P_j = p_jj / p_.j`` (eq. 3) and its standard error (eq. 7);
+    * the area proportion of reference class ``k``, ``p_.k`` (eq. 9), its standard error (eq. 10), the area
+      ``A * p_.k`` (eq. 11) and the area's standard error (eq. 12).
+
+    Confidence intervals are ``1.96 * SE`` (half-widths). Quantities that would divide by zero are ``None``: user's
+    accuracy of a map class without samples, standard errors of strata with a single sample, producer's accuracy
+    of a class with zero estimated area. A map class present in the map (``W_i > 0``) but without any sample
+    leaves its row of ``p_ij`` unknown, so overall accuracy, producer's accuracies and areas (which all depend on
+    every stratum) are ``None``; it is listed under ``unsampled_strata``.
+
+    The estimators assume a probability sample (e.g. stratified random) of the map; for purposively drawn reference
+    polygons they are indicative only.
+
+    Args:
+        cm: confusion matrix of sample counts, reference rows and map columns.
+        map_pixels: number of pixels mapped as each class in the whole map, in the order of ``cm``.
+        pixel_area_m2: area of one pixel in square metres; ``None`` (e.g. a geographic CRS) gives proportions only.
+        class_names: names for the ``class`` entries; defaults to the class indices.
+
+    Returns:
+        ``per_class`` entries (map pixels, mapped and estimated area in m² and ha with 95 % CI half-widths, user's
+        and producer's accuracy with CIs, samples per stratum), overall accuracy with its CI, the area-proportion
+        matrix (same orientation as ``cm``), totals and the strata without samples.
+
+    """
+    import numpy as np
+
+    counts = np.asarray(cm, dtype="float64")
+    k = counts.shape[0]
+    if counts.shape != (k, k) or len(map_pixels) != k:
+        raise ValueError(f"cm must be square and match map_pixels; got {counts.shape} and {len(map_pixels)}.")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    n = counts.T  # Olofsson: rows = map class (stratum) i, columns = reference class j
+    pixels = np.asarray(map_pixels, dtype="float64")
+    total_pixels = pixels.sum()
+    weights = pixels / total_pixels if total_pixels else np.zeros(k)
+    n_i = n.sum(axis=1)
+    sampled = n_i > 0
+    row_share = np.divide(n, n_i[:, None], out=np.zeros_like(n), where=sampled[:, None])  # n_ij / n_i.
+    p = weights[:, None] * row_share
+    unsampled = [i for i in range(k) if weights[i] > 0 and not sampled[i]]
+    complete = not unsampled
+    # Per-stratum variance factor 1 / (n_i. - 1); strata with W_i = 0 contribute nothing whatever their size.
+    contributes = weights > 0
+    var_ok = bool(np.all(n_i[contributes] > 1))
+    inv = np.divide(1.0, n_i - 1, out=np.zeros(k), where=n_i > 1)
+    users = [float(row_share[i, i]) if sampled[i] else None for i in range(k)]
+
+    oa = oa_se = None
+    if complete and total_pixels:
+        oa = float(np.trace(p))
+        if var_ok:
+            u = np.diag(row_share)
+            oa_se = float(np.sqrt(np.sum(weights**2 * u * (1 - u) * inv)))
+
+    area_total_m2 = total_pixels * pixel_area_m2 if pixel_area_m2 is not None else None
+    ref_prop = p.sum(axis=0)  # p_.j, estimated area proportion of reference class j
+    prop_var = (weights[:, None] ** 2 * row_share * (1 - row_share) * inv[:, None]).sum(axis=0)
+    per_class = []
+    for j in range(k):
+        ua = users[j]
+        ua_se = float(np.sqrt(ua * (1 - ua) / (n_i[j] - 1))) if ua is not None and n_i[j] > 1 else None
+        prop = float(ref_prop[j]) if complete and total_pixels else None
+        prop_se = float(np.sqrt(prop_var[j])) if prop is not None and var_ok else None
+        pa = pa_se = None
+        if prop:
+            pa = float(p[j, j] / ref_prop[j])
+            if var_ok:
+                # eq. 7 with N_i. replaced by W_i (the ratio is scale-free): N_.j / N = p_.j.
+                own = weights[j] ** 2 * (1 - pa) ** 2 * row_share[j, j] * (1 - row_share[j, j]) * inv[j]
+                others = sum(weights[i] ** 2 * row_share[i, j] * (1 - row_share[i, j]) * inv[i]
+                             for i in range(k) if i != j)
+                pa_se = float(np.sqrt((own + pa**2 * others) / ref_prop[j] ** 2))
+        mapped_m2 = float(pixels[j] * pixel_area_m2) if pixel_area_m2 is not None else None
+        area_m2 = prop * area_total_m2 if prop is not None and area_total_m2 is not None else None
+        area_se_m2 = prop_se * area_total_m2 if prop_se is not None and area_total_m2 is not None else None
+        per_class.append({
+            "class": names[j],
+            "map_pixels": int(pixels[j]),
+            "mapped_proportion": float(weights[j]),
+            "mapped_area_m2": mapped_m2,
+            "mapped_area_ha": mapped_m2 / 1e4 if mapped_m2 is not None else None,
+            "n_samples": int(n_i[j]),
+            "proportion": prop,
+            "proportion_se": prop_se,
+            "proportion_ci95": _ci(prop_se),
+            "area_m2": area_m2,
+            "area_m2_se": area_se_m2,
+            "area_m2_ci95": _ci(area_se_m2),
+            "area_ha": area_m2 / 1e4 if area_m2 is not None else None,
+            "area_ha_ci95": _ci(area_se_m2) / 1e4 if area_se_m2 is not None else None,
+            "users_accuracy": ua,
+            "users_accuracy_se": ua_se,
+            "users_accuracy_ci95": _ci(ua_se),
+            "producers_accuracy": pa,
+            "producers_accuracy_se": pa_se,
+            "producers_accuracy_ci95": _ci(pa_se),
+        })
+    return {
+        "estimator": "Olofsson et al. (2014) stratified estimators, map classes as strata",
+        "z": Z95,
+        "n": int(counts.sum()),
+        "pixel_area_m2": pixel_area_m2,
+        "total_pixels": int(total_pixels),
+        "total_area_m2": area_total_m2,
+        "total_area_ha": area_total_m2 / 1e4 if area_total_m2 is not None else None,
+        "overall_accuracy": oa,
+        "overall_accuracy_se": oa_se,
+        "overall_accuracy_ci95": _ci(oa_se),
+        "per_class": per_class,
+        "proportion_matrix": p.T.tolist(),  # reference rows, map columns, like cm
+        "unsampled_strata": [names[i] for i in unsampled],
+        "classes": names,
+    }

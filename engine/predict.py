@@ -1,28 +1,42 @@
-"""Whole-raster prediction, window by window, with bounded memory, into a GeoTIFF written atomically."""
+"""Whole-raster prediction: windows read and classified in parallel threads, written in order, bounded memory.
+
+Each output is first written as a tiled GeoTIFF, then copied into a Cloud-Optimized GeoTIFF with overviews under
+a temporary name, and renamed only when complete.
+"""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelFileError
 from .feedback import Feedback
-from .model_file import load_model
-from .rasters import atomic_output, iter_windows, open_raster, valid_mask
+from .legend import write_category_names, write_paletted_style
+from .model_file import LoadedModel, load_model
+from .rasters import atomic_output, iter_windows, open_raster, temporary_path, valid_mask
 
 if TYPE_CHECKING:
-    pass
+    import numpy as np
 
 logger = logging.getLogger(__name__)
+
+PROBABILITY_NODATA = -1.0
 
 
 @dataclass
 class ClassifyResult:
-    """Where the map went and how many pixels each class got."""
+    """Where the maps went and how many pixels each class got."""
 
     output: str
+    output_probability: str | None
+    output_confidence: str | None
     width: int
     height: int
     class_pixels: dict[str, int]
@@ -57,48 +71,154 @@ def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
         )
 
 
-def classify_raster(raster: str, model: str, output: str, feedback: Feedback | None = None,
-                    block: int = 512) -> ClassifyResult:
-    """Apply a model file to every valid pixel of ``raster`` and write class codes to ``output`` (GeoTIFF).
+class _WindowPredictor:
+    """Reads a window and predicts it; safe to call from several threads (one dataset handle per thread)."""
 
-    The output has the input's grid and CRS; pixels that are nodata in any input band are nodata in the output.
+    def __init__(self, raster: str, model: LoadedModel, want_proba: bool) -> None:
+        import numpy as np
+
+        self._raster = raster
+        self._model = model
+        self._codes = np.array([c["code"] for c in model.manifest["classes"]])
+        self._want_proba = want_proba
+        self._local = threading.local()
+        self._handles: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _src(self) -> Any:
+        src = getattr(self._local, "src", None)
+        if src is None:
+            src = self._local.src = open_raster(self._raster)
+            with self._lock:
+                self._handles.append(src)
+        return src
+
+    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class index per pixel (-1 for nodata) and, when asked for, class probabilities (classes, rows, cols)."""
+        import numpy as np
+
+        src = self._src()
+        data = src.read(window=window)
+        valid = valid_mask(data, src.nodata)
+        index = np.full(valid.shape, -1, dtype="int32")
+        proba_block = None
+        if self._want_proba:
+            proba_block = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
+        if valid.any():
+            proba = self._model.probe.predict_proba(data[:, valid].T.astype("float32", copy=False))
+            index[valid] = proba.argmax(axis=1)
+            if proba_block is not None:
+                proba_block[:, valid] = proba.T
+        return index, proba_block
+
+    def close(self) -> None:
+        for src in self._handles:
+            src.close()
+
+
+def _to_cog(work: Path, target: Path, resampling: str) -> None:
+    """Copy a tiled GeoTIFF into a Cloud-Optimized GeoTIFF with overviews."""
+    from rasterio.shutil import copy
+
+    copy(work, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling,
+         BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+
+
+def classify_raster(raster: str, model: str, output: str, output_probability: str | None = None,
+                    output_confidence: str | None = None, feedback: Feedback | None = None, block: int = 512,
+                    threads: int | None = None) -> ClassifyResult:
+    """Apply a model file to every valid pixel of ``raster``.
+
+    Args:
+        raster: the raster to classify (the model's bands, in the same order).
+        model: a ``.lpmodel`` file.
+        output: GeoTIFF of class codes on the input's grid and CRS, nodata where any input band is nodata, with a
+            colour table, category names (``.aux.xml``) and a QGIS style (``.qml``).
+        output_probability: optional Float32 GeoTIFF with one band per class (band descriptions are class names).
+        output_confidence: optional Float32 GeoTIFF with the highest class probability.
+        feedback: progress and cancel (checked once per window).
+        block: window size in pixels.
+        threads: threads reading and predicting windows (default: all cores).
+
+    Returns:
+        The paths written and the pixel count of each class.
+
     """
     import numpy as np
     import rasterio
+    from threadpoolctl import threadpool_limits
 
     feedback = feedback or Feedback()
     loaded = load_model(model)
-    manifest = loaded.manifest
-    classes = manifest["classes"]
+    classes = loaded.manifest["classes"]
     codes = np.array([c["code"] for c in classes])
     dtype, nodata = output_encoding(codes.tolist())
     counts = np.zeros(len(classes), dtype="int64")
     nodata_pixels = 0
+    threads = threads or os.cpu_count() or 1
     with open_raster(raster) as src:
-        check_compatible(manifest, src, raster)
-        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1, "dtype": dtype,
-                   "nodata": nodata, "crs": src.crs, "transform": src.transform, "tiled": True,
-                   "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+        check_compatible(loaded.manifest, src, raster)
+        base = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,
+                "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         windows = list(iter_windows(src.width, src.height, block))
-        with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-            if dtype != "int32":  # the colour table must be set before any pixel is written
-                dst.write_colormap(1, {c["code"]: _hex_to_rgba(c["color"]) for c in classes})
-            for i, win in enumerate(windows):
-                feedback.check_cancel()
-                data = src.read(window=win)
-                valid = valid_mask(data, src.nodata)
-                out = np.full(valid.shape, nodata, dtype=dtype)
-                if valid.any():
-                    x = data[:, valid].T.astype("float32", copy=False)
-                    index = loaded.probe.predict_proba(x).argmax(axis=1)
-                    out[valid] = codes[index]
-                    counts += np.bincount(index, minlength=len(classes))
-                nodata_pixels += int((~valid).sum())
-                dst.write(out, 1, window=win)
-                feedback.progress((i + 1) / len(windows), f"Classifying window {i + 1} of {len(windows)}")
-            dst.update_tags(1, **{f"CLASS_{c['code']}": c["name"] for c in classes})
-            dst.set_band_description(1, f"class ({manifest.get('field', 'class')})")
-    result = ClassifyResult(output=str(Path(output)), width=profile["width"], height=profile["height"],
+    loaded.probe.set_threads(1)  # parallelism comes from the window threads
+    predictor = _WindowPredictor(raster, loaded, want_proba=bool(output_probability or output_confidence))
+    outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
+    with contextlib.ExitStack() as stack:
+        finals = {k: stack.enter_context(atomic_output(p)) for k, p in outputs.items() if p}
+        works = {k: temporary_path(p) for k, p in finals.items()}
+        stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
+        profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
+                    "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
+                    "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
+        dsts = {k: stack.enter_context(rasterio.open(w, "w", **profiles[k])) for k, w in works.items()}
+        if dtype != "int32":  # the colour table must be set before any pixel is written
+            dsts["class"].write_colormap(1, {c["code"]: _hex_to_rgba(c["color"]) for c in classes})
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="landprobe")
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        stack.callback(predictor.close)
+        stack.enter_context(threadpool_limits(limits=1))
+        pending: collections.deque[tuple[Any, Future[Any]]] = collections.deque()
+        todo = iter(windows)
+        for i in range(len(windows)):
+            while len(pending) < 2 * threads:  # bounded look-ahead keeps memory flat
+                win = next(todo, None)
+                if win is None:
+                    break
+                pending.append((win, pool.submit(predictor, win)))
+            feedback.check_cancel()
+            win, future = pending.popleft()
+            index, proba = future.result()
+            valid = index >= 0
+            out = np.full(index.shape, nodata, dtype=dtype)
+            out[valid] = codes[index[valid]]
+            counts += np.bincount(index[valid], minlength=len(classes))
+            nodata_pixels += int((~valid).sum())
+            dsts["class"].write(out, 1, window=win)
+            if "probability" in dsts:
+                dsts["probability"].write(proba, window=win)
+            if "confidence" in dsts:
+                dsts["confidence"].write(proba.max(axis=0), 1, window=win)
+            feedback.progress(0.9 * (i + 1) / len(windows), f"Classifying window {i + 1} of {len(windows)}")
+        dsts["class"].update_tags(1, **{f"CLASS_{c['code']}": c["name"] for c in classes})
+        dsts["class"].set_band_description(1, f"class ({loaded.manifest.get('field', 'class')})")
+        for band, c in enumerate(classes, start=1):
+            if "probability" in dsts:
+                dsts["probability"].set_band_description(band, f"probability of {c['name']}")
+        if "confidence" in dsts:
+            dsts["confidence"].set_band_description(1, "confidence (highest class probability)")
+        for dst in dsts.values():
+            dst.close()
+        feedback.progress(0.92, "Writing Cloud-Optimized GeoTIFFs with overviews")
+        for key, work in works.items():
+            feedback.check_cancel()
+            _to_cog(work, finals[key], "NEAREST" if key == "class" else "AVERAGE")
+        write_category_names(Path(str(finals["class"]) + ".aux.xml"), classes, nodata)
+        write_paletted_style(finals["class"].with_suffix(".qml"), classes)
+    feedback.progress(1.0, "Done")
+    result = ClassifyResult(output=str(Path(output)), output_probability=output_probability,
+                            output_confidence=output_confidence, width=base["width"], height=base["height"],
                             class_pixels={c["name"]: int(n) for c, n in zip(classes, counts, strict=True)},
                             nodata_pixels=nodata_pixels)
     logger.info("Wrote %s: %s.", output, ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))

@@ -45,6 +45,9 @@ class Probe:
         """The fitted state: JSON-able parameters, arrays and byte blobs."""
         raise NotImplementedError
 
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` threads in ``predict_proba`` (callers that parallelise over windows set 1)."""
+
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
         """Rebuild a fitted probe from :meth:`state`."""
@@ -153,6 +156,10 @@ class XGBoostProbe(Probe):
 
         return np.asarray(self.booster_.inplace_predict(x), dtype="float32").reshape(len(x), self.n_classes_)
 
+    def set_threads(self, n: int) -> None:
+        """Threads of the booster's prediction."""
+        self.booster_.set_param({"nthread": n})
+
     def state(self) -> State:
         """The booster as UBJSON bytes."""
         params = {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
@@ -210,6 +217,10 @@ class RandomForestProbe(Probe):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Mean of the trees' class frequencies."""
         return _full_proba(self.model_.predict_proba(x), self.model_.classes_, self.n_classes_)
+
+    def set_threads(self, n: int) -> None:
+        """Threads over the trees."""
+        self.model_.n_jobs = n
 
     def state(self) -> State:
         """Every tree's nodes and leaf values, concatenated, with offsets."""
@@ -303,6 +314,10 @@ class KNearestNeighborsProbe(Probe):
         """Distance-weighted votes of the nearest reference samples."""
         xs = (x.astype("float32", copy=False) - self.mean_) / self.scale_
         return _full_proba(self.model_.predict_proba(xs), self.model_.classes_, self.n_classes_)
+
+    def set_threads(self, n: int) -> None:
+        """Threads of the neighbour search."""
+        self.model_.n_jobs = n
 
     def state(self) -> State:
         """The reference set and the standardisation."""

@@ -122,14 +122,18 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = temporary_path(target)
     try:
         yield tmp
-        # GDAL side-car files (.aux.xml) follow their raster.
-        for side in (".aux.xml", ".ovr"):
-            side_tmp = Path(str(tmp) + side)
+        for side_tmp, side_target in _side_cars(tmp, target):
             if side_tmp.exists():
-                os.replace(side_tmp, str(target) + side)
+                os.replace(side_tmp, side_target)
         os.replace(tmp, target)
     except BaseException:
-        for leftover in (tmp, Path(str(tmp) + ".aux.xml"), Path(str(tmp) + ".ovr")):
+        for leftover in [tmp, *(side for side, _ in _side_cars(tmp, target))]:
             with contextlib.suppress(OSError):
                 leftover.unlink()
         raise
+
+
+def _side_cars(tmp: Path, target: Path) -> list[tuple[Path, Path]]:
+    """Side-car files that follow a raster: GDAL's ``.aux.xml`` and ``.ovr``, and QGIS's default style ``.qml``."""
+    pairs = [(Path(str(tmp) + ext), Path(str(target) + ext)) for ext in (".aux.xml", ".ovr")]
+    return [*pairs, (tmp.with_suffix(".qml"), target.with_suffix(".qml"))]

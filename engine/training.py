@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 from dataclasses import asdict, dataclass, replace
@@ -16,7 +15,8 @@ from .labels import Samples, sample_pixels
 from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
 from .probes import get_probe
-from .rasters import atomic_output, check_writable, raster_info
+from .rasters import check_writable, raster_info
+from .report import html_path, write_report
 from .validation import SCHEMES, cap_per_class, make_folds
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class TrainResult:
 
     output_model: str
     output_report: str | None
+    output_html: str | None
     overall_accuracy: float | None
     kappa: float | None
     macro_f1: float | None
@@ -172,11 +173,11 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
         report = {"title": "Landprobe training report", "method": method, "raster": raster, "labels": labels,
                   "field": field, "validation": figures, "training": manifest["training"],
                   "classes": manifest["classes"], "model": str(output_model)}
-        with atomic_output(output_report) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
+        write_report(report, output_report)
     feedback.progress(1.0, "Done")
     return TrainResult(
         output_model=str(output_model), output_report=output_report,
+        output_html=str(html_path(output_report)) if output_report else None,
         overall_accuracy=figures["overall_accuracy"] if figures else None,
         kappa=figures["kappa"] if figures else None,
         macro_f1=figures["macro_f1"] if figures else None,

@@ -116,3 +116,42 @@ def test_validation_schemes_are_recorded_in_the_report(tmp_path: Path, sample_ra
             c["reference_count"] for c in validation["per_class"][1:])
     if scheme == "group_kfold":  # every polygon was tested once
         assert validation["n_test_polygons"] == validation["n_polygons"] == 30
+
+
+def test_probability_confidence_and_legend(tmp_path: Path, sample_raster: Path, sample_model: Path) -> None:
+    out, proba, conf = tmp_path / "classes.tif", tmp_path / "proba.tif", tmp_path / "conf.tif"
+    classify_raster(str(sample_raster), str(sample_model), str(out), output_probability=str(proba),
+                    output_confidence=str(conf), block=64)
+    manifest = load_model(sample_model).manifest
+    names = [c["name"] for c in manifest["classes"]]
+    codes = np.array([c["code"] for c in manifest["classes"]])
+    with rasterio.open(out) as c, rasterio.open(proba) as p, rasterio.open(conf) as k:
+        classes, probabilities, confidence = c.read(1), p.read(), k.read(1)
+        assert p.count == len(names)
+        assert [d.removeprefix("probability of ") for d in p.descriptions] == names
+        assert c.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert c.profile["tiled"] and p.transform == c.transform
+        assert c.tags(1)["CLASS_1"] == names[0]
+    assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
+    assert np.allclose(confidence, probabilities.max(axis=0))
+    assert np.array_equal(classes, codes[probabilities.argmax(axis=0)])
+    aux = (tmp_path / "classes.tif.aux.xml").read_text()
+    assert all(f"<Category>{n}</Category>" in aux for n in names)
+    qml = (tmp_path / "classes.qml").read_text()
+    assert all(f'label="{n}"' in qml for n in names) and 'type="paletted"' in qml
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["classes.tif", "classes.tif.aux.xml", "classes.qml", "proba.tif", "conf.tif"])
+
+
+def test_large_raster_gets_overviews_and_matches_small_windows(tmp_path: Path, large_raster: Path,
+                                                               sample_model: Path) -> None:
+    out = tmp_path / "large_classes.tif"
+    result = classify_raster(str(large_raster), str(sample_model), str(out), threads=2)
+    small = tmp_path / "small.tif"
+    with rasterio.open(large_raster) as src:
+        corner = write_like(large_raster, tmp_path / "corner.tif", src.read(window=((0, 250), (0, 250))))
+    classify_raster(str(corner), str(sample_model), str(small), block=50, threads=1)
+    with rasterio.open(out) as big, rasterio.open(small) as ref:
+        assert big.overviews(1)[:2] == [2, 4]
+        assert np.array_equal(big.read(1, window=((0, 250), (0, 250))), ref.read(1))
+    assert sum(result.class_pixels.values()) == 3000 * 3000

@@ -1,0 +1,250 @@
+"""Training and accuracy reports: a JSON file for machines and a self-contained HTML page next to it for people.
+
+The HTML has inline CSS only, no script and no external URL, so it opens offline and can be mailed as one file.
+Every section is optional: a report without validation figures or area estimates still renders.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .rasters import atomic_output, check_writable
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em;line-height:1.4}
+h1{font-size:1.6em;border-bottom:2px solid #2c7fb8;padding-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right}
+th{background:#f2f2f2}td.l,th.l{text-align:left}.kv td:first-child{text-align:left;font-weight:600}
+.kv td{text-align:left}.warn{background:#fff3cd;border:1px solid #e0b400;padding:.6em 1em;border-radius:4px}
+.note{color:#555;font-size:.9em}.big{font-size:1.3em;font-weight:600}.sw{display:inline-block;width:.9em;
+height:.9em;border:1px solid #888;margin-right:.3em;vertical-align:middle}.cm td{min-width:3.2em}
+.tot{background:#f7f7f7;font-weight:600}footer{margin-top:2em;color:#777;font-size:.85em}
+"""
+
+_INPUTS = (("raster", "Raster"), ("classified", "Classified map"), ("labels", "Labels"),
+           ("reference", "Reference"), ("field", "Class field"), ("method", "Method"), ("model", "Model file"),
+           ("created", "Created"))
+
+
+_LABELS = {"n": "Pixels assessed", "n_folds": "Folds", "n_test_polygons": "Test polygons", "n_polygons": "Polygons",
+           "n_train_polygons": "Training polygons", "n_train_pixels": "Training pixels",
+           "n_reference_features": "Reference features"}
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _pct(value: float | None) -> str:
+    """A fraction as a percentage with one decimal, or ``n/a``."""
+    return f"{value:.1%}" if isinstance(value, int | float) else "n/a"
+
+
+def _pm(value: float | None, ci: float | None, pct: bool = True) -> str:
+    """``value ± ci`` as text, percentages or hectares."""
+    if not isinstance(value, int | float):
+        return "n/a"
+    scale, fmt = (100.0, ".1f") if pct else (1.0, ",.1f")
+    text = f"{value * scale:{fmt}}"
+    if isinstance(ci, int | float):
+        text += f" ± {ci * scale:{fmt}}"
+    return text + (" %" if pct else "")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "n/a" if value is None else _e(value)
+
+
+def _json_default(value: Any) -> Any:
+    """Make numpy scalars and arrays, paths and other objects JSON-serialisable."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _inputs(report: dict[str, Any]) -> str:
+    rows = [f"<tr><td>{label}</td><td>{_e(report[key])}</td></tr>"
+            for key, label in _INPUTS if report.get(key) not in (None, "")]
+    return f'<h2>Inputs</h2><table class="kv">{"".join(rows)}</table>' if rows else ""
+
+
+def _scheme(validation: dict[str, Any]) -> str:
+    parts = ["<h2>Validation</h2>"]
+    if validation.get("optimistic"):
+        reason = validation.get("optimistic_reason") or (
+            "These figures come from pixels that are not independent of the training data; expect the real "
+            "accuracy to be lower."
+        )
+        parts.append(f'<div class="warn"><strong>Optimistic figures.</strong> {_e(reason)}</div>')
+    details = [("Scheme", validation.get("scheme")), ("Description", validation.get("description"))]
+    skip = {"scheme", "description", "optimistic", "optimistic_reason", "per_class", "confusion_matrix", "classes",
+            "overall_accuracy", "kappa", "macro_f1"}
+    details += [(_LABELS.get(key, key.replace("_", " ").capitalize()), value) for key, value in validation.items()
+                if key not in skip and isinstance(value, str | int | float | bool)]
+    rows = [f"<tr><td>{_e(k)}</td><td>{_num(v)}</td></tr>" for k, v in details if v is not None]
+    if rows:
+        parts.append(f'<table class="kv">{"".join(rows)}</table>')
+    lists = [(key, value) for key, value in validation.items() if isinstance(value, list) and key not in skip]
+    for key, value in lists:
+        if value:
+            parts.append(f'<p class="note">{_e(_LABELS.get(key, key.replace("_", " ").capitalize()))}: '
+                         f'{", ".join(_num(v) for v in value)}</p>')
+    return "".join(parts)
+
+
+def _summary(validation: dict[str, Any]) -> str:
+    return (f'<p class="big">Overall accuracy {_pct(validation.get("overall_accuracy"))} &middot; '
+            f'kappa {_num(validation.get("kappa"))} &middot; macro F1 {_num(validation.get("macro_f1"))}'
+            f' &middot; n = {_num(validation.get("n"))}</p>')
+
+
+def _shade(fraction: float, diagonal: bool) -> str:
+    rgb = "44,162,95" if diagonal else "222,45,38"
+    return f"background:rgba({rgb},{min(max(fraction, 0.0), 1.0) * 0.85:.3f})"
+
+
+def _matrix(validation: dict[str, Any]) -> str:
+    cm = validation.get("confusion_matrix")
+    names = validation.get("classes")
+    if not cm or not names:
+        return ""
+    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    rows = []
+    col_totals = [sum(row[j] for row in cm) for j in range(len(names))]
+    for i, (name, row) in enumerate(zip(names, cm, strict=True)):
+        total = sum(row)
+        cells = []
+        for j, value in enumerate(row):
+            fraction = value / total if total else 0.0
+            title = f"{fraction:.1%} of reference {name}"
+            cells.append(f'<td style="{_shade(fraction, i == j)}" title="{_e(title)}">{value}</td>')
+        rows.append(f'<tr><th class="l">{_e(name)}</th>{"".join(cells)}<td class="tot">{total}</td></tr>')
+    totals = "".join(f'<td class="tot">{t}</td>' for t in col_totals)
+    rows.append(f'<tr><th class="l">Total</th>{totals}<td class="tot">{sum(col_totals)}</td></tr>')
+    return ("<h2>Confusion matrix</h2><p class=\"note\">Rows: reference class; columns: map class; cells shaded "
+            "by the share of the row (green: agreement, red: confusion).</p>"
+            f'<table class="cm"><tr><th class="l">Reference \\ Map</th>{head}<th>Total</th></tr>'
+            f'{"".join(rows)}</table>')
+
+
+def _colors(report: dict[str, Any]) -> dict[str, str]:
+    return {str(c.get("name")): str(c.get("color")) for c in report.get("classes") or []
+            if isinstance(c, dict) and c.get("color")}
+
+
+def _per_class(validation: dict[str, Any], colors: dict[str, str]) -> str:
+    per_class = validation.get("per_class") or []
+    if not per_class:
+        return ""
+    rows = []
+    for c in per_class:
+        color = colors.get(str(c.get("class")))
+        swatch = f'<span class="sw" style="background:{_e(color)}"></span>' if color else ""
+        rows.append(f'<tr><td class="l">{swatch}{_e(c.get("class"))}</td><td>{_pct(c.get("producers_accuracy"))}</td>'
+                    f'<td>{_pct(c.get("users_accuracy"))}</td><td>{_num(c.get("f1"))}</td>'
+                    f'<td>{_num(c.get("reference_count"))}</td><td>{_num(c.get("mapped_count"))}</td></tr>')
+    return ("<h2>Per class</h2><table><tr><th class=\"l\">Class</th><th>Producer's accuracy</th>"
+            "<th>User's accuracy</th><th>F1</th><th>Reference pixels</th><th>Mapped pixels</th></tr>"
+            f'{"".join(rows)}</table>')
+
+
+def _area(area: dict[str, Any]) -> str:
+    rows = []
+    for c in area.get("per_class") or []:
+        rows.append(
+            f'<tr><td class="l">{_e(c.get("class"))}</td><td>{_pm(c.get("mapped_area_ha"), None, pct=False)}</td>'
+            f'<td>{_pm(c.get("proportion"), c.get("proportion_ci95"))}</td>'
+            f'<td>{_pm(c.get("area_ha"), c.get("area_ha_ci95"), pct=False)}</td>'
+            f'<td>{_pm(c.get("users_accuracy"), c.get("users_accuracy_ci95"))}</td>'
+            f'<td>{_pm(c.get("producers_accuracy"), c.get("producers_accuracy_ci95"))}</td>'
+            f'<td>{_num(c.get("n_samples"))}</td></tr>'
+        )
+    oa = _pm(area.get("overall_accuracy"), area.get("overall_accuracy_ci95"))
+    parts = ["<h2>Area-adjusted accuracy and area estimates</h2>",
+             f'<p class="note">{_e(area.get("estimator", "Stratified estimators"))}; ± is the 95 % confidence '
+             "interval. The estimators assume a probability sample of the map; with purposively drawn reference "
+             "polygons they are indicative only.</p>"]
+    unsampled = area.get("unsampled_strata") or []
+    if unsampled:
+        parts.append(f'<div class="warn">Map classes without any reference sample: {_e(", ".join(unsampled))}. '
+                     "Areas, overall and producer's accuracies cannot be estimated until every mapped class is "
+                     "sampled.</div>")
+    parts.append(f'<p class="big">Overall accuracy (area-weighted) {oa}</p>')
+    total = area.get("total_area_ha")
+    if isinstance(total, int | float):
+        parts.append(f"<p>Total mapped area {total:,.1f} ha.</p>")
+    parts.append("<table><tr><th class=\"l\">Class</th><th>Mapped area (ha)</th><th>Estimated share</th>"
+                 "<th>Estimated area (ha)</th><th>User's accuracy</th><th>Producer's accuracy</th>"
+                 "<th>Samples in stratum</th></tr>"
+                 f'{"".join(rows)}</table>')
+    return "".join(parts)
+
+
+def _training(training: dict[str, Any]) -> str:
+    rows = [f"<tr><td>{_e(k.replace('_', ' ').capitalize())}</td><td>{_num(v)}</td></tr>"
+            for k, v in training.items() if isinstance(v, str | int | float)]
+    per_class = training.get("samples_per_class") or {}
+    if isinstance(per_class, dict) and per_class:
+        rows.append("<tr><td>Samples per class</td><td>"
+                    f'{_e(", ".join(f"{k} {v}" for k, v in per_class.items()))}</td></tr>')
+    return f'<h2>Training data</h2><table class="kv">{"".join(rows)}</table>' if rows else ""
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as a self-contained HTML page (inline CSS, no script, no external link)."""
+    title = report.get("title") or "Landprobe report"
+    validation = report.get("validation")
+    body = [f"<h1>{_e(title)}</h1>", _inputs(report)]
+    if isinstance(validation, dict):
+        body += [_scheme(validation), _summary(validation), _matrix(validation),
+                 _per_class(validation, _colors(report))]
+    else:
+        body.append("<h2>Validation</h2><p>No accuracy figures: no class had enough independent reference data "
+                    "to validate on.</p>")
+    if isinstance(report.get("area_adjusted"), dict):
+        body.append(_area(report["area_adjusted"]))
+    if isinstance(report.get("training"), dict):
+        body.append(_training(report["training"]))
+    body.append(f"<footer>Landprobe {_e(__version__)}</footer>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{_CSS}</style></head><body>\n{''.join(body)}\n</body></html>\n")
+
+
+def html_path(json_path: str | Path) -> Path:
+    """Where the HTML page of the report at ``json_path`` goes: same name, ``.html``."""
+    path = Path(json_path)
+    html = path.with_suffix(".html")
+    return html if html != path else path.with_name(path.name + ".html")
+
+
+def write_report(report: dict[str, Any], json_path: str) -> tuple[str, str]:
+    """Write ``report`` as JSON at ``json_path`` and as an HTML page next to it, both atomically.
+
+    Args:
+        report: the report dict (a training report or an accuracy assessment); missing sections are skipped.
+        json_path: where the JSON goes; the HTML gets the same name with ``.html``.
+
+    Returns:
+        The paths of the JSON and the HTML file.
+
+    Raises:
+        OutputError: when either file cannot be written.
+
+    """
+    check_writable(json_path)
+    html = html_path(json_path)
+    text = json.dumps(report, indent=2, default=_json_default)
+    page = render_html(report)
+    with atomic_output(json_path) as tmp_json, atomic_output(html) as tmp_html:
+        tmp_json.write_text(text, encoding="utf-8")
+        tmp_html.write_text(page, encoding="utf-8")
+    return str(json_path), str(html)
