@@ -176,8 +176,9 @@ def classify_raster(raster: str, model: str, output: str, output_probability: st
         if dtype != "int32":  # the colour table must be set before any pixel is written
             dsts["class"].write_colormap(1, {c["code"]: _hex_to_rgba(c["color"]) for c in classes})
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="landprobe")
-        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        # Callbacks run last-in first-out: stop the threads before closing the datasets they read.
         stack.callback(predictor.close)
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         stack.enter_context(threadpool_limits(limits=1))
         pending: collections.deque[tuple[Any, Future[Any]]] = collections.deque()
         todo = iter(windows)

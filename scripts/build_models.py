@@ -34,6 +34,8 @@ MODELS_DIR = REPO_ROOT / "resources" / "models"
 def _start_qgis() -> object:
     """Start a headless QgsApplication with Processing and the Landprobe provider; return the app."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Qt 5 writes XML attributes in hash order: a fixed seed makes the .model3 files reproducible.
+    os.environ["QT_HASH_SEED"] = "0"
     # A throw-away profile: building must not touch the user's QGIS settings.
     os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="landprobe-profile-"))
     from qgis.core import QgsApplication
@@ -60,6 +62,7 @@ def _start_qgis() -> object:
 def build_raw_band_probe() -> object:
     """The model "Raw-band probe: train and classify"."""
     from qgis.core import (
+        QgsProcessing,
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
         QgsProcessingModelChildParameterSource,
@@ -69,11 +72,10 @@ def build_raw_band_probe() -> object:
         QgsProcessingParameterFeatureSource,
         QgsProcessingParameterField,
         QgsProcessingParameterRasterLayer,
-        QgsProcessing,
     )
     from qgis.PyQt.QtCore import QPointF
 
-    model = QgsProcessingModelAlgorithm("Raw-band probe: train and classify", "Landprobe", "rawbandprobe")
+    model = QgsProcessingModelAlgorithm("Raw-band probe: train and classify", "Landprobe", "landprobe")
     model.setHelpContent(
         {
             "ALG_DESC": "Trains a classifier on the raw band values under labelled polygons, then classifies "
@@ -88,19 +90,19 @@ def build_raw_band_probe() -> object:
     inputs = [
         (QgsProcessingParameterRasterLayer("raster", "Raster"), QPointF(120, 80)),
         (
-            QgsProcessingParameterFeatureSource("labels", "Training polygons", [QgsProcessing.TypeVectorPolygon]),
+            QgsProcessingParameterFeatureSource(
+                "labels", "Training polygons", [QgsProcessing.SourceType.TypeVectorPolygon]
+            ),
             QPointF(120, 160),
         ),
         (
             QgsProcessingParameterField(
-                "field", "Class field", parentLayerParameterName="labels", type=QgsProcessingParameterField.Any
+                "field", "Class field", parentLayerParameterName="labels", type=QgsProcessingParameterField.DataType.Any
             ),
             QPointF(120, 240),
         ),
         (
-            QgsProcessingParameterEnum(
-                "method", "Method", options=["Logistic regression", "XGBoost"], defaultValue=0
-            ),
+            QgsProcessingParameterEnum("method", "Method", options=["Logistic regression", "XGBoost"], defaultValue=0),
             QPointF(120, 320),
         ),
     ]
@@ -143,7 +145,9 @@ def build_raw_band_probe() -> object:
     classify.setDescription("Classify raster")
     classify.setPosition(QPointF(420, 400))
     classify.addParameterSources("RASTER", model_input("raster"))
-    classify.addParameterSources("MODEL", [QgsProcessingModelChildParameterSource.fromChildOutput("train", "OUTPUT_MODEL")])
+    classify.addParameterSources(
+        "MODEL", [QgsProcessingModelChildParameterSource.fromChildOutput("train", "OUTPUT_MODEL")]
+    )
     classify.setModelOutputs(
         {"classified": output("classify", "OUTPUT", "classified", "Classified raster", QPointF(640, 450))}
     )

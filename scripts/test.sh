@@ -18,7 +18,7 @@ for part in "${parts[@]}"; do
     plugin)
       log "Plugin tests (QGIS $(dpkg-query -W -f='${Version}' qgis 2>/dev/null), pytest-qgis and qgis_process)"
       QT_QPA_PLATFORM=offscreen "$QGIS_TEST_PYTHON" -m pytest tests/plugin --junitxml="$results/plugin.xml" \
-        -p no:cacheprovider || status=1 ;;
+        -p no:cacheprovider -o qgis_gui_enabled=false || status=1 ;;
     *) log "unknown test part: $part"; exit 2 ;;
   esac
 done

@@ -1,0 +1,1 @@
+"""The toolbox algorithms, one file each; the provider lists them."""

@@ -1,0 +1,174 @@
+"""The base class of every Landprobe algorithm: parameters in, one engine job out."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from qgis.core import (
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingUtils,
+    QgsProviderRegistry,
+    QgsVectorFileWriter,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..engine_process import EngineCancelledError, EngineError, find_engine_python, run_engine_job
+from ..settings import engine_python_setting
+
+HELP_URL = "https://github.com/landprobe/landprobe#readme"
+
+
+class LandprobeAlgorithm(QgsProcessingAlgorithm):
+    """Shared behaviour: group, icon, help, creating instances and running the engine.
+
+    Subclasses set :attr:`ALGORITHM_ID`, :attr:`DISPLAY_NAME`, :attr:`GROUP` and :attr:`GROUP_ID`, and implement
+    ``initAlgorithm``, ``shortHelpString`` and ``processAlgorithm``.
+    """
+
+    ALGORITHM_ID = ""
+    DISPLAY_NAME = ""
+    GROUP = "Classification"
+    GROUP_ID = "classification"
+
+    def tr(self, text: str) -> str:
+        """Translate ``text`` in the Processing context."""
+        return QCoreApplication.translate("Processing", text)
+
+    def name(self) -> str:
+        """The algorithm id inside the provider (``landprobe:<name>``)."""
+        return self.ALGORITHM_ID
+
+    def displayName(self) -> str:
+        """The name shown in the toolbox."""
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self) -> str:
+        """The toolbox group."""
+        return self.tr(self.GROUP)
+
+    def groupId(self) -> str:
+        """The toolbox group id."""
+        return self.GROUP_ID
+
+    def helpUrl(self) -> str:
+        """Where the full documentation lives."""
+        return HELP_URL
+
+    def icon(self) -> QIcon:
+        """The Landprobe icon."""
+        from ..provider import provider_icon
+
+        return provider_icon()
+
+    def createInstance(self) -> LandprobeAlgorithm:
+        """A fresh instance of the same class (Processing runs each execution on its own copy)."""
+        return type(self)()
+
+    def run_engine(self, operation: str, params: dict[str, Any], feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        """Run one engine job and return its outputs.
+
+        Args:
+            operation: the engine operation name.
+            params: the job's parameters (plain JSON).
+            feedback: the Processing feedback; progress, logs and cancel go through it.
+
+        Returns:
+            The engine's outputs.
+
+        Raises:
+            QgsProcessingException: when the engine is missing, fails, or the job was cancelled.
+
+        """
+        try:
+            python = find_engine_python(engine_python_setting())
+            return run_engine_job(operation, params, feedback, python=python)
+        except EngineCancelledError as exc:
+            raise QgsProcessingException(self.tr("Cancelled: {}").format(exc)) from exc
+        except EngineError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+    def raster_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str:
+        """The GeoTIFF (or other GDAL file) behind a raster layer parameter.
+
+        Raises:
+            QgsProcessingException: when the layer is not a GDAL raster stored in a file.
+
+        """
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
+        path = ""
+        if layer.providerType() == "gdal":
+            source = layer.source()
+            # decodeUri drops GDAL open options ("file.tif|option:..."); splitting on "|" is the fallback.
+            path = QgsProviderRegistry.instance().decodeUri("gdal", source).get("path") or source.split("|")[0]
+        if not path or not os.path.isfile(path):
+            raise QgsProcessingException(
+                self.tr(
+                    'The raster "{}" is not a file that the engine can read ({} layer). Save it as a GeoTIFF '
+                    "first (right-click the layer > Export > Save As…) and use the saved file."
+                ).format(layer.name(), layer.providerType())
+            )
+        return path
+
+    def vector_path(
+        self,
+        parameters: dict[str, Any],
+        name: str,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> str:
+        """A GeoPackage or shapefile holding the features of a vector parameter, honouring selections.
+
+        Memory layers, selections, filtered layers and other formats are written to a temporary GeoPackage. A
+        layer inside a multi-layer file is copied on its own, since the engine reads the first layer of a file.
+
+        Raises:
+            QgsProcessingException: when the layer cannot be read or written.
+
+        """
+        path, layer_name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, name, context, ["gpkg", "shp"], "gpkg", feedback
+        )
+        if not path:
+            raise QgsProcessingException(self.invalidSourceError(parameters, name))
+        path = path.split("|")[0]
+        if layer_name and path.lower().endswith(".gpkg") and not _single_layer(path):
+            path = self._copy_source_to_gpkg(parameters, name, context)
+        return path
+
+    def _copy_source_to_gpkg(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str:
+        """Write the features of a vector parameter to a temporary single-layer GeoPackage."""
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, name))
+        path = QgsProcessingUtils.generateTempFilename(f"{name.lower()}.gpkg")
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName = "GPKG"
+        options.fileEncoding = "UTF-8"
+        writer = QgsVectorFileWriter.create(
+            path, source.fields(), source.wkbType(), source.sourceCrs(), context.transformContext(), options
+        )
+        if writer.hasError() != QgsVectorFileWriter.WriterError.NoError:
+            raise QgsProcessingException(
+                self.tr("Could not write a temporary copy of the labels: {}").format(writer.errorMessage())
+            )
+        for feature in source.getFeatures(QgsFeatureRequest()):
+            writer.addFeature(feature, QgsFeatureSink.Flag.FastInsert)
+        del writer
+        return path
+
+
+def _single_layer(path: str) -> bool:
+    """Whether the OGR dataset at ``path`` has exactly one layer."""
+    from qgis.core import QgsVectorLayer
+
+    layer = QgsVectorLayer(path, "probe", "ogr")
+    return layer.isValid() and len(layer.dataProvider().subLayers()) <= 1

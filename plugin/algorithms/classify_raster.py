@@ -1,0 +1,64 @@
+"""``landprobe:classifyraster``: apply a trained model to every pixel of a raster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .base import LandprobeAlgorithm
+
+
+class ClassifyRasterAlgorithm(LandprobeAlgorithm):
+    """Classify each pixel of a raster with a model made by *Train classifier*."""
+
+    ALGORITHM_ID = "classifyraster"
+    DISPLAY_NAME = "Classify raster"
+
+    RASTER = "RASTER"
+    MODEL = "MODEL"
+    OUTPUT = "OUTPUT"
+
+    def shortHelpString(self) -> str:
+        """Help shown next to the parameters."""
+        return self.tr(
+            "Classifies every pixel of a raster with a model trained by <i>Train classifier</i> and writes a "
+            "single-band GeoTIFF of class codes, on the input's grid (same size, extent and CRS). Pixels that are "
+            "nodata in the input are nodata in the output. The raster is processed window by window, so it may "
+            "be larger than memory; cancelling stops at the next window and leaves no partial file."
+            "<h3>Parameters</h3>"
+            "<b>Raster</b>: a raster stored in a file (GeoTIFF) with the same bands, in the same order, as the "
+            "raster the model was trained on.<br>"
+            "<b>Model</b>: a Landprobe model file (.lpmodel).<br>"
+            "<b>Classified raster</b>: the GeoTIFF to write; its class codes are listed in the model and in "
+            "the validation report of the training."
+        )
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        """Declare the parameters."""
+        self.addParameter(QgsProcessingParameterRasterLayer(self.RASTER, self.tr("Raster")))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("Model"),
+                behavior=QgsProcessingParameterFile.Behavior.File,
+                fileFilter=self.tr("Landprobe model (*.lpmodel)"),
+            )
+        )
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
+
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        """Convert the parameters into a ``classify_raster`` job and run it in the engine."""
+        raster = self.raster_path(parameters, self.RASTER, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        outputs = self.run_engine("classify_raster", {"raster": raster, "model": model, "output": output}, feedback)
+        return {self.OUTPUT: outputs.get("output", output)}

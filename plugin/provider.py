@@ -1,0 +1,73 @@
+"""The Landprobe Processing provider: a flat list of algorithm classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.classify_raster import ClassifyRasterAlgorithm
+from .algorithms.engine_status import EngineStatusAlgorithm
+from .algorithms.train_classifier import TrainClassifierAlgorithm
+from .settings import register_settings, unregister_settings
+
+ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
+
+ALGORITHMS = [
+    TrainClassifierAlgorithm,
+    ClassifyRasterAlgorithm,
+    EngineStatusAlgorithm,
+]
+
+
+def provider_icon() -> QIcon:
+    """The Landprobe icon."""
+    return QIcon(str(ICON_PATH))
+
+
+class LandprobeProvider(QgsProcessingProvider):
+    """Provider ``landprobe``: classification with embeddings, probes and deep models."""
+
+    def id(self) -> str:
+        """The provider id, the prefix of every algorithm id."""
+        return "landprobe"
+
+    def name(self) -> str:
+        """The name shown in the toolbox and the settings."""
+        return "Landprobe"
+
+    def longName(self) -> str:
+        """A longer name for tooltips."""
+        return "Landprobe: embeddings, probes and deep models"
+
+    def icon(self) -> QIcon:
+        """The provider icon."""
+        return provider_icon()
+
+    def svgIconPath(self) -> str:
+        """The path of the SVG icon."""
+        return str(ICON_PATH)
+
+    def load(self) -> bool:
+        """Register the provider's Processing settings, then load the algorithms."""
+        register_settings(self.name(), self.icon())
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self) -> None:
+        """Remove the provider's Processing settings."""
+        unregister_settings()
+
+    def loadAlgorithms(self) -> None:
+        """Add one instance of every algorithm class."""
+        for algorithm_class in ALGORITHMS:
+            self.addAlgorithm(algorithm_class())
+
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:
+        """The engine writes GeoTIFF only."""
+        return ["tif"]
+
+    def defaultRasterFileExtension(self) -> str:
+        """GeoTIFF by default."""
+        return "tif"

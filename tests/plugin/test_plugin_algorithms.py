@@ -1,0 +1,265 @@
+"""The provider and its algorithms in QGIS's own Python, with the real engine (skipped when there is none)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
+
+EXPECTED_ALGORITHMS = {"landprobe:trainclassifier", "landprobe:classifyraster", "landprobe:enginestatus"}
+
+
+def test_provider_is_registered_with_its_algorithms(landprobe_plugin: Any) -> None:
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("landprobe")
+    assert provider is not None and provider.name() == "Landprobe"
+    assert {alg.id() for alg in provider.algorithms()} == EXPECTED_ALGORITHMS
+    assert provider.supportedOutputRasterLayerExtensions() == ["tif"]
+    for alg_id in EXPECTED_ALGORITHMS:
+        alg = registry.algorithmById(alg_id)
+        assert alg.shortHelpString() and alg.displayName() and alg.group()
+        assert type(alg.createInstance()) is type(alg) and alg.createInstance().name() == alg.name()
+
+
+def test_contract_parameter_names(landprobe_plugin: Any) -> None:
+    registry = QgsApplication.processingRegistry()
+    train = registry.algorithmById("landprobe:trainclassifier")
+    assert [p.name() for p in train.parameterDefinitions()] == [
+        "RASTER",
+        "LABELS",
+        "FIELD",
+        "METHOD",
+        "OUTPUT_MODEL",
+        "OUTPUT_REPORT",
+    ]
+    assert train.parameterDefinition("METHOD").options() == ["Logistic regression", "XGBoost"]
+    assert {o.name() for o in train.outputDefinitions()} >= {
+        "OUTPUT_MODEL",
+        "OUTPUT_REPORT",
+        "OVERALL_ACCURACY",
+        "KAPPA",
+    }
+    classify = registry.algorithmById("landprobe:classifyraster")
+    assert [p.name() for p in classify.parameterDefinitions()] == ["RASTER", "MODEL", "OUTPUT"]
+    status = registry.algorithmById("landprobe:enginestatus")
+    assert [p.name() for p in status.parameterDefinitions()] == ["OUTPUT"]
+
+
+def test_engine_python_setting_is_registered(landprobe_plugin: Any) -> None:
+    from landprobe.plugin.settings import ENGINE_PYTHON_SETTING
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    setting = ProcessingConfig.settings[ENGINE_PYTHON_SETTING]
+    assert setting.group == "Landprobe" and setting.description == "Engine Python interpreter"
+
+
+def test_missing_engine_gives_a_clear_processing_error(
+    landprobe_plugin: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import processing
+
+    monkeypatch.delenv("LANDPROBE_PYTHON", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    with pytest.raises(QgsProcessingException, match="make setup"):
+        processing.run("landprobe:enginestatus", {}, feedback=_LogFeedback())
+
+
+class _LogFeedback(QgsProcessingFeedback):
+    """Keeps every message, and the engine's pid from the debug log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log = ""
+        self.pid: int | None = None
+
+    def _keep(self, text: str) -> None:
+        self.log += text + "\n"
+        match = re.search(r"Engine process id (\d+)", text)
+        if match:
+            self.pid = int(match.group(1))
+
+    def pushInfo(self, text: str) -> None:
+        self._keep(text)
+        super().pushInfo(text)
+
+    def pushDebugInfo(self, text: str) -> None:
+        self._keep(text)
+        super().pushDebugInfo(text)
+
+    def reportError(self, text: str, fatalError: bool = False) -> None:
+        self._keep(text)
+        super().reportError(text, fatalError)
+
+
+class _CancelOnFirstProgress(_LogFeedback):
+    """Cancels as soon as the engine reports progress."""
+
+    cancelled_at: float | None = None
+
+    def setProgress(self, progress: float) -> None:
+        super().setProgress(progress)
+        if self.cancelled_at is None:
+            self.cancelled_at = time.monotonic()
+            self.cancel()
+
+
+def test_engine_status(landprobe_plugin: Any, engine_python: str, tmp_path: Path) -> None:
+    import processing
+
+    output = tmp_path / "status.json"
+    feedback = _LogFeedback()
+    results = processing.run("landprobe:enginestatus", {"OUTPUT": str(output)}, feedback=feedback)
+    assert results["PYTHON"]
+    assert results["ENGINE_VERSION"]
+    status = json.loads(output.read_text())
+    assert "numpy" in status["packages"]
+    assert any(device["type"] == "cpu" for device in status["devices"])
+    assert "Packages:" in feedback.log
+
+
+@pytest.fixture(scope="module")
+def trained(
+    landprobe_plugin: Any,
+    engine_python: str,
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
+    """Train a logistic-regression probe on the sample once for the module."""
+    import processing
+
+    folder = tmp_path_factory.mktemp("trained")
+    results = processing.run(
+        "landprobe:trainclassifier",
+        {
+            "RASTER": str(sample_raster),
+            "LABELS": str(sample_labels),
+            "FIELD": "class",
+            "METHOD": 0,
+            "OUTPUT_MODEL": str(folder / "model.lpmodel"),
+            "OUTPUT_REPORT": str(folder / "report.json"),
+        },
+    )
+    yield {"results": results, "folder": folder}
+
+
+def test_train_classifier(trained: dict[str, Any]) -> None:
+    results = trained["results"]
+    assert Path(results["OUTPUT_MODEL"]).is_file()
+    assert Path(results["OUTPUT_REPORT"]).is_file()
+    json.loads(Path(results["OUTPUT_REPORT"]).read_text())
+    assert results["OVERALL_ACCURACY"] > 0.6  # 5 classes: chance is about 0.2
+    assert results["KAPPA"] is not None and results["KAPPA"] > 0.4
+
+
+def test_classify_raster(
+    trained: dict[str, Any], sample_raster: Path, tmp_path: Path, check_classified: Callable[..., None]
+) -> None:
+    import processing
+
+    model = Path(trained["results"]["OUTPUT_MODEL"])
+    output = tmp_path / "classified.tif"
+    results = processing.run(
+        "landprobe:classifyraster", {"RASTER": str(sample_raster), "MODEL": str(model), "OUTPUT": str(output)}
+    )
+    assert Path(results["OUTPUT"]) == output
+    check_classified(output, sample_raster, model)
+
+
+def test_cancel_classify_stops_engine_and_leaves_nothing(
+    trained: dict[str, Any], big_raster: Path, tmp_path: Path
+) -> None:
+    import processing
+
+    model = Path(trained["results"]["OUTPUT_MODEL"])
+    output = tmp_path / "big_classified.tif"
+    feedback = _CancelOnFirstProgress()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run(
+            "landprobe:classifyraster",
+            {"RASTER": str(big_raster), "MODEL": str(model), "OUTPUT": str(output)},
+            feedback=feedback,
+        )
+    assert feedback.cancelled_at is not None and feedback.pid is not None
+    deadline = feedback.cancelled_at + 5.0
+    while time.monotonic() < deadline and _alive(feedback.pid):
+        time.sleep(0.05)
+    assert not _alive(feedback.pid), "the engine process outlived the cancel by 5 s"
+    # A cooperative stop (exit code 3), not a crash or a kill: partial outputs are the engine's to remove.
+    assert "killed by" not in feedback.log, feedback.log
+    assert not output.exists()
+    assert not [name for name in os.listdir(tmp_path) if ".landprobe-tmp-" in name]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_train_from_a_selection_in_a_memory_layer(
+    landprobe_plugin: Any, engine_python: str, sample_raster: Path, sample_labels: Path, tmp_path: Path
+) -> None:
+    """Memory layers and selections are written to a GeoPackage for the engine."""
+    import processing
+    from qgis.core import QgsFeatureRequest, QgsProcessingFeatureSourceDefinition, QgsProject, QgsVectorLayer
+
+    source = QgsVectorLayer(str(sample_labels), "labels", "ogr")
+    memory = source.materialize(QgsFeatureRequest())  # a memory layer copy
+    assert memory.providerType() == "memory"
+    feedback = _LogFeedback()
+    QgsProject.instance().addMapLayer(memory)
+    try:
+        memory.selectByIds([feature.id() for feature in memory.getFeatures()][::2])
+        results = processing.run(
+            "landprobe:trainclassifier",
+            {
+                "RASTER": str(sample_raster),
+                "LABELS": QgsProcessingFeatureSourceDefinition(memory.id(), selectedFeaturesOnly=True),
+                "FIELD": "class",
+                "METHOD": 0,
+                "OUTPUT_MODEL": str(tmp_path / "model.lpmodel"),
+                "OUTPUT_REPORT": str(tmp_path / "report.json"),
+            },
+            feedback=feedback,
+        )
+        selected = memory.selectedFeatureCount()
+    finally:
+        QgsProject.instance().removeMapLayer(memory.id())
+    assert Path(results["OUTPUT_MODEL"]).is_file()
+    assert 0 < selected < source.featureCount()
+    polygons = re.search(r"from (\d+) polygons", feedback.log)  # the engine's sampling summary, when it says so
+    assert polygons is None or int(polygons.group(1)) == selected, feedback.log
+
+
+def test_train_from_the_second_layer_of_a_geopackage(
+    landprobe_plugin: Any, engine_python: str, sample_raster: Path, sample_labels: Path, tmp_path: Path
+) -> None:
+    """A layer inside a multi-layer GeoPackage is copied on its own (the engine reads a file's first layer)."""
+    import processing
+    from osgeo import gdal
+
+    gdal.UseExceptions()
+    gpkg = tmp_path / "two_layers.gpkg"
+    gdal.VectorTranslate(str(gpkg), str(sample_labels), layerName="decoy", where="class = 'water'")
+    gdal.VectorTranslate(str(gpkg), str(sample_labels), layerName="labels", accessMode="update")
+    results = processing.run(
+        "landprobe:trainclassifier",
+        {
+            "RASTER": str(sample_raster),
+            "LABELS": f"{gpkg}|layername=labels",
+            "FIELD": "class",
+            "METHOD": 0,
+            "OUTPUT_MODEL": str(tmp_path / "model.lpmodel"),
+        },
+    )
+    assert results["OVERALL_ACCURACY"] > 0.6  # the decoy layer holds one class only: training on it would fail

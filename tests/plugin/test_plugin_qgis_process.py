@@ -1,0 +1,137 @@
+"""Real ``qgis_process`` runs: the plugin loaded from QGIS_PLUGINPATH, the shipped model, and a failing run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TIMEOUT_S = 300
+
+
+def _run(qgis_process_bin: str, env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [qgis_process_bin, *args],
+        env=env,
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def _json(proc: subprocess.CompletedProcess) -> dict[str, Any]:
+    assert proc.returncode == 0, f"rc {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout)
+
+
+def test_qgis_process_lists_the_provider(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], tmp_path: Path
+) -> None:
+    proc = _run(qgis_process_bin, qgis_process_env, tmp_path, "list")
+    assert proc.returncode == 0, proc.stderr
+    for alg_id in ("landprobe:trainclassifier", "landprobe:classifyraster", "landprobe:enginestatus"):
+        assert alg_id in proc.stdout
+
+
+def test_qgis_process_engine_status(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, tmp_path: Path
+) -> None:
+    result = _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", "landprobe:enginestatus", "--json"))
+    assert result["results"]["PYTHON"]
+    assert result["results"]["ENGINE_VERSION"]
+
+
+def test_qgis_process_runs_the_model(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    engine_python: str,
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path: Path,
+    model3: Path,
+    check_classified: Callable[..., None],
+) -> None:
+    model, report, classified = tmp_path / "model.lpmodel", tmp_path / "report.json", tmp_path / "classified.tif"
+    proc = _run(
+        qgis_process_bin,
+        qgis_process_env,
+        tmp_path,
+        "run",
+        str(model3),
+        "--json",
+        "--",
+        f"raster={sample_raster}",
+        f"labels={sample_labels}",
+        "field=class",
+        "method=0",
+        f"train:trained_model={model}",
+        f"train:validation_report={report}",
+        f"classify:classified={classified}",
+    )
+    results = _json(proc)["results"]
+    assert Path(results["train:trained_model"]) == model and model.is_file()
+    assert Path(results["train:validation_report"]) == report and report.is_file()
+    assert Path(results["classify:classified"]) == classified
+    check_classified(classified, sample_raster, model)
+
+
+def test_qgis_process_failure_has_exit_code_and_message(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    engine_python: str,
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path: Path,
+) -> None:
+    proc = _run(
+        qgis_process_bin,
+        qgis_process_env,
+        tmp_path,
+        "run",
+        "landprobe:trainclassifier",
+        "--",
+        f"RASTER={sample_raster}",
+        f"LABELS={sample_labels}",
+        "FIELD=no_such_field",
+        f"OUTPUT_MODEL={tmp_path / 'model.lpmodel'}",
+    )
+    assert proc.returncode != 0
+    assert "no_such_field" in proc.stdout + proc.stderr
+    assert not (tmp_path / "model.lpmodel").exists()
+    assert not list(tmp_path.glob(".*.landprobe-tmp-*"))
+
+
+@pytest.mark.parametrize("method", ["1"])
+def test_qgis_process_xgboost(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    engine_python: str,
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path: Path,
+    method: str,
+) -> None:
+    model = tmp_path / "model.lpmodel"
+    proc = _run(
+        qgis_process_bin,
+        qgis_process_env,
+        tmp_path,
+        "run",
+        "landprobe:trainclassifier",
+        "--json",
+        "--",
+        f"RASTER={sample_raster}",
+        f"LABELS={sample_labels}",
+        "FIELD=class",
+        f"METHOD={method}",
+        f"OUTPUT_MODEL={model}",
+    )
+    results = _json(proc)["results"]
+    assert model.is_file()
+    assert results["OVERALL_ACCURACY"] > 0.6
