@@ -41,7 +41,7 @@ report = json.loads((out / "validation_report.json").read_text())
 validation = report["validation"]
 print(f"\nLandprobe demo finished in {seconds:.1f} s (qgis_process running resources/models/raw_band_probe.model3).")
 print(f"  classified GeoTIFF: {out / 'classified.tif'}")
-print(f"  accuracy report:    {out / 'validation_report.json'}")
+print(f"  accuracy report:    {out / 'validation_report.html'} (and .json)")
 print(f"  model file:         {out / 'model.lpmodel'}")
 print(f"Held-out polygons ({validation['n_test_polygons']} polygons, {validation['n']} pixels, method "
       f"{report['method']}): overall accuracy {validation['overall_accuracy']:.3f}, kappa {validation['kappa']:.3f}")
