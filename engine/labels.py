@@ -54,6 +54,13 @@ class Samples:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def _valid_color(color: str | None) -> str | None:
+    """``color`` when it is a ``#rrggbb`` string, else ``None``."""
+    import re
+
+    return color.lower() if color and re.fullmatch(r"#[0-9a-fA-F]{6}", color) else None
+
+
 def split_layer_uri(path: str) -> tuple[str, str | None]:
     """Split a QGIS-style ``file.gpkg|layername=roads`` source into the file and the layer name."""
     file_path, _, options = path.partition("|")
@@ -65,9 +72,12 @@ def split_layer_uri(path: str) -> tuple[str, str | None]:
     return file_path, layer
 
 
-def read_labels(path: str, field_name: str, crs_wkt: str | None,
-                min_classes: int = 2) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
+def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: int = 2,
+                class_colors: dict[str, str] | None = None) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
     """Read a label layer, check its class field and reproject it to ``crs_wkt``.
+
+    ``class_colors`` maps class values (as text) to ``#rrggbb`` colours, for example from the layer's categorized
+    style; other classes get colours from :data:`PALETTE`.
 
     Returns:
         The features with a column ``_class`` (index into the classes) and ``_group`` (polygon id), and the
@@ -121,6 +131,8 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None,
         raise InputError(
             f"Field {field_name!r} of {name} has a single class ({classes[0].name}); a classifier needs at least two."
         )
+    if class_colors:
+        classes = [LabelClass(c.code, c.name, _valid_color(class_colors.get(c.name)) or c.color) for c in classes]
     gdf["_group"] = np.arange(1, len(gdf) + 1, dtype="int32")
     if crs_wkt is not None:
         if gdf.crs is None:
@@ -149,7 +161,8 @@ def _pixel_window(window: Any, width: int, height: int) -> Any:
     return Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
 
 
-def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None) -> Samples:
+def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None,
+                  class_colors: dict[str, str] | None = None) -> Samples:
     """Read the raster's band values under the labels, skipping nodata, block by block.
 
     Raises:
@@ -162,7 +175,8 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
 
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
-        gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None)
+        gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None,
+                                   class_colors=class_colors)
         bounds = box(*src.bounds)
         inside = gdf.geometry.intersects(bounds)
         if not inside.any():

@@ -109,7 +109,8 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
 def train_classifier(raster: str, labels: str, field: str, output_model: str, method: str = "logistic_regression",
                      output_report: str | None = None, validation: str = "polygon_groups",
                      test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
-                     seed: int = 0, feedback: Feedback | None = None) -> TrainResult:
+                     seed: int = 0, class_colors: dict[str, str] | None = None,
+                     feedback: Feedback | None = None) -> TrainResult:
     """Train ``method`` on the raw band values under the labels and save a model file.
 
     Args:
@@ -124,6 +125,7 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
         n_folds: folds of ``group_kfold`` and ``spatial_blocks``.
         max_samples_per_class: at most this many pixels per class, shared evenly among its polygons.
         seed: seed of the splits and the sampling.
+        class_colors: ``#rrggbb`` colour of each class value (as text), e.g. from the layer's style.
         feedback: progress and cancel.
 
     Returns:
@@ -138,7 +140,7 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
     if output_report:
         check_writable(output_report)
     info = raster_info(raster)
-    samples = _drop_empty_classes(sample_pixels(raster, labels, field, feedback.stage(0.0, 0.3)))
+    samples = _drop_empty_classes(sample_pixels(raster, labels, field, feedback.stage(0.0, 0.3), class_colors))
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
     if len(keep) < len(samples.y):
         logger.info("Kept %d of %d pixels (at most %d per class, shared among its polygons).", len(keep),

@@ -7,6 +7,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.assess_accuracy import AssessAccuracyAlgorithm
 from .algorithms.classify_raster import ClassifyRasterAlgorithm
 from .algorithms.engine_status import EngineStatusAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
@@ -17,6 +18,7 @@ ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
 ALGORITHMS = [
     TrainClassifierAlgorithm,
     ClassifyRasterAlgorithm,
+    AssessAccuracyAlgorithm,
     EngineStatusAlgorithm,
 ]
 

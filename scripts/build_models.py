@@ -9,7 +9,9 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
     raster                    raster layer: the multi-band raster (trained on and classified)
     labels                    polygon layer: training polygons
     field                     field of labels: the class field (text or integer)
-    method                    enum: 0 = Logistic regression (default), 1 = XGBoost
+    method                    enum: 0 = Logistic regression (default), 1 = XGBoost, 2 = Random forest, 3 = k-NN
+    validation                enum: 0 = hold out 30 % of polygons (default), 1 = 5-fold by polygons,
+                              2 = 5-fold by spatial blocks, 3 = random pixels (optimistic), 4 = none
     train:trained_model       file destination (.lpmodel): the trained model
     train:validation_report   file destination (.json, optional): the validation report
     classify:classified       raster destination (.tif): the classified raster
@@ -61,6 +63,7 @@ def _start_qgis() -> object:
 
 def build_raw_band_probe() -> object:
     """The model "Raw-band probe: train and classify"."""
+    from landprobe.plugin.algorithms.train_classifier import METHODS, VALIDATIONS
     from qgis.core import (
         QgsProcessing,
         QgsProcessingModelAlgorithm,
@@ -83,7 +86,9 @@ def build_raw_band_probe() -> object:
             "raster": "A multi-band raster stored in a file (GeoTIFF).",
             "labels": "Polygons outlining areas of known class.",
             "field": "The field holding each polygon's class (text or integer).",
-            "method": "Logistic regression (fast linear probe) or XGBoost (boosted trees).",
+            "method": "Logistic regression, XGBoost, random forest or k-nearest neighbours.",
+            "validation": "How accuracy is measured: held-out polygons (default), cross-validation by polygons or "
+            "spatial blocks, or an optimistic random pixel split.",
         }
     )
 
@@ -102,8 +107,14 @@ def build_raw_band_probe() -> object:
             QPointF(120, 240),
         ),
         (
-            QgsProcessingParameterEnum("method", "Method", options=["Logistic regression", "XGBoost"], defaultValue=0),
+            QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS], defaultValue=0),
             QPointF(120, 320),
+        ),
+        (
+            QgsProcessingParameterEnum(
+                "validation", "Validation", options=[label for label, _ in VALIDATIONS], defaultValue=0
+            ),
+            QPointF(120, 400),
         ),
     ]
     for definition, position in inputs:
@@ -130,6 +141,7 @@ def build_raw_band_probe() -> object:
     train.addParameterSources("LABELS", model_input("labels"))
     train.addParameterSources("FIELD", model_input("field"))
     train.addParameterSources("METHOD", model_input("method"))
+    train.addParameterSources("VALIDATION", model_input("validation"))
     train.setModelOutputs(
         {
             "trained_model": output("train", "OUTPUT_MODEL", "trained_model", "Trained model", QPointF(640, 150)),

@@ -118,6 +118,23 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
             )
         return path
 
+    def class_colors(
+        self, parameters: dict[str, Any], name: str, field: str, context: QgsProcessingContext
+    ) -> dict[str, str] | None:
+        """Colours of the classes when the label layer is styled by categories of ``field``, else ``None``."""
+        layer = self.parameterAsVectorLayer(parameters, name, context)
+        renderer = layer.renderer() if layer is not None else None
+        if renderer is None or renderer.type() != "categorizedSymbol" or renderer.classAttribute() != field:
+            return None
+        colors = {}
+        for category in renderer.categories():
+            value = category.value()
+            if value is None or category.symbol() is None:
+                continue
+            key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+            colors[key] = category.symbol().color().name()
+        return colors or None
+
     def vector_path(
         self,
         parameters: dict[str, Any],

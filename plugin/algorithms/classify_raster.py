@@ -24,6 +24,8 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
     RASTER = "RASTER"
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
+    OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
+    OUTPUT_CONFIDENCE = "OUTPUT_CONFIDENCE"
 
     def shortHelpString(self) -> str:
         """Help shown next to the parameters."""
@@ -36,8 +38,11 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             "<b>Raster</b>: a raster stored in a file (GeoTIFF) with the same bands, in the same order, as the "
             "raster the model was trained on.<br>"
             "<b>Model</b>: a Landprobe model file (.lpmodel).<br>"
-            "<b>Classified raster</b>: the GeoTIFF to write; its class codes are listed in the model and in "
-            "the validation report of the training."
+            "<b>Classified raster</b>: a Cloud-Optimized GeoTIFF of class codes with a colour table; the class "
+            "names travel with it (GDAL category names in the .aux.xml and a QGIS style in the .qml beside it).<br>"
+            "<b>Class probabilities</b> (optional): one Float32 band per class, named after the class.<br>"
+            "<b>Confidence</b> (optional): the highest class probability of each pixel (0..1), low where the "
+            "model hesitates."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -52,6 +57,10 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
+        for name, label in ((self.OUTPUT_PROBABILITY, "Class probabilities"), (self.OUTPUT_CONFIDENCE, "Confidence")):
+            self.addParameter(
+                QgsProcessingParameterRasterDestination(name, self.tr(label), optional=True, createByDefault=False)
+            )
 
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -60,5 +69,21 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
         raster = self.raster_path(parameters, self.RASTER, context)
         model = self.parameterAsFile(parameters, self.MODEL, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        outputs = self.run_engine("classify_raster", {"raster": raster, "model": model, "output": output}, feedback)
-        return {self.OUTPUT: outputs.get("output", output)}
+        probability = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None
+        confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
+        outputs = self.run_engine(
+            "classify_raster",
+            {
+                "raster": raster,
+                "model": model,
+                "output": output,
+                "output_probability": probability,
+                "output_confidence": confidence,
+            },
+            feedback,
+        )
+        return {
+            self.OUTPUT: outputs.get("output", output),
+            self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
+            self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),
+        }

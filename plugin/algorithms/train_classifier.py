@@ -8,6 +8,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
@@ -19,9 +20,21 @@ from qgis.core import (
 from .base import LandprobeAlgorithm
 
 #: (display name, engine name) of each classifier, in the order of the METHOD options.
+#: Append only: batch files and graphical models store the option's index.
 METHODS = [
     ("Logistic regression", "logistic_regression"),
     ("XGBoost", "xgboost"),
+    ("Random forest", "random_forest"),
+    ("k-nearest neighbours", "knn"),
+]
+
+#: (display name, engine name) of each validation scheme, in the order of the VALIDATION options (append only).
+VALIDATIONS = [
+    ("Hold out 30 % of each class's polygons", "polygon_groups"),
+    ("5-fold cross-validation by polygons", "group_kfold"),
+    ("5-fold cross-validation by spatial blocks", "spatial_blocks"),
+    ("Random pixels (optimistic: neighbouring pixels leak)", "random_pixels"),
+    ("None", "none"),
 ]
 
 
@@ -35,10 +48,13 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     LABELS = "LABELS"
     FIELD = "FIELD"
     METHOD = "METHOD"
+    VALIDATION = "VALIDATION"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OVERALL_ACCURACY = "OVERALL_ACCURACY"
     KAPPA = "KAPPA"
+    MACRO_F1 = "MACRO_F1"
+    OUTPUT_HTML = "OUTPUT_HTML"
 
     def shortHelpString(self) -> str:
         """Help shown next to the parameters."""
@@ -51,14 +67,19 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "<b>Training polygons</b>: polygons that outline areas of known class, in any CRS "
             "(they are reprojected to the raster's). Selected features only is honoured.<br>"
             "<b>Class field</b>: the field holding each polygon's class, as text or integer.<br>"
-            "<b>Method</b>: <i>Logistic regression</i> (fast, a good linear probe) or <i>XGBoost</i> "
-            "(gradient-boosted trees, often more accurate on raw bands).<br>"
+            "<b>Method</b>: <i>Logistic regression</i> (fast, a good linear probe), <i>XGBoost</i> "
+            "(gradient-boosted trees), <i>Random forest</i> or <i>k-nearest neighbours</i>. Classes are weighted "
+            "so that small classes count as much as large ones.<br>"
+            "<b>Validation</b>: how accuracy is measured. By default 30 % of each class's polygons are held out "
+            "whole, so neighbouring pixels of one polygon never sit on both sides; cross-validation by polygons or "
+            "by spatial blocks tests every polygon once. A random pixel split is offered for comparison with other "
+            "tools and is marked optimistic in the report. The final model is always trained on all labels.<br>"
             "<b>Trained model</b>: the model file to write (.lpmodel).<br>"
             "<b>Validation report</b>: optional JSON file with the accuracy, kappa, confusion matrix and "
-            "per-class scores.<br>"
+            "per-class scores; an HTML page with the same name is written beside it.<br>"
             "<h3>Outputs</h3>"
-            "<b>Overall accuracy</b> and <b>Kappa</b> on the held-out pixels (empty when there were too few "
-            "labelled pixels to hold any out)."
+            "<b>Overall accuracy</b>, <b>Kappa</b> and <b>Macro F1</b> on the held-out pixels (empty when no "
+            "class has two polygons to hold one out)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -66,7 +87,9 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.RASTER, self.tr("Raster")))
         self.addParameter(
             QgsProcessingParameterFeatureSource(
-                self.LABELS, self.tr("Training polygons"), [QgsProcessing.SourceType.TypeVectorPolygon]
+                self.LABELS,
+                self.tr("Training polygons (or points)"),
+                [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint],
             )
         )
         self.addParameter(
@@ -80,6 +103,14 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.METHOD, self.tr("Method"), options=[self.tr(label) for label, _ in METHODS], defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.VALIDATION,
+                self.tr("Validation"),
+                options=[self.tr(label) for label, _ in VALIDATIONS],
+                defaultValue=0,
             )
         )
         self.addParameter(
@@ -98,6 +129,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         )
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, self.tr("Overall accuracy")))
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, self.tr("Kappa")))
+        self.addOutput(QgsProcessingOutputNumber(self.MACRO_F1, self.tr("Macro F1")))
+        self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, self.tr("Validation report (HTML)")))
 
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -107,6 +140,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         labels = self.vector_path(parameters, self.LABELS, context, feedback)
         field = self.parameterAsString(parameters, self.FIELD, context)
         method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][1]
+        validation = VALIDATIONS[self.parameterAsEnum(parameters, self.VALIDATION, context)][1]
         output_model = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         output_report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
         outputs = self.run_engine(
@@ -116,6 +150,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "labels": labels,
                 "field": field,
                 "method": method,
+                "validation": validation,
+                "class_colors": self.class_colors(parameters, self.LABELS, field, context),
                 "output_model": output_model,
                 "output_report": output_report,
             },
@@ -132,4 +168,6 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             self.OUTPUT_REPORT: outputs.get("output_report", output_report),
             self.OVERALL_ACCURACY: accuracy,
             self.KAPPA: kappa,
+            self.MACRO_F1: outputs.get("macro_f1"),
+            self.OUTPUT_HTML: outputs.get("output_html"),
         }

@@ -88,3 +88,11 @@ def test_empty_layer_is_refused(tmp_path: Path, sample_raster: Path, sample_labe
     gpd.read_file(sample_labels).iloc[:0].to_file(empty)
     with pytest.raises(InputError, match="no features"):
         sample_pixels(str(sample_raster), str(empty), "class")
+
+
+def test_colours_from_the_caller_and_a_default_palette(sample_labels: Path) -> None:
+    _, classes = read_labels(str(sample_labels), "class", None, class_colors={"water": "#0000FF", "forest": "bad"})
+    colors = {c.name: c.color for c in classes}
+    assert colors["water"] == "#0000ff"
+    assert colors["forest"].startswith("#") and len(colors["forest"]) == 7  # invalid colour: palette instead
+    assert len(set(colors.values())) == len(colors)

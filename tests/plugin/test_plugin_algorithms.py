@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback
 
-EXPECTED_ALGORITHMS = {"landprobe:trainclassifier", "landprobe:classifyraster", "landprobe:enginestatus"}
+EXPECTED_ALGORITHMS = {
+    "landprobe:trainclassifier",
+    "landprobe:classifyraster",
+    "landprobe:assessaccuracy",
+    "landprobe:enginestatus",
+}
 
 
 def test_provider_is_registered_with_its_algorithms(landprobe_plugin: Any) -> None:
@@ -36,18 +41,36 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "LABELS",
         "FIELD",
         "METHOD",
+        "VALIDATION",
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
     ]
-    assert train.parameterDefinition("METHOD").options() == ["Logistic regression", "XGBoost"]
+    # options are stored by index in batch files and models: the first ones never move
+    assert train.parameterDefinition("METHOD").options()[:4] == [
+        "Logistic regression",
+        "XGBoost",
+        "Random forest",
+        "k-nearest neighbours",
+    ]
     assert {o.name() for o in train.outputDefinitions()} >= {
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
+        "OUTPUT_HTML",
         "OVERALL_ACCURACY",
         "KAPPA",
+        "MACRO_F1",
     }
     classify = registry.algorithmById("landprobe:classifyraster")
-    assert [p.name() for p in classify.parameterDefinitions()] == ["RASTER", "MODEL", "OUTPUT"]
+    assert [p.name() for p in classify.parameterDefinitions()] == [
+        "RASTER",
+        "MODEL",
+        "OUTPUT",
+        "OUTPUT_PROBABILITY",
+        "OUTPUT_CONFIDENCE",
+    ]
+    assess = registry.algorithmById("landprobe:assessaccuracy")
+    assert [p.name() for p in assess.parameterDefinitions()] == ["CLASSIFIED", "REFERENCE", "FIELD", "OUTPUT_REPORT"]
+    assert {o.name() for o in assess.outputDefinitions()} >= {"OVERALL_ACCURACY", "KAPPA", "MACRO_F1", "OUTPUT_HTML"}
     status = registry.algorithmById("landprobe:enginestatus")
     assert [p.name() for p in status.parameterDefinitions()] == ["OUTPUT"]
 
@@ -263,3 +286,82 @@ def test_train_from_the_second_layer_of_a_geopackage(
         },
     )
     assert results["OVERALL_ACCURACY"] > 0.6  # the decoy layer holds one class only: training on it would fail
+
+
+def test_forest_with_kfold_styled_labels_probabilities_and_assessment(
+    landprobe_plugin: Any, engine_python: str, sample_raster: Path, sample_labels: Path, tmp_path: Path
+) -> None:
+    """Random forest, k-fold validation, colours from a categorized style, probability outputs, assessment."""
+    import processing
+    from osgeo import gdal
+    from qgis.core import (
+        QgsCategorizedSymbolRenderer,
+        QgsProject,
+        QgsRendererCategory,
+        QgsSymbol,
+        QgsVectorLayer,
+    )
+    from qgis.PyQt.QtGui import QColor
+
+    layer = QgsVectorLayer(str(sample_labels), "labels", "ogr")
+    categories = []
+    for value in sorted({f["class"] for f in layer.getFeatures()}):
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(QColor("#0000ff" if value == "water" else "#228b22"))
+        categories.append(QgsRendererCategory(value, symbol, value))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("class", categories))
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        trained = processing.run(
+            "landprobe:trainclassifier",
+            {
+                "RASTER": str(sample_raster),
+                "LABELS": layer.id(),
+                "FIELD": "class",
+                "METHOD": 2,
+                "VALIDATION": 1,
+                "OUTPUT_MODEL": str(tmp_path / "rf.lpmodel"),
+                "OUTPUT_REPORT": str(tmp_path / "rf.json"),
+            },
+        )
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    report = json.loads(Path(trained["OUTPUT_REPORT"]).read_text())
+    assert report["method"] == "random_forest"
+    assert report["validation"]["scheme"] == "group_kfold" and report["validation"]["n_folds"] == 5
+    assert 0.5 < trained["MACRO_F1"] <= 1 and Path(trained["OUTPUT_HTML"]).is_file()
+    colors = {c["name"]: c["color"] for c in report["classes"]}
+    assert colors["water"] == "#0000ff" and colors["forest"] == "#228b22"
+
+    classified = processing.run(
+        "landprobe:classifyraster",
+        {
+            "RASTER": str(sample_raster),
+            "MODEL": trained["OUTPUT_MODEL"],
+            "OUTPUT": str(tmp_path / "map.tif"),
+            "OUTPUT_PROBABILITY": str(tmp_path / "proba.tif"),
+            "OUTPUT_CONFIDENCE": str(tmp_path / "confidence.tif"),
+        },
+    )
+    proba = gdal.Open(classified["OUTPUT_PROBABILITY"])
+    assert proba.RasterCount == 5 and gdal.Open(classified["OUTPUT_CONFIDENCE"]).RasterCount == 1
+    water_code = next(c["code"] for c in report["classes"] if c["name"] == "water")
+    dataset = gdal.Open(classified["OUTPUT"])  # keep the dataset alive while its band is used
+    band = dataset.GetRasterBand(1)
+    assert band.GetColorTable().GetColorEntry(water_code)[:3] == (0, 0, 255)
+    assert band.GetCategoryNames()[water_code] == "water"
+
+    assessed = processing.run(
+        "landprobe:assessaccuracy",
+        {
+            "CLASSIFIED": classified["OUTPUT"],
+            "REFERENCE": str(sample_labels),
+            "FIELD": "class",
+            "OUTPUT_REPORT": str(tmp_path / "accuracy.json"),
+        },
+    )
+    accuracy = json.loads(Path(assessed["OUTPUT_REPORT"]).read_text())
+    assert sum(accuracy["map"]["class_pixels"].values()) == proba.RasterXSize * proba.RasterYSize
+    assert accuracy["validation"]["n"] == report["training"]["n_samples"]  # every labelled pixel compared once
+    assert 0 < assessed["OVERALL_ACCURACY"] <= 1 and assessed["KAPPA"] is not None
+    assert "water" in Path(assessed["OUTPUT_HTML"]).read_text()
