@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .feedback import Feedback
-from .labels import read_labels
+from .labels import burn_classes, read_labels
 from .metrics import accuracy_figures, area_adjusted
 from .rasters import check_writable, iter_windows, open_raster, valid_mask
 from .report import html_path, write_report
@@ -91,22 +91,6 @@ def _codes(data: np.ndarray, valid: np.ndarray, classified: str) -> np.ndarray:
     return data.astype("int64")
 
 
-def _burn(sub: Any, shape: tuple[int, int], transform: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Reference class index per pixel (-1: none) and how many different classes claim each pixel."""
-    import numpy as np
-    from rasterio import features
-
-    ref = np.full(shape, -1, dtype="int32")
-    claims = np.zeros(shape, dtype="uint8")
-    for c in np.unique(sub["_class"].to_numpy()):
-        geoms = sub.geometry[sub["_class"].to_numpy() == c]
-        mask = features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, fill=0,
-                                  dtype="uint8").astype(bool)
-        claims += mask
-        ref[mask] = c
-    return ref, claims
-
-
 def assess_accuracy(classified: str, reference: str, field: str, output_report: str,
                     feedback: Feedback | None = None) -> AccuracyResult:
     """Compare a class map with reference features and write a JSON and an HTML accuracy report.
@@ -171,7 +155,7 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
                 code_pixels[value] = code_pixels.get(value, 0) + count
             hits = sindex.query(box(*windows.bounds(win, src.transform)))
             if len(hits):
-                ref, claims = _burn(gdf.iloc[hits], data.shape, src.window_transform(win))
+                ref, claims = burn_classes(gdf.iloc[hits], data.shape, src.window_transform(win))
                 conflicts += int((claims > 1).sum())
                 on_nodata += int(((claims == 1) & ~valid).sum())
                 keep = (claims == 1) & valid

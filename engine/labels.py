@@ -148,6 +148,30 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
     return gdf, classes
 
 
+def burn_classes(features_: gpd.GeoDataFrame, shape: tuple[int, int],
+                 transform: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Burn labelled features onto a grid, one class at a time.
+
+    Returns:
+        The class index of each pixel (-1 where no feature lies) and how many different classes claim it; pixels
+        claimed by more than one class are ambiguous and should be dropped.
+
+    """
+    import numpy as np
+    from rasterio import features
+
+    index = np.full(shape, -1, dtype="int32")
+    claims = np.zeros(shape, dtype="uint8")
+    class_of_feature = features_["_class"].to_numpy()
+    for c in np.unique(class_of_feature):
+        geoms = features_.geometry[class_of_feature == c]
+        mask = features.rasterize(((g, 1) for g in geoms), out_shape=shape, transform=transform, fill=0,
+                                  dtype="uint8").astype(bool)
+        claims += mask
+        index[mask] = c
+    return index, claims
+
+
 def _pixel_window(window: Any, width: int, height: int) -> Any:
     """The whole-pixel window that covers ``window``, clipped to a ``width`` x ``height`` grid."""
     import math
@@ -189,10 +213,9 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
         gdf = gdf[inside]
         label_window = _pixel_window(windows.from_bounds(*gdf.total_bounds, transform=src.transform),
                                      src.width, src.height)
-        class_of_group = np.zeros(len(gdf) + 2, dtype="int32")
-        class_of_group[gdf["_group"].to_numpy()] = gdf["_class"].to_numpy()
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
-        xs, groups, rows, cols = [], [], [], []
+        xs, ys, groups, rows, cols = [], [], [], [], []
+        conflicts = 0
         sindex = gdf.sindex
         for i, block in enumerate(blocks):
             feedback.check_cancel()
@@ -206,11 +229,14 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                     zip(sub.geometry, sub["_group"], strict=True), out_shape=(int(win.height), int(win.width)),
                     transform=transform, fill=0, dtype="int32",
                 )
-                labelled = burnt > 0
+                index, claims = burn_classes(sub, burnt.shape, transform)
+                conflicts += int((claims > 1).sum())
+                labelled = claims == 1
                 if labelled.any():
                     data = src.read(window=win)
                     keep = labelled & valid_mask(data, src.nodata)
                     xs.append(data[:, keep].T.astype("float32"))
+                    ys.append(index[keep])
                     groups.append(burnt[keep])
                     r, c = np.nonzero(keep)
                     rows.append((r + int(win.row_off)).astype("int32"))
@@ -218,10 +244,12 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
             feedback.progress((i + 1) / len(blocks), "Reading pixels under the labels")
     if not xs or sum(len(g) for g in groups) == 0:
         raise InputError(f"The labels of {labels} cover only nodata pixels of {raster}: no sample to train on.")
+    if conflicts:
+        logger.warning("Dropped %d pixels claimed by labels of different classes (overlapping features).", conflicts)
     x = np.concatenate(xs)
     g = np.concatenate(groups)
-    y = class_of_group[g]
-    stats = {"n_samples": len(y), "n_polygons": len(np.unique(g)),
+    y = np.concatenate(ys)
+    stats = {"n_samples": len(y), "n_polygons": len(np.unique(g)), "conflicting_pixels": conflicts,
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d pixels from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from rasterdata import write_like
@@ -96,3 +97,17 @@ def test_colours_from_the_caller_and_a_default_palette(sample_labels: Path) -> N
     assert colors["water"] == "#0000ff"
     assert colors["forest"].startswith("#") and len(colors["forest"]) == 7  # invalid colour: palette instead
     assert len(set(colors.values())) == len(colors)
+
+
+def test_pixels_claimed_by_two_classes_are_dropped(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    gdf = gpd.read_file(sample_labels)
+    forest = gdf[gdf["class"] == "forest"].iloc[[0]].copy()
+    forest["class"] = "urban"  # the same polygon again, claimed by another class
+    overlapping = tmp_path / "overlap.gpkg"
+    gpd.GeoDataFrame(pd.concat([gdf, forest]), crs=gdf.crs).to_file(overlapping)
+    single = tmp_path / "single.gpkg"
+    forest.to_file(single)
+    clean = sample_pixels(str(sample_raster), str(sample_labels), "class")
+    dirty = sample_pixels(str(sample_raster), str(overlapping), "class")
+    assert dirty.stats["conflicting_pixels"] == burnt_count(sample_raster, single) > 0
+    assert len(dirty.y) == len(clean.y) - dirty.stats["conflicting_pixels"]
