@@ -234,7 +234,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                 labelled = claims == 1
                 if labelled.any():
                     data = src.read(window=win)
-                    keep = labelled & valid_mask(data, src.nodata)
+                    keep = labelled & valid_mask(data, src.nodatavals)
                     xs.append(data[:, keep].T.astype("float32"))
                     ys.append(index[keep])
                     groups.append(burnt[keep])

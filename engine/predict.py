@@ -20,7 +20,7 @@ from .errors import ModelFileError
 from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style
 from .model_file import LoadedModel, load_model
-from .rasters import atomic_output, iter_windows, open_raster, temporary_path, valid_mask
+from .rasters import atomic_output, band_stack, iter_windows, open_raster, temporary_path, valid_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +99,7 @@ class _WindowPredictor:
 
         src = self._src()
         data = src.read(window=window)
-        valid = valid_mask(data, src.nodata)
+        valid = valid_mask(data, src.nodatavals)
         index = np.full(valid.shape, -1, dtype="int32")
         proba_block = None
         if self._want_proba:
@@ -124,13 +124,14 @@ def _to_cog(work: Path, target: Path, resampling: str) -> None:
          BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
 
 
-def classify_raster(raster: str, model: str, output: str, output_probability: str | None = None,
+def classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None = None,
                     output_confidence: str | None = None, feedback: Feedback | None = None, block: int = 512,
                     threads: int | None = None) -> ClassifyResult:
     """Apply a model file to every valid pixel of ``raster``.
 
     Args:
-        raster: the raster to classify (the model's bands, in the same order).
+        raster: the raster to classify (the model's bands, in the same order), or several files whose bands are
+            stacked in order.
         model: a ``.lpmodel`` file.
         output: GeoTIFF of class codes on the input's grid and CRS, nodata where any input band is nodata, with a
             colour table, category names (``.aux.xml``) and a QGIS style (``.qml``).
@@ -144,11 +145,18 @@ def classify_raster(raster: str, model: str, output: str, output_probability: st
         The paths written and the pixel count of each class.
 
     """
+    with band_stack(raster) as path:
+        return _classify(path, model, output, output_probability, output_confidence, feedback or Feedback(), block,
+                         threads)
+
+
+def _classify(raster: str, model: str, output: str, output_probability: str | None, output_confidence: str | None,
+              feedback: Feedback, block: int, threads: int | None) -> ClassifyResult:
+    """:func:`classify_raster` on one raster file."""
     import numpy as np
     import rasterio
     from threadpoolctl import threadpool_limits
 
-    feedback = feedback or Feedback()
     loaded = load_model(model)
     classes = loaded.manifest["classes"]
     codes = np.array([c["code"] for c in classes])

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,16 +79,74 @@ def iter_windows(width: int, height: int, block: int = 512) -> Iterator[Window]:
             yield Window(col, row, min(block, width - col), min(block, height - row))
 
 
-def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Pixels of a ``(bands, rows, cols)`` block where every band holds a value (not nodata, not NaN)."""
+def valid_mask(data: np.ndarray, nodata: float | Sequence[float | None] | None) -> np.ndarray:
+    """Pixels of a ``(bands, rows, cols)`` block where every band holds a value (not nodata, not NaN).
+
+    ``nodata`` is one value for all bands or one per band (rasterio's ``nodatavals``).
+    """
     import numpy as np
 
     valid = np.ones(data.shape[1:], dtype=bool)
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data).all(axis=0)
-    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
-        valid &= (data != data.dtype.type(nodata)).all(axis=0)
+    per_band = list(nodata) if isinstance(nodata, (list, tuple)) else [nodata] * len(data)
+    if len(set(per_band)) == 1:  # one value: compare all bands at once
+        value = per_band[0]
+        if value is not None and not np.isnan(value):
+            valid &= (data != data.dtype.type(value)).all(axis=0)
+        return valid
+    for band, value in zip(data, per_band, strict=True):
+        if value is not None and not np.isnan(value):
+            valid &= band != data.dtype.type(value)
     return valid
+
+
+_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+
+
+@contextlib.contextmanager
+def band_stack(raster: str | Sequence[str]) -> Iterator[str]:
+    """Yield one raster path for ``raster``: the path itself, or a temporary VRT stacking several files' bands.
+
+    Raises:
+        InputError: when the files differ in size, grid or CRS.
+
+    """
+    if isinstance(raster, str) or len(raster) == 1:
+        yield raster if isinstance(raster, str) else raster[0]
+        return
+    from xml.sax.saxutils import escape
+
+    infos = [raster_info(p) for p in raster]
+    first = infos[0]
+    for info in infos[1:]:
+        if (info.width, info.height, info.transform, info.crs_wkt) != (first.width, first.height, first.transform,
+                                                                       first.crs_wkt):
+            raise InputError(
+                f"Rasters {first.path} and {info.path} cannot be stacked as bands: their size, pixel grid or CRS "
+                "differ. Resample them onto one grid first (Raster > Align Rasters)."
+            )
+    bands = []
+    for info in infos:
+        for b in range(1, info.count + 1):
+            nodata = "" if info.nodata is None else f"<NoDataValue>{info.nodata!r}</NoDataValue>"
+            name = info.band_names[b - 1] if info.count > 1 else Path(info.path).stem
+            bands.append(
+                f'<VRTRasterBand dataType="{_GDAL_TYPES.get(info.dtype, "Float64")}" band="{len(bands) + 1}">'
+                f"{nodata}<Description>{escape(name)}</Description><SimpleSource>"
+                f'<SourceFilename relativeToVRT="0">{escape(str(Path(info.path).resolve()))}</SourceFilename>'
+                f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+            )
+    a, b_, c, d, e, f = first.transform
+    srs = f"<SRS>{escape(first.crs_wkt)}</SRS>" if first.crs_wkt else ""
+    xml = (f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">{srs}'
+           f"<GeoTransform>{c!r}, {a!r}, {b_!r}, {f!r}, {d!r}, {e!r}</GeoTransform>{''.join(bands)}</VRTDataset>")
+    with tempfile.TemporaryDirectory(prefix="landprobe-stack-") as folder:
+        path = Path(folder) / "stack.vrt"
+        path.write_text(xml, encoding="utf-8")
+        logger.info("Stacked %d bands from %d files.", len(bands), len(infos))
+        yield str(path)
 
 
 def temporary_path(path: str | os.PathLike[str]) -> Path:

@@ -15,7 +15,7 @@ from .labels import Samples, sample_pixels
 from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
 from .probes import get_probe
-from .rasters import check_writable, raster_info
+from .rasters import band_stack, check_writable, raster_info
 from .report import html_path, write_report
 from .validation import SCHEMES, cap_per_class, make_folds
 
@@ -106,15 +106,16 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
     return figures
 
 
-def train_classifier(raster: str, labels: str, field: str, output_model: str, method: str = "logistic_regression",
-                     output_report: str | None = None, validation: str = "polygon_groups",
+def train_classifier(raster: str | list[str], labels: str, field: str, output_model: str,
+                     method: str = "logistic_regression", output_report: str | None = None,
+                     validation: str = "polygon_groups",
                      test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
                      seed: int = 0, class_colors: dict[str, str] | None = None,
                      feedback: Feedback | None = None) -> TrainResult:
     """Train ``method`` on the raw band values under the labels and save a model file.
 
     Args:
-        raster: path of the raster whose bands are the features.
+        raster: path of the raster whose bands are the features, or several files whose bands are stacked.
         labels: path of the polygon (or point) layer, optionally ``file|layername=name``.
         field: the class field, text or whole numbers.
         output_model: where to write the ``.lpmodel`` file.
@@ -139,8 +140,9 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
     check_writable(output_model)
     if output_report:
         check_writable(output_report)
-    info = raster_info(raster)
-    samples = _drop_empty_classes(sample_pixels(raster, labels, field, feedback.stage(0.0, 0.3), class_colors))
+    with band_stack(raster) as path:
+        info = raster_info(path)
+        samples = _drop_empty_classes(sample_pixels(path, labels, field, feedback.stage(0.0, 0.3), class_colors))
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
     if len(keep) < len(samples.y):
         logger.info("Kept %d of %d pixels (at most %d per class, shared among its polygons).", len(keep),
@@ -164,7 +166,7 @@ def train_classifier(raster: str, labels: str, field: str, output_model: str, me
         "classes": [asdict(c) for c in samples.classes],
         "field": field,
         "input": {"band_count": info.count, "band_names": list(info.band_names), "dtype": info.dtype,
-                  "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": info.path},
+                  "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster},
         "features": {"recipe": "raw_bands", "bands": list(range(1, info.count + 1))},
         "training": {**samples.stats, "labels": labels},
         "validation": figures,

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from rasterdata import write_like
 
-from engine.errors import ModelFileError, OutputError
+from engine.errors import InputError, ModelFileError, OutputError
 from engine.labels import sample_pixels
 from engine.model_file import load_model
 from engine.predict import classify_raster
@@ -155,3 +155,22 @@ def test_large_raster_gets_overviews_and_matches_small_windows(tmp_path: Path, l
         assert big.overviews(1)[:2] == [2, 4]
         assert np.array_equal(big.read(1, window=((0, 250), (0, 250))), ref.read(1))
     assert sum(result.class_pixels.values()) == 3000 * 3000
+
+
+def test_single_band_files_stack_like_the_multiband_raster(tmp_path: Path, sample_raster: Path,
+                                                           sample_labels: Path, sample_model: Path) -> None:
+    with rasterio.open(sample_raster) as src:
+        data, transform = src.read(), src.transform
+    bands = [str(write_like(sample_raster, tmp_path / f"b{i + 1}.tif", data[i:i + 1])) for i in range(len(data))]
+    stacked = tmp_path / "stacked.tif"
+    reference = tmp_path / "reference.tif"
+    classify_raster(bands, str(sample_model), str(stacked))
+    classify_raster(str(sample_raster), str(sample_model), str(reference))
+    with rasterio.open(stacked) as a, rasterio.open(reference) as b:
+        assert np.array_equal(a.read(1), b.read(1)) and a.transform == b.transform
+    result = train_classifier(bands, str(sample_labels), "class", str(tmp_path / "m.lpmodel"))
+    assert result.n_samples == sample_pixels(str(sample_raster), str(sample_labels), "class").stats["n_samples"]
+    shifted = write_like(sample_raster, tmp_path / "shifted.tif", data[:1],
+                         transform=rasterio.Affine.translation(30, 0) * transform)
+    with pytest.raises(InputError, match="cannot be stacked"):
+        classify_raster([*bands[:-1], str(shifted)], str(sample_model), str(tmp_path / "x.tif"))
