@@ -33,15 +33,24 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from common import (FIELD, LABELS, N_BANDS, markdown_table, otb_commands, remotior_command, seven_band_copy,
-                    single_band_files, scores, tool_missing)
+from common import (
+    FIELD,
+    LABELS,
+    N_BANDS,
+    markdown_table,
+    otb_commands,
+    remotior_command,
+    scores,
+    seven_band_copy,
+    single_band_files,
+    tool_missing,
+)
 
 REMOTIOR = {"remotior_rf": ("random forest", False), "remotior_mlp": ("multi-layer perceptron", False),
             "remotior_rf_float32": ("random forest", True)}
 
 
-def load_samples(raster: Path):  # noqa: ANN201
+def load_samples(raster: Path):
     """Pixel samples under the labels, capped as ``engine.training.train_classifier`` does."""
     from engine.labels import sample_pixels
     from engine.validation import cap_per_class
@@ -155,7 +164,7 @@ def main() -> None:
                 else:
                     codes = read_at(run_external(name, image, bands, folder, seed), rows, cols)
                     pred = np.array([code_to_index.get(int(c), -1) for c in codes])
-            except Exception as exc:  # noqa: BLE001 - a failing contender is reported, not fatal
+            except Exception as exc:
                 skipped[name] = f"failed (seed {seed}): {exc}"[:300]
                 print(f"  {name}: {skipped[name]}", flush=True)
                 continue

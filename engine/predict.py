@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROBABILITY_NODATA = -1.0
+GDAL_CACHE_MB = 64
 
 
 @dataclass
@@ -145,7 +146,10 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         The paths written and the pixel count of each class.
 
     """
-    with band_stack(raster) as path:
+    import rasterio
+
+    # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), band_stack(raster) as path:
         return _classify(path, model, output, output_probability, output_confidence, feedback or Feedback(), block,
                          threads)
 
