@@ -15,6 +15,19 @@ from .errors import InputError
 from .feedback import Feedback
 
 
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed versions of distributions ``names`` (``None`` when missing), read from metadata, nothing imported."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def ping(feedback: Feedback | None = None) -> dict[str, Any]:
     """A trivial job: answers at once with the engine's version and Python (measures start-up)."""
     return {"pong": True, "engine_version": __version__, "python": sys.executable}
@@ -22,16 +35,9 @@ def ping(feedback: Feedback | None = None) -> dict[str, Any]:
 
 def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
     """The engine's Python, the versions of its main libraries and the compute devices it can use."""
-    from importlib import metadata
-
     feedback = feedback or Feedback()
-    packages: dict[str, str | None] = {}
-    for name in ("torch", "torchvision", "torchgeo", "lightning", "scikit-learn", "xgboost-cpu", "rasterio",
-                 "geopandas", "numpy"):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
+    packages = package_versions(("torch", "torchvision", "torchgeo", "lightning", "scikit-learn", "xgboost-cpu",
+                                 "rasterio", "geopandas", "numpy"))
     feedback.progress(0.3, "Looking for compute devices")
     devices: list[dict[str, Any]] = [{"type": "cpu", "name": platform.processor() or platform.machine(),
                                       "cores": os.cpu_count()}]
@@ -51,50 +57,33 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
             "default_device": "cuda" if len(devices) > 1 else "cpu"}
 
 
-def train_classifier(**kwargs: Any) -> Any:
-    """See :func:`engine.training.train_classifier`."""
-    from .training import train_classifier as run
-
-    return run(**kwargs)
-
-
-def classify_raster(**kwargs: Any) -> Any:
-    """See :func:`engine.predict.classify_raster`."""
-    from .predict import classify_raster as run
-
-    return run(**kwargs)
-
-
-def assess_accuracy(**kwargs: Any) -> Any:
-    """See :func:`engine.accuracy.assess_accuracy`."""
-    from .accuracy import assess_accuracy as run
-
-    return run(**kwargs)
-
-
-OPERATIONS: dict[str, Callable[..., Any]] = {
+#: Every operation, by name: a function here, or ``"module:function"`` imported only when the job runs, so that a
+#: trivial job does not pay for numpy, rasterio or scikit-learn.
+OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "ping": ping,
     "engine_status": engine_status,
-    "train_classifier": train_classifier,
-    "classify_raster": classify_raster,
-    "assess_accuracy": assess_accuracy,
-}
-
-_TARGETS = {
-    "train_classifier": ("training", "train_classifier"),
-    "classify_raster": ("predict", "classify_raster"),
-    "assess_accuracy": ("accuracy", "assess_accuracy"),
+    "train_classifier": "training:train_classifier",
+    "classify_raster": "predict:classify_raster",
+    "assess_accuracy": "accuracy:assess_accuracy",
 }
 
 
-def _signature(operation: str) -> inspect.Signature:
-    """The signature of the function that really implements ``operation``."""
-    if operation in _TARGETS:
-        import importlib
+def resolve_operation(operation: str) -> Callable[..., Any]:
+    """The function that implements ``operation``.
 
-        module, name = _TARGETS[operation]
-        return inspect.signature(getattr(importlib.import_module(f"{__package__}.{module}"), name))
-    return inspect.signature(OPERATIONS[operation])
+    Raises:
+        InputError: for an unknown operation; the message lists the known ones.
+
+    """
+    target = OPERATIONS.get(operation)
+    if target is None:
+        raise InputError(f"Unknown operation {operation!r}; the engine knows: {', '.join(sorted(OPERATIONS))}.")
+    if callable(target):
+        return target
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
 def call_operation(operation: str, params: dict[str, Any], feedback: Feedback) -> dict[str, Any]:
@@ -104,9 +93,8 @@ def call_operation(operation: str, params: dict[str, Any], feedback: Feedback) -
         InputError: for an unknown operation, an unknown parameter or a missing required one.
 
     """
-    if operation not in OPERATIONS:
-        raise InputError(f"Unknown operation {operation!r}; the engine knows: {', '.join(sorted(OPERATIONS))}.")
-    signature = _signature(operation)
+    function = resolve_operation(operation)
+    signature = inspect.signature(function)
     accepted = {n for n in signature.parameters if n != "feedback"}
     unknown = set(params) - accepted
     if unknown:
@@ -116,5 +104,5 @@ def call_operation(operation: str, params: dict[str, Any], feedback: Feedback) -
                if p.default is inspect.Parameter.empty and n != "feedback" and n not in params]
     if missing:
         raise InputError(f"Operation {operation} needs {', '.join(missing)}.")
-    result = OPERATIONS[operation](**params, feedback=feedback)
+    result = function(**params, feedback=feedback)
     return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)

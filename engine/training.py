@@ -39,15 +39,11 @@ class TrainResult:
 
 def library_versions() -> dict[str, str | None]:
     """Versions of the libraries a model depends on (read from package metadata, nothing imported)."""
-    from importlib import metadata
+    from .api import package_versions
 
-    versions: dict[str, str | None] = {"python": platform.python_version(), "landprobe": __version__}
-    for dist in ("numpy", "scikit-learn", "xgboost-cpu", "xgboost", "rasterio", "torch"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    installed = package_versions(("numpy", "scikit-learn", "xgboost-cpu", "xgboost", "rasterio", "torch"))
+    return {"python": platform.python_version(), "landprobe": __version__,
+            **{k: v for k, v in installed.items() if v is not None}}
 
 
 def _drop_empty_classes(samples: Samples) -> Samples:

@@ -105,15 +105,6 @@ def _read_job(text: str) -> tuple[str, dict[str, Any]]:
     return job["operation"], params
 
 
-def run_job(operation: str, params: dict[str, Any], feedback: JsonLinesFeedback) -> dict[str, Any]:
-    """Run one operation from :data:`engine.api.OPERATIONS` and return its outputs as plain data."""
-    from .api import OPERATIONS, call_operation
-
-    if operation not in OPERATIONS:
-        raise InputError(f"Unknown operation {operation!r}; the engine knows: {', '.join(sorted(OPERATIONS))}.")
-    return call_operation(operation, params, feedback)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m engine worker``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -136,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             root.setLevel(logging.DEBUG)
         if stdin_control:
             threading.Thread(target=_watch_stdin, args=(feedback,), daemon=True).start()
-        outputs = run_job(operation, params, feedback)
+        from .api import call_operation
+
+        outputs = call_operation(operation, params, feedback)
     except LandprobeError as exc:
         feedback.emit({"event": "error", "kind": exc.kind, "message": str(exc)})
         return 3 if isinstance(exc, CancelledError) else 1
