@@ -157,7 +157,7 @@ def main() -> None:
             try:
                 if name in PROBES:
                     probe = get_probe(name)().fit(x_train, y_train, len(names))
-                    pred = probe.predict_proba(samples.x[test]).argmax(axis=1)
+                    pred = probe.predict(samples.x[test])[0]
                 elif name == "sklearn_rf":
                     model = RandomForestClassifier(n_estimators=100, random_state=seed).fit(x_train, y_train)
                     pred = model.predict(samples.x[test])

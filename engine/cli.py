@@ -32,7 +32,7 @@ class _ConsoleFeedback(ThrottledFeedback):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .probes import PROBES
+    from .probes import DEFAULT_PROBE, PROBES
     from .validation import SCHEMES
 
     parser = argparse.ArgumentParser(prog="landprobe", description="Landprobe engine: classify rasters.")
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--raster", required=True)
     train.add_argument("--labels", required=True)
     train.add_argument("--field", required=True)
-    train.add_argument("--method", default="logistic_regression", choices=sorted(PROBES))
+    train.add_argument("--method", default=DEFAULT_PROBE, choices=sorted(PROBES))
     train.add_argument("--output-model", required=True)
     train.add_argument("--output-report")
     train.add_argument("--validation", default="polygon_groups", choices=list(SCHEMES))

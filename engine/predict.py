@@ -106,8 +106,8 @@ class _WindowPredictor:
         if self._want_proba:
             proba_block = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
         if valid.any():
-            proba = self._model.probe.predict_proba(data[:, valid].T.astype("float32", copy=False))
-            index[valid] = proba.argmax(axis=1)
+            classes, proba = self._model.probe.predict(data[:, valid].T.astype("float32", copy=False))
+            index[valid] = classes
             if proba_block is not None:
                 proba_block[:, valid] = proba.T
         return index, proba_block
@@ -137,7 +137,7 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         output: GeoTIFF of class codes on the input's grid and CRS, nodata where any input band is nodata, with a
             colour table, category names (``.aux.xml``) and a QGIS style (``.qml``).
         output_probability: optional Float32 GeoTIFF with one band per class (band descriptions are class names).
-        output_confidence: optional Float32 GeoTIFF with the highest class probability.
+        output_confidence: optional Float32 GeoTIFF with the probability of the mapped class.
         feedback: progress and cancel (checked once per window).
         block: window size in pixels.
         threads: threads reading and predicting windows (default: all cores).
@@ -175,6 +175,8 @@ def _classify(raster: str, model: str, output: str, output_probability: str | No
                 "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         windows = list(iter_windows(src.width, src.height, block))
     loaded.probe.set_threads(1)  # parallelism comes from the window threads
+    # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
+    loaded.probe.predict(np.zeros((2, loaded.manifest["input"]["band_count"]), dtype="float32"))
     predictor = _WindowPredictor(raster, loaded, want_proba=bool(output_probability or output_confidence))
     outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
     with contextlib.ExitStack() as stack:
@@ -212,7 +214,8 @@ def _classify(raster: str, model: str, output: str, output_probability: str | No
             if "probability" in dsts:
                 dsts["probability"].write(proba, window=win)
             if "confidence" in dsts:
-                dsts["confidence"].write(proba.max(axis=0), 1, window=win)
+                confidence = np.take_along_axis(proba, np.maximum(index, 0)[None], axis=0)[0]
+                dsts["confidence"].write(np.where(valid, confidence, PROBABILITY_NODATA), 1, window=win)
             feedback.progress(0.9 * (i + 1) / len(windows), f"Classifying window {i + 1} of {len(windows)}")
         dsts["class"].update_tags(1, **{f"CLASS_{c['code']}": c["name"] for c in classes})
         dsts["class"].set_band_description(1, f"class ({loaded.manifest.get('field', 'class')})")
@@ -220,7 +223,7 @@ def _classify(raster: str, model: str, output: str, output_probability: str | No
             if "probability" in dsts:
                 dsts["probability"].set_band_description(band, f"probability of {c['name']}")
         if "confidence" in dsts:
-            dsts["confidence"].set_band_description(1, "confidence (highest class probability)")
+            dsts["confidence"].set_band_description(1, "confidence (probability of the mapped class)")
         for dst in dsts.values():
             dst.close()
         feedback.progress(0.92, "Writing Cloud-Optimized GeoTIFFs with overviews")

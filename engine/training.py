@@ -14,7 +14,7 @@ from .feedback import Feedback
 from .labels import Samples, sample_pixels
 from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
-from .probes import get_probe
+from .probes import DEFAULT_PROBE, get_probe
 from .rasters import band_stack, check_writable, raster_info
 from .report import html_path, write_report
 from .validation import SCHEMES, cap_per_class, make_folds
@@ -84,7 +84,7 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
     fold_oa = []
     for test in folds:
         probe = get_probe(method)().fit(samples.x[~test], samples.y[~test], len(names))
-        predicted[test] = probe.predict_proba(samples.x[test]).argmax(axis=1)
+        predicted[test] = probe.predict(samples.x[test])[0]
         tested |= test
         fold_oa.append(float((predicted[test] == samples.y[test]).mean()))
     figures = accuracy_figures(confusion_matrix(samples.y[tested], predicted[tested], len(names)), names)
@@ -103,7 +103,7 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
 
 
 def train_classifier(raster: str | list[str], labels: str, field: str, output_model: str,
-                     method: str = "logistic_regression", output_report: str | None = None,
+                     method: str = DEFAULT_PROBE, output_report: str | None = None,
                      validation: str = "polygon_groups",
                      test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
                      seed: int = 0, class_colors: dict[str, str] | None = None,
@@ -115,7 +115,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         labels: path of the polygon (or point) layer, optionally ``file|layername=name``.
         field: the class field, text or whole numbers.
         output_model: where to write the ``.lpmodel`` file.
-        method: a name from :data:`engine.probes.PROBES`.
+        method: a name from :data:`engine.probes.PROBES` (default: the RBF support vector machine).
         output_report: optional JSON file with the validation figures (an HTML page is written beside it).
         validation: a scheme from :data:`engine.validation.SCHEMES`.
         test_fraction: share of each class's polygons held out by ``polygon_groups`` and ``random_pixels``.

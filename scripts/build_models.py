@@ -9,7 +9,8 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
     raster                    raster layer: the multi-band raster (trained on and classified)
     labels                    polygon layer: training polygons
     field                     field of labels: the class field (text or integer)
-    method                    enum: 0 = Logistic regression (default), 1 = XGBoost, 2 = Random forest, 3 = k-NN
+    method                    enum: 0 = Logistic regression, 1 = XGBoost, 2 = Random forest, 3 = k-NN,
+                              4 = support vector machine (default)
     validation                enum: 0 = hold out 30 % of polygons (default), 1 = 5-fold by polygons,
                               2 = 5-fold by spatial blocks, 3 = random pixels (optimistic), 4 = none
     train:trained_model       file destination (.lpmodel): the trained model
@@ -17,7 +18,7 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
     classify:classified       raster destination (.tif): the classified raster
 
     qgis_process.bin run resources/models/raw_band_probe.model3 -- raster=scene.tif labels=labels.shp field=class \
-        method=0 train:trained_model=model.lpmodel train:validation_report=report.json \
+        method=4 train:trained_model=model.lpmodel train:validation_report=report.json \
         classify:classified=classified.tif
 """
 
@@ -63,7 +64,7 @@ def _start_qgis() -> object:
 
 def build_raw_band_probe() -> object:
     """The model "Raw-band probe: train and classify"."""
-    from landprobe.plugin.algorithms.train_classifier import METHODS, VALIDATIONS
+    from landprobe.plugin.algorithms.train_classifier import DEFAULT_METHOD, METHODS, VALIDATIONS
     from qgis.core import (
         QgsProcessing,
         QgsProcessingModelAlgorithm,
@@ -86,7 +87,8 @@ def build_raw_band_probe() -> object:
             "raster": "A multi-band raster stored in a file (GeoTIFF).",
             "labels": "Polygons outlining areas of known class.",
             "field": "The field holding each polygon's class (text or integer).",
-            "method": "Logistic regression, XGBoost, random forest or k-nearest neighbours.",
+            "method": "Support vector machine (default), logistic regression, XGBoost, random forest or k-nearest "
+            "neighbours.",
             "validation": "How accuracy is measured: held-out polygons (default), cross-validation by polygons or "
             "spatial blocks, or an optimistic random pixel split.",
         }
@@ -107,7 +109,8 @@ def build_raw_band_probe() -> object:
             QPointF(120, 240),
         ),
         (
-            QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS], defaultValue=0),
+            QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS],
+                                       defaultValue=DEFAULT_METHOD),
             QPointF(120, 320),
         ),
         (

@@ -4,7 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 out="$(realpath -m "${LANDPROBE_DEMO_DIR:-$ROOT/output/demo}")"
-method="${LANDPROBE_DEMO_METHOD:-0}"  # 0 = logistic regression, 1 = XGBoost
+method="${LANDPROBE_DEMO_METHOD:-4}"  # 4 = support vector machine (default), 0 = logistic regression
 sample="$ROOT/resources/sample"
 model3="$ROOT/resources/models/raw_band_probe.model3"
 mkdir -p "$out"

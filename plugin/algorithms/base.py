@@ -6,13 +6,18 @@ import os
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsFeatureRequest,
     QgsFeatureSink,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
+    QgsRasterLayer,
     QgsProviderRegistry,
     QgsVectorFileWriter,
 )
@@ -94,6 +99,25 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from exc
 
+    RASTER = "RASTER"
+    MORE_BANDS = "MORE_BANDS"
+
+    def add_raster_parameters(self) -> None:
+        """``RASTER`` and the advanced ``MORE_BANDS``: rasters whose bands are stacked after the first one's."""
+        self.addParameter(QgsProcessingParameterRasterLayer(self.RASTER, self.tr("Raster")))
+        more = QgsProcessingParameterMultipleLayers(
+            self.MORE_BANDS, self.tr("More bands (rasters stacked after the first, in order)"),
+            QgsProcessing.SourceType.TypeRaster, optional=True,
+        )
+        more.setFlags(more.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(more)
+
+    def raster_stack(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | list[str]:
+        """The file of ``RASTER``, or the files of ``RASTER`` and ``MORE_BANDS`` whose bands are stacked in order."""
+        first = self.raster_path(parameters, self.RASTER, context)
+        more = [self.layer_file(layer) for layer in self.parameterAsLayerList(parameters, self.MORE_BANDS, context)]
+        return [first, *more] if more else first
+
     def raster_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str:
         """The GeoTIFF (or other GDAL file) behind a raster layer parameter.
 
@@ -104,6 +128,12 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, name))
+        return self.layer_file(layer)
+
+    def layer_file(self, layer: QgsRasterLayer) -> str:
+        """The file behind a raster layer; an error that says what to do when it is not a GDAL file."""
+        if not isinstance(layer, QgsRasterLayer):
+            raise QgsProcessingException(self.tr('The layer "{}" is not a raster.').format(layer.name()))
         path = ""
         if layer.providerType() == "gdal":
             source = layer.source()

@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
 from .base import LandprobeAlgorithm
@@ -21,7 +20,6 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
     ALGORITHM_ID = "classifyraster"
     DISPLAY_NAME = "Classify raster"
 
-    RASTER = "RASTER"
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
@@ -37,17 +35,19 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             "<h3>Parameters</h3>"
             "<b>Raster</b>: a raster stored in a file (GeoTIFF) with the same bands, in the same order, as the "
             "raster the model was trained on.<br>"
+            "<b>More bands</b> (advanced, optional): further rasters whose bands are stacked after the first "
+            "raster's, as at training.<br>"
             "<b>Model</b>: a Landprobe model file (.lpmodel).<br>"
             "<b>Classified raster</b>: a Cloud-Optimized GeoTIFF of class codes with a colour table; the class "
             "names travel with it (GDAL category names in the .aux.xml and a QGIS style in the .qml beside it).<br>"
             "<b>Class probabilities</b> (optional): one Float32 band per class, named after the class.<br>"
-            "<b>Confidence</b> (optional): the highest class probability of each pixel (0..1), low where the "
+            "<b>Confidence</b> (optional): the probability of the mapped class at each pixel (0..1), low where the "
             "model hesitates."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the parameters."""
-        self.addParameter(QgsProcessingParameterRasterLayer(self.RASTER, self.tr("Raster")))
+        self.add_raster_parameters()
         self.addParameter(
             QgsProcessingParameterFile(
                 self.MODEL,
@@ -66,7 +66,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Convert the parameters into a ``classify_raster`` job and run it in the engine."""
-        raster = self.raster_path(parameters, self.RASTER, context)
+        raster = self.raster_stack(parameters, context)
         model = self.parameterAsFile(parameters, self.MODEL, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probability = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None

@@ -38,6 +38,7 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
     train = registry.algorithmById("landprobe:trainclassifier")
     assert [p.name() for p in train.parameterDefinitions()] == [
         "RASTER",
+        "MORE_BANDS",
         "LABELS",
         "FIELD",
         "METHOD",
@@ -46,12 +47,15 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "OUTPUT_REPORT",
     ]
     # options are stored by index in batch files and models: the first ones never move
-    assert train.parameterDefinition("METHOD").options()[:4] == [
+    method = train.parameterDefinition("METHOD")
+    assert method.options()[:5] == [
         "Logistic regression",
         "XGBoost",
         "Random forest",
         "k-nearest neighbours",
+        "Support vector machine, RBF kernel (default)",
     ]
+    assert method.defaultValue() == 4
     assert {o.name() for o in train.outputDefinitions()} >= {
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
@@ -63,6 +67,7 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
     classify = registry.algorithmById("landprobe:classifyraster")
     assert [p.name() for p in classify.parameterDefinitions()] == [
         "RASTER",
+        "MORE_BANDS",
         "MODEL",
         "OUTPUT",
         "OUTPUT_PROBABILITY",
@@ -365,3 +370,35 @@ def test_forest_with_kfold_styled_labels_probabilities_and_assessment(
     assert accuracy["validation"]["n"] == report["training"]["n_samples"]  # every labelled pixel compared once
     assert 0 < assessed["OVERALL_ACCURACY"] <= 1 and assessed["KAPPA"] is not None
     assert "water" in Path(assessed["OUTPUT_HTML"]).read_text()
+
+
+def test_bands_given_as_one_file_each_give_the_same_model_and_map(
+    landprobe_plugin: Any, engine_python: str, sample_raster: Path, sample_labels: Path, tmp_path: Path
+) -> None:
+    import processing
+    from osgeo import gdal
+
+    bands = []
+    for b in range(1, 9):
+        path = tmp_path / f"band{b}.tif"
+        gdal.Translate(str(path), str(sample_raster), bandList=[b])
+        bands.append(str(path))
+    maps = {}
+    for name, raster, more in (("whole", str(sample_raster), []), ("split", bands[0], bands[1:])):
+        common = {"RASTER": raster, "MORE_BANDS": more}
+        trained = processing.run("landprobe:trainclassifier", {
+            **common, "LABELS": str(sample_labels), "FIELD": "class", "VALIDATION": 4,
+            "OUTPUT_MODEL": str(tmp_path / f"{name}.lpmodel")})
+        processing.run("landprobe:classifyraster", {
+            **common, "MODEL": trained["OUTPUT_MODEL"], "OUTPUT": str(tmp_path / f"{name}.tif")})
+        dataset = gdal.Open(str(tmp_path / f"{name}.tif"))
+        maps[name] = dataset.GetRasterBand(1).ReadAsArray()
+        assert dataset.GetGeoTransform() == gdal.Open(str(sample_raster)).GetGeoTransform()
+        dataset = None
+    assert maps["whole"].shape == (250, 250)
+    assert len(set(maps["whole"].ravel().tolist())) >= 4
+    assert (maps["whole"] == maps["split"]).all()
+    with pytest.raises(QgsProcessingException, match="band"):  # a stack the model was not trained on
+        processing.run("landprobe:classifyraster", {
+            "RASTER": bands[0], "MORE_BANDS": bands[1:4], "MODEL": str(tmp_path / "whole.lpmodel"),
+            "OUTPUT": str(tmp_path / "refused.tif")})

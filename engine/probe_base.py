@@ -1,0 +1,60 @@
+"""The probe contract: fit on pixel features, predict class probabilities, save as data (never pickle)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+State = tuple[dict[str, Any], dict[str, "np.ndarray"], dict[str, bytes]]
+
+
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Sample weights that give every class the same total weight (``n / (k * n_class)``)."""
+    import numpy as np
+
+    counts = np.bincount(y, minlength=n_classes).astype("float64")
+    per_class = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return per_class[y]
+
+
+class Probe:
+    """Base class: ``fit`` on features and class indices, then ``predict_proba``."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+
+    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> Probe:
+        """Fit on features ``x`` (n, f) and class indices ``y`` in ``0..n_classes-1``; return ``self``."""
+        raise NotImplementedError
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), float32."""
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class index per sample and the class probabilities; the class is the most probable one by default."""
+        proba = self.predict_proba(x)
+        return proba.argmax(axis=1), proba
+
+    def state(self) -> State:
+        """The fitted state: JSON-able parameters, arrays and byte blobs."""
+        raise NotImplementedError
+
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` threads in ``predict_proba`` (callers that parallelise over windows set 1)."""
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
+        """Rebuild a fitted probe from :meth:`state`."""
+        raise NotImplementedError
+
+
+def full_proba(proba: np.ndarray, present: np.ndarray, n_classes: int) -> np.ndarray:
+    """Spread probabilities over the classes a model saw into all ``n_classes`` columns."""
+    import numpy as np
+
+    full = np.zeros((len(proba), n_classes), dtype="float32")
+    full[:, present] = proba
+    return full

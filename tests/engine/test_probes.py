@@ -1,0 +1,71 @@
+"""Probe behaviour that the end-to-end tests do not pin down: the SVM's numpy prediction against libsvm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.svm import SVC
+
+from engine.probe_svm import SvmProbe
+from engine.probes import DEFAULT_PROBE, PROBES
+
+
+def _blobs(n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping Gaussian clusters in 6 dimensions, on a reflectance-like scale, unequal class sizes."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(500, 120, size=(n_classes, 6))
+    sizes = rng.integers(40, 200, size=n_classes)
+    x = np.concatenate([rng.normal(c, 90, size=(n, 6)) for c, n in zip(centres, sizes, strict=True)])
+    y = np.repeat(np.arange(n_classes), sizes)
+    return x.astype("float32"), y
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_svm_vote_matches_libsvm(n_classes: int) -> None:
+    x, y = _blobs(n_classes)
+    probe = SvmProbe().fit(x, y, n_classes)
+    reference = SVC(C=1.0, gamma=1.0 / x.shape[1], class_weight="balanced")
+    reference.fit((x - probe.mean_) / probe.scale_, y)
+    test, _ = _blobs(n_classes, seed=1)
+    classes, proba = probe.predict(test)
+    expected = reference.predict((test - probe.mean_) / probe.scale_)
+    assert (classes == expected).mean() > 0.995  # float32 kernel: a rare tie may flip
+    assert len(np.unique(classes)) == n_classes
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert (proba.argmax(axis=1) == classes).mean() > 0.9  # scores rank the voted class first almost always
+    restored = SvmProbe.from_state(*probe.state())
+    assert np.array_equal(restored.predict(test)[0], classes)
+
+
+def test_svm_caps_samples_and_keeps_absent_classes_empty() -> None:
+    x, y = _blobs(3)
+    probe = SvmProbe(max_samples_per_class=30).fit(x, y, 5)  # classes 3 and 4 have no samples
+    assert len(probe.support_) <= 90
+    classes, proba = probe.predict(x)
+    assert set(np.unique(classes)) <= {0, 1, 2}
+    assert np.all(proba[:, 3:] == 0)
+
+
+def test_svm_with_one_class_predicts_it_everywhere() -> None:
+    x, _ = _blobs(2)
+    classes, proba = SvmProbe().fit(x, np.full(len(x), 1), 3).predict(x[:10])
+    assert (classes == 1).all() and (proba[:, 1] == 1).all()
+
+
+def test_default_probe_is_registered() -> None:
+    assert DEFAULT_PROBE == "svm" and DEFAULT_PROBE in PROBES
+
+
+def test_knn_matches_scikit_learn() -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from engine.probes import KNearestNeighborsProbe
+
+    x, y = _blobs(4)
+    probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
+    reference = KNeighborsClassifier(7, weights="distance").fit(probe.x_, y)
+    test, _ = _blobs(4, seed=1)
+    proba = probe.predict_proba(test)
+    expected = reference.predict_proba((test - probe.mean_) / probe.scale_)
+    assert np.allclose(proba, expected, atol=1e-5)
+    assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # a training pixel is its own exact match
