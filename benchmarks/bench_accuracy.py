@@ -13,7 +13,9 @@ Protocol:
   the pixels ``sample_pixels`` returns for the test polygons; an external map is read at those pixels. Mean ± std
   (population std) over the 5 seeds.
 - Contenders: the engine probes (``engine.probes.PROBES``, fitted on the train-polygon pixels as
-  ``engine.training.validate`` does); scikit-learn ``RandomForestClassifier(n_estimators=100)`` otherwise default;
+  ``engine.training.validate`` does); the default probe (SVM) with the six spectral indices of
+  ``engine.features`` added (Landsat 7 band roles); scikit-learn ``RandomForestClassifier(n_estimators=100)``
+  otherwise default;
   Orfeo ToolBox random forest (``otbcli_TrainImagesClassifier ... -classifier rf`` with OTB's defaults, then
   ``otbcli_ImageClassifier``); Remotior Sensus random forest and multi-layer perceptron (``band_classification``
   defaults, ROIs = the train polygons) on int16 bands, and random forest on float32 bands.
@@ -46,6 +48,7 @@ from common import (
     tool_missing,
 )
 
+LANDSAT7_ROLES = "blue=1, green=2, red=3, nir=4, swir1=5, swir2=6"
 REMOTIOR = {"remotior_rf": ("random forest", False), "remotior_mlp": ("multi-layer perceptron", False),
             "remotior_rf_float32": ("random forest", True)}
 
@@ -115,6 +118,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from sklearn.ensemble import RandomForestClassifier
 
+    from engine.features import compute_features, make_recipe
     from engine.probes import PROBES, get_probe
     from engine.validation import polygon_group_split
 
@@ -129,7 +133,9 @@ def main() -> None:
     samples = load_samples(image)
     names = [c.name for c in samples.classes]
     code_to_index = {c.code: i for i, c in enumerate(samples.classes)}
-    contenders = [*PROBES, "sklearn_rf", "otb", *REMOTIOR]
+    contenders = [*PROBES, "svm+indices", "sklearn_rf", "otb", *REMOTIOR]
+    recipe = make_recipe([f"band {b}" for b in range(1, N_BANDS + 1)], indices=True, band_roles=LANDSAT7_ROLES)
+    with_indices = compute_features(samples.x, recipe)
     if args.only:
         contenders = [c for c in contenders if c in args.only]
     skipped = {}
@@ -158,6 +164,9 @@ def main() -> None:
                 if name in PROBES:
                     probe = get_probe(name)().fit(x_train, y_train, len(names))
                     pred = probe.predict(samples.x[test])[0]
+                elif name == "svm+indices":
+                    probe = get_probe("svm")().fit(with_indices[~test], y_train, len(names))
+                    pred = probe.predict(with_indices[test])[0]
                 elif name == "sklearn_rf":
                     model = RandomForestClassifier(n_estimators=100, random_state=seed).fit(x_train, y_train)
                     pred = model.predict(samples.x[test])

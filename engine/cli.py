@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("ping", help="answer at once (start-up check)")
     sub.add_parser("status", help="versions and compute devices")
     train = sub.add_parser("train", help="train a classifier on labelled polygons")
-    train.add_argument("--raster", required=True)
+    train.add_argument("--raster", required=True, nargs="+", help="a raster, or several whose bands are stacked")
     train.add_argument("--labels", required=True)
     train.add_argument("--field", required=True)
     train.add_argument("--method", default=DEFAULT_PROBE, choices=sorted(PROBES))
@@ -52,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--n-folds", type=int, default=5)
     train.add_argument("--max-samples-per-class", type=int, default=20_000)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--indices", action="store_true", help="add spectral indices (needs band roles)")
+    train.add_argument("--band-roles", help="band roles such as 'red=3, nir=4' where band names do not say")
     classify = sub.add_parser("classify", help="classify a raster with a model file")
-    classify.add_argument("--raster", required=True)
+    classify.add_argument("--raster", required=True, nargs="+", help="a raster, or several stacked as at training")
     classify.add_argument("--model", required=True)
     classify.add_argument("--output", required=True)
     classify.add_argument("--output-probability")
@@ -73,6 +75,8 @@ _OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classi
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The operation and its parameters from parsed arguments (option names are the parameter names)."""
     params = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    if isinstance(params.get("raster"), list) and len(params["raster"]) == 1:
+        params["raster"] = params["raster"][0]
     return _OPERATIONS[args.command], params
 
 

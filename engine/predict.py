@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelFileError
+from .features import RECIPES, compute_features
 from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style
 from .model_file import LoadedModel, load_model
@@ -62,7 +63,10 @@ def _hex_to_rgba(color: str) -> tuple[int, int, int, int]:
 
 
 def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
-    """Refuse a raster whose band count differs from the model's, saying what differs."""
+    """Refuse a raster whose band count differs from the model's, or a feature recipe unknown here."""
+    recipe = manifest.get("features", {}).get("recipe")
+    if recipe not in RECIPES:
+        raise ModelFileError(f"The model needs features {recipe!r}, unknown to this engine: update Landprobe.")
     expected = manifest["input"]["band_count"]
     if src.count != expected:
         names = ", ".join(manifest["input"].get("band_names", []))
@@ -82,6 +86,7 @@ class _WindowPredictor:
         self._model = model
         self._codes = np.array([c["code"] for c in model.manifest["classes"]])
         self._want_proba = want_proba
+        self._recipe = model.manifest["features"]
         self._local = threading.local()
         self._handles: list[Any] = []
         self._lock = threading.Lock()
@@ -106,7 +111,7 @@ class _WindowPredictor:
         if self._want_proba:
             proba_block = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
         if valid.any():
-            classes, proba = self._model.probe.predict(data[:, valid].T.astype("float32", copy=False))
+            classes, proba = self._model.probe.predict(compute_features(data[:, valid].T, self._recipe))
             index[valid] = classes
             if proba_block is not None:
                 proba_block[:, valid] = proba.T
@@ -176,7 +181,8 @@ def _classify(raster: str, model: str, output: str, output_probability: str | No
         windows = list(iter_windows(src.width, src.height, block))
     loaded.probe.set_threads(1)  # parallelism comes from the window threads
     # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
-    loaded.probe.predict(np.zeros((2, loaded.manifest["input"]["band_count"]), dtype="float32"))
+    warm_up = np.ones((2, loaded.manifest["input"]["band_count"]), dtype="float32")
+    loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
     predictor = _WindowPredictor(raster, loaded, want_proba=bool(output_probability or output_confidence))
     outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
     with contextlib.ExitStack() as stack:

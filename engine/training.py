@@ -10,6 +10,7 @@ from typing import Any
 
 from . import __version__
 from .errors import InputError
+from .features import compute_features, feature_names, make_recipe
 from .feedback import Feedback
 from .labels import Samples, sample_pixels
 from .metrics import accuracy_figures, confusion_matrix
@@ -106,9 +107,9 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
                      method: str = DEFAULT_PROBE, output_report: str | None = None,
                      validation: str = "polygon_groups",
                      test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
-                     seed: int = 0, class_colors: dict[str, str] | None = None,
-                     feedback: Feedback | None = None) -> TrainResult:
-    """Train ``method`` on the raw band values under the labels and save a model file.
+                     seed: int = 0, class_colors: dict[str, str] | None = None, indices: bool = False,
+                     band_roles: str | None = None, feedback: Feedback | None = None) -> TrainResult:
+    """Train ``method`` on the band values (and optionally spectral indices) under the labels; save a model file.
 
     Args:
         raster: path of the raster whose bands are the features, or several files whose bands are stacked.
@@ -123,6 +124,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         max_samples_per_class: at most this many pixels per class, shared evenly among its polygons.
         seed: seed of the splits and the sampling.
         class_colors: ``#rrggbb`` colour of each class value (as text), e.g. from the layer's style.
+        indices: add the normalised-difference indices that the band roles allow (see :mod:`engine.features`).
+        band_roles: roles of bands as ``"red=3, nir=4"``, for bands whose descriptions do not say.
         feedback: progress and cancel.
 
     Returns:
@@ -138,7 +141,12 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         check_writable(output_report)
     with band_stack(raster) as path:
         info = raster_info(path)
+        recipe = make_recipe(list(info.band_names), indices, band_roles)
         samples = _drop_empty_classes(sample_pixels(path, labels, field, feedback.stage(0.0, 0.3), class_colors))
+    samples.x = compute_features(samples.x, recipe)
+    if recipe.get("indices"):
+        logger.info("Features: %d bands and the indices %s.", len(recipe["bands"]),
+                    ", ".join(f"{k} (bands {a} and {b})" for k, (a, b) in recipe["indices"].items()))
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
     if len(keep) < len(samples.y):
         logger.info("Kept %d of %d pixels (at most %d per class, shared among its polygons).", len(keep),
@@ -163,7 +171,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         "field": field,
         "input": {"band_count": info.count, "band_names": list(info.band_names), "dtype": info.dtype,
                   "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster},
-        "features": {"recipe": "raw_bands", "bands": list(range(1, info.count + 1))},
+        "features": recipe | {"names": feature_names(recipe, list(info.band_names))},
         "training": {**samples.stats, "labels": labels},
         "validation": figures,
         "libraries": library_versions(),
@@ -171,8 +179,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     save_model(output_model, manifest, probe)
     if output_report:
         report = {"title": "Landprobe training report", "method": method, "raster": raster, "labels": labels,
-                  "field": field, "validation": figures, "training": manifest["training"],
-                  "classes": manifest["classes"], "model": str(output_model)}
+                  "field": field, "features": manifest["features"], "validation": figures,
+                  "training": manifest["training"], "classes": manifest["classes"], "model": str(output_model)}
         write_report(report, output_report)
     feedback.progress(1.0, "Done")
     return TrainResult(

@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 from qgis.core import (
-    QgsProcessing,
     QgsFeatureRequest,
     QgsFeatureSink,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -17,8 +17,8 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
-    QgsRasterLayer,
     QgsProviderRegistry,
+    QgsRasterLayer,
     QgsVectorFileWriter,
 )
 from qgis.PyQt.QtCore import QCoreApplication

@@ -10,10 +10,13 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterString,
 )
 
 from .base import LandprobeAlgorithm
@@ -50,6 +53,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     FIELD = "FIELD"
     METHOD = "METHOD"
     VALIDATION = "VALIDATION"
+    INDICES = "INDICES"
+    BAND_ROLES = "BAND_ROLES"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OVERALL_ACCURACY = "OVERALL_ACCURACY"
@@ -79,6 +84,13 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "whole, so neighbouring pixels of one polygon never sit on both sides; cross-validation by polygons or "
             "by spatial blocks tests every polygon once. A random pixel split is offered for comparison with other "
             "tools and is marked optimistic in the report. The final model is always trained on all labels.<br>"
+            "<b>Add spectral indices</b> (advanced): adds normalised-difference indices (NDVI, NDWI, MNDWI, NDBI, "
+            "NBR, NDMI) to the band values, each one whose two bands have a known role. Roles are read from band "
+            "names such as <i>Red</i>, <i>NIR</i>, <i>SWIR 1</i> or Sentinel-2's <i>B04</i>, <i>B08</i>, "
+            "<i>B11</i>.<br>"
+            "<b>Band roles</b> (advanced): roles of bands whose names do not say, as role=band pairs, e.g. "
+            "<i>blue=1, green=2, red=3, nir=4, swir1=5, swir2=6</i> for Landsat 5 and 7 (Landsat 8 and 9: "
+            "<i>blue=2, green=3, red=4, nir=5, swir1=6, swir2=7</i>).<br>"
             "<b>Trained model</b>: the model file to write (.lpmodel).<br>"
             "<b>Validation report</b>: optional JSON file with the accuracy, kappa, confusion matrix and "
             "per-class scores; an HTML page with the same name is written beside it.<br>"
@@ -119,6 +131,15 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 defaultValue=0,
             )
         )
+        indices = QgsProcessingParameterBoolean(
+            self.INDICES, self.tr("Add spectral indices (NDVI, NDWI, MNDWI, NDBI, NBR, NDMI)"), defaultValue=False
+        )
+        roles = QgsProcessingParameterString(
+            self.BAND_ROLES, self.tr("Band roles, e.g. red=3, nir=4 (when band names do not say)"), optional=True
+        )
+        for parameter in (indices, roles):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(parameter)
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")
@@ -157,6 +178,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "field": field,
                 "method": method,
                 "validation": validation,
+                "indices": self.parameterAsBoolean(parameters, self.INDICES, context),
+                "band_roles": self.parameterAsString(parameters, self.BAND_ROLES, context) or None,
                 "class_colors": self.class_colors(parameters, self.LABELS, field, context),
                 "output_model": output_model,
                 "output_report": output_report,

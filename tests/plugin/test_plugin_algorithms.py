@@ -43,6 +43,8 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "FIELD",
         "METHOD",
         "VALIDATION",
+        "INDICES",
+        "BAND_ROLES",
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
     ]
