@@ -65,6 +65,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "train_classifier": "training:train_classifier",
     "classify_raster": "predict:classify_raster",
     "assess_accuracy": "accuracy:assess_accuracy",
+    "extract_embeddings": "embeddings:extract_embeddings",
 }
 
 

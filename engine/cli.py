@@ -32,6 +32,7 @@ class _ConsoleFeedback(ThrottledFeedback):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .encoders import ENCODERS
     from .probes import DEFAULT_PROBE, PROBES
     from .validation import SCHEMES
 
@@ -60,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--output", required=True)
     classify.add_argument("--output-probability")
     classify.add_argument("--output-confidence")
+    embed = sub.add_parser("embed", help="write an embedding raster with an encoder")
+    embed.add_argument("--raster", required=True, nargs="+", help="a raster, or several whose bands are stacked")
+    embed.add_argument("--output", required=True)
+    embed.add_argument("--encoder", default="rcf_gaussian", choices=list(ENCODERS))
+    embed.add_argument("--patch-size", type=int)
+    embed.add_argument("--stride", type=int)
+    embed.add_argument("--weights", help="torchgeo weight name, e.g. SENTINEL2_ALL_MOCO")
+    embed.add_argument("--weights-file", help="local state-dict file (loaded with weights_only=True)")
+    embed.add_argument("--band-map", help="raster band of each band the weights expect, e.g. 'B4=3, B8=4'")
+    embed.add_argument("--architecture", help="timm architecture of a checkpoint encoder")
+    embed.add_argument("--features", type=int, default=128, help="random convolutional features")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    embed.add_argument("--seed", type=int, default=0)
     assess = sub.add_parser("assess", help="assess a classified raster against reference polygons")
     assess.add_argument("--classified", required=True)
     assess.add_argument("--reference", required=True)
@@ -69,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
-               "assess": "assess_accuracy"}
+               "assess": "assess_accuracy", "embed": "extract_embeddings"}
 
 
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

@@ -111,9 +111,10 @@ class _WindowPredictor:
         if self._want_proba:
             proba_block = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
         if valid.any():
-            classes, proba = self._model.probe.predict(compute_features(data[:, valid].T, self._recipe))
+            classes, proba = self._model.probe.predict(compute_features(data[:, valid].T, self._recipe),
+                                                      proba=self._want_proba)
             index[valid] = classes
-            if proba_block is not None:
+            if proba_block is not None and proba is not None:
                 proba_block[:, valid] = proba.T
         return index, proba_block
 

@@ -33,10 +33,10 @@ class Probe:
         """Class probabilities, shape (n, n_classes), float32."""
         raise NotImplementedError
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class index per sample and the class probabilities; the class is the most probable one by default."""
-        proba = self.predict_proba(x)
-        return proba.argmax(axis=1), proba
+    def predict(self, x: np.ndarray, proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class index per sample and, when ``proba``, the class probabilities (the class is the most probable)."""
+        probabilities = self.predict_proba(x)
+        return probabilities.argmax(axis=1), probabilities if proba else None
 
     def state(self) -> State:
         """The fitted state: JSON-able parameters, arrays and byte blobs."""

@@ -12,6 +12,7 @@ rank the classes and measure how clear the vote was, but they are not calibrated
 
 from __future__ import annotations
 
+import logging
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from .probe_base import Probe, State
 
 if TYPE_CHECKING:
     import numpy as np
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 4096  # pixels per kernel block: CHUNK x n_support float32 values
 
@@ -72,6 +75,8 @@ class SvmProbe(Probe):
             weights, intercept = -weights, -intercept
         self.pair_weights_ = weights.astype("float32")
         self.intercept_ = intercept.astype("float32")
+        logger.info("SVM: %d support vectors from %d pixels (the cost of applying the model grows with them).",
+                    len(self.support_), len(y))
         return self
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +89,8 @@ class SvmProbe(Probe):
         """One-vs-one decision values, shape (n, n_pairs); positive means the pair's first class."""
         import numpy as np
 
-        xs = ((np.asarray(x, dtype="float64") - self.mean_) / self.scale_).astype("float32")
+        xs = np.asarray(x, dtype="float32") - self.mean_.astype("float32")
+        xs *= (1 / self.scale_).astype("float32")
         out = np.empty((len(xs), self.pair_weights_.shape[1]), dtype="float32")
         support = self.support_.T * np.float32(2 * self.gamma_)
         support_term = np.float32(self.gamma_) * (self.support_ * self.support_).sum(axis=1)
@@ -99,34 +105,41 @@ class SvmProbe(Probe):
         out += self.intercept_
         return out
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The one-vs-one vote winner and the coupled class scores."""
+    def predict(self, x: np.ndarray, proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The one-vs-one vote winner and, when asked for, the coupled class scores."""
         import numpy as np
 
         n, k = len(x), len(self.present_)
-        proba = np.zeros((n, self.n_classes_), dtype="float32")
         if k == 1:
-            proba[:, self.present_[0]] = 1
-            return np.full(n, self.present_[0], dtype="int64"), proba
+            scores = np.zeros((n, self.n_classes_), dtype="float32")
+            scores[:, self.present_[0]] = 1
+            return np.full(n, self.present_[0], dtype="int64"), scores if proba else None
         first, second = self._pairs()
         decisions = self.decision_values(x)
-        votes = np.zeros((n, k), dtype="int32")
+        votes = np.zeros((n, k), dtype="int16")
+        for p, (i, j) in enumerate(zip(first, second, strict=True)):
+            wins = decisions[:, p] > 0
+            votes[:, i] += wins
+            votes[:, j] += ~wins
+        classes = self.present_[votes.argmax(axis=1)]
+        if not proba:
+            return classes, None
         log_score = np.zeros((n, k), dtype="float32")
         for p, (i, j) in enumerate(zip(first, second, strict=True)):
-            d = decisions[:, p]
-            votes[:, i] += d > 0
-            votes[:, j] += d <= 0
-            log_score[:, i] -= np.logaddexp(0, -2 * d)
-            log_score[:, j] -= np.logaddexp(0, 2 * d)
+            d2 = 2 * decisions[:, p]
+            log_sigmoid = -np.logaddexp(0, -d2)  # log sigmoid(2d); log sigmoid(-2d) = log sigmoid(2d) - 2d
+            log_score[:, i] += log_sigmoid
+            log_score[:, j] += log_sigmoid - d2
         log_score -= log_score.max(axis=1, keepdims=True)
         np.exp(log_score, out=log_score)
         log_score /= log_score.sum(axis=1, keepdims=True)
-        proba[:, self.present_] = log_score
-        return self.present_[votes.argmax(axis=1)], proba
+        scores = np.zeros((n, self.n_classes_), dtype="float32")
+        scores[:, self.present_] = log_score
+        return classes, scores
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """The coupled class scores (see the module's notes)."""
-        return self.predict(x)[1]
+        return self.predict(x)[1]  # type: ignore[return-value]
 
     def state(self) -> State:
         """Support vectors, pair weights, intercepts and the standardisation as arrays."""

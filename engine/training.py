@@ -85,7 +85,7 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
     fold_oa = []
     for test in folds:
         probe = get_probe(method)().fit(samples.x[~test], samples.y[~test], len(names))
-        predicted[test] = probe.predict(samples.x[test])[0]
+        predicted[test] = probe.predict(samples.x[test], proba=False)[0]
         tested |= test
         fold_oa.append(float((predicted[test] == samples.y[test]).mean()))
     figures = accuracy_figures(confusion_matrix(samples.y[tested], predicted[tested], len(names)), names)

@@ -10,6 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms.assess_accuracy import AssessAccuracyAlgorithm
 from .algorithms.classify_raster import ClassifyRasterAlgorithm
 from .algorithms.engine_status import EngineStatusAlgorithm
+from .algorithms.extract_embeddings import ExtractEmbeddingsAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .settings import register_settings, unregister_settings
 
@@ -19,6 +20,7 @@ ALGORITHMS = [
     TrainClassifierAlgorithm,
     ClassifyRasterAlgorithm,
     AssessAccuracyAlgorithm,
+    ExtractEmbeddingsAlgorithm,
     EngineStatusAlgorithm,
 ]
 

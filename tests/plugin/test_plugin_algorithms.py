@@ -18,6 +18,7 @@ EXPECTED_ALGORITHMS = {
     "landprobe:classifyraster",
     "landprobe:assessaccuracy",
     "landprobe:enginestatus",
+    "landprobe:extractembeddings",
 }
 
 
@@ -404,3 +405,32 @@ def test_bands_given_as_one_file_each_give_the_same_model_and_map(
         processing.run("landprobe:classifyraster", {
             "RASTER": bands[0], "MORE_BANDS": bands[1:4], "MODEL": str(tmp_path / "whole.lpmodel"),
             "OUTPUT": str(tmp_path / "refused.tif")})
+
+
+def test_extract_embeddings_writes_the_patch_grid(
+    landprobe_plugin: Any, engine_python: str, sample_raster: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    import processing
+    from landprobe.plugin.algorithms.extract_embeddings import ENCODERS
+    from osgeo import gdal
+
+    registry = QgsApplication.processingRegistry().algorithmById("landprobe:extractembeddings")
+    assert [p.name() for p in registry.parameterDefinitions()][:5] == [
+        "RASTER", "MORE_BANDS", "ENCODER", "PATCH_SIZE", "STRIDE"]
+    engine_names = subprocess.run(
+        [engine_python, "-c", "from engine.encoders import ENCODERS; print(' '.join(ENCODERS))"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()
+    assert [name for _, name in ENCODERS] == engine_names  # the toolbox offers exactly the engine's registry
+    results = processing.run("landprobe:extractembeddings", {
+        "RASTER": str(sample_raster), "ENCODER": 0, "PATCH_SIZE": 10, "FEATURES": 8,
+        "OUTPUT": str(tmp_path / "embedding.tif")})
+    assert results["DIMENSIONS"] == 8 and results["DEVICE"] == "cpu"
+    dataset = gdal.Open(results["OUTPUT"])
+    source = gdal.Open(str(sample_raster))
+    assert (dataset.RasterXSize, dataset.RasterYSize, dataset.RasterCount) == (25, 25, 8)
+    transform, origin = dataset.GetGeoTransform(), source.GetGeoTransform()
+    assert transform[0] == origin[0] and transform[3] == origin[3] and transform[1] == 10 * origin[1]
+    assert "rcf_gaussian" in dataset.GetMetadataItem("LANDPROBE_EMBEDDING")

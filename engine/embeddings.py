@@ -1,0 +1,214 @@
+"""Embedding rasters: an encoder applied to every patch of a raster, written on the patch grid.
+
+The output grid has one cell per ``stride`` x ``stride`` pixels, aligned with the raster's origin (its transform is
+the raster's scaled by ``stride``); each cell's embedding comes from the ``patch`` x ``patch`` pixels centred on it.
+Pixels outside the raster or on nodata are set to the band mean (zero after normalisation); a cell is nodata (NaN)
+when less than half of its patch's pixels inside the raster are valid. The raster is read in strips of cell rows,
+so memory stays bounded; batches of patches go through the encoder on the GPU when there is one, else on the CPU
+(the log names the device).
+
+The file records, as JSON in its ``LANDPROBE_EMBEDDING`` metadata item, the encoder, the weights, the bands read,
+patch, stride, normalisation and versions, so that later steps can refuse embeddings of another encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+from .feedback import Feedback
+from .rasters import atomic_output, band_stack, open_raster, valid_mask
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+METADATA_KEY = "LANDPROBE_EMBEDDING"
+STRIP_PIXELS = 4_000_000  # raw pixels read per strip
+
+
+@dataclass
+class EmbeddingResult:
+    """The embedding raster written and its shape."""
+
+    output: str
+    encoder: str
+    dim: int
+    width: int
+    height: int
+    device: str
+    valid_cells: int
+
+
+def choose_device(device: str = "auto") -> str:
+    """``cuda`` when asked for or when ``auto`` finds a GPU, else ``cpu``; asking for an absent GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("A GPU was asked for but torch sees none; choose the CPU or 'auto'.")
+    return device
+
+
+def band_statistics(src: Any, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std of the valid pixels, from a read decimated to at most ``max_side`` pixels a side."""
+    import numpy as np
+
+    scale = max(1, math.ceil(max(src.width, src.height) / max_side))
+    data = src.read(out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
+    valid = valid_mask(data, src.nodatavals)
+    if not valid.any():
+        raise InputError(f"Raster {src.name} holds only nodata: nothing to encode.")
+    values = data[:, valid].astype("float64")
+    std = values.std(axis=1)
+    return values.mean(axis=1), np.where(std > 0, std, 1.0)
+
+
+def _patch_sampler(src: Any) -> Any:
+    """A function drawing ``n`` random ``size`` x ``size`` patches (raw values) from valid parts of ``src``."""
+    import numpy as np
+    from rasterio.windows import Window
+
+    def sample(n: int, size: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        patches: list[np.ndarray] = []
+        for _ in range(50 * n):
+            if len(patches) == n:
+                break
+            row, col = rng.integers(0, src.height - size + 1), rng.integers(0, src.width - size + 1)
+            data = src.read(window=Window(col, row, size, size))
+            if valid_mask(data, src.nodatavals).all():
+                patches.append(data.astype("float64"))
+        if len(patches) < n:
+            raise InputError(f"Raster {src.name}: too few patches without nodata to draw empirical filters from.")
+        return np.stack(patches)
+
+    return sample
+
+
+def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf_gaussian",
+                       patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
+                       weights_file: str | None = None, band_map: str | None = None, architecture: str | None = None,
+                       features: int = 128, batch_size: int = 64, device: str = "auto", seed: int = 0,
+                       feedback: Feedback | None = None) -> EmbeddingResult:
+    """Encode every patch of ``raster`` with ``encoder`` and write a Float32 GeoTIFF, one band per dimension.
+
+    Args:
+        raster: the raster, or several files whose bands are stacked.
+        output: the embedding GeoTIFF to write.
+        encoder: a name from :data:`engine.encoders.ENCODERS`.
+        patch_size: pixels a side of each patch (default: the encoder's).
+        stride: pixels between patch centres, the output cell size (default: ``patch_size``).
+        weights: torchgeo weight name for a torchgeo backbone (e.g. ``SENTINEL2_ALL_MOCO``).
+        weights_file: a local weights (state dict) file, read with ``weights_only=True``.
+        band_map: explicit band mapping for the weights, e.g. ``"B4=3, B8=4"``.
+        architecture: timm architecture name of a ``checkpoint`` encoder.
+        features: number of random convolutional features.
+        batch_size: patches per forward pass.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        seed: seed of random filters and empirical patches.
+        feedback: progress (per batch) and cancel.
+
+    Returns:
+        What was written.
+
+    """
+    from .encoders import EncoderRequest, build_encoder, get_encoder
+
+    feedback = feedback or Feedback()
+    spec = get_encoder(encoder)
+    patch = int(patch_size or spec.default_patch)
+    step = int(stride or patch)
+    if patch < spec.min_patch or step < 1 or step > patch:
+        raise InputError(f"{spec.label}: the patch size must be at least {spec.min_patch} px and the stride between "
+                         f"1 and the patch size (got patch {patch}, stride {step}).")
+    if spec.architecture.startswith("vit") and patch % 16:
+        raise InputError(f"{spec.label}: the patch size must be a multiple of 16 (got {patch}).")
+    with band_stack(raster) as path, open_raster(path) as src:
+        stats = band_statistics(src)
+        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
+        request = EncoderRequest(spec, names, stats, _patch_sampler(src), weights, weights_file, band_map,
+                                 architecture, features, seed)
+        built = build_encoder(request)
+        chosen = choose_device(device)
+        logger.info("Encoding with %s (%d dimensions) on %s, patches of %d px every %d px.", spec.label, built.dim,
+                    chosen, patch, step)
+        return _encode(src, built, spec.name, Path(output), patch, step, batch_size, chosen, feedback,
+                       raster, names)
+
+
+def _encode(src: Any, built: Any, encoder: str, output: Path, patch: int, step: int, batch_size: int, device: str,
+            feedback: Feedback, raster: str | list[str], names: list[str]) -> EmbeddingResult:
+    import numpy as np
+    import rasterio
+    import torch
+    from rasterio.windows import Window
+
+    from .training import library_versions
+
+    module = built.module.to(device)
+    rows, cols = math.ceil(src.height / step), math.ceil(src.width / step)
+    offset = (patch - step) // 2
+    strip_rows = max(1, STRIP_PIXELS // max(1, src.width * step))
+    mean = built.mean[:, None, None].astype("float32")
+    std = built.std[:, None, None].astype("float32")
+    nodata_of = [src.nodatavals[b - 1] for b in built.bands]
+    metadata = {"encoder": encoder, **built.metadata, "dim": built.dim, "patch_size": patch, "stride": step,
+                "input_bands": [names[b - 1] for b in built.bands], "band_indices": built.bands,
+                "mean": built.mean.tolist(), "std": built.std.tolist(), "raster": raster,
+                "libraries": library_versions()}
+    profile = {"driver": "GTiff", "width": cols, "height": rows, "count": built.dim, "dtype": "float32",
+               "nodata": float("nan"), "crs": src.crs, "transform": src.transform * src.transform.scale(step),
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 3,
+               "interleave": "band", "BIGTIFF": "IF_SAFER"}
+    n_batches = sum(math.ceil(cols * min(strip_rows, rows - r) / batch_size) for r in range(0, rows, strip_rows))
+    done = valid_cells = 0
+    with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
+        for r0 in range(0, rows, strip_rows):
+            n_rows = min(strip_rows, rows - r0)
+            top, height, width = r0 * step - offset, (n_rows - 1) * step + patch, (cols - 1) * step + patch
+            data = np.zeros((len(built.bands), height, width), dtype="float32")
+            valid = np.zeros((height, width), dtype=bool)
+            inside = np.zeros((height, width), dtype=bool)
+            y0, y1 = max(0, top), min(src.height, top + height)
+            x0, x1 = max(0, -offset), min(src.width, width - offset)
+            raw = src.read(built.bands, window=Window(x0, y0, x1 - x0, y1 - y0))
+            ok = valid_mask(raw, nodata_of)
+            raw = (raw.astype("float32") - mean) / std
+            raw[:, ~ok] = 0
+            data[:, y0 - top:y1 - top, x0 + offset:x1 + offset] = raw
+            valid[y0 - top:y1 - top, x0 + offset:x1 + offset] = ok
+            inside[y0 - top:y1 - top, x0 + offset:x1 + offset] = True
+            patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p
+            counts = [torch.from_numpy(m).float().unfold(0, patch, step).unfold(1, patch, step).sum(dim=(-2, -1))
+                      for m in (valid, inside)]
+            cells = torch.nonzero(counts[0] >= 0.5 * counts[1].clamp_min(1))
+            out = np.full((built.dim, n_rows, cols), np.nan, dtype="float32")
+            for start in range(0, len(cells), batch_size):
+                feedback.check_cancel()
+                rr, cc = cells[start:start + batch_size].T
+                batch = patches[:, rr, cc].permute(1, 0, 2, 3).contiguous().to(device)
+                out[:, rr.numpy(), cc.numpy()] = module(batch).float().cpu().numpy().T
+                done += 1
+                feedback.progress(min(1.0, done / max(1, n_batches)), f"Encoding batch {done} of about {n_batches}")
+            valid_cells += len(cells)
+            dst.write(out, window=Window(0, r0, cols, n_rows))
+        for band in range(1, built.dim + 1):
+            dst.set_band_description(band, f"{encoder} {band - 1:03d}")
+        dst.update_tags(**{METADATA_KEY: json.dumps(metadata)})
+    feedback.progress(1.0, "Done")
+    return EmbeddingResult(str(output), encoder, built.dim, cols, rows, device, valid_cells)
+
+
+def read_embedding_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The Landprobe metadata of an embedding raster, or ``None`` for another raster."""
+    with open_raster(path) as src:
+        text = src.tags().get(METADATA_KEY)
+    return json.loads(text) if text else None
