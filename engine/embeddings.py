@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .features import mean_and_scale
 from .feedback import Feedback
 from .rasters import atomic_output, band_stack, open_raster, valid_mask
 
@@ -59,16 +60,12 @@ def choose_device(device: str = "auto") -> str:
 
 def band_statistics(src: Any, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean and std of the valid pixels, from a read decimated to at most ``max_side`` pixels a side."""
-    import numpy as np
-
     scale = max(1, math.ceil(max(src.width, src.height) / max_side))
     data = src.read(out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
     valid = valid_mask(data, src.nodatavals)
     if not valid.any():
         raise InputError(f"Raster {src.name} holds only nodata: nothing to encode.")
-    values = data[:, valid].astype("float64")
-    std = values.std(axis=1)
-    return values.mean(axis=1), np.where(std > 0, std, 1.0)
+    return mean_and_scale(data[:, valid].astype("float64"), axis=1)
 
 
 def _patch_sampler(src: Any) -> Any:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, ModelFileError
+from .features import band_assignments
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,13 +162,8 @@ def map_bands(band_names: list[str], expected: list[str], band_map: str | None) 
         InputError: listing the bands the weights expect and those that could not be matched.
 
     """
-    lookup: dict[str, int] = {}
-    for item in filter(None, (p.strip() for p in (band_map or "").replace(";", ",").split(","))):
-        key, sep, value = (s.strip() for s in item.partition("="))
-        if not sep or not value.isdigit() or not 1 <= int(value) <= len(band_names):
-            raise InputError(f"Band map: cannot read {item!r}; write pairs such as 'B4=3, B8=4' (raster bands "
-                             f"1 to {len(band_names)}).")
-        lookup[key.upper()] = int(value)
+    assigned = band_assignments(band_map, len(band_names), "Band map", "B4=3, B8=4")
+    lookup = {key.upper(): band for key, band in assigned.items()}
     names = {n.strip().upper(): i for i, n in enumerate(band_names, start=1) if n}
     bands, missing = [], []
     for wanted in expected:

@@ -42,19 +42,34 @@ _NAME_PATTERNS = [  # (role, regular expression on a lower-case band description
 ]
 
 
+def mean_and_scale(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation along ``axis`` for standardising; a constant feature gets a scale of 1."""
+    import numpy as np
+
+    std = values.std(axis=axis)
+    return values.mean(axis=axis), np.where(std > 0, std, 1).astype(std.dtype)
+
+
+def band_assignments(text: str | None, band_count: int, what: str, example: str) -> dict[str, int]:
+    """Parse ``"name=band, name=band"`` (commas or semicolons) into ``{name: band}``, bands checked 1..count."""
+    pairs: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in (text or "").replace(";", ",").split(","))):
+        name, sep, band = (s.strip() for s in item.partition("="))
+        if not sep or not name or not band.isdigit():
+            raise InputError(f"{what}: cannot read {item!r}. Write name=band pairs such as '{example}'.")
+        if not 1 <= int(band) <= band_count:
+            raise InputError(f"{what}: {name}={band}, but the raster has bands 1 to {band_count}.")
+        pairs[name] = int(band)
+    return pairs
+
+
 def parse_band_roles(text: str | None, band_count: int) -> dict[str, int]:
     """Parse ``"red=3, nir=4"`` into ``{"red": 3, "nir": 4}`` (1-based bands), checking roles and band numbers."""
-    roles: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in (text or "").replace(";", ",").split(","))):
-        role, sep, band = (s.strip().lower() for s in item.partition("="))
-        if not sep or role not in ROLES or not band.isdigit():
-            raise InputError(
-                f"Band roles: cannot read {item!r}. Write role=band pairs such as 'red=3, nir=4'; roles are "
-                f"{', '.join(ROLES)}."
-            )
-        if not 1 <= int(band) <= band_count:
-            raise InputError(f"Band roles: {role}={band}, but the raster has bands 1 to {band_count}.")
-        roles[role] = int(band)
+    roles = {k.lower(): v for k, v in band_assignments(text, band_count, "Band roles", "red=3, nir=4").items()}
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise InputError(f"Band roles: unknown role {', '.join(unknown)}. Write role=band pairs such as "
+                         f"'red=3, nir=4'; roles are {', '.join(ROLES)}.")
     return roles
 
 

@@ -16,6 +16,7 @@ import logging
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from .features import mean_and_scale
 from .probe_base import Probe, State
 
 if TYPE_CHECKING:
@@ -49,9 +50,7 @@ class SvmProbe(Probe):
             for idx in (np.flatnonzero(y == k) for k in np.unique(y))
         ])
         x, y = np.asarray(x, dtype="float64")[np.sort(keep)], y[np.sort(keep)]
-        self.mean_ = x.mean(axis=0)
-        std = x.std(axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0)
+        self.mean_, self.scale_ = mean_and_scale(x)
         self.gamma_ = 1.0 / x.shape[1]
         self.n_classes_ = n_classes
         present = np.unique(y)

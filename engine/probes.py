@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, MissingDependencyError
+from .features import mean_and_scale
 from .probe_base import Probe, State, balanced_weights, full_proba
 from .probe_svm import SvmProbe
 
@@ -35,9 +36,7 @@ class LogisticRegressionProbe(Probe):
         from sklearn.linear_model import LogisticRegression
 
         x = np.asarray(x, dtype="float64")
-        self.mean_ = x.mean(axis=0)
-        std = x.std(axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0)
+        self.mean_, self.scale_ = mean_and_scale(x)
         model = LogisticRegression(C=self.c, max_iter=2000)
         model.fit((x - self.mean_) / self.scale_, y, sample_weight=balanced_weights(y, n_classes))
         coef = np.zeros((n_classes, x.shape[1]))
@@ -260,9 +259,7 @@ class KNearestNeighborsProbe(Probe):
             keep = rng.choice(len(y), self.max_samples, replace=False)
             x, y = x[keep], y[keep]
         x = np.asarray(x, dtype="float32")
-        self.mean_ = x.mean(axis=0)
-        std = x.std(axis=0)
-        self.scale_ = np.where(std > 0, std, 1.0).astype("float32")
+        self.mean_, self.scale_ = mean_and_scale(x)
         self.x_, self.y_, self.n_classes_ = (x - self.mean_) / self.scale_, y.astype("int64"), n_classes
         self._build()
         return self
