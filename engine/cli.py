@@ -32,7 +32,7 @@ class _ConsoleFeedback(ThrottledFeedback):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .encoders import ENCODERS
+    from .feature_sources import FEATURE_SOURCES
     from .probes import DEFAULT_PROBE, PROBES
     from .validation import SCHEMES
 
@@ -55,22 +55,26 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--indices", action="store_true", help="add spectral indices (needs band roles)")
     train.add_argument("--band-roles", help="band roles such as 'red=3, nir=4' where band names do not say")
+    train.add_argument("--features", default="raw_bands", choices=list(FEATURE_SOURCES),
+                       help="raw bands, an embedding raster (--raster is one), or an encoder run on the fly")
+    _encoder_arguments(train)
+    train.add_argument("--min-coverage", type=float, default=0.5,
+                       help="share of an embedding cell one class must cover (default 0.5)")
+    train.add_argument("--learning-curve", action="store_true",
+                       help="report accuracy for 5, 10, 25, 50 and all labelled samples per class")
     classify = sub.add_parser("classify", help="classify a raster with a model file")
     classify.add_argument("--raster", required=True, nargs="+", help="a raster, or several stacked as at training")
     classify.add_argument("--model", required=True)
     classify.add_argument("--output", required=True)
     classify.add_argument("--output-probability")
     classify.add_argument("--output-confidence")
+    classify.add_argument("--output-grid", default="input", choices=["input", "embedding"],
+                          help="for an encoder model: map on the raster's pixels or one pixel per embedding cell")
+    classify.add_argument("--grid-raster", help="put the map on this raster's grid (nearest neighbour)")
     embed = sub.add_parser("embed", help="write an embedding raster with an encoder")
     embed.add_argument("--raster", required=True, nargs="+", help="a raster, or several whose bands are stacked")
     embed.add_argument("--output", required=True)
-    embed.add_argument("--encoder", default="rcf_gaussian", choices=list(ENCODERS))
-    embed.add_argument("--patch-size", type=int)
-    embed.add_argument("--stride", type=int)
-    embed.add_argument("--weights", help="torchgeo weight name, e.g. SENTINEL2_ALL_MOCO")
-    embed.add_argument("--weights-file", help="local state-dict file (loaded with weights_only=True)")
-    embed.add_argument("--band-map", help="raster band of each band the weights expect, e.g. 'B4=3, B8=4'")
-    embed.add_argument("--architecture", help="timm architecture of a checkpoint encoder")
+    _encoder_arguments(embed)
     embed.add_argument("--features", type=int, default=128, help="random convolutional features")
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -83,13 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options choosing an encoder, shared by ``embed`` and ``train --features encoder``."""
+    from .encoders import ENCODERS
+
+    parser.add_argument("--encoder", default="rcf_gaussian", choices=list(ENCODERS))
+    parser.add_argument("--patch-size", type=int)
+    parser.add_argument("--stride", type=int)
+    parser.add_argument("--weights", help="torchgeo weight name, e.g. SENTINEL2_ALL_MOCO")
+    parser.add_argument("--weights-file", help="local state-dict file (loaded with weights_only=True)")
+    parser.add_argument("--band-map", help="raster band of each band the weights expect, e.g. 'B4=3, B8=4'")
+    parser.add_argument("--architecture", help="timm architecture of a checkpoint encoder")
+
+
 _OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
                "assess": "assess_accuracy", "embed": "extract_embeddings"}
 
 
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The operation and its parameters from parsed arguments (option names are the parameter names)."""
-    params = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+    params = {k: v for k, v in vars(args).items() if k != "command" and v is not None and v is not False}
     if isinstance(params.get("raster"), list) and len(params["raster"]) == 1:
         params["raster"] = params["raster"][0]
     return _OPERATIONS[args.command], params

@@ -117,43 +117,73 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
         What was written.
 
     """
-    from .encoders import EncoderRequest, build_encoder, get_encoder
+    from .encoders import EncoderOptions
 
     feedback = feedback or Feedback()
-    spec = get_encoder(encoder)
-    patch = int(patch_size or spec.default_patch)
-    step = int(stride or patch)
+    options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture, features,
+                             seed)
+    with band_stack(raster) as path, open_raster(path) as src:
+        built, name, patch, step, chosen = prepare_encoder(src, options, device)
+        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
+        return encode_raster(src, built, name, Path(output), patch, step, batch_size, chosen, feedback, raster,
+                             names)
+
+
+def prepare_encoder(src: Any, options: Any, device: str = "auto") -> tuple[Any, str, int, int, str]:
+    """Check the patch settings, build the encoder for the open raster ``src`` and choose the device.
+
+    Returns:
+        The built encoder, its registry name, the patch size, the stride and the device.
+
+    """
+    from .encoders import EncoderRequest, build_encoder, get_encoder
+
+    spec = get_encoder(options.encoder)
+    patch = int(options.patch_size or spec.default_patch)
+    step = int(options.stride or patch)
     if patch < spec.min_patch or step < 1 or step > patch:
         raise InputError(f"{spec.label}: the patch size must be at least {spec.min_patch} px and the stride between "
                          f"1 and the patch size (got patch {patch}, stride {step}).")
     if spec.architecture.startswith("vit") and patch % 16:
         raise InputError(f"{spec.label}: the patch size must be a multiple of 16 (got {patch}).")
-    with band_stack(raster) as path, open_raster(path) as src:
-        stats = band_statistics(src)
-        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
-        request = EncoderRequest(spec, names, stats, _patch_sampler(src), weights, weights_file, band_map,
-                                 architecture, features, seed)
-        built = build_encoder(request)
-        chosen = choose_device(device)
-        logger.info("Encoding with %s (%d dimensions) on %s, patches of %d px every %d px.", spec.label, built.dim,
-                    chosen, patch, step)
-        return _encode(src, built, spec.name, Path(output), patch, step, batch_size, chosen, feedback,
-                       raster, names)
+    names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
+    request = EncoderRequest(spec, names, band_statistics(src), _patch_sampler(src), options.weights,
+                             options.weights_file, options.band_map, options.architecture, options.n_features,
+                             options.seed)
+    built = build_encoder(request)
+    chosen = choose_device(device)
+    logger.info("Encoding with %s (%d dimensions) on %s, patches of %d px every %d px.", spec.label, built.dim,
+                chosen, patch, step)
+    return built, spec.name, patch, step, chosen
 
 
-def _encode(src: Any, built: Any, encoder: str, output: Path, patch: int, step: int, batch_size: int, device: str,
-            feedback: Feedback, raster: str | list[str], names: list[str]) -> EmbeddingResult:
+def cell_grid(src: Any, step: int) -> tuple[int, int]:
+    """Rows and columns of the embedding grid of ``src`` with cells of ``step`` px."""
+    return math.ceil(src.height / step), math.ceil(src.width / step)
+
+
+def encode_raster(src: Any, built: Any, encoder: str, output: Path, patch: int, step: int, batch_size: int,
+                  device: str, feedback: Feedback, raster: str | list[str], names: list[str],
+                  cell_window: tuple[int, int, int, int] | None = None) -> EmbeddingResult:
+    """Encode the open raster ``src`` with the ready encoder ``built`` and write the embedding GeoTIFF.
+
+    ``cell_window`` (first row, end row, first column, end column of the embedding grid) limits the output to part of
+    the grid; those cells get exactly the values a whole-raster run gives them.
+    """
     import numpy as np
     import rasterio
     import torch
+    from rasterio.transform import Affine
     from rasterio.windows import Window
 
     from .training import library_versions
 
     module = built.module.to(device)
-    rows, cols = math.ceil(src.height / step), math.ceil(src.width / step)
+    all_rows, all_cols = cell_grid(src, step)
+    row_a, row_b, col_a, col_b = cell_window or (0, all_rows, 0, all_cols)
+    rows, cols = row_b - row_a, col_b - col_a
     offset = (patch - step) // 2
-    strip_rows = max(1, STRIP_PIXELS // max(1, src.width * step))
+    strip_rows = max(1, STRIP_PIXELS // max(1, cols * step * step))
     mean = built.mean[:, None, None].astype("float32")
     std = built.std[:, None, None].astype("float32")
     nodata_of = [src.nodatavals[b - 1] for b in built.bands]
@@ -161,8 +191,9 @@ def _encode(src: Any, built: Any, encoder: str, output: Path, patch: int, step: 
                 "input_bands": [names[b - 1] for b in built.bands], "band_indices": built.bands,
                 "mean": built.mean.tolist(), "std": built.std.tolist(), "raster": raster,
                 "libraries": library_versions()}
+    transform = src.transform * Affine.scale(step) * Affine.translation(col_a, row_a)
     profile = {"driver": "GTiff", "width": cols, "height": rows, "count": built.dim, "dtype": "float32",
-               "nodata": float("nan"), "crs": src.crs, "transform": src.transform * src.transform.scale(step),
+               "nodata": float("nan"), "crs": src.crs, "transform": transform,
                "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 3,
                "interleave": "band", "BIGTIFF": "IF_SAFER"}
     n_batches = sum(math.ceil(cols * min(strip_rows, rows - r) / batch_size) for r in range(0, rows, strip_rows))
@@ -170,19 +201,20 @@ def _encode(src: Any, built: Any, encoder: str, output: Path, patch: int, step: 
     with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
         for r0 in range(0, rows, strip_rows):
             n_rows = min(strip_rows, rows - r0)
-            top, height, width = r0 * step - offset, (n_rows - 1) * step + patch, (cols - 1) * step + patch
+            top, height = (row_a + r0) * step - offset, (n_rows - 1) * step + patch
+            left, width = col_a * step - offset, (cols - 1) * step + patch
             data = np.zeros((len(built.bands), height, width), dtype="float32")
             valid = np.zeros((height, width), dtype=bool)
             inside = np.zeros((height, width), dtype=bool)
             y0, y1 = max(0, top), min(src.height, top + height)
-            x0, x1 = max(0, -offset), min(src.width, width - offset)
+            x0, x1 = max(0, left), min(src.width, left + width)
             raw = src.read(built.bands, window=Window(x0, y0, x1 - x0, y1 - y0))
             ok = valid_mask(raw, nodata_of)
             raw = (raw.astype("float32") - mean) / std
             raw[:, ~ok] = 0
-            data[:, y0 - top:y1 - top, x0 + offset:x1 + offset] = raw
-            valid[y0 - top:y1 - top, x0 + offset:x1 + offset] = ok
-            inside[y0 - top:y1 - top, x0 + offset:x1 + offset] = True
+            data[:, y0 - top:y1 - top, x0 - left:x1 - left] = raw
+            valid[y0 - top:y1 - top, x0 - left:x1 - left] = ok
+            inside[y0 - top:y1 - top, x0 - left:x1 - left] = True
             patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p
             counts = [torch.from_numpy(m).float().unfold(0, patch, step).unfold(1, patch, step).sum(dim=(-2, -1))
                       for m in (valid, inside)]

@@ -80,6 +80,21 @@ def get_encoder(name: str) -> EncoderSpec:
 
 
 @dataclass
+class EncoderOptions:
+    """The encoder asked for with ``features="encoder"`` (see :func:`engine.embeddings.extract_embeddings`)."""
+
+    encoder: str = "rcf_gaussian"
+    patch_size: int | None = None
+    stride: int | None = None
+    weights: str | None = None
+    weights_file: str | None = None
+    band_map: str | None = None
+    architecture: str | None = None
+    n_features: int = 128
+    seed: int = 0
+
+
+@dataclass
 class EncoderRequest:
     """What the user asked for, plus what the builder may need from the raster."""
 
@@ -245,10 +260,14 @@ def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
     spec = request.spec
     if not request.weights:
         logger.warning("%s without weights: random initialisation, NOT a pretrained encoder.", spec.label)
+        import torch
+
         bands = list(range(1, len(request.band_names) + 1))
-        module = _timm_model(spec.architecture, len(bands))
+        with torch.random.fork_rng(devices=[]):  # seeded: the same random encoder every time
+            torch.manual_seed(request.seed)
+            module = _timm_model(spec.architecture, len(bands))
         mean, std = request.band_stats
-        metadata = {"weights": None, "pretrained": False,
+        metadata = {"weights": None, "pretrained": False, "seed": request.seed,
                     "normalisation": "per-band standardisation with the raster's mean and std"}
     else:
         weights = _weights_enum(spec, request.weights)
@@ -297,3 +316,39 @@ def _build_checkpoint(request: EncoderRequest) -> BuiltEncoder:
                 "pretrained": True, "normalisation": "per-band standardisation with the raster's mean and std"}
     return BuiltEncoder(module, int(module.num_features), bands, np.asarray(mean, dtype="float64"),
                         np.asarray(std, dtype="float64"), metadata)
+
+
+def encoder_state(built: BuiltEncoder) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A built encoder as plain data and arrays (its module's state dict), to store in a model file."""
+    params = {"dim": built.dim, "bands": list(built.bands), "mean": built.mean.tolist(), "std": built.std.tolist(),
+              "metadata": built.metadata}
+    arrays = {key: value.detach().cpu().numpy() for key, value in built.module.state_dict().items()}
+    return params, arrays
+
+
+def rebuild_encoder(name: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> BuiltEncoder:
+    """The encoder :func:`encoder_state` stored: same module, weights, bands and normalisation.
+
+    Raises:
+        ModelFileError: when the stored weights do not fit the architecture.
+
+    """
+    import numpy as np
+    import torch
+
+    spec = get_encoder(name)
+    bands = [int(b) for b in params["bands"]]
+    if spec.family == "rcf":
+        from torchgeo.models import RCF
+
+        module = RCF(in_channels=len(bands), features=int(params["dim"]), kernel_size=3, bias=-1.0, seed=0,
+                     mode="gaussian")
+    else:
+        module = _timm_model(spec.architecture or params["metadata"].get("architecture", ""), len(bands))
+    try:
+        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"The model's {spec.label} weights do not fit: {exc}. Retrain the model.") from exc
+    module.eval()
+    return BuiltEncoder(module, int(params["dim"]), bands, np.asarray(params["mean"], dtype="float64"),
+                        np.asarray(params["std"], dtype="float64"), dict(params["metadata"]))

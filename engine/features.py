@@ -3,6 +3,9 @@
 - ``raw_bands``: the raster's band values as stored.
 - ``raw_bands+indices``: the band values followed by normalised-difference spectral indices, for every index
   whose bands have a known role (blue, green, red, nir, swir1, swir2).
+- ``embeddings``: the bands of an embedding raster, de-quantised when stored as integers (see
+  :mod:`engine.embedding_inputs`); the recipe records which embeddings they are.
+- ``encoder``: embeddings that the engine computes from the raster's bands with an encoder stored in the model.
 
 Band roles come from an explicit mapping (``"red=3,nir=4"``) or are recognised from band descriptions (``"Red"``,
 ``"NIR"``, ``"SWIR 1"``, Sentinel-2 ``"B04"``/``"B8"``/``"B11"``...). A plain ``"band 4"`` is not recognised: its
@@ -19,7 +22,8 @@ from .errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-RECIPES = ("raw_bands", "raw_bands+indices")
+RECIPES = ("raw_bands", "raw_bands+indices", "embeddings", "encoder")
+EMBEDDING_RECIPES = ("embeddings", "encoder")
 ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")
 
 #: Normalised differences (a - b) / (a + b), by name: (role a, role b, what it shows).
@@ -116,6 +120,10 @@ def compute_features(x: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
     """Features of pixels ``x`` (n, bands) following ``recipe``: float32, shape (n, features)."""
     import numpy as np
 
+    if recipe["recipe"] in EMBEDDING_RECIPES:
+        from .embedding_inputs import dequantize
+
+        return dequantize(x, recipe.get("embedding", {}).get("dequantize"))
     raw = np.asarray(x, dtype="float32")[:, [b - 1 for b in recipe["bands"]]]
     pairs = list(recipe.get("indices", {}).values())
     if not pairs:

@@ -6,6 +6,8 @@ Layout of ``*.lpmodel``::
                     validation scheme and figures, library versions
     arrays.npz      numpy arrays, read with ``allow_pickle=False``
     blobs/<name>    raw bytes in a data format (for example XGBoost UBJSON)
+    encoder.npz     optional: the weights of an encoder the model runs on the fly (a state dict as numpy arrays,
+                    read with ``allow_pickle=False``)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,24 +33,39 @@ SUFFIX = ".lpmodel"
 
 @dataclass
 class LoadedModel:
-    """A model file's manifest and its fitted probe."""
+    """A model file's manifest, its fitted probe and, for an on-the-fly encoder, the encoder's weights."""
 
     manifest: dict[str, Any]
     probe: Probe
+    encoder_arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def save_model(path: str | Path, manifest: dict[str, Any], probe: Probe) -> Path:
-    """Write ``probe`` and ``manifest`` to ``path`` atomically; return the path written."""
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     import numpy as np
 
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _read_npz(data: bytes) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def save_model(path: str | Path, manifest: dict[str, Any], probe: Probe,
+               encoder_arrays: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``probe``, ``manifest`` (and an encoder's weights) to ``path`` atomically; return the path written."""
     params, arrays, blobs = probe.state()
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest,
                 "method": probe.name, "method_params": params}
     with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        zf.writestr("arrays.npz", buffer.getvalue())
+        zf.writestr("arrays.npz", _npz_bytes(arrays))
+        if encoder_arrays:
+            zf.writestr("encoder.npz", _npz_bytes(encoder_arrays))
         for name, data in blobs.items():
             zf.writestr(f"blobs/{name}", data)
     return Path(path)
@@ -83,17 +100,15 @@ def _open(path: str | Path) -> tuple[dict[str, Any], zipfile.ZipFile]:
 
 def load_model(path: str | Path) -> LoadedModel:
     """Load a model file: the manifest, then the probe from arrays (``allow_pickle=False``) and blobs."""
-    import numpy as np
-
     manifest, zf = _open(path)
     with zf:
         try:
-            with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
-                arrays: dict[str, np.ndarray] = {k: npz[k] for k in npz.files}
+            arrays = _read_npz(zf.read("arrays.npz"))
+            encoder = _read_npz(zf.read("encoder.npz")) if "encoder.npz" in zf.namelist() else {}
             blobs = {n.removeprefix("blobs/"): zf.read(n) for n in zf.namelist() if n.startswith("blobs/")}
         except (KeyError, ValueError, OSError) as exc:
             raise ModelFileError(f"Model file {path} is damaged: {exc}.") from exc
     if manifest.get("method") not in PROBES:
         raise ModelFileError(f"Model {path} uses method {manifest.get('method')!r}, unknown to this engine; update it.")
     probe = PROBES[manifest["method"]].from_state(manifest.get("method_params", {}), arrays, blobs)
-    return LoadedModel(manifest=manifest, probe=probe)
+    return LoadedModel(manifest=manifest, probe=probe, encoder_arrays=encoder)

@@ -10,13 +10,14 @@ import collections
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 from .features import RECIPES, compute_features
 from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style
@@ -63,10 +64,19 @@ def _hex_to_rgba(color: str) -> tuple[int, int, int, int]:
 
 
 def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
-    """Refuse a raster whose band count differs from the model's, or a feature recipe unknown here."""
+    """Refuse a raster whose band count or embeddings differ from the model's, or a feature recipe unknown here."""
     recipe = manifest.get("features", {}).get("recipe")
     if recipe not in RECIPES:
         raise ModelFileError(f"The model needs features {recipe!r}, unknown to this engine: update Landprobe.")
+    if recipe == "embeddings":
+        from .embedding_inputs import check_same_embeddings, describe_embeddings
+
+        try:
+            source = describe_embeddings(raster)
+        except InputError as exc:
+            raise ModelFileError(f"The model classifies embeddings: {exc}") from None
+        check_same_embeddings(manifest["features"]["embedding"], source, raster)
+        return
     expected = manifest["input"]["band_count"]
     if src.count != expected:
         names = ", ".join(manifest["input"].get("band_names", []))
@@ -87,6 +97,7 @@ class _WindowPredictor:
         self._codes = np.array([c["code"] for c in model.manifest["classes"]])
         self._want_proba = want_proba
         self._recipe = model.manifest["features"]
+        self._nodata = self._recipe.get("embedding", {}).get("nodata")  # overrides the file's (AlphaEarth's -128)
         self._local = threading.local()
         self._handles: list[Any] = []
         self._lock = threading.Lock()
@@ -105,7 +116,7 @@ class _WindowPredictor:
 
         src = self._src()
         data = src.read(window=window)
-        valid = valid_mask(data, src.nodatavals)
+        valid = valid_mask(data, src.nodatavals if self._nodata is None else self._nodata)
         index = np.full(valid.shape, -1, dtype="int32")
         proba_block = None
         if self._want_proba:
@@ -132,18 +143,23 @@ def _to_cog(work: Path, target: Path, resampling: str) -> None:
 
 
 def classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None = None,
-                    output_confidence: str | None = None, feedback: Feedback | None = None, block: int = 512,
+                    output_confidence: str | None = None, output_grid: str = "input", grid_raster: str | None = None,
+                    feedback: Feedback | None = None, block: int = 512,
                     threads: int | None = None) -> ClassifyResult:
     """Apply a model file to every valid pixel of ``raster``.
 
     Args:
         raster: the raster to classify (the model's bands, in the same order), or several files whose bands are
-            stacked in order.
+            stacked in order; for a model trained on an embedding raster, an embedding raster of the same kind.
         model: a ``.lpmodel`` file.
         output: GeoTIFF of class codes on the input's grid and CRS, nodata where any input band is nodata, with a
             colour table, category names (``.aux.xml``) and a QGIS style (``.qml``).
         output_probability: optional Float32 GeoTIFF with one band per class (band descriptions are class names).
         output_confidence: optional Float32 GeoTIFF with the probability of the mapped class.
+        output_grid: for a model that runs an encoder, ``input`` (the raster's pixels, each taking its embedding
+            cell's class) or ``embedding`` (one pixel per embedding cell).
+        grid_raster: put the maps on this raster's grid instead (nearest neighbour), e.g. a raw raster under an
+            embedding raster.
         feedback: progress and cancel (checked once per window).
         block: window size in pixels.
         threads: threads reading and predicting windows (default: all cores).
@@ -154,20 +170,85 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     """
     import rasterio
 
+    if output_grid not in OUTPUT_GRIDS:
+        raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
+    feedback = feedback or Feedback()
+    outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
     # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), band_stack(raster) as path:
-        return _classify(path, model, output, output_probability, output_confidence, feedback or Feedback(), block,
-                         threads)
+        loaded = load_model(model)
+        with open_raster(path) as src:
+            check_compatible(loaded.manifest, src, path)
+        encoder = loaded.manifest["features"]["recipe"] == "encoder"
+        target = grid_raster or (path if encoder and output_grid == "input" else None)
+        if not encoder and target is None:
+            return _classify(path, loaded, outputs, feedback, block, threads)
+        with tempfile.TemporaryDirectory(prefix="landprobe-classify-") as folder:
+            source = path
+            if encoder:
+                source = str(Path(folder) / "embeddings.tif")
+                _encode_with_model(path, loaded, source, feedback.stage(0.0, 0.6))
+                feedback = feedback.stage(0.6, 1.0)
+            if target is None:
+                return _classify(source, loaded, outputs, feedback, block, threads)
+            staged = {k: str(Path(folder) / f"{k}.tif") if p else None for k, p in outputs.items()}
+            result = _classify(source, loaded, staged, feedback.stage(0.0, 0.7), block, threads)
+            return _regrid_outputs(result, staged, outputs, target, loaded, feedback.stage(0.7, 1.0))
 
 
-def _classify(raster: str, model: str, output: str, output_probability: str | None, output_confidence: str | None,
-              feedback: Feedback, block: int, threads: int | None) -> ClassifyResult:
-    """:func:`classify_raster` on one raster file."""
+OUTPUT_GRIDS = ("input", "embedding")
+
+
+def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: Feedback) -> None:
+    """Compute the embeddings of ``raster`` with the encoder stored in the model."""
+    from .embeddings import choose_device, encode_raster
+    from .encoders import rebuild_encoder
+
+    spec = loaded.manifest["features"]["encoder"]
+    built = rebuild_encoder(spec["name"], spec, loaded.encoder_arrays)
+    with open_raster(raster) as src:
+        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
+        encode_raster(src, built, spec["name"], Path(output), int(spec["patch_size"]), int(spec["stride"]), 64,
+                      choose_device("auto"), feedback, raster, names)
+
+
+def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], finals: dict[str, str | None],
+                    target: str, loaded: LoadedModel, feedback: Feedback) -> ClassifyResult:
+    """Resample the maps made on the embedding grid onto ``target``'s grid (nearest) and write them as COGs."""
+    from .regrid import regrid_nearest
+
+    classes = loaded.manifest["classes"]
+    codes = [int(c["code"]) for c in classes]
+    keys = [k for k, p in staged.items() if p]
+    for i, key in enumerate(keys):
+        work = Path(str(staged[key]) + ".regrid.tif")
+        part = feedback.stage(i / len(keys), (i + 1) / len(keys))
+        counts = regrid_nearest(Path(str(staged[key])), target, work, part,
+                                count_classes=codes if key == "class" else None)
+        final = str(finals[key])
+        with atomic_output(final) as tmp:
+            _to_cog(work, tmp, "NEAREST" if key == "class" else "AVERAGE")
+        if counts is not None:
+            result.class_pixels = {c["name"]: int(n) for c, n in zip(classes, counts, strict=True)}
+            with open_raster(final) as dst:
+                result.width, result.height = dst.width, dst.height
+                result.nodata_pixels = dst.width * dst.height - int(counts.sum())
+            _, nodata = output_encoding(codes)
+            write_category_names(Path(final + ".aux.xml"), classes, nodata)
+            write_paletted_style(Path(final).with_suffix(".qml"), classes)
+    result.output, result.output_probability, result.output_confidence = (finals["class"], finals["probability"],
+                                                                           finals["confidence"])
+    logger.info("Resampled the maps onto the grid of %s (nearest neighbour).", target)
+    return result
+
+
+def _classify(raster: str, loaded: LoadedModel, outputs: dict[str, str | None], feedback: Feedback, block: int,
+              threads: int | None) -> ClassifyResult:
+    """:func:`classify_raster` on one raster file, on its own grid."""
     import numpy as np
     import rasterio
     from threadpoolctl import threadpool_limits
 
-    loaded = load_model(model)
     classes = loaded.manifest["classes"]
     codes = np.array([c["code"] for c in classes])
     dtype, nodata = output_encoding(codes.tolist())
@@ -175,17 +256,16 @@ def _classify(raster: str, model: str, output: str, output_probability: str | No
     nodata_pixels = 0
     threads = threads or os.cpu_count() or 1
     with open_raster(raster) as src:
-        check_compatible(loaded.manifest, src, raster)
+        n_bands = src.count
         base = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,
                 "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
                 "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         windows = list(iter_windows(src.width, src.height, block))
     loaded.probe.set_threads(1)  # parallelism comes from the window threads
     # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
-    warm_up = np.ones((2, loaded.manifest["input"]["band_count"]), dtype="float32")
+    warm_up = np.ones((2, n_bands), dtype="float32")
     loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
-    predictor = _WindowPredictor(raster, loaded, want_proba=bool(output_probability or output_confidence))
-    outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
+    predictor = _WindowPredictor(raster, loaded, want_proba=bool(outputs["probability"] or outputs["confidence"]))
     with contextlib.ExitStack() as stack:
         finals = {k: stack.enter_context(atomic_output(p)) for k, p in outputs.items() if p}
         works = {k: temporary_path(p) for k, p in finals.items()}
@@ -240,9 +320,9 @@ def _classify(raster: str, model: str, output: str, output_probability: str | No
         write_category_names(Path(str(finals["class"]) + ".aux.xml"), classes, nodata)
         write_paletted_style(finals["class"].with_suffix(".qml"), classes)
     feedback.progress(1.0, "Done")
-    result = ClassifyResult(output=str(Path(output)), output_probability=output_probability,
-                            output_confidence=output_confidence, width=base["width"], height=base["height"],
+    result = ClassifyResult(output=str(Path(str(outputs["class"]))), output_probability=outputs["probability"],
+                            output_confidence=outputs["confidence"], width=base["width"], height=base["height"],
                             class_pixels={c["name"]: int(n) for c, n in zip(classes, counts, strict=True)},
                             nodata_pixels=nodata_pixels)
-    logger.info("Wrote %s: %s.", output, ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
+    logger.info("Wrote %s: %s.", result.output, ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
     return result

@@ -6,6 +6,7 @@ Every section is optional: a report without validation figures or area estimates
 
 from __future__ import annotations
 
+import base64
 import json
 from html import escape
 from pathlib import Path
@@ -199,6 +200,55 @@ def _training(training: dict[str, Any]) -> str:
     return f'<h2>Training data</h2><table class="kv">{"".join(rows)}</table>' if rows else ""
 
 
+def _png_img(path: Any, alt: str) -> str:
+    """The PNG at ``path`` inline as a base64 data URI (the page stays one file), or a note when it is unreadable."""
+    if not path:
+        return ""
+    try:
+        data = Path(str(path)).read_bytes()
+    except OSError:
+        return f'<p class="note">Plot not found: {_e(path)}.</p>'
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return f'<p class="note">Plot {_e(path)} is not a PNG image.</p>'
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return f'<p><img src="{uri}" alt="{_e(alt)}" style="max-width:100%;height:auto"></p>'
+
+
+def _learning_curve(curve: dict[str, Any]) -> str:
+    rows = []
+    for r in curve.get("rows") or []:
+        rows.append(f'<tr><td class="l">{_e(r.get("features"))}</td><td>{_e(r.get("per_class"))}</td>'
+                    f'<td>{_num(r.get("n_train"), 1)}</td>'
+                    f'<td>{_pm(r.get("overall_accuracy"), r.get("overall_accuracy_std"))}</td>'
+                    f'<td>{_num(r.get("kappa"))}</td><td>{_num(r.get("macro_f1"))}</td></tr>')
+    seeds = curve.get("seeds") or []
+    fraction = curve.get("test_fraction")
+    held_out = f"{_pct(fraction)} of each class's polygons" if isinstance(fraction, int | float) else "polygons"
+    note = (f'<p class="note">Method {_e(curve.get("method", "n/a"))}, trained on at most the given number of '
+            "labelled samples per class, drawn from the training polygons only and spread over as many of them as "
+            f"possible, and scored on {held_out} held out whole. Every feature set uses the same splits and the "
+            f"same samples. Mean ± standard deviation over {len(seeds)} split(s) "
+            f'(seeds {_e(", ".join(str(s) for s in seeds))}).</p>')
+    table = ("<table><tr><th class=\"l\">Features</th><th>Samples per class</th>"
+             "<th>Mean training samples per class</th><th>Overall accuracy</th><th>Kappa</th><th>Macro F1</th></tr>"
+             f'{"".join(rows)}</table>')
+    return "<h2>Learning curve</h2>" + note + table + _png_img(curve.get("png"), "Learning curve")
+
+
+def _projection(projection: dict[str, Any]) -> str:
+    methods = [str(m) for m in projection.get("methods") or []]
+    variance = projection.get("pca_explained_variance") or []
+    caption = f"{_e(' and '.join(methods) or 'Projection')} of {_num(projection.get('n_points'))} labelled samples"
+    caption += " (standardised features), coloured by class."
+    if variance:
+        axes = ", ".join(f"PC{i + 1} {_pct(v)}" for i, v in enumerate(variance))
+        caption += f" PCA explained variance: {axes}."
+    if "t-SNE" in methods:
+        caption += " t-SNE keeps neighbourhoods, not distances between clusters."
+    return ("<h2>Feature space</h2>" + _png_img(projection.get("png"), "Projection of the labelled samples")
+            + f'<p class="note">{caption}</p>')
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as a self-contained HTML page (inline CSS, no script, no external link)."""
     title = report.get("title") or "Landprobe report"
@@ -214,6 +264,10 @@ def render_html(report: dict[str, Any]) -> str:
         body.append(_area(report["area_adjusted"]))
     if isinstance(report.get("training"), dict):
         body.append(_training(report["training"]))
+    if isinstance(report.get("learning_curve"), dict):
+        body.append(_learning_curve(report["learning_curve"]))
+    if isinstance(report.get("projection"), dict):
+        body.append(_projection(report["projection"]))
     body.append(f"<footer>Landprobe {_e(__version__)}</footer>")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{_CSS}</style></head><body>\n{''.join(body)}\n</body></html>\n")

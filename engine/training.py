@@ -6,17 +6,19 @@ import logging
 import platform
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .encoders import EncoderOptions
 from .errors import InputError
-from .features import compute_features, feature_names, make_recipe
+from .features import EMBEDDING_RECIPES
 from .feedback import Feedback
-from .labels import Samples, sample_pixels
+from .labels import Samples
 from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
 from .probes import DEFAULT_PROBE, get_probe
-from .rasters import band_stack, check_writable, raster_info
+from .rasters import check_writable
 from .report import html_path, write_report
 from .validation import SCHEMES, cap_per_class, make_folds
 
@@ -108,11 +110,16 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
                      validation: str = "polygon_groups",
                      test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
                      seed: int = 0, class_colors: dict[str, str] | None = None, indices: bool = False,
-                     band_roles: str | None = None, feedback: Feedback | None = None) -> TrainResult:
-    """Train ``method`` on the band values (and optionally spectral indices) under the labels; save a model file.
+                     band_roles: str | None = None, features: str = "raw_bands", encoder: str = "rcf_gaussian",
+                     patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
+                     weights_file: str | None = None, band_map: str | None = None, architecture: str | None = None,
+                     min_coverage: float = 0.5, learning_curve: bool = False,
+                     feedback: Feedback | None = None) -> TrainResult:
+    """Train ``method`` on features under the labels (band values, embeddings, or an encoder's); save a model file.
 
     Args:
-        raster: path of the raster whose bands are the features, or several files whose bands are stacked.
+        raster: path of the raster whose bands are the features, or several files whose bands are stacked; with
+            ``features="embeddings"``, an embedding raster.
         labels: path of the polygon (or point) layer, optionally ``file|layername=name``.
         field: the class field, text or whole numbers.
         output_model: where to write the ``.lpmodel`` file.
@@ -126,41 +133,61 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         class_colors: ``#rrggbb`` colour of each class value (as text), e.g. from the layer's style.
         indices: add the normalised-difference indices that the band roles allow (see :mod:`engine.features`).
         band_roles: roles of bands as ``"red=3, nir=4"``, for bands whose descriptions do not say.
+        features: a key of :data:`engine.feature_sources.FEATURE_SOURCES`.
+        encoder: with ``features="encoder"``, a name from :data:`engine.encoders.ENCODERS`.
+        patch_size: the encoder's patch size in pixels (default: the encoder's).
+        stride: pixels between patch centres, the embedding cell size (default: the patch size).
+        weights: torchgeo weight name for a torchgeo backbone.
+        weights_file: a local weights file (state dict), read with ``weights_only=True``.
+        band_map: band mapping for the weights, e.g. ``"B4=3, B8=4"``.
+        architecture: timm architecture of a ``checkpoint`` encoder.
+        min_coverage: share of an embedding cell one class must cover for the cell to be a sample.
+        learning_curve: also report accuracy against the number of labelled samples per class.
         feedback: progress and cancel.
 
     Returns:
         The files written and the held-out overall accuracy and kappa.
 
     """
+    from .feature_sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
+
     feedback = feedback or Feedback()
-    get_probe(method)  # fail fast on an unknown method and scheme
+    get_probe(method)  # fail fast on an unknown method, scheme or feature source
     if validation not in SCHEMES:
         raise InputError(f"Unknown validation {validation!r}; choose one of: {', '.join(SCHEMES)}.")
+    if features not in FEATURE_SOURCES:
+        raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(FEATURE_SOURCES)}.")
     check_writable(output_model)
     if output_report:
         check_writable(output_report)
-    with band_stack(raster) as path:
-        info = raster_info(path)
-        recipe = make_recipe(list(info.band_names), indices, band_roles)
-        samples = _drop_empty_classes(sample_pixels(path, labels, field, feedback.stage(0.0, 0.3), class_colors))
-    samples.x = compute_features(samples.x, recipe)
-    if recipe.get("indices"):
-        logger.info("Features: %d bands and the indices %s.", len(recipe["bands"]),
-                    ", ".join(f"{k} (bands {a} and {b})" for k, (a, b) in recipe["indices"].items()))
+    stage = feedback.stage(0.0, 0.3)
+    if features == "raw_bands":
+        loaded = load_raw_bands(raster, labels, field, indices, band_roles, stage, class_colors)
+    elif features == "embeddings":
+        loaded = load_embeddings(raster, labels, field, min_coverage, stage, class_colors)
+    else:
+        options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture,
+                                 seed=seed)
+        loaded = load_encoded(raster, labels, field, options, min_coverage, stage, class_colors)
+    samples, recipe, info = _drop_empty_classes(loaded.samples), loaded.recipe, loaded.info
+    raw_means = loaded.raw_cell_means
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
     if len(keep) < len(samples.y):
-        logger.info("Kept %d of %d pixels (at most %d per class, shared among its polygons).", len(keep),
+        logger.info("Kept %d of %d samples (at most %d per class, shared among its polygons).", len(keep),
                     len(samples.y), max_samples_per_class)
         samples = replace(samples, x=samples.x[keep], y=samples.y[keep], groups=samples.groups[keep],
                           rows=samples.rows[keep], cols=samples.cols[keep])
+        raw_means = raw_means[keep] if raw_means is not None else None
     samples.stats["n_samples_used"] = len(samples.y)
     feedback.progress(0.3, "Validating on held-out polygons")
     feedback.check_cancel()
     figures = validate(samples, method, validation, test_fraction, n_folds, seed)
     if figures:
-        logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f (%d pixels of %d polygons)%s.",
+        logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f (%d samples of %d polygons)%s.",
                     validation, figures["overall_accuracy"], figures["kappa"], figures["n"],
                     figures["n_test_polygons"], ", OPTIMISTIC" if figures["optimistic"] else "")
+    insight = _insight(samples, recipe, raw_means, method, test_fraction, seed, output_report, learning_curve,
+                       feedback.stage(0.45, 0.65))
     feedback.progress(0.65, "Training the final model on all labels")
     feedback.check_cancel()
     probe = get_probe(method)().fit(samples.x, samples.y, len(samples.classes))
@@ -171,16 +198,17 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         "field": field,
         "input": {"band_count": info.count, "band_names": list(info.band_names), "dtype": info.dtype,
                   "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster},
-        "features": recipe | {"names": feature_names(recipe, list(info.band_names))},
+        "features": recipe,
         "training": {**samples.stats, "labels": labels},
         "validation": figures,
         "libraries": library_versions(),
     }
-    save_model(output_model, manifest, probe)
+    save_model(output_model, manifest, probe, loaded.encoder_arrays)
     if output_report:
+        shown = {k: v for k, v in recipe.items() if k not in ("encoder",)}
         report = {"title": "Landprobe training report", "method": method, "raster": raster, "labels": labels,
-                  "field": field, "features": manifest["features"], "validation": figures,
-                  "training": manifest["training"], "classes": manifest["classes"], "model": str(output_model)}
+                  "field": field, "features": shown, "validation": figures, "training": manifest["training"],
+                  "classes": manifest["classes"], "model": str(output_model), **insight}
         write_report(report, output_report)
     feedback.progress(1.0, "Done")
     return TrainResult(
@@ -192,3 +220,44 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         classes=[c.name for c in samples.classes], n_samples=samples.stats["n_samples"],
         n_polygons=samples.stats["n_polygons"],
     )
+
+
+def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: str, test_fraction: float,
+             seed: int, output_report: str | None, want_curve: bool, feedback: Feedback) -> dict[str, Any]:
+    """The learning curve (when asked for) and, for embeddings, a 2-D projection, as report sections with PNGs."""
+    import numpy as np
+
+    from .insight import learning_curve, learning_curve_png, projection_png
+
+    if not output_report:
+        if want_curve:
+            logger.warning("The learning curve goes into the report: give a report file to get it.")
+        return {}
+    sections: dict[str, Any] = {}
+    stem = Path(output_report).with_suffix("")
+    names = [c.name for c in samples.classes]
+    if recipe["recipe"] in EMBEDDING_RECIPES:
+        sections["projection"] = projection_png(samples.x, samples.y, names, [c.color for c in samples.classes],
+                                                f"{stem}_embedding_space.png", seed=seed)
+    if want_curve:
+        sets = {_features_label(recipe): samples.x}
+        if raw_means is not None and np.isfinite(raw_means).all():
+            sets = {"raw bands (cell means)": raw_means, **sets}
+        curve = learning_curve(sets, samples.y, samples.groups, method, names, test_fraction=test_fraction,
+                               seeds=(seed, seed + 1, seed + 2), feedback=feedback)
+        curve["png"] = str(learning_curve_png(curve, f"{stem}_learning_curve.png"))
+        sections["learning_curve"] = curve
+        for row in curve["rows"]:
+            logger.info("Learning curve: %s, %s per class: overall accuracy %.3f ± %.3f.", row["features"],
+                        row["per_class"], row["overall_accuracy"], row["overall_accuracy_std"])
+    return sections
+
+
+def _features_label(recipe: dict[str, Any]) -> str:
+    """A short name for a feature recipe, for tables."""
+    if recipe["recipe"] == "encoder":
+        return f"embeddings ({recipe['encoder']['name']})"
+    if recipe["recipe"] == "embeddings":
+        ident = recipe["embedding"].get("identity", {})
+        return f"embeddings ({ident.get('encoder') or recipe['embedding']['kind']})"
+    return "raw bands" + (" + indices" if recipe.get("indices") else "")
