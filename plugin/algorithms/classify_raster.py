@@ -7,11 +7,20 @@ from typing import Any
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
 )
 
 from .base import LandprobeAlgorithm
+
+#: (display name, engine name) of each output grid, in the order of the OUTPUT_GRID options (append only).
+OUTPUT_GRIDS = [
+    ("The raster's pixels (each pixel takes its embedding cell's class)", "input"),
+    ("The embedding grid (one pixel per embedding cell)", "embedding"),
+]
 
 
 class ClassifyRasterAlgorithm(LandprobeAlgorithm):
@@ -24,6 +33,8 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     OUTPUT_CONFIDENCE = "OUTPUT_CONFIDENCE"
+    OUTPUT_GRID = "OUTPUT_GRID"
+    GRID_RASTER = "GRID_RASTER"
 
     def shortHelpString(self) -> str:
         """Help shown next to the parameters."""
@@ -37,7 +48,15 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             "raster the model was trained on.<br>"
             "<b>More bands</b> (advanced, optional): further rasters whose bands are stacked after the first "
             "raster's, as at training.<br>"
-            "<b>Model</b>: a Landprobe model file (.lpmodel).<br>"
+            "<b>Model</b>: a Landprobe model file (.lpmodel). A model trained on an embedding raster classifies "
+            "embedding rasters of the same kind (same encoder, weights, patch size and stride: others are refused "
+            "with the difference named); a model that computes embeddings on the fly takes the raster's bands as "
+            "at training.<br>"
+            "<b>Output grid</b> (advanced): for a model computing embeddings on the fly, the map is on the "
+            "raster's pixels (default) or one pixel per embedding cell.<br>"
+            "<b>Grid of this raster</b> (advanced, optional): writes the maps on that raster's grid instead, "
+            "e.g. the original image under an embedding raster. Embedding cells are never interpolated: each "
+            "pixel takes its nearest cell.<br>"
             "<b>Classified raster</b>: a Cloud-Optimized GeoTIFF of class codes with a colour table; the class "
             "names travel with it (GDAL category names in the .aux.xml and a QGIS style in the .qml beside it).<br>"
             "<b>Class probabilities</b> (optional): one Float32 band per class, named after the class.<br>"
@@ -56,6 +75,13 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
                 fileFilter=self.tr("Landprobe model (*.lpmodel)"),
             )
         )
+        grid = QgsProcessingParameterEnum(self.OUTPUT_GRID, self.tr("Output grid (models computing embeddings)"),
+                                          options=[self.tr(label) for label, _ in OUTPUT_GRIDS], defaultValue=0)
+        grid_raster = QgsProcessingParameterRasterLayer(self.GRID_RASTER, self.tr("Grid of this raster"),
+                                                        optional=True)
+        for parameter in (grid, grid_raster):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
         for name, label in ((self.OUTPUT_PROBABILITY, "Class probabilities"), (self.OUTPUT_CONFIDENCE, "Confidence")):
             self.addParameter(
@@ -71,6 +97,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probability = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
+        grid_layer = self.parameterAsRasterLayer(parameters, self.GRID_RASTER, context)
         outputs = self.run_engine(
             "classify_raster",
             {
@@ -79,6 +106,8 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
                 "output": output,
                 "output_probability": probability,
                 "output_confidence": confidence,
+                "output_grid": OUTPUT_GRIDS[self.parameterAsEnum(parameters, self.OUTPUT_GRID, context)][1],
+                "grid_raster": self.layer_file(grid_layer) if grid_layer else None,
             },
             feedback,
         )

@@ -16,9 +16,11 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
+from . import encoder_params as enc
 from .base import LandprobeAlgorithm
 
 #: (display name, engine name) of each classifier, in the order of the METHOD options.
@@ -42,9 +44,17 @@ VALIDATIONS = [
     ("None", "none"),
 ]
 
+#: (display name, engine name) of each feature source, in the order of the FEATURES options (append only).
+FEATURE_SOURCES = [
+    ("Band values of the raster (default)", "raw_bands"),
+    ("Embedding raster (from Extract embeddings, Google Satellite Embedding / AlphaEarth, TESSERA...)",
+     "embeddings"),
+    ("Embeddings computed on the fly by the encoder below", "encoder"),
+]
+
 
 class TrainClassifierAlgorithm(LandprobeAlgorithm):
-    """Train a classifier on the raster's band values under labelled polygons and save it as a model file."""
+    """Train a classifier on band values or embeddings under labelled polygons and save it as a model file."""
 
     ALGORITHM_ID = "trainclassifier"
     DISPLAY_NAME = "Train classifier"
@@ -55,6 +65,9 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     VALIDATION = "VALIDATION"
     INDICES = "INDICES"
     BAND_ROLES = "BAND_ROLES"
+    FEATURES = "FEATURES"
+    MIN_COVERAGE = "MIN_COVERAGE"
+    LEARNING_CURVE = "LEARNING_CURVE"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OVERALL_ACCURACY = "OVERALL_ACCURACY"
@@ -65,7 +78,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     def shortHelpString(self) -> str:
         """Help shown next to the parameters."""
         return self.tr(
-            "Trains a pixel classifier on the values of every band of a raster under labelled polygons, and saves "
+            "Trains a pixel classifier on the values of every band of a raster (or on embeddings) under labelled "
+            "polygons, and saves "
             "it as a Landprobe model file for <i>Classify raster</i>. Part of the labelled pixels is held out to "
             "measure the accuracy, which is written to the validation report and returned as outputs."
             "<h3>Parameters</h3>"
@@ -91,6 +105,18 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "<b>Band roles</b> (advanced): roles of bands whose names do not say, as role=band pairs, e.g. "
             "<i>blue=1, green=2, red=3, nir=4, swir1=5, swir2=6</i> for Landsat 5 and 7 (Landsat 8 and 9: "
             "<i>blue=2, green=3, red=4, nir=5, swir1=6, swir2=7</i>).<br>"
+            "<b>Features</b>: what the classifier sees. <i>Band values</i> of each pixel; an <i>embedding "
+            "raster</i> given as the raster (one band per embedding dimension, e.g. written by <i>Extract "
+            "embeddings</i>, or a Google Satellite Embedding / AlphaEarth GeoTIFF of 64 int8 bands, de-quantised "
+            "and with -128 as nodata, or TESSERA's 128 bands); or <i>embeddings computed on the fly</i> from the "
+            "raster's bands by the encoder below, whose weights are stored in the model so that <i>Classify "
+            "raster</i> computes the same. With embeddings, each embedding cell is a sample when one class covers "
+            "at least the <b>minimum coverage</b> (advanced, default 0.5) of it.<br>"
+            + enc.HELP
+            + "<b>Learning curve</b>: also reports the accuracy with 5, 10, 25, 50 and all labelled samples per "
+            "class (three polygon splits), for the features chosen and, with embeddings, for the raster's band "
+            "values averaged over the same cells, as a table and a plot in the report. With embeddings the report "
+            "also shows the labelled samples in a 2-D projection (PCA, and t-SNE).<br>"
             "<b>Trained model</b>: the model file to write (.lpmodel).<br>"
             "<b>Validation report</b>: optional JSON file with the accuracy, kappa, confusion matrix and "
             "per-class scores; an HTML page with the same name is written beside it.<br>"
@@ -140,6 +166,18 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         for parameter in (indices, roles):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterEnum(
+            self.FEATURES, self.tr("Features"), options=[self.tr(label) for label, _ in FEATURE_SOURCES],
+            defaultValue=0))
+        enc.add_encoder_parameters(self, patch_advanced=True)
+        coverage = QgsProcessingParameterNumber(
+            self.MIN_COVERAGE, self.tr("Minimum coverage of an embedding cell by one class (0-1)"),
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
+        coverage.setFlags(coverage.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(coverage)
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.LEARNING_CURVE, self.tr("Learning curve (accuracy against labelled samples per class)"),
+            defaultValue=False))
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")
@@ -183,6 +221,10 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "class_colors": self.class_colors(parameters, self.LABELS, field, context),
                 "output_model": output_model,
                 "output_report": output_report,
+                "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
+                **enc.encoder_job(self, parameters, context),
+                "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
+                "learning_curve": self.parameterAsBoolean(parameters, self.LEARNING_CURVE, context),
             },
             feedback,
         )

@@ -46,6 +46,16 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "VALIDATION",
         "INDICES",
         "BAND_ROLES",
+        "FEATURES",
+        "ENCODER",
+        "PATCH_SIZE",
+        "STRIDE",
+        "WEIGHTS",
+        "WEIGHTS_FILE",
+        "BAND_MAP",
+        "ARCHITECTURE",
+        "MIN_COVERAGE",
+        "LEARNING_CURVE",
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
     ]
@@ -72,6 +82,8 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "RASTER",
         "MORE_BANDS",
         "MODEL",
+        "OUTPUT_GRID",
+        "GRID_RASTER",
         "OUTPUT",
         "OUTPUT_PROBABILITY",
         "OUTPUT_CONFIDENCE",
@@ -413,7 +425,7 @@ def test_extract_embeddings_writes_the_patch_grid(
     import subprocess
 
     import processing
-    from landprobe.plugin.algorithms.extract_embeddings import ENCODERS
+    from landprobe.plugin.algorithms.encoder_params import ENCODERS
     from osgeo import gdal
 
     registry = QgsApplication.processingRegistry().algorithmById("landprobe:extractembeddings")
@@ -434,3 +446,41 @@ def test_extract_embeddings_writes_the_patch_grid(
     transform, origin = dataset.GetGeoTransform(), source.GetGeoTransform()
     assert transform[0] == origin[0] and transform[3] == origin[3] and transform[1] == 10 * origin[1]
     assert "rcf_gaussian" in dataset.GetMetadataItem("LANDPROBE_EMBEDDING")
+
+
+def test_probes_on_embeddings_from_a_raster_and_on_the_fly(
+    landprobe_plugin: Any, sample_raster: Path, sample_labels: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import processing
+    from osgeo import gdal
+
+    embedding = processing.run("landprobe:extractembeddings", {
+        "RASTER": str(sample_raster), "ENCODER": 0, "PATCH_SIZE": 8, "STRIDE": 2, "FEATURES": 16,
+        "OUTPUT": str(tmp_path / "emb.tif")})["OUTPUT"]
+    trained = processing.run("landprobe:trainclassifier", {
+        "RASTER": embedding, "LABELS": str(sample_labels), "FIELD": "class", "FEATURES": 1,
+        "OUTPUT_MODEL": str(tmp_path / "emb.lpmodel"), "OUTPUT_REPORT": str(tmp_path / "emb.json")})
+    assert 0 < trained["OVERALL_ACCURACY"] <= 1
+    assert json.loads((tmp_path / "emb.json").read_text())["features"]["recipe"] == "embeddings"
+    mapped = processing.run("landprobe:classifyraster", {
+        "RASTER": embedding, "MODEL": trained["OUTPUT_MODEL"], "GRID_RASTER": str(sample_raster),
+        "OUTPUT": str(tmp_path / "on_raw_grid.tif")})
+    out, source = gdal.Open(mapped["OUTPUT"]), gdal.Open(str(sample_raster))
+    assert out.GetGeoTransform() == source.GetGeoTransform()
+    assert (out.RasterXSize, out.RasterYSize) == (source.RasterXSize, source.RasterYSize)
+
+    on_the_fly = processing.run("landprobe:trainclassifier", {
+        "RASTER": str(sample_raster), "LABELS": str(sample_labels), "FIELD": "class", "FEATURES": 2,
+        "ENCODER": 0, "PATCH_SIZE": 8, "STRIDE": 2, "LEARNING_CURVE": True,
+        "OUTPUT_MODEL": str(tmp_path / "fly.lpmodel"), "OUTPUT_REPORT": str(tmp_path / "fly.json")})
+    report = json.loads((tmp_path / "fly.json").read_text())
+    assert {row["per_class"] for row in report["learning_curve"]["rows"]} == {5, 10, 25, 50, "all"}
+    assert "data:image/png;base64," in Path(on_the_fly["OUTPUT_HTML"]).read_text()
+    fly_map = processing.run("landprobe:classifyraster", {
+        "RASTER": str(sample_raster), "MODEL": on_the_fly["OUTPUT_MODEL"], "OUTPUT": str(tmp_path / "fly.tif")})
+    fly = gdal.Open(fly_map["OUTPUT"])  # keep the dataset alive while its band is used
+    table = fly.GetRasterBand(1).GetRasterColorTable()
+    assert fly.GetGeoTransform() == source.GetGeoTransform()
+    assert table is not None and table.GetCount() > 1

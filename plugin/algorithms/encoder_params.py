@@ -1,0 +1,84 @@
+"""The encoder parameters shared by ``landprobe:extractembeddings`` and ``landprobe:trainclassifier``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+#: (display name, engine name) of each encoder in the order of the ENCODER options (append only); the engine's
+#: registry is engine.encoders.ENCODERS (a test checks that both agree).
+ENCODERS = [
+    ("Random convolutional features, Gaussian filters (MOSAIKS; no weights needed)", "rcf_gaussian"),
+    ("Random convolutional features, filters drawn from the raster (MOSAIKS)", "rcf_empirical"),
+    ("ResNet-18 (torchgeo)", "resnet18"),
+    ("ResNet-50 (torchgeo)", "resnet50"),
+    ("ViT-S/16 (torchgeo)", "vit_small16"),
+    ("Your checkpoint (timm architecture + weights file)", "checkpoint"),
+]
+
+ENCODER = "ENCODER"
+PATCH_SIZE = "PATCH_SIZE"
+STRIDE = "STRIDE"
+WEIGHTS = "WEIGHTS"
+WEIGHTS_FILE = "WEIGHTS_FILE"
+BAND_MAP = "BAND_MAP"
+ARCHITECTURE = "ARCHITECTURE"
+
+HELP = (
+    "<b>Encoder</b>: random convolutional features need no weights and always work offline; torchgeo "
+    "backbones need weights to be meaningful (without them they are random networks, not pretrained).<br>"
+    "<b>Patch size</b> and <b>Stride</b> (pixels): each cell's embedding comes from the patch centred on "
+    "it; 0 means the encoder's default (16 for random features, 32 for backbones) and a stride equal to "
+    "the patch.<br>"
+    "<b>Weights</b> (advanced): a torchgeo weight name, e.g. <i>SENTINEL2_ALL_MOCO</i> or "
+    "<i>LANDSAT_ETM_SR_MOCO</i>. Downloaded by torchgeo when online; offline, give the file below.<br>"
+    "<b>Weights file</b> (advanced): a state-dict file (.pth), loaded without executing code.<br>"
+    "<b>Band map</b> (advanced): which raster band holds each band the weights expect, e.g. "
+    "<i>B4=3, B8=4</i>, when the band names do not say.<br>"
+    "<b>Architecture</b> (advanced): the timm name of your checkpoint's network, e.g. <i>resnet18</i>.<br>"
+)
+
+
+def add_encoder_parameters(algorithm: QgsProcessingAlgorithm, patch_advanced: bool = False) -> None:
+    """Add ENCODER, PATCH_SIZE, STRIDE and the advanced WEIGHTS, WEIGHTS_FILE, BAND_MAP, ARCHITECTURE."""
+    tr = algorithm.tr
+    algorithm.addParameter(QgsProcessingParameterEnum(
+        ENCODER, tr("Encoder"), options=[tr(label) for label, _ in ENCODERS], defaultValue=0))
+    sizes = [QgsProcessingParameterNumber(name, tr(label), QgsProcessingParameterNumber.Type.Integer,
+                                          defaultValue=0, minValue=0)
+             for name, label in ((PATCH_SIZE, "Patch size (pixels, 0 = encoder default)"),
+                                 (STRIDE, "Stride (pixels, 0 = patch size)"))]
+    advanced = [
+        QgsProcessingParameterString(WEIGHTS, tr("Weights (torchgeo weight name)"), optional=True),
+        QgsProcessingParameterFile(WEIGHTS_FILE, tr("Weights file"), optional=True,
+                                   fileFilter=tr("PyTorch weights (*.pth *.pt *.ckpt)")),
+        QgsProcessingParameterString(BAND_MAP, tr("Band map, e.g. B4=3, B8=4"), optional=True),
+        QgsProcessingParameterString(ARCHITECTURE, tr("Architecture (timm name)"), optional=True),
+    ]
+    for parameter in sizes + advanced:
+        if parameter in advanced or patch_advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        algorithm.addParameter(parameter)
+
+
+def encoder_job(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any],
+                context: QgsProcessingContext) -> dict[str, Any]:
+    """The engine parameters for the encoder the user chose."""
+    return {
+        "encoder": ENCODERS[algorithm.parameterAsEnum(parameters, ENCODER, context)][1],
+        "patch_size": algorithm.parameterAsInt(parameters, PATCH_SIZE, context) or None,
+        "stride": algorithm.parameterAsInt(parameters, STRIDE, context) or None,
+        "weights": algorithm.parameterAsString(parameters, WEIGHTS, context) or None,
+        "weights_file": algorithm.parameterAsFile(parameters, WEIGHTS_FILE, context) or None,
+        "band_map": algorithm.parameterAsString(parameters, BAND_MAP, context) or None,
+        "architecture": algorithm.parameterAsString(parameters, ARCHITECTURE, context) or None,
+    }
