@@ -22,7 +22,15 @@ from .features import RECIPES, compute_features
 from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style
 from .model_file import LoadedModel, load_model
-from .rasters import atomic_output, band_stack, iter_windows, open_raster, temporary_path, valid_mask
+from .rasters import (
+    GDAL_CACHE_MB,
+    atomic_output,
+    band_stack,
+    iter_windows,
+    open_raster,
+    temporary_path,
+    valid_mask,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,7 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROBABILITY_NODATA = -1.0
-GDAL_CACHE_MB = 64
 
 
 @dataclass

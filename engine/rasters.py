@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TMP_MARKER = ".landprobe-tmp-"
+#: GDAL's block cache while a raster is streamed (its default, 5 % of RAM, fills up as a large file is read once).
+GDAL_CACHE_MB = 64
 
 
 @dataclass(frozen=True)
