@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .features import mean_and_scale
 from .feedback import Feedback
-from .rasters import GDAL_CACHE_MB, atomic_output, band_stack, open_raster, valid_mask
+from .rasters import atomic_output, band_stack, open_raster, streaming_env, valid_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,10 +122,9 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
     feedback = feedback or Feedback()
     options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture, features,
                              seed)
-    import rasterio
 
     # GDAL's default block cache is 5 % of RAM and fills as a large raster is read: cap it, strips are read once.
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), band_stack(raster) as path, open_raster(path) as src:
+    with streaming_env(), band_stack(raster) as path, open_raster(path) as src:
         built, name, patch, step, chosen = prepare_encoder(src, options, device)
         names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
         return encode_raster(src, built, name, Path(output), patch, step, batch_size, chosen, feedback, raster,

@@ -20,7 +20,7 @@ from .errors import InputError
 from .features import compute_features, feature_names, make_recipe
 from .feedback import Feedback
 from .labels import Samples, sample_pixels
-from .rasters import GDAL_CACHE_MB, RasterInfo, band_stack, open_raster, raster_info
+from .rasters import RasterInfo, band_stack, open_raster, raster_info, streaming_env
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,14 +112,12 @@ def load_embeddings(raster: str, labels: str, field_name: str, min_coverage: flo
 def load_encoded(raster: str | list[str], labels: str, field_name: str, options: EncoderOptions,
                  min_coverage: float, feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
     """Run the encoder over the labelled part of the raster, then sample its cells as for an embedding raster."""
-    import rasterio
-
     from .embedding_inputs import describe_embeddings
     from .embeddings import cell_grid, encode_raster, prepare_encoder
     from .encoders import encoder_state
     from .labels import read_labels
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), band_stack(raster) as path, open_raster(path) as src:
+    with streaming_env(), band_stack(raster) as path, open_raster(path) as src:
         info = raster_info(path)
         built, spec_name, patch, step, device = prepare_encoder(src, options)
         gdf, _ = read_labels(labels, field_name, info.crs_wkt)

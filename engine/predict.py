@@ -23,11 +23,11 @@ from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style
 from .model_file import LoadedModel, load_model
 from .rasters import (
-    GDAL_CACHE_MB,
     atomic_output,
     band_stack,
     iter_windows,
     open_raster,
+    streaming_env,
     temporary_path,
     valid_mask,
 )
@@ -175,14 +175,12 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         The paths written and the pixel count of each class.
 
     """
-    import rasterio
-
     if output_grid not in OUTPUT_GRIDS:
         raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
     feedback = feedback or Feedback()
     outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
     # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), band_stack(raster) as path:
+    with streaming_env(), band_stack(raster) as path:
         loaded = load_model(model)
         with open_raster(path) as src:
             check_compatible(loaded.manifest, src, path)

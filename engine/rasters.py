@@ -29,6 +29,13 @@ TMP_MARKER = ".landprobe-tmp-"
 GDAL_CACHE_MB = 64
 
 
+def streaming_env() -> Any:
+    """A rasterio environment with GDAL's block cache capped at :data:`GDAL_CACHE_MB` (rasterio takes bytes)."""
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
+
+
 @dataclass(frozen=True)
 class RasterInfo:
     """What the engine needs to know about an input raster."""
