@@ -170,3 +170,13 @@ def test_alphaearth_int8_is_dequantised_and_its_nodata_kept(tmp_path: Path, samp
     with pytest.raises(InputError, match="does not look like an embedding raster"):
         train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "z.lpmodel"),
                          features="embeddings")
+
+
+def test_other_embedding_rasters_are_recognised_and_raw_bands_are_not(tmp_path: Path) -> None:
+    tessera = _float_raster(tmp_path / "tessera.tif", np.zeros((128, 4, 4), dtype="float32"))
+    other = _float_raster(tmp_path / "other.tif", np.zeros((32, 4, 4), dtype="float32"))
+    raw = _float_raster(tmp_path / "raw.tif", np.zeros((6, 4, 4), dtype="uint16"))
+    assert (describe_embeddings(str(tessera)).kind, describe_embeddings(str(other)).kind) == ("tessera", "float")
+    assert describe_embeddings(str(other)).dequantize is None
+    with pytest.raises(InputError, match=r"6 bands of uint16.*choose 'raw bands'"):
+        describe_embeddings(str(raw))
