@@ -161,6 +161,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     if output_report:
         check_writable(output_report)
     stage = feedback.stage(0.0, 0.3)
+    if features != "raw_bands" and (indices or band_roles):
+        logger.warning("Spectral indices apply to band values only: ignored with features %r.", features)
     if features == "raw_bands":
         loaded = load_raw_bands(raster, labels, field, indices, band_roles, stage, class_colors)
     elif features == "embeddings":
@@ -243,6 +245,9 @@ def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: s
         sets = {_features_label(recipe): samples.x}
         if raw_means is not None and np.isfinite(raw_means).all():
             sets = {"raw bands (cell means)": raw_means, **sets}
+        elif recipe["recipe"] in EMBEDDING_RECIPES:
+            logger.info("The learning curve shows the embeddings only: the raster they came from is not at hand "
+                        "(or has nodata under some labelled cells).")
         curve = learning_curve(sets, samples.y, samples.groups, method, names, test_fraction=test_fraction,
                                seeds=(seed, seed + 1, seed + 2), feedback=feedback)
         curve["png"] = str(learning_curve_png(curve, f"{stem}_learning_curve.png"))
