@@ -25,6 +25,7 @@ from .model_file import LoadedModel, load_model
 from .rasters import (
     atomic_output,
     band_stack,
+    check_writable,
     iter_windows,
     open_raster,
     streaming_env,
@@ -179,6 +180,8 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
     feedback = feedback or Feedback()
     outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
+    for path_ in filter(None, outputs.values()):
+        check_writable(path_)  # before any work, also when the maps are first made elsewhere
     # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
     with streaming_env(), band_stack(raster) as path:
         loaded = load_model(model)
