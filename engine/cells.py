@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .feedback import Feedback
-from .labels import Samples, _pixel_window, burn_classes, read_labels
+from .labels import Samples, burn_classes, labels_over_raster
 from .rasters import iter_windows, open_raster, valid_mask
 
 if TYPE_CHECKING:
@@ -98,17 +98,7 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         raise InputError(f"The minimum coverage must be above 0 and at most 1 (got {min_coverage}).")
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
-        gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None,
-                                   class_colors=class_colors)
-        inside = gdf.geometry.intersects(box(*src.bounds))
-        if not inside.any():
-            raise InputError(f"No label of {labels} overlaps raster {raster}. Raster extent "
-                             f"{tuple(round(b) for b in src.bounds)}, labels extent "
-                             f"{tuple(round(b) for b in gdf.total_bounds)} (in the raster's CRS).")
-        if (~inside).any():
-            logger.warning("%d label features lie outside the raster and were ignored.", int((~inside).sum()))
-        gdf = gdf[inside]
-        area = _pixel_window(windows.from_bounds(*gdf.total_bounds, transform=src.transform), src.width, src.height)
+        gdf, classes, area = labels_over_raster(src, labels, field_name, class_colors)
         nodatavals = [nodata] * src.count if nodata is not None else src.nodatavals
         blocks = list(iter_windows(int(area.width), int(area.height), block=256))
         parts: list[tuple[np.ndarray, ...]] = []

@@ -33,6 +33,7 @@ class _ConsoleFeedback(ThrottledFeedback):
 
 def _parser() -> argparse.ArgumentParser:
     from .feature_sources import FEATURE_SOURCES
+    from .predict import OUTPUT_GRIDS
     from .probes import DEFAULT_PROBE, PROBES
     from .validation import SCHEMES
 
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--output", required=True)
     classify.add_argument("--output-probability")
     classify.add_argument("--output-confidence")
-    classify.add_argument("--output-grid", default="input", choices=["input", "embedding"],
+    classify.add_argument("--output-grid", default="input", choices=list(OUTPUT_GRIDS),
                           help="for an encoder model: map on the raster's pixels or one pixel per embedding cell")
     classify.add_argument("--grid-raster", help="put the map on this raster's grid (nearest neighbour)")
     embed = sub.add_parser("embed", help="write an embedding raster with an encoder")

@@ -28,6 +28,8 @@ from .rasters import atomic_output, band_stack, open_raster, streaming_env, vali
 if TYPE_CHECKING:
     import numpy as np
 
+    from .encoders import BuiltEncoder, EncoderOptions
+
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "LANDPROBE_EMBEDDING"
@@ -131,7 +133,8 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
                              names)
 
 
-def prepare_encoder(src: Any, options: Any, device: str = "auto") -> tuple[Any, str, int, int, str]:
+def prepare_encoder(src: Any, options: EncoderOptions, device: str = "auto") -> tuple[BuiltEncoder, str, int, int,
+                                                                                       str]:
     """Check the patch settings, build the encoder for the open raster ``src`` and choose the device.
 
     Returns:
@@ -164,7 +167,7 @@ def cell_grid(src: Any, step: int) -> tuple[int, int]:
     return math.ceil(src.height / step), math.ceil(src.width / step)
 
 
-def encode_raster(src: Any, built: Any, encoder: str, output: Path, patch: int, step: int, batch_size: int,
+def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, patch: int, step: int, batch_size: int,
                   device: str, feedback: Feedback, raster: str | list[str], names: list[str],
                   cell_window: tuple[int, int, int, int] | None = None) -> EmbeddingResult:
     """Encode the open raster ``src`` with the ready encoder ``built`` and write the embedding GeoTIFF.

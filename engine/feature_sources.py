@@ -77,8 +77,8 @@ def _raw_cell_means(raster: str, samples: Samples, stride: int, origin: tuple[in
     return data[:, samples.rows - r0, samples.cols - c0].T.astype("float32")
 
 
-def load_embeddings(raster: str, labels: str, field_name: str, min_coverage: float, feedback: Feedback,
-                    class_colors: dict[str, str] | None, raw_raster: str | None = None) -> FeatureSet:
+def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_coverage: float,
+                    feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
     """Cells of an embedding raster covered enough by one class; raw band means when the source raster is known."""
     from .cells import sample_cells
     from .embedding_inputs import describe_embeddings
@@ -98,11 +98,11 @@ def load_embeddings(raster: str, labels: str, field_name: str, min_coverage: flo
               "names": list(info.band_names)}
     means = None
     meta = read_embedding_metadata(raster) if source.kind == "landprobe" else None
-    raw = raw_raster or (meta or {}).get("raster")
-    if isinstance(raw, str) and meta:
-        base = raster_info(raw) if Path(raw).exists() else None
+    raw = (meta or {}).get("raster")  # the raster the embeddings came from, when it is one file still at hand
+    if isinstance(raw, str) and Path(raw).exists():
+        base = raster_info(raw)
         stride = int(meta["stride"])
-        if base and math.isclose(info.transform[0], base.transform[0] * stride):
+        if math.isclose(info.transform[0], base.transform[0] * stride):
             origin = (round((info.transform[5] - base.transform[5]) / info.transform[4]),
                       round((info.transform[2] - base.transform[2]) / info.transform[0]))
             means = _raw_cell_means(raw, samples, stride, origin)
@@ -112,33 +112,28 @@ def load_embeddings(raster: str, labels: str, field_name: str, min_coverage: flo
 def load_encoded(raster: str | list[str], labels: str, field_name: str, options: EncoderOptions,
                  min_coverage: float, feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
     """Run the encoder over the labelled part of the raster, then sample its cells as for an embedding raster."""
-    from .embedding_inputs import describe_embeddings
     from .embeddings import cell_grid, encode_raster, prepare_encoder
     from .encoders import encoder_state
-    from .labels import read_labels
+    from .labels import labels_over_raster
 
     with streaming_env(), band_stack(raster) as path, open_raster(path) as src:
         info = raster_info(path)
         built, spec_name, patch, step, device = prepare_encoder(src, options)
-        gdf, _ = read_labels(labels, field_name, info.crs_wkt)
+        area = labels_over_raster(src, labels, field_name)[2]  # the pixels the labels cover
         rows, cols = cell_grid(src, step)
-        left, bottom, right, top = gdf.total_bounds
-        inv = ~src.transform
-        (c_a, r_a), (c_b, r_b) = inv * (left, top), inv * (right, bottom)
-        window = (max(0, math.floor(min(r_a, r_b) / step)), min(rows, math.ceil(max(r_a, r_b) / step)),
-                  max(0, math.floor(min(c_a, c_b) / step)), min(cols, math.ceil(max(c_a, c_b) / step)))
+        window = (int(area.row_off) // step, min(rows, math.ceil((area.row_off + area.height) / step)),
+                  int(area.col_off) // step, min(cols, math.ceil((area.col_off + area.width) / step)))
         if window[0] >= window[1] or window[2] >= window[3]:
-            raise InputError(f"No label of {labels} overlaps raster {raster}.")
+            raise InputError(f"The labels of {labels} cover no pixel of raster {raster}.")
         with tempfile.TemporaryDirectory(prefix="landprobe-embed-") as folder:
             tmp = str(Path(folder) / "labelled_cells.tif")
             encode_raster(src, built, spec_name, Path(tmp), patch, step, 64, device, feedback.stage(0.0, 0.8),
                           raster, list(info.band_names), cell_window=window)
             loaded = load_embeddings(tmp, labels, field_name, min_coverage, feedback.stage(0.8, 1.0), class_colors)
-            source = describe_embeddings(tmp)
     samples = loaded.samples
     samples.rows, samples.cols = samples.rows + window[0], samples.cols + window[2]
     params, arrays = encoder_state(built)
-    recipe = {"recipe": "encoder", "bands": list(range(1, built.dim + 1)), "embedding": source.as_dict(),
+    recipe = {"recipe": "encoder", "bands": list(range(1, built.dim + 1)), "embedding": loaded.recipe["embedding"],
               "encoder": {"name": spec_name, "patch_size": patch, "stride": step, **params},
               "input_bands": list(info.band_names), "names": [f"{spec_name} {i:03d}" for i in range(built.dim)]}
     return FeatureSet(samples, recipe, info, arrays, loaded.raw_cell_means)

@@ -172,7 +172,7 @@ def burn_classes(features_: gpd.GeoDataFrame, shape: tuple[int, int],
     return index, claims
 
 
-def _pixel_window(window: Any, width: int, height: int) -> Any:
+def pixel_window(window: Any, width: int, height: int) -> Any:
     """The whole-pixel window that covers ``window``, clipped to a ``width`` x ``height`` grid."""
     import math
 
@@ -183,6 +183,31 @@ def _pixel_window(window: Any, width: int, height: int) -> Any:
     col1 = min(width, math.ceil(window.col_off + window.width))
     row1 = min(height, math.ceil(window.row_off + window.height))
     return Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
+
+
+def labels_over_raster(src: Any, labels: str, field_name: str,
+                       class_colors: dict[str, str] | None = None) -> tuple[gpd.GeoDataFrame, list[LabelClass], Any]:
+    """The labels in the open raster's CRS that overlap it, their classes, and the pixel window they cover.
+
+    Raises:
+        InputError: when no label overlaps the raster (the message gives both extents).
+
+    """
+    from rasterio import windows
+    from shapely.geometry import box
+
+    gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None, class_colors=class_colors)
+    inside = gdf.geometry.intersects(box(*src.bounds))
+    if not inside.any():
+        raise InputError(
+            f"No label of {labels} overlaps raster {src.name}. Raster extent {tuple(round(b) for b in src.bounds)}, "
+            f"labels extent {tuple(round(b) for b in gdf.total_bounds)} (in the raster's CRS)."
+        )
+    if (~inside).any():
+        logger.warning("%d label features lie outside the raster and were ignored.", int((~inside).sum()))
+    gdf = gdf[inside]
+    window = pixel_window(windows.from_bounds(*gdf.total_bounds, transform=src.transform), src.width, src.height)
+    return gdf, classes, window
 
 
 def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None,
@@ -199,20 +224,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
 
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
-        gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None,
-                                   class_colors=class_colors)
-        bounds = box(*src.bounds)
-        inside = gdf.geometry.intersects(bounds)
-        if not inside.any():
-            raise InputError(
-                f"No label of {labels} overlaps raster {raster}. Raster extent {tuple(round(b) for b in src.bounds)}, "
-                f"labels extent {tuple(round(b) for b in gdf.total_bounds)} (in the raster's CRS)."
-            )
-        if (~inside).any():
-            logger.warning("%d label features lie outside the raster and were ignored.", int((~inside).sum()))
-        gdf = gdf[inside]
-        label_window = _pixel_window(windows.from_bounds(*gdf.total_bounds, transform=src.transform),
-                                     src.width, src.height)
+        gdf, classes, label_window = labels_over_raster(src, labels, field_name, class_colors)
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
         xs, ys, groups, rows, cols = [], [], [], [], []
         conflicts = 0

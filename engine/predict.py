@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROBABILITY_NODATA = -1.0
+#: Grids a map can be written on, for a model that runs an encoder: the raster's pixels, or one per embedding cell.
+OUTPUT_GRIDS = ("input", "embedding")
 
 
 @dataclass
@@ -202,9 +204,6 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
             staged = {k: str(Path(folder) / f"{k}.tif") if p else None for k, p in outputs.items()}
             result = _classify(source, loaded, staged, feedback.stage(0.0, 0.7), block, threads)
             return _regrid_outputs(result, staged, outputs, target, loaded, feedback.stage(0.7, 1.0))
-
-
-OUTPUT_GRIDS = ("input", "embedding")
 
 
 def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: Feedback) -> None:

@@ -8,7 +8,7 @@ embeddings are never interpolated. Colour table, band descriptions and tags foll
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .feedback import Feedback
 from .rasters import iter_windows, open_raster
@@ -45,7 +45,7 @@ def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback 
         profile = {"driver": "GTiff", "count": src.count, "dtype": src.dtypes[0], "nodata": src.nodata,
                    "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
                    "BIGTIFF": "IF_SAFER", **grid}
-        colormap = src.colormap(1) if src.dtypes[0] in ("uint8", "uint16") and _has_colormap(src) else None
+        colormap = _colormap(src)
         with WarpedVRT(src, resampling=Resampling.nearest, nodata=src.nodata, **grid) as vrt, \
                 rasterio.open(work, "w", **profile) as dst:
             if colormap:
@@ -67,9 +67,9 @@ def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback 
     return counts
 
 
-def _has_colormap(src: object) -> bool:
+def _colormap(src: Any) -> dict[int, tuple[int, ...]] | None:
+    """Band 1's colour table, or ``None`` when it has none."""
     try:
-        src.colormap(1)  # type: ignore[attr-defined]
+        return src.colormap(1)
     except ValueError:
-        return False
-    return True
+        return None

@@ -152,7 +152,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     from .feature_sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
 
     feedback = feedback or Feedback()
-    get_probe(method)  # fail fast on an unknown method, scheme or feature source
+    get_probe(method)  # fail fast on an unknown method, scheme or feature source, before reading anything
     if validation not in SCHEMES:
         raise InputError(f"Unknown validation {validation!r}; choose one of: {', '.join(SCHEMES)}.")
     if features not in FEATURE_SOURCES:
