@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "LANDPROBE_EMBEDDING"
 STRIP_PIXELS = 4_000_000  # raw pixels read per strip
+BLOCK_ROWS = 16  # output tile height in cells: strips are written in whole tiles, each compressed once
 
 
 @dataclass
@@ -199,11 +200,12 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     transform = src.transform * Affine.scale(step) * Affine.translation(col_a, row_a)
     profile = {"driver": "GTiff", "width": cols, "height": rows, "count": built.dim, "dtype": "float32",
                "nodata": float("nan"), "crs": src.crs, "transform": transform,
-               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 3,
+               "tiled": True, "blockxsize": 256, "blockysize": BLOCK_ROWS, "compress": "deflate", "predictor": 3,
                "interleave": "band", "BIGTIFF": "IF_SAFER"}
     n_batches = sum(math.ceil(cols * min(strip_rows, rows - r) / batch_size) for r in range(0, rows, strip_rows))
     done = valid_cells = 0
     with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
+        writer = _TileRowWriter(dst, BLOCK_ROWS)
         for r0 in range(0, rows, strip_rows):
             n_rows = min(strip_rows, rows - r0)
             top, height = (row_a + r0) * step - offset, (n_rows - 1) * step + patch
@@ -215,9 +217,10 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
             x0, x1 = max(0, left), min(src.width, left + width)
             raw = src.read(built.bands, window=Window(x0, y0, x1 - x0, y1 - y0))
             ok = valid_mask(raw, nodata_of)
-            raw = (raw.astype("float32") - mean) / std
-            raw[:, ~ok] = 0
-            data[:, y0 - top:y1 - top, x0 - left:x1 - left] = raw
+            inner = data[:, y0 - top:y1 - top, x0 - left:x1 - left]
+            np.subtract(raw, mean, out=inner, casting="unsafe")
+            inner /= std
+            inner[:, ~ok] = 0
             valid[y0 - top:y1 - top, x0 - left:x1 - left] = ok
             inside[y0 - top:y1 - top, x0 - left:x1 - left] = True
             patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p
@@ -233,12 +236,48 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
                 done += 1
                 feedback.progress(min(1.0, done / max(1, n_batches)), f"Encoding batch {done} of about {n_batches}")
             valid_cells += len(cells)
-            dst.write(out, window=Window(0, r0, cols, n_rows))
+            writer.write(out)
+        writer.flush()
         for band in range(1, built.dim + 1):
             dst.set_band_description(band, f"{encoder} {band - 1:03d}")
         dst.update_tags(**{METADATA_KEY: json.dumps(metadata)})
     feedback.progress(1.0, "Done")
     return EmbeddingResult(str(output), encoder, built.dim, cols, rows, device, valid_cells)
+
+
+class _TileRowWriter:
+    """Writes rows of a tiled GeoTIFF in whole rows of tiles only.
+
+    GDAL compresses a tile each time part of it is written and appends it anew: strips that end inside a tile row
+    would make it compress each tile several times and leave the dead copies in the file.
+    """
+
+    def __init__(self, dst: Any, tile_rows: int) -> None:
+        self.dst, self.tile_rows = dst, tile_rows
+        self.pending: list[np.ndarray] = []
+        self.row = 0  # first output row not yet written
+
+    def write(self, rows: np.ndarray) -> None:
+        """Queue ``rows`` (bands, n, columns), the next rows of the raster; write the whole tile rows queued."""
+        self.pending.append(rows)
+        queued = sum(p.shape[1] for p in self.pending)
+        if queued >= self.tile_rows:
+            self._write(queued - queued % self.tile_rows)
+
+    def flush(self) -> None:
+        """Write what is still queued (the raster's last, partial tile row)."""
+        self._write(sum(p.shape[1] for p in self.pending))
+
+    def _write(self, n: int) -> None:
+        import numpy as np
+        from rasterio.windows import Window
+
+        if not n:
+            return
+        data = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, axis=1)
+        self.dst.write(data[:, :n], window=Window(0, self.row, data.shape[2], n))
+        self.pending = [data[:, n:]] if n < data.shape[1] else []
+        self.row += n
 
 
 def read_embedding_metadata(path: str | Path) -> dict[str, Any] | None:

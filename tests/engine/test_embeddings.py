@@ -41,6 +41,24 @@ def test_rcf_embedding_raster_is_on_the_patch_grid(tmp_path: Path, sample_raster
     assert not list(tmp_path.glob(f"*{TMP_MARKER}*"))
 
 
+def test_thin_strips_give_the_same_raster_and_write_each_tile_once(tmp_path: Path, sample_raster: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.embeddings as embeddings
+
+    # a block cache too small to hold a tile: GDAL writes each tile to the file as soon as it is touched
+    monkeypatch.setattr(embeddings, "streaming_env", lambda: rasterio.Env(GDAL_CACHEMAX=1000))
+    whole, thin = tmp_path / "whole.tif", tmp_path / "thin.tif"
+    extract_embeddings(str(sample_raster), str(whole), "rcf_gaussian", patch_size=8, features=16, seed=2)
+    # 3 cell rows a strip: strips end inside the 16-row output tiles
+    monkeypatch.setattr(embeddings, "STRIP_PIXELS", 3 * 32 * 8 * 8)
+    extract_embeddings(str(sample_raster), str(thin), "rcf_gaussian", patch_size=8, features=16, seed=2)
+    with rasterio.open(whole) as a, rasterio.open(thin) as b:
+        assert b.block_shapes[0] == (embeddings.BLOCK_ROWS, 256) and a.height == 32
+        assert np.array_equal(a.read(), b.read())
+    # a tile written in parts is compressed and appended again each time, leaving dead copies in the file
+    assert thin.stat().st_size <= 1.01 * whole.stat().st_size
+
+
 def test_cells_over_nodata_are_nodata(tmp_path: Path, sample_raster: Path) -> None:
     with rasterio.open(sample_raster) as src:
         data, nodata = src.read(), src.nodata
