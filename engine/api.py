@@ -66,6 +66,8 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "classify_raster": "predict:classify_raster",
     "assess_accuracy": "accuracy:assess_accuracy",
     "extract_embeddings": "embeddings:extract_embeddings",
+    "finetune": "deep.finetune:finetune",
+    "export_onnx": "deep.onnx_export:export_onnx",
 }
 
 

@@ -4,6 +4,7 @@ Examples::
 
     python -m engine train --raster scene.tif --labels labels.gpkg --field class --output-model m.lpmodel
     python -m engine classify --raster scene.tif --model m.lpmodel --output classes.tif
+    python -m engine finetune --raster scene.tif --labels labels.gpkg --field class --output-model d.lpmodel
     python -m engine status
     python -m engine worker            # one JSON job on stdin, JSON events on stdout (used by the QGIS plugin)
 """
@@ -80,12 +81,55 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     embed.add_argument("--seed", type=int, default=0)
+    _finetune_parser(sub)
+    onnx = sub.add_parser("export-onnx", help="write a deep model as ONNX, checked against PyTorch")
+    onnx.add_argument("--model", required=True)
+    onnx.add_argument("--output", required=True)
     assess = sub.add_parser("assess", help="assess a classified raster against reference polygons")
     assess.add_argument("--classified", required=True)
     assess.add_argument("--reference", required=True)
     assess.add_argument("--field", required=True)
     assess.add_argument("--output-report", required=True)
     return parser
+
+
+def _finetune_parser(sub: Any) -> None:
+    """``finetune``: a deep model trained with Lightning (see :func:`engine.deep.finetune.finetune`)."""
+    from .deep.finetune import DEEP_VALIDATION
+    from .deep.lit import SCHEDULERS
+    from .deep.networks import TASKS
+    from .deep.trainer import STRATEGIES
+
+    tune = sub.add_parser("finetune", help="fine-tune a deep model (patch classifier, U-Net, hyperspectral)")
+    tune.add_argument("--raster", required=True)
+    tune.add_argument("--labels", required=True)
+    tune.add_argument("--field", required=True)
+    tune.add_argument("--output-model", required=True)
+    tune.add_argument("--output-report")
+    tune.add_argument("--task", default="patch", choices=list(TASKS))
+    tune.add_argument("--backbone", help="patch: resnet18, resnet50, vit_small16, checkpoint, rcf_gaussian; "
+                      "segmentation: resnet18, resnet34; hyperspectral: ssan")
+    tune.add_argument("--weights", help="torchgeo weight name, e.g. LANDSAT_ETM_SR_MOCO")
+    tune.add_argument("--weights-file", help="local state-dict file (loaded with weights_only=True)")
+    tune.add_argument("--band-map", help="raster band of each band the weights expect, e.g. 'B4=3, B8=4'")
+    tune.add_argument("--architecture", help="timm architecture of a checkpoint backbone")
+    tune.add_argument("--chip-size", type=int, help="chip or tile size in pixels")
+    tune.add_argument("--epochs", type=int, default=20)
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--learning-rate", type=float, default=1e-3)
+    tune.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping")
+    tune.add_argument("--freeze-epochs", type=int, default=0, help="epochs with the backbone frozen first")
+    tune.add_argument("--scheduler", default="plateau", choices=list(SCHEDULERS))
+    tune.add_argument("--validation", default="polygon_groups", choices=list(DEEP_VALIDATION))
+    tune.add_argument("--test-fraction", type=float, default=0.3)
+    tune.add_argument("--n-pca", type=int, default=30, help="hyperspectral: principal components")
+    tune.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    tune.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
+    tune.add_argument("--devices", type=int, default=1)
+    tune.add_argument("--num-nodes", type=int, default=1)
+    tune.add_argument("--num-workers", type=int, default=0)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--resume", action="store_true", help="continue the last run from its checkpoint")
 
 
 def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +146,8 @@ def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
-               "assess": "assess_accuracy", "embed": "extract_embeddings"}
+               "assess": "assess_accuracy", "embed": "extract_embeddings", "finetune": "finetune",
+               "export-onnx": "export_onnx"}
 
 
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

@@ -242,7 +242,7 @@ def _timm_model(architecture: str, in_chans: int) -> torch.nn.Module:
                          "'resnet18'.") from None
 
 
-def _load_into(module: torch.nn.Module, state: dict[str, Any], source: str) -> None:
+def load_into(module: torch.nn.Module, state: dict[str, Any], source: str) -> None:
     """Load ``state`` leniently about the classifier head only; anything else missing is an error."""
     state = {k.removeprefix("model.").removeprefix("backbone."): v for k, v in state.items()}
     missing, unexpected = module.load_state_dict(state, strict=False)
@@ -278,7 +278,7 @@ def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
             state, source = load_state_dict(request.weights_file), f"weights file {request.weights_file}"
         else:
             state, source = _download(weights), f"torchgeo weights {request.weights}"
-        _load_into(module, state, source)
+        load_into(module, state, source)
         mean, std = _normalisation(weights, len(bands))
         metadata = {"weights": f"{spec.weight_enum}.{request.weights}", "pretrained": True, "url": weights.url,
                     "weights_bands": expected, "normalisation": "the weights' transforms (torchgeo)"}
@@ -309,7 +309,7 @@ def _build_checkpoint(request: EncoderRequest) -> BuiltEncoder:
                          "weights file.")
     bands = list(range(1, len(request.band_names) + 1))
     module = _timm_model(request.architecture, len(bands))
-    _load_into(module, load_state_dict(request.weights_file), f"weights file {request.weights_file}")
+    load_into(module, load_state_dict(request.weights_file), f"weights file {request.weights_file}")
     module.eval()
     mean, std = request.band_stats
     metadata = {"weights": Path(request.weights_file).name, "architecture": request.architecture,
@@ -326,6 +326,16 @@ def encoder_state(built: BuiltEncoder) -> tuple[dict[str, Any], dict[str, np.nda
     return params, arrays
 
 
+def encoder_skeleton(name: str, n_bands: int, dim: int, architecture: str | None = None) -> torch.nn.Module:
+    """The module of encoder ``name`` for ``n_bands`` input bands with unset weights, to load a stored state into."""
+    spec = get_encoder(name)
+    if spec.family == "rcf":
+        from torchgeo.models import RCF
+
+        return RCF(in_channels=n_bands, features=dim, kernel_size=3, bias=-1.0, seed=0, mode="gaussian")
+    return _timm_model(spec.architecture or architecture or "", n_bands)
+
+
 def rebuild_encoder(name: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> BuiltEncoder:
     """The encoder :func:`encoder_state` stored: same module, weights, bands and normalisation.
 
@@ -338,13 +348,7 @@ def rebuild_encoder(name: str, params: dict[str, Any], arrays: dict[str, np.ndar
 
     spec = get_encoder(name)
     bands = [int(b) for b in params["bands"]]
-    if spec.family == "rcf":
-        from torchgeo.models import RCF
-
-        module = RCF(in_channels=len(bands), features=int(params["dim"]), kernel_size=3, bias=-1.0, seed=0,
-                     mode="gaussian")
-    else:
-        module = _timm_model(spec.architecture or params["metadata"].get("architecture", ""), len(bands))
+    module = encoder_skeleton(name, len(bands), int(params["dim"]), params["metadata"].get("architecture"))
     try:
         module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, strict=True)
     except RuntimeError as exc:

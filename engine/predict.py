@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .deep.package import DeepModel, is_deep
 from .errors import InputError, ModelFileError
 from .features import RECIPES, compute_features
 from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style
-from .model_file import LoadedModel, load_model
+from .model_file import LoadedModel, load_model, read_manifest
 from .rasters import (
     atomic_output,
     band_stack,
@@ -186,6 +187,8 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         check_writable(path_)  # before any work, also when the maps are first made elsewhere
     # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
     with streaming_env(), band_stack(raster) as path:
+        if is_deep(read_manifest(model)):
+            return _classify_deep(path, model, outputs, feedback, block)
         loaded = load_model(model)
         with open_raster(path) as src:
             check_compatible(loaded.manifest, src, path)
@@ -249,8 +252,26 @@ def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], final
     return result
 
 
-def _classify(raster: str, loaded: LoadedModel, outputs: dict[str, str | None], feedback: Feedback, block: int,
-              threads: int | None) -> ClassifyResult:
+def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feedback: Feedback,
+                   block: int) -> ClassifyResult:
+    """:func:`classify_raster` with a deep model (see :mod:`engine.deep.predict`)."""
+    from .deep.package import load_deep_model
+    from .embeddings import choose_device
+
+    device = choose_device("auto")
+    deep = load_deep_model(model, device)
+    expected = deep.manifest["input"]["band_count"]
+    with open_raster(raster) as src:
+        if src.count != expected:
+            names = ", ".join(deep.manifest["input"].get("band_names", []))
+            raise ModelFileError(f"The model was trained on {expected} bands ({names}) but raster {raster} has "
+                                 f"{src.count}. Apply it to a raster with the same bands in the same order.")
+    logger.info("Classifying with the %s %s network on %s.", deep.spec.task, deep.spec.backbone, device)
+    return _classify(raster, deep, outputs, feedback, block, 1)
+
+
+def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, str | None], feedback: Feedback,
+              block: int, threads: int | None) -> ClassifyResult:
     """:func:`classify_raster` on one raster file, on its own grid."""
     import numpy as np
     import rasterio
@@ -268,11 +289,18 @@ def _classify(raster: str, loaded: LoadedModel, outputs: dict[str, str | None], 
                 "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
                 "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         windows = list(iter_windows(src.width, src.height, block))
-    loaded.probe.set_threads(1)  # parallelism comes from the window threads
-    # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
-    warm_up = np.ones((2, n_bands), dtype="float32")
-    loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
-    predictor = _WindowPredictor(raster, loaded, want_proba=bool(outputs["probability"] or outputs["confidence"]))
+    want_proba = bool(outputs["probability"] or outputs["confidence"])
+    predictor: Any
+    if isinstance(loaded, LoadedModel):
+        loaded.probe.set_threads(1)  # parallelism comes from the window threads
+        # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
+        warm_up = np.ones((2, n_bands), dtype="float32")
+        loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
+        predictor = _WindowPredictor(raster, loaded, want_proba)
+    else:  # torch parallelises inside each window; a reader thread keeps the next window ready
+        from .deep.predict import DeepWindowPredictor
+
+        predictor = DeepWindowPredictor(raster, loaded, want_proba, str(next(loaded.network.parameters()).device))
     with contextlib.ExitStack() as stack:
         finals = {k: stack.enter_context(atomic_output(p)) for k, p in outputs.items() if p}
         works = {k: temporary_path(p) for k, p in finals.items()}
@@ -287,7 +315,8 @@ def _classify(raster: str, loaded: LoadedModel, outputs: dict[str, str | None], 
         # Callbacks run last-in first-out: stop the threads before closing the datasets they read.
         stack.callback(predictor.close)
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        stack.enter_context(threadpool_limits(limits=1))
+        if isinstance(loaded, LoadedModel):  # one BLAS thread per window thread (torch keeps its own)
+            stack.enter_context(threadpool_limits(limits=1))
         pending: collections.deque[tuple[Any, Future[Any]]] = collections.deque()
         todo = iter(windows)
         for i in range(len(windows)):

@@ -249,6 +249,20 @@ def _projection(projection: dict[str, Any]) -> str:
             + f'<p class="note">{caption}</p>')
 
 
+def _training_curve(curve: dict[str, Any]) -> str:
+    rows = []
+    for r in curve.get("epochs") or []:
+        rows.append(f'<tr><td>{_num(r.get("epoch"))}</td><td>{_num(r.get("train_loss"), 4)}</td>'
+                    f'<td>{_num(r.get("val_loss"), 4)}</td><td>{_pct(r.get("val_acc"))}</td>'
+                    f'<td>{_num(r.get("lr"), 6)}</td></tr>')
+    note = (f'<p class="note">Trained on {_e(curve.get("device", "n/a"))} ({_e(curve.get("precision", ""))}), '
+            f'{_num(curve.get("seconds_per_epoch"), 1)} s per epoch. The model keeps the weights of the epoch with '
+            "the lowest validation loss.</p>")
+    table = ("<table><tr><th>Epoch</th><th>Training loss</th><th>Validation loss</th><th>Validation accuracy</th>"
+             f'<th>Learning rate</th></tr>{"".join(rows)}</table>')
+    return "<h2>Training curve</h2>" + _png_img(curve.get("png"), "Training curve") + note + table
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as a self-contained HTML page (inline CSS, no script, no external link)."""
     title = report.get("title") or "Landprobe report"
@@ -264,6 +278,8 @@ def render_html(report: dict[str, Any]) -> str:
         body.append(_area(report["area_adjusted"]))
     if isinstance(report.get("training"), dict):
         body.append(_training(report["training"]))
+    if isinstance(report.get("training_curve"), dict):
+        body.append(_training_curve(report["training_curve"]))
     if isinstance(report.get("learning_curve"), dict):
         body.append(_learning_curve(report["learning_curve"]))
     if isinstance(report.get("projection"), dict):

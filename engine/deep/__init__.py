@@ -1,0 +1,1 @@
+"""Deep models: networks, training with PyTorch Lightning, tiled prediction, model packages."""

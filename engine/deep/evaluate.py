@@ -1,0 +1,97 @@
+"""After fine-tuning: score the held-out pixels, draw the training curve, write the package and the report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..metrics import accuracy_figures
+from ..validation import SCHEMES
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(data: Any, module: Any, validation: str, test_fraction: float, seed: int) -> dict[str, Any] | None:
+    """Accuracy figures of the best weights on the validation chips or tiles (``None`` without validation)."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .data import IGNORE
+
+    if data.val is None or not len(data.val):
+        return None
+    n = len(data.classes)
+    cm = np.zeros((n, n), dtype="int64")
+    network = module.network.eval()
+    device = next(network.parameters()).device
+    with torch.inference_mode():
+        for x, target in DataLoader(data.val, batch_size=64):
+            pred = network(x.to(device)).argmax(dim=1).cpu()
+            keep = target != IGNORE
+            cm += np.bincount((target[keep] * n + pred[keep]).numpy(), minlength=n * n).reshape(n, n)
+    figures = accuracy_figures(cm, [c.name for c in data.classes])
+    figures.update({"scheme": validation, "description": SCHEMES[validation],
+                    "optimistic": validation == "random_pixels", "n_folds": 1, "test_fraction": test_fraction,
+                    "seed": seed, "n_test_polygons": data.stats.get("n_test_polygons"),
+                    "n_polygons": data.stats.get("n_polygons")})
+    logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f over %d held-out pixels%s.", validation,
+                figures["overall_accuracy"], figures["kappa"], figures["n"],
+                ", OPTIMISTIC" if validation == "random_pixels" else "")
+    return figures
+
+
+def training_curve_png(history: list[dict[str, float]], path: str | Path) -> Path:
+    """Loss (training, validation) and validation accuracy per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, loss_ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    loss_ax.plot(epochs, [r.get("train_loss") for r in history], "o-", label="training loss", color="#1f77b4")
+    if any("val_loss" in r for r in history):
+        loss_ax.plot(epochs, [r.get("val_loss", float("nan")) for r in history], "s-", label="validation loss",
+                     color="#ff7f0e")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    handles, labels = loss_ax.get_legend_handles_labels()
+    if any("val_acc" in r for r in history):
+        acc_ax = loss_ax.twinx()
+        acc_ax.plot(epochs, [r.get("val_acc", float("nan")) for r in history], "^-", color="#2ca02c",
+                    label="validation accuracy")
+        acc_ax.set_ylabel("validation accuracy")
+        acc_ax.set_ylim(0, 1)
+        more = acc_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    loss_ax.legend(handles, labels, loc="center right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def write_outputs(output_model: str, output_report: str | None, manifest: dict[str, Any], network: Any,
+                  result: Any) -> tuple[str | None, str | None]:
+    """Save the model package and, when asked for, the report with its training curve; return the report paths."""
+    from ..report import write_report
+    from .package import save_deep_model
+
+    save_deep_model(output_model, manifest, network.cpu())
+    logger.info("Wrote %s.", output_model)
+    if not output_report:
+        return None, None
+    curve = {"epochs": result.history, "device": result.device, "precision": result.precision,
+             "seconds_per_epoch": result.seconds_per_epoch}
+    if result.history:
+        curve["png"] = str(training_curve_png(result.history, Path(output_report).with_suffix("").as_posix()
+                                              + "_training_curve.png"))
+    spec = manifest["network"]
+    report = {"title": "Landprobe fine-tuning report", "method": f"{spec['task']} {spec['backbone']}",
+              "raster": manifest["input"]["raster"], "labels": manifest["training"]["labels"],
+              "field": manifest["field"], "validation": manifest["validation"], "classes": manifest["classes"],
+              "training": {k: v for k, v in manifest["training"].items() if k != "options"},
+              "training_curve": curve, "model": str(output_model)}
+    return write_report(report, output_report)

@@ -1,0 +1,164 @@
+"""The Lightning side of fine-tuning: the training module and the callbacks that report, cancel and freeze.
+
+:class:`DeepModule` wraps any network that maps (B, C, H, W) to class scores, per sample (B, K) or per pixel
+(B, K, H, W), with a class-weighted cross-entropy that ignores target ``-1``, AdamW, and ReduceLROnPlateau or
+cosine decay. It accumulates a confusion matrix over each validation epoch, so the validation accuracy is over all
+held-out pixels, not an average of batch accuracies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from ..errors import CancelledError
+from ..feedback import Feedback
+from .data import IGNORE
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS = ("plateau", "cosine")
+
+
+class DeepModule(L.LightningModule):
+    """A network, its loss and its optimiser."""
+
+    def __init__(self, network: torch.nn.Module, class_weights: list[float], lr: float = 1e-3,
+                 weight_decay: float = 1e-4, scheduler: str = "plateau", epochs: int = 20,
+                 monitor: str = "val_loss") -> None:
+        """Train ``network`` with class weights ``class_weights`` (one per class)."""
+        super().__init__()
+        self.network = network
+        self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32))
+        self.lr, self.weight_decay, self.scheduler, self.epochs, self.monitor = lr, weight_decay, scheduler, epochs, \
+            monitor
+        n = len(class_weights)
+        self.register_buffer("confusion", torch.zeros(n, n, dtype=torch.int64), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores."""
+        return self.network(x)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(logits.float(), target, weight=self.class_weights,
+                                                 ignore_index=IGNORE)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step's loss."""
+        x, target = batch
+        loss = self._loss(self(x), target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the confusion matrix."""
+        self.confusion.zero_()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Loss and confusion counts of a held-out batch."""
+        x, target = batch
+        logits = self(x)
+        if (target != IGNORE).any():
+            self.log("val_loss", self._loss(logits, target), on_step=False, on_epoch=True, batch_size=len(x))
+        pred = logits.argmax(dim=1)
+        keep = target != IGNORE
+        n = self.confusion.shape[0]
+        self.confusion += torch.bincount(target[keep] * n + pred[keep], minlength=n * n).reshape(n, n)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the overall validation accuracy of the epoch."""
+        total = self.confusion.sum()
+        if total > 0:
+            self.log("val_acc", self.confusion.trace().float() / total.float())
+
+    def configure_optimizers(self) -> Any:
+        """AdamW over every parameter (frozen ones get no gradient) with the chosen learning-rate schedule."""
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.scheduler == "cosine":
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.epochs))
+            return {"optimizer": optimizer, "lr_scheduler": schedule}
+        schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "monitor": self.monitor}}
+
+
+def class_weights(counts: list[int]) -> list[float]:
+    """Inverse-frequency class weights, ``n / (k * n_c)``, capped at 10x the smallest; 0 for absent classes."""
+    total, k = sum(counts), sum(1 for c in counts if c)
+    raw = [total / (k * c) if c else 0.0 for c in counts]
+    low = min((w for w in raw if w), default=1.0)
+    return [min(w, 10 * low) for w in raw]
+
+
+class FeedbackCallback(L.Callback):
+    """Progress per batch, a log line per epoch, and cancel checked at every batch."""
+
+    def __init__(self, feedback: Feedback, epochs: int) -> None:
+        """Report to ``feedback`` over ``epochs`` epochs."""
+        self.feedback, self.epochs = feedback, epochs
+        self.cancelled = False
+        self.history: list[dict[str, float]] = []
+        self.epochs_now = 0  # epochs run since this start (a resumed run has more in its history)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history, saved in checkpoints."""
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The history of the run being resumed."""
+        self.history = list(state_dict.get("history", []))
+
+    def _check(self) -> None:
+        if self.feedback.is_canceled():
+            self.cancelled = True
+            raise CancelledError("Training was cancelled; the checkpoint of the last completed epoch is kept.")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Report the batch and check cancel."""
+        n = max(1, int(trainer.num_training_batches))
+        epoch = trainer.current_epoch
+        loss = outputs["loss"].item() if isinstance(outputs, dict) else float("nan")
+        self.feedback.progress((epoch + (batch_idx + 1) / n) / self.epochs,
+                               f"Epoch {epoch + 1}/{self.epochs}, batch {batch_idx + 1}/{n}, loss {loss:.3f}")
+        self._check()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Check cancel during validation too (the epoch's checkpoint is then not written)."""
+        self._check()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Log the epoch's figures (validation has run by now) and keep them."""
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row = {"epoch": trainer.current_epoch + 1, **metrics,
+               "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan}
+        self.history.append(row)
+        self.epochs_now += 1
+        parts = [f"train loss {metrics.get('train_loss', math.nan):.4f}"]
+        if "val_loss" in metrics:
+            parts.append(f"validation loss {metrics['val_loss']:.4f}")
+        if "val_acc" in metrics:
+            parts.append(f"validation accuracy {metrics['val_acc']:.3f}")
+        logger.info("Epoch %d/%d: %s.", row["epoch"], self.epochs, ", ".join(parts))
+
+
+class FreezeCallback(L.Callback):
+    """Keeps ``backbone`` frozen (no gradient, batch-norm statistics fixed) for the first ``epochs`` epochs."""
+
+    def __init__(self, backbone: torch.nn.Module, epochs: int) -> None:
+        """Freeze ``backbone`` for ``epochs`` epochs, then train it."""
+        self.backbone, self.epochs = backbone, epochs
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Freeze or unfreeze for this epoch."""
+        frozen = trainer.current_epoch < self.epochs
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            self.backbone.eval()
+        if trainer.current_epoch == self.epochs and self.epochs:
+            logger.info("Epoch %d: the backbone is unfrozen and trained from now on.", self.epochs + 1)

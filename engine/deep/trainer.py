@@ -1,0 +1,152 @@
+"""Running Lightning for a fine-tune: device and precision, callbacks, logs, checkpoints, resume.
+
+A run keeps its files in a run folder beside the model (``<model>_run/``): ``checkpoints/best.ckpt`` (the epoch
+with the best validation loss), ``checkpoints/last.ckpt`` (the last completed epoch, what ``resume`` continues
+from), ``csv/version_N/metrics.csv`` (Lightning's CSV logger, a version per start or resume) and
+``tensorboard/version_N`` (``tensorboard --logdir <run folder>``). The per-epoch history also travels in the
+checkpoints, so a resumed run reports every epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..feedback import Feedback
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "ddp", "ddp_spawn")
+
+
+@dataclass
+class FitOptions:
+    """How to train: epochs, batches, optimiser, early stopping, hardware and resume."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 5
+    scheduler: str = "plateau"
+    freeze_epochs: int = 0
+    device: str = "auto"
+    strategy: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    num_workers: int = 0
+    seed: int = 0
+    resume: bool = False
+
+
+@dataclass
+class FitResult:
+    """What a fit produced: the best weights (loaded into the module), history and timing."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_checkpoint: str | None = None
+    device: str = "cpu"
+    precision: str = "32-true"
+    epochs_run: int = 0
+    seconds_per_epoch: float | None = None
+    stopped_early: bool = False
+
+
+def _accelerator(device: str) -> tuple[str, str]:
+    """Lightning accelerator and precision for ``device`` (mixed precision on GPU); never a silent CPU fallback.
+
+    Raises:
+        InputError: when a GPU is asked for and there is none.
+
+    """
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("A GPU (cuda) was asked for but torch sees none; choose the CPU or install a CUDA "
+                             "build of torch.")
+        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if device != "cpu":
+        raise InputError(f"Unknown device {device!r}; choose auto, cpu or cuda.")
+    return "cpu", "32-true"
+
+
+def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (``None`` for a new run, whose old checkpoints are removed).
+
+    Raises:
+        InputError: when resuming and the run folder has no checkpoint.
+
+    """
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume:
+        if not last.is_file():
+            raise InputError(f"Nothing to resume: {last} does not exist. Train without resume first.")
+        logger.info("Resuming from %s.", last)
+        return last
+    old = [run_dir / d for d in ("checkpoints", "csv", "tensorboard") if (run_dir / d).exists()]
+    for folder in old:
+        shutil.rmtree(folder)
+    if old:
+        logger.info("A new run: the previous checkpoints and logs in %s were removed.", run_dir)
+    return None
+
+
+def fit(module: Any, train_loader: Any, val_loader: Any | None, run_dir: Path, options: FitOptions,
+        feedback: Feedback, backbone: Any = None) -> FitResult:
+    """Train the Lightning ``module``; on return its weights are those of the best (or last) epoch.
+
+    Raises:
+        CancelledError: when cancelled (the checkpoint of the last completed epoch stays in ``run_dir``).
+
+    """
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from .lit import FeedbackCallback, FreezeCallback
+
+    accelerator, precision = _accelerator(options.device)
+    if options.strategy not in STRATEGIES:
+        raise InputError(f"Unknown strategy {options.strategy!r}; choose one of: {', '.join(STRATEGIES)}.")
+    resume_from = prepare_run_folder(run_dir, options.resume)
+    monitor = "val_loss" if val_loader is not None else "train_loss"
+    reporter = FeedbackCallback(feedback, options.epochs)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="min",
+                                 save_top_k=1, save_last=True, enable_version_counter=False)
+    callbacks: list[Any] = [reporter, checkpoint]
+    if options.patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=options.patience))
+    if backbone is not None and options.freeze_epochs > 0:
+        callbacks.append(FreezeCallback(backbone, options.freeze_epochs))
+    torch.use_deterministic_algorithms(accelerator == "cpu", warn_only=True)
+    L.seed_everything(options.seed, workers=True, verbose=False)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=options.devices, num_nodes=options.num_nodes, strategy=options.strategy,
+        precision=precision, max_epochs=options.epochs, callbacks=callbacks, default_root_dir=run_dir,
+        logger=[CSVLogger(run_dir, name="csv"), TensorBoardLogger(run_dir, name="tensorboard")],  # a version a try
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
+        deterministic=accelerator == "cpu",
+    )
+    device_name = torch.cuda.get_device_name(0) if accelerator == "gpu" else "CPU"
+    logger.info("Training on %s (%s precision), %d device(s), strategy %s.", device_name, precision,
+                options.devices, options.strategy)
+    start = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
+    elapsed = time.perf_counter() - start
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    if best and trainer.is_global_zero:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+        logger.info("Kept the weights of the best epoch (%s %.4f).", monitor, float(checkpoint.best_model_score or 0))
+    ran = reporter.epochs_now
+    return FitResult(history=reporter.history, best_checkpoint=best or None, device=device_name,
+                     precision=precision, epochs_run=ran, seconds_per_epoch=elapsed / ran if ran else None,
+                     stopped_early=trainer.current_epoch < options.epochs)

@@ -1,0 +1,180 @@
+"""Deep fine-tuning: training with Lightning, the package, whole-scene maps, cancel and resume, ONNX, refusals."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from engine.deep.finetune import finetune, run_folder
+from engine.deep.package import load_deep_model
+from engine.errors import CancelledError, InputError, ModelFileError
+from engine.feedback import Feedback
+from engine.predict import classify_raster
+from engine.rasters import TMP_MARKER
+
+FAST = {"epochs": 2, "batch_size": 32, "max_samples_per_class": 40, "patience": 0, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def patch_model(tmp_path_factory: pytest.TempPathFactory, sample_raster: Path, sample_labels: Path) -> Path:
+    """A ResNet-18 patch classifier trained from scratch for two epochs, with a report."""
+    out = tmp_path_factory.mktemp("deep") / "patch.lpmodel"
+    finetune(str(sample_raster), str(sample_labels), "class", str(out), task="patch", backbone="resnet18",
+             chip_size=32, output_report=str(out.with_suffix(".json")), **FAST)
+    return out
+
+
+def test_patch_model_package_holds_safetensors_and_the_recipe(patch_model: Path) -> None:
+    with zipfile.ZipFile(patch_model) as zf:
+        assert sorted(zf.namelist()) == ["manifest.json", "weights.safetensors"]  # no pickle anywhere
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["method"] == "deep"
+    assert manifest["network"]["task"] == "patch" and manifest["network"]["chip"] == 32
+    assert manifest["input"]["bands_read"] == list(range(1, 9)) and len(manifest["input"]["mean"]) == 8
+    assert [h["epoch"] for h in manifest["history"]] == [1, 2]
+    assert all(np.isfinite(h["train_loss"]) and 0 <= h["val_acc"] <= 1 for h in manifest["history"])
+    assert manifest["validation"]["scheme"] == "polygon_groups" and manifest["validation"]["n"] > 0
+    assert manifest["training"]["n_train"] + manifest["training"]["n_validation"] == \
+        manifest["training"]["n_samples_used"]
+    model = load_deep_model(patch_model)
+    assert not model.network.training
+    run = run_folder(patch_model)
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "csv" / "version_0" / "metrics.csv").is_file() and any((run / "tensorboard").iterdir())
+
+
+def test_report_has_the_training_curve(patch_model: Path) -> None:
+    report = json.loads(patch_model.with_suffix(".json").read_text())
+    curve = report["training_curve"]
+    assert len(curve["epochs"]) == 2 and curve["seconds_per_epoch"] > 0 and curve["device"] == "CPU"
+    assert Path(curve["png"]).read_bytes().startswith(b"\x89PNG")
+    html = patch_model.with_suffix(".html").read_text()
+    assert "Training curve" in html and "data:image/png;base64," in html
+
+
+def test_patch_map_keeps_the_grid_and_does_not_depend_on_the_window(tmp_path: Path, sample_raster: Path,
+                                                                     patch_model: Path) -> None:
+    big, small = tmp_path / "big.tif", tmp_path / "small.tif"
+    classify_raster(str(sample_raster), str(patch_model), str(big), output_probability=str(tmp_path / "p.tif"))
+    classify_raster(str(sample_raster), str(patch_model), str(small), block=96)
+    manifest = json.loads(zipfile.ZipFile(patch_model).read("manifest.json"))
+    codes = {c["code"] for c in manifest["classes"]}
+    with rasterio.open(sample_raster) as src, rasterio.open(big) as a, rasterio.open(small) as b, \
+            rasterio.open(tmp_path / "p.tif") as p:
+        assert (a.crs, a.transform, a.width, a.height) == (src.crs, src.transform, src.width, src.height)
+        values = a.read(1)
+        assert set(np.unique(values)) <= codes | {a.nodata}
+        assert np.array_equal(values, b.read(1))  # chips read across window edges: no seams
+        proba = p.read()
+        assert np.allclose(proba.sum(axis=0), 1, atol=1e-4)
+    assert not list(tmp_path.glob(f"*{TMP_MARKER}*"))
+
+
+def test_segmentation_blends_tiles_the_same_whatever_the_window(tmp_path: Path, sample_raster: Path,
+                                                                sample_labels: Path) -> None:
+    model = tmp_path / "unet.lpmodel"
+    result = finetune(str(sample_raster), str(sample_labels), "class", str(model), task="segmentation",
+                      backbone="resnet18", chip_size=64, **FAST)
+    assert result.epochs_run == 2 and result.overall_accuracy is not None
+    manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
+    assert manifest["training"]["n_validation"] > 0 and manifest["training"]["n_tiles"] > 0
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    classify_raster(str(sample_raster), str(model), str(a), output_probability=str(tmp_path / "pa.tif"))
+    classify_raster(str(sample_raster), str(model), str(b), output_probability=str(tmp_path / "pb.tif"), block=80)
+    with rasterio.open(tmp_path / "pa.tif") as pa, rasterio.open(tmp_path / "pb.tif") as pb:
+        assert np.allclose(pa.read(), pb.read(), atol=1e-5)
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert np.array_equal(x.read(1), y.read(1))
+
+
+class _CancelAfter(Feedback):
+    """Cancels once ``n`` progress reports have been made (a report per batch)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def _report(self, fraction: float, message: str | None) -> None:
+        if message and message.startswith("Epoch"):
+            self.n -= 1
+            if self.n <= 0:
+                self.cancel()
+
+
+def test_cancel_keeps_the_last_epoch_and_resume_continues(tmp_path: Path, sample_raster: Path,
+                                                          sample_labels: Path) -> None:
+    model = tmp_path / "cut.lpmodel"
+    options = {**FAST, "epochs": 3}
+    # 40 samples per class, batch 32: a few batches per epoch; the 7th batch is past the first epoch
+    with pytest.raises(CancelledError):
+        finetune(str(sample_raster), str(sample_labels), "class", str(model), task="patch", backbone="rcf_gaussian",
+                 freeze_epochs=99, chip_size=16, feedback=_CancelAfter(7), **options)
+    assert not model.exists() and not list(tmp_path.glob(f"*{TMP_MARKER}*"))
+    last = run_folder(model) / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    import torch
+
+    completed = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1
+    assert 1 <= completed < 3  # cancelled in the middle of the run, after at least one epoch
+    result = finetune(str(sample_raster), str(sample_labels), "class", str(model), task="patch",
+                      backbone="rcf_gaussian", freeze_epochs=99, chip_size=16, resume=True, **options)
+    assert model.is_file() and result.epochs_run == 3 - completed
+    manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
+    assert [h["epoch"] for h in manifest["history"]] == [1, 2, 3]  # the history came back with the checkpoint
+    assert (run_folder(model) / "csv" / "version_1" / "metrics.csv").is_file()  # the resumed try's log
+
+
+def test_same_seed_same_weights_on_cpu(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    from safetensors.numpy import load
+
+    blobs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.lpmodel"
+        finetune(str(sample_raster), str(sample_labels), "class", str(out), task="patch", backbone="rcf_gaussian",
+                 chip_size=16, seed=5, **FAST)
+        blobs.append(load(zipfile.ZipFile(out).read("weights.safetensors")))
+    assert blobs[0].keys() == blobs[1].keys()
+    assert all(np.array_equal(blobs[0][k], blobs[1][k]) for k in blobs[0])
+
+
+def test_onnx_export_matches_pytorch(tmp_path: Path, patch_model: Path, sample_model: Path) -> None:
+    import onnxruntime
+
+    from engine.deep.onnx_export import export_onnx
+
+    out = tmp_path / "patch.onnx"
+    result = export_onnx(str(patch_model), str(out))
+    assert out.is_file() and result.max_abs_difference <= 1e-4 * max(1, result.max_abs_score)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["landprobe"])
+    assert meta["chip"] == 32 and len(meta["bands_read"]) == 8
+    with pytest.raises(InputError, match="probe model"):
+        export_onnx(str(sample_model), str(tmp_path / "no.onnx"))
+
+
+def test_bad_requests_say_what_to_do(tmp_path: Path, sample_raster: Path, sample_labels: Path,
+                                     patch_model: Path) -> None:
+    args = (str(sample_raster), str(sample_labels), "class", str(tmp_path / "m.lpmodel"))
+    with pytest.raises(InputError, match="choose one of: resnet18, resnet34"):
+        finetune(*args, task="segmentation", backbone="vit_small16")
+    with pytest.raises(InputError, match="Nothing to resume"):
+        finetune(*args, task="patch", backbone="rcf_gaussian", resume=True, **FAST)
+    with pytest.raises(InputError, match="one split"):
+        finetune(*args, validation="group_kfold")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="sees none"):
+            finetune(*args, task="patch", backbone="rcf_gaussian", chip_size=16, **{**FAST, "device": "cuda"})
+    with rasterio.open(sample_raster) as src:
+        data, profile = src.read()[:4], src.profile | {"count": 4}
+    four = tmp_path / "four.tif"
+    with rasterio.open(four, "w", **profile) as dst:
+        dst.write(data)
+    with pytest.raises(ModelFileError, match="trained on 8 bands"):
+        classify_raster(str(four), str(patch_model), str(tmp_path / "x.tif"))
