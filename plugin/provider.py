@@ -10,7 +10,9 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms.assess_accuracy import AssessAccuracyAlgorithm
 from .algorithms.classify_raster import ClassifyRasterAlgorithm
 from .algorithms.engine_status import EngineStatusAlgorithm
+from .algorithms.export_onnx import ExportOnnxAlgorithm
 from .algorithms.extract_embeddings import ExtractEmbeddingsAlgorithm
+from .algorithms.finetune import FinetuneAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .settings import register_settings, unregister_settings
 
@@ -21,6 +23,8 @@ ALGORITHMS = [
     ClassifyRasterAlgorithm,
     AssessAccuracyAlgorithm,
     ExtractEmbeddingsAlgorithm,
+    FinetuneAlgorithm,
+    ExportOnnxAlgorithm,
     EngineStatusAlgorithm,
 ]
 

@@ -19,6 +19,8 @@ EXPECTED_ALGORITHMS = {
     "landprobe:assessaccuracy",
     "landprobe:enginestatus",
     "landprobe:extractembeddings",
+    "landprobe:finetune",
+    "landprobe:exportonnx",
 }
 
 
@@ -484,3 +486,50 @@ def test_probes_on_embeddings_from_a_raster_and_on_the_fly(
     table = fly.GetRasterBand(1).GetRasterColorTable()
     assert fly.GetGeoTransform() == source.GetGeoTransform()
     assert table is not None and table.GetCount() > 1
+
+
+def test_finetune_in_the_background_then_map_and_onnx(
+    landprobe_plugin: Any, engine_python: str, sample_raster: Path, sample_labels: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    import processing
+    from landprobe.plugin.algorithms.finetune import BACKBONES, TASKS
+    from osgeo import gdal
+
+    registry = QgsApplication.processingRegistry()
+    tune = registry.algorithmById("landprobe:finetune")
+    assert [p.name() for p in tune.parameterDefinitions()][:5] == ["RASTER", "LABELS", "FIELD", "TASK", "BACKBONE"]
+    known = subprocess.run(
+        [engine_python, "-c", "from engine.deep.networks import BACKBONES as B, TASKS as T; "
+         "print(' '.join(T)); print(' '.join(sorted({b for v in B.values() for b in v})))"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    ).stdout.splitlines()
+    assert [name for _, name in TASKS] == known[0].split()
+    assert {name for _, name in BACKBONES if name} <= set(known[1].split())  # every toolbox choice exists
+    log: list[str] = []
+
+    class Recorder(QgsProcessingFeedback):
+        def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
+            log.append(info)
+            super().pushInfo(info)
+
+    results = processing.run("landprobe:finetune", {
+        "RASTER": str(sample_raster), "LABELS": str(sample_labels), "FIELD": "class", "TASK": 0,
+        "BACKBONE": 5, "CHIP_SIZE": 16, "EPOCHS": 2, "PATIENCE": 0, "DEVICE": 1,
+        "OUTPUT_MODEL": str(tmp_path / "deep.lpmodel"), "OUTPUT_REPORT": str(tmp_path / "deep.json")},
+        feedback=Recorder())
+    assert results["EPOCHS_RUN"] == 2 and results["DEVICE_USED"] == "CPU"
+    assert 0 <= results["OVERALL_ACCURACY"] <= 1
+    assert any("Epoch 2/2" in line and "validation accuracy" in line for line in log), log[-10:]
+    assert "Training curve" in Path(results["OUTPUT_HTML"]).read_text()
+    mapped = processing.run("landprobe:classifyraster", {
+        "RASTER": str(sample_raster), "MODEL": results["OUTPUT_MODEL"], "OUTPUT": str(tmp_path / "deep.tif")})
+    out, source = gdal.Open(mapped["OUTPUT"]), gdal.Open(str(sample_raster))
+    assert out.GetGeoTransform() == source.GetGeoTransform()
+    table = out.GetRasterBand(1).GetRasterColorTable()
+    assert table is not None and table.GetCount() > 1
+    assert Path(mapped["OUTPUT"]).with_suffix(".qml").is_file()
+    onnx = processing.run("landprobe:exportonnx", {"MODEL": results["OUTPUT_MODEL"],
+                                                   "OUTPUT": str(tmp_path / "deep.onnx")})
+    assert Path(onnx["OUTPUT"]).stat().st_size > 0 and onnx["MAX_DIFFERENCE"] <= 1e-3
