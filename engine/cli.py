@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -180,5 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     except LandprobeError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2, default=str))
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # one answer from a distributed run
+        print(json.dumps(result, indent=2, default=str))
     return 0

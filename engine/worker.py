@@ -17,6 +17,10 @@ The worker answers on standard output with one JSON object per line, each with a
 With ``--stdin-control``, a later line ``cancel`` on standard input, the end of standard input (the parent went
 away) or SIGTERM cancel the job: it stops at its next check and removes what it had started writing.
 Anything a library prints is sent to standard error, so standard output carries nothing but events.
+
+A distributed fine-tune (DDP) started from the worker makes Lightning run this command again once per extra
+process; those processes read the job from the ``LANDPROBE_JOB`` environment variable and write their events to
+standard error, so the plugin still reads exactly one job's events.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from .errors import CancelledError, InputError, LandprobeError
 from .feedback import ThrottledFeedback
 
 PROTOCOL = 1
+JOB_VARIABLE = "LANDPROBE_JOB"
 _PACKAGE = __name__.rpartition(".")[0]
 
 
@@ -108,9 +113,12 @@ def _read_job(text: str) -> tuple[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m engine worker``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    stdin_control = "--stdin-control" in argv
+    # A process that Lightning started for a distributed job (it runs this command again with LOCAL_RANK set):
+    # it takes the job from the environment and reports on standard error, leaving the event stream to rank 0.
+    helper = os.environ.get(JOB_VARIABLE) is not None and os.environ.get("LOCAL_RANK", "0") != "0"
+    stdin_control = "--stdin-control" in argv and not helper
     # Keep the real stdout for events; send everything else that writes to fd 1 to stderr.
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    events = os.fdopen(os.dup(2 if helper else 1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     feedback = JsonLinesFeedback(events)
@@ -122,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: feedback.cancel())
     feedback.emit({"event": "started", "pid": os.getpid(), "protocol": PROTOCOL, "version": __version__})
     try:
-        operation, params = _read_job(sys.stdin.readline())
+        line = os.environ[JOB_VARIABLE] if helper else sys.stdin.readline()
+        os.environ[JOB_VARIABLE] = line  # for the processes of a distributed job
+        operation, params = _read_job(line)
         if params.pop("debug", False):
             root.setLevel(logging.DEBUG)
         if stdin_control:

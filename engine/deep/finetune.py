@@ -116,6 +116,10 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
                             max_samples_per_class, n_pca, seed, class_colors, feedback.stage(0.0, 0.1))
     module = _module(data, options)
     result = _train(data, module, options, run_folder(output_model), feedback.stage(0.1, 0.95))
+    if not result.global_zero:  # another process of a distributed run: the first one writes the outputs
+        return FinetuneResult(str(output_model), None, None, None, None, None, [c.name for c in data.classes],
+                              int(data.stats["n_samples"]), result.device, result.epochs_run,
+                              result.seconds_per_epoch, str(run_folder(output_model)))
     figures = evaluate(data, module, validation, test_fraction, seed)
     manifest = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -127,7 +131,8 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
         "starting_point": data.built.metadata,
         "training": {**data.stats, "labels": labels, "epochs_run": result.epochs_run,
                      "seconds_per_epoch": result.seconds_per_epoch, "device": result.device,
-                     "precision": result.precision, "options": asdict(options)},
+                     "precision": result.precision, "world_size": result.world_size,
+                     "options": asdict(options)},
         "history": result.history,
         "validation": figures,
     }

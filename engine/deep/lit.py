@@ -51,7 +51,7 @@ class DeepModule(L.LightningModule):
         """One optimisation step's loss."""
         x, target = batch
         loss = self._loss(self(x), target)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -63,17 +63,21 @@ class DeepModule(L.LightningModule):
         x, target = batch
         logits = self(x)
         if (target != IGNORE).any():
-            self.log("val_loss", self._loss(logits, target), on_step=False, on_epoch=True, batch_size=len(x))
+            self.log("val_loss", self._loss(logits, target), on_step=False, on_epoch=True, batch_size=len(x),
+                     sync_dist=True)
         pred = logits.argmax(dim=1)
         keep = target != IGNORE
         n = self.confusion.shape[0]
         self.confusion += torch.bincount(target[keep] * n + pred[keep], minlength=n * n).reshape(n, n)
 
     def on_validation_epoch_end(self) -> None:
-        """Log the overall validation accuracy of the epoch."""
-        total = self.confusion.sum()
+        """Log the overall validation accuracy of the epoch (over every process's held-out pixels)."""
+        confusion = self.confusion
+        if self.trainer.world_size > 1:
+            confusion = self.trainer.strategy.reduce(confusion.clone(), reduce_op="sum")
+        total = confusion.sum()
         if total > 0:
-            self.log("val_acc", self.confusion.trace().float() / total.float())
+            self.log("val_acc", confusion.trace().float() / total.float(), sync_dist=True)  # equal on every rank
 
     def configure_optimizers(self) -> Any:
         """AdamW over every parameter (frozen ones get no gradient) with the chosen learning-rate schedule."""
@@ -111,8 +115,11 @@ class FeedbackCallback(L.Callback):
         """The history of the run being resumed."""
         self.history = list(state_dict.get("history", []))
 
-    def _check(self) -> None:
-        if self.feedback.is_canceled():
+    def _check(self, trainer: L.Trainer) -> None:
+        cancelled = self.feedback.is_canceled()
+        if trainer.world_size > 1:  # every process stops together, whichever one was cancelled
+            cancelled = trainer.strategy.reduce_boolean_decision(cancelled, all=False)
+        if cancelled:
             self.cancelled = True
             raise CancelledError("Training was cancelled; the checkpoint of the last completed epoch is kept.")
 
@@ -122,14 +129,15 @@ class FeedbackCallback(L.Callback):
         n = max(1, int(trainer.num_training_batches))
         epoch = trainer.current_epoch
         loss = outputs["loss"].item() if isinstance(outputs, dict) else float("nan")
-        self.feedback.progress((epoch + (batch_idx + 1) / n) / self.epochs,
-                               f"Epoch {epoch + 1}/{self.epochs}, batch {batch_idx + 1}/{n}, loss {loss:.3f}")
-        self._check()
+        if trainer.is_global_zero:
+            self.feedback.progress((epoch + (batch_idx + 1) / n) / self.epochs,
+                                   f"Epoch {epoch + 1}/{self.epochs}, batch {batch_idx + 1}/{n}, loss {loss:.3f}")
+        self._check(trainer)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         """Check cancel during validation too (the epoch's checkpoint is then not written)."""
-        self._check()
+        self._check(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Log the epoch's figures (validation has run by now) and keep them."""
@@ -143,7 +151,8 @@ class FeedbackCallback(L.Callback):
             parts.append(f"validation loss {metrics['val_loss']:.4f}")
         if "val_acc" in metrics:
             parts.append(f"validation accuracy {metrics['val_acc']:.3f}")
-        logger.info("Epoch %d/%d: %s.", row["epoch"], self.epochs, ", ".join(parts))
+        if trainer.is_global_zero:
+            logger.info("Epoch %d/%d: %s.", row["epoch"], self.epochs, ", ".join(parts))
 
 
 class FreezeCallback(L.Callback):

@@ -54,6 +54,8 @@ class FitResult:
     epochs_run: int = 0
     seconds_per_epoch: float | None = None
     stopped_early: bool = False
+    world_size: int = 1
+    global_zero: bool = True  # False in the other processes of a distributed run: they write nothing
 
 
 def _accelerator(device: str) -> tuple[str, str]:
@@ -136,8 +138,8 @@ def fit(module: Any, train_loader: Any, val_loader: Any | None, run_dir: Path, o
         deterministic=accelerator == "cpu",
     )
     device_name = torch.cuda.get_device_name(0) if accelerator == "gpu" else "CPU"
-    logger.info("Training on %s (%s precision), %d device(s), strategy %s.", device_name, precision,
-                options.devices, options.strategy)
+    logger.info("Training on %s (%s precision), %d device(s) on %d machine(s), strategy %s.", device_name,
+                precision, options.devices, options.num_nodes, options.strategy)
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
     elapsed = time.perf_counter() - start
@@ -149,4 +151,5 @@ def fit(module: Any, train_loader: Any, val_loader: Any | None, run_dir: Path, o
     ran = reporter.epochs_now
     return FitResult(history=reporter.history, best_checkpoint=best or None, device=device_name,
                      precision=precision, epochs_run=ran, seconds_per_epoch=elapsed / ran if ran else None,
-                     stopped_early=trainer.current_epoch < options.epochs)
+                     stopped_early=trainer.current_epoch < options.epochs, world_size=trainer.world_size,
+                     global_zero=trainer.is_global_zero)

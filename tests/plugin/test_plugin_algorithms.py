@@ -510,7 +510,7 @@ def test_finetune_in_the_background_then_map_and_onnx(
     log: list[str] = []
 
     class Recorder(QgsProcessingFeedback):
-        def pushInfo(self, info: str) -> None:  # noqa: N802 (QGIS API)
+        def pushInfo(self, info: str) -> None:
             log.append(info)
             super().pushInfo(info)
 
