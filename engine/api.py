@@ -68,6 +68,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "extract_embeddings": "embeddings:extract_embeddings",
     "finetune": "deep.finetune:finetune",
     "export_onnx": "deep.onnx_export:export_onnx",
+    "label_polygons": "label_polygons:label_raster_to_polygons",
 }
 
 

@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     embed.add_argument("--seed", type=int, default=0)
     _finetune_parser(sub)
+    polygons = sub.add_parser("label-polygons", help="a class raster (ground truth) as polygons to train on")
+    polygons.add_argument("--raster", required=True)
+    polygons.add_argument("--output", required=True, help="GeoPackage to write")
+    polygons.add_argument("--unlabelled", type=int, default=0, help="code of unlabelled pixels (default 0)")
     onnx = sub.add_parser("export-onnx", help="write a deep model as ONNX, checked against PyTorch")
     onnx.add_argument("--model", required=True)
     onnx.add_argument("--output", required=True)
@@ -148,7 +152,7 @@ def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
 
 _OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
                "assess": "assess_accuracy", "embed": "extract_embeddings", "finetune": "finetune",
-               "export-onnx": "export_onnx"}
+               "export-onnx": "export_onnx", "label-polygons": "label_polygons"}
 
 
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

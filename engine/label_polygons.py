@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
+from .feedback import Feedback
 from .rasters import atomic_output, open_raster
 
 
@@ -24,8 +26,9 @@ class PolygonsResult:
     classes: dict[str, int]
 
 
-def label_raster_to_polygons(raster: str, output: str, class_names: dict[int, str] | None = None,
-                             unlabelled: int = 0, pixels: list[int] | None = None) -> PolygonsResult:
+def label_raster_to_polygons(raster: str, output: str, class_names: dict[Any, str] | None = None,
+                             unlabelled: int = 0, pixels: list[int] | None = None,
+                             feedback: Feedback | None = None) -> PolygonsResult:
     """Write the labelled pixels of band 1 of ``raster`` as polygons (a GeoPackage).
 
     Args:
@@ -34,6 +37,7 @@ def label_raster_to_polygons(raster: str, output: str, class_names: dict[int, st
         class_names: the name of each code (default: the code as text).
         unlabelled: the code of unlabelled pixels (also the raster's nodata is unlabelled).
         pixels: keep only these flat pixel indices (``row * width + col``) as labelled, e.g. a training split.
+        feedback: progress.
 
     Raises:
         InputError: when the raster holds no labelled pixel.
@@ -56,13 +60,16 @@ def label_raster_to_polygons(raster: str, output: str, class_names: dict[int, st
         labelled &= keep.reshape(codes.shape)
     if not labelled.any():
         raise InputError(f"Raster {raster} has no labelled pixel (every pixel is {unlabelled} or nodata).")
-    names = class_names or {}
-    records = [{"geometry": shape(geom), "code": int(value), "class": names.get(int(value), str(int(value)))}
+    feedback = feedback or Feedback()
+    feedback.progress(0.1, "Tracing the labelled patches")
+    names = {str(k): v for k, v in (class_names or {}).items()}  # keys may come as text from JSON
+    records = [{"geometry": shape(geom), "code": int(value), "class": names.get(str(int(value)), str(int(value)))}
                for geom, value in features.shapes(codes.astype("int32"), mask=labelled, transform=transform,
                                                   connectivity=4)]
     gdf = gpd.GeoDataFrame(records, geometry="geometry", crs=crs)
     gdf["patch"] = np.arange(1, len(gdf) + 1)
     with atomic_output(output) as tmp:
         gdf.to_file(tmp, driver="GPKG", layer=re.sub(r"\W", "_", Path(output).stem) or "labels")
+    feedback.progress(1.0, "Done")
     counts = gdf.groupby("class").size()
     return PolygonsResult(str(Path(output)), len(gdf), {str(k): int(v) for k, v in counts.items()})
