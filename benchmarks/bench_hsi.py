@@ -10,11 +10,15 @@ Protocol (the one of the hyperspectral literature, e.g. the HybridSN paper's tab
   (at least one) train, the rest are the test set; one split per seed, shared by every contender.
 - SVM: scikit-learn ``SVC`` (RBF) on standardised pixels, C chosen by 3-fold cross-validation over 1, 10, 100, 1000
   on the training pixels (gamma 'scale'). Random forest: 300 trees, default settings.
-- Network: ``engine.deep.ssan.SpectralSpatialAttentionNet`` on ``--window`` x ``--window`` chips (reflection
-  padding at the image edge), PCA buffers fitted on the training pixels, AdamW (lr 1e-3, weight decay 1e-4),
-  class-weighted cross-entropy, batch 64, ``--epochs`` epochs, augmentation by a random flip/rotation per batch and
-  a small spectral jitter (N(0, 0.05) per band, N(0, 0.03) brightness). The last epoch's model is scored. This loop
-  is plain torch for now; the engine's Lightning training will replace it.
+- Network: ``engine.deep.ssan.SpectralSpatialAttentionNet`` trained by the engine's own Lightning path, as users
+  run it. The cube is written to a GeoTIFF; ``engine.deep.data.ChipStore`` reads ``--window`` x ``--window`` chips
+  around the labelled pixels, normalised with the same per-band mean and std, and zero-padded at the image edge
+  (0 after normalisation = the band mean; an earlier plain-torch version of this benchmark padded by reflection).
+  ``build_network("hyperspectral", "ssan", ...)`` with PCA buffers fitted on the training pixels; ``ChipDataset``
+  augmentation (random flip and quarter turn, spectral jitter 0.02); ``DeepModule`` (AdamW lr 1e-3, weight decay
+  1e-4, cosine decay, cross-entropy weighted by ``class_weights``); ``engine.deep.trainer.fit`` on the CPU, batch
+  64, ``--epochs`` epochs, no early stopping. With no validation loader ``fit`` keeps the epoch of lowest training
+  loss, so the test pixels influence neither the training nor the kept epoch.
 - Scores on the test pixels: overall accuracy (OA), average accuracy (AA, mean of the per-class producer's
   accuracies) and kappa, mean ± std over the seeds; seconds per training epoch of the network.
 
@@ -25,10 +29,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from common import REPO, markdown_table
@@ -65,50 +72,53 @@ def run_rf(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: i
     return RandomForestClassifier(300, n_jobs=2, random_state=seed).fit(x_train, y_train).predict(x_test)
 
 
-def run_network(cube: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, n_classes: int,
-                args: argparse.Namespace, seed: int) -> tuple[np.ndarray, float]:
-    """Train the network on chips around the training pixels; predictions on the test pixels, seconds per epoch."""
+def write_cube(cube: np.ndarray, path: Path) -> Path:
+    """A (rows, cols, bands) cube as a band-first float32 GeoTIFF on an image grid (one unit per pixel, no CRS)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    rows, cols, bands = cube.shape
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=bands, dtype="float32",
+                       transform=Affine(1, 0, 0, 0, -1, rows)) as dst:
+        dst.write(np.moveaxis(cube, 2, 0).astype("float32"))
+    return path
+
+
+def run_network(src: Any, stats: tuple[np.ndarray, np.ndarray], pixels: np.ndarray, gt: np.ndarray,
+                y: np.ndarray, train: np.ndarray, test: np.ndarray, n_classes: int, args: argparse.Namespace,
+                seed: int, run_dir: Path) -> tuple[np.ndarray, float]:
+    """Train the network with the engine's Lightning path; predictions on the test pixels, seconds per epoch."""
     import torch
+    from torch.utils.data import DataLoader
 
-    from engine.deep.ssan import SpectralSpatialAttentionNet, fit_pca
+    from engine.deep.data import ChipDataset, ChipStore
+    from engine.deep.lit import DeepModule, class_weights
+    from engine.deep.networks import StartingPoint, build_network
+    from engine.deep.ssan import fit_pca
+    from engine.deep.trainer import FitOptions, fit
+    from engine.feedback import Feedback
 
-    torch.manual_seed(seed)
-    _, cols, bands = cube.shape
-    half = args.window // 2
-    padded = torch.from_numpy(np.pad(cube, ((half, half), (half, half), (0, 0)), mode="reflect")).permute(2, 0, 1)
-    offsets = torch.arange(args.window)
-
-    def chips(index: np.ndarray) -> torch.Tensor:
-        r = torch.from_numpy(index // cols)[:, None, None] + offsets[None, :, None]
-        c = torch.from_numpy(index % cols)[:, None, None] + offsets[None, None, :]
-        return padded[:, r, c].permute(1, 0, 2, 3).contiguous()
-
-    mean, components = fit_pca(cube.reshape(-1, bands)[train], args.n_pca)
-    net = SpectralSpatialAttentionNet(bands, n_classes, args.window, args.n_pca, args.hidden,
-                                      torch.from_numpy(mean), torch.from_numpy(components))
-    counts = np.bincount(y[train], minlength=n_classes).astype("float64")
-    weights = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    generator = np.random.default_rng(seed)
-    labels = torch.from_numpy(y)
-    start = time.perf_counter()
-    for _ in range(args.epochs):
-        net.train()
-        for batch in np.array_split(generator.permutation(train), max(1, len(train) // 64)):
-            x = torch.rot90(chips(batch), int(generator.integers(4)), dims=(2, 3))
-            if generator.random() < 0.5:
-                x = x.flip(3)
-            x = x * (1 + 0.03 * torch.randn(len(batch), 1, 1, 1)) + 0.05 * torch.randn(len(batch), bands, 1, 1)
-            loss = loss_fn(net(x), labels[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    per_epoch = (time.perf_counter() - start) / max(1, args.epochs)
-    net.eval()
+    labelled = np.flatnonzero(gt.ravel() > 0)  # the store's chips; train and test index into them
+    y_chips = y[labelled]
+    train_at, test_at = np.searchsorted(labelled, train), np.searchsorted(labelled, test)
+    names = [f"band {b}" for b in range(1, src.count + 1)]
+    built = build_network("hyperspectral", "ssan", names, stats, n_classes, args.window, StartingPoint(seed=seed),
+                          options={"n_pca": args.n_pca})
+    built.module.set_pca(*fit_pca(pixels[train], args.n_pca))  # as engine.deep.dataset_setup._fit_pca
+    store = ChipStore(src, built.bands, built.mean, built.std, labelled // src.width, labelled % src.width,
+                      args.window)
+    counts = np.bincount(y[train], minlength=n_classes).tolist()
+    module = DeepModule(built.module, class_weights(counts), lr=1e-3, scheduler="cosine", epochs=args.epochs,
+                        monitor="train_loss")
+    loader = DataLoader(ChipDataset(store, train_at, y_chips, train=True, spectral_jitter=0.02), batch_size=64,
+                        shuffle=True, generator=torch.Generator().manual_seed(seed))
+    options = FitOptions(epochs=args.epochs, batch_size=64, patience=0, scheduler="cosine", device="cpu", seed=seed)
+    result = fit(module, loader, None, run_dir, options, Feedback())
+    module.eval()
     with torch.inference_mode():
-        pred = torch.cat([net(chips(b)).argmax(1) for b in np.array_split(test, max(1, len(test) // 512))])
-    return pred.numpy(), per_epoch
+        test_loader = DataLoader(ChipDataset(store, test_at, y_chips, train=False), batch_size=256)
+        pred = torch.cat([module(x).argmax(1) for x, _ in test_loader])
+    return pred.numpy(), float(result.seconds_per_epoch or float("nan"))
 
 
 def main() -> None:
@@ -123,14 +133,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--window", type=int, default=11)
     parser.add_argument("--n-pca", type=int, default=30)
-    parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--only", nargs="+", default=["svm", "rf", "network"], choices=["svm", "rf", "network"])
     args = parser.parse_args()
+    import lightning  # noqa: F401  (its import sets its loggers to INFO: silence them afterwards)
+    import rasterio
     import torch
 
     from engine.hsi import SyntheticParameters, read_mat_array, stratified_pixel_split, synthetic_cube
 
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`")  # none, on purpose
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # torch/Lightning deprecation
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     print(f"1-min load average at the start: {load:.2f} (timings are only meaningful on an idle machine)")
@@ -146,26 +161,30 @@ def main() -> None:
     results: dict[tuple[float, str], list[tuple[float, float, float]]] = {}
     epoch_s: list[float] = []
     for seed in args.seeds:
-        cube = real if real is not None else synthetic_cube(gt, 200, seed)
-        flat = cube.reshape(-1, cube.shape[2])
-        cube = ((cube - flat.mean(0)) / (flat.std(0) + 1e-6)).astype("float32")
-        pixels = cube.reshape(-1, cube.shape[2])
-        for fraction in args.train_fraction:
-            train, test = stratified_pixel_split(gt, fraction, seed)
-            for name in args.only:
-                start, note = time.perf_counter(), ""
-                if name == "network":
-                    pred, per_epoch = run_network(cube, y, train, test, n_classes, args, seed)
-                    epoch_s.append(per_epoch)
-                    note = f", {per_epoch:.2f} s per epoch"
-                else:
-                    pred = (run_svm if name == "svm" else run_rf)(pixels[train], y[train], pixels[test], seed)
-                figures = scores(y[test], pred, n_classes)
-                results.setdefault((fraction, name), []).append(figures)
-                print(f"seed {seed}, train {fraction:.0%}, {name}: OA {figures[0]:.3f} AA {figures[1]:.3f} "
-                      f"kappa {figures[2]:.3f} ({time.perf_counter() - start:.1f} s{note})", flush=True)
+        raw = real if real is not None else synthetic_cube(gt, 200, seed)
+        flat = raw.reshape(-1, raw.shape[2])
+        stats = (flat.mean(0), flat.std(0) + 1e-6)
+        pixels = ((flat - stats[0]) / stats[1]).astype("float32")
+        with tempfile.TemporaryDirectory(prefix="landprobe-bench-hsi-") as tmp, \
+                rasterio.open(write_cube(raw, Path(tmp) / "cube.tif")) as src:
+            for fraction in args.train_fraction:
+                train, test = stratified_pixel_split(gt, fraction, seed)
+                for name in args.only:
+                    start, note = time.perf_counter(), ""
+                    if name == "network":
+                        pred, per_epoch = run_network(src, stats, pixels, gt, y, train, test, n_classes, args, seed,
+                                                      Path(tmp) / f"run_{fraction}")
+                        epoch_s.append(per_epoch)
+                        note = f", {per_epoch:.2f} s per epoch"
+                    else:
+                        pred = (run_svm if name == "svm" else run_rf)(pixels[train], y[train], pixels[test], seed)
+                    figures = scores(y[test], pred, n_classes)
+                    results.setdefault((fraction, name), []).append(figures)
+                    print(f"seed {seed}, train {fraction:.0%}, {name}: OA {figures[0]:.3f} AA {figures[1]:.3f} "
+                          f"kappa {figures[2]:.3f} ({time.perf_counter() - start:.1f} s{note})", flush=True)
     names = {"svm": "SVM (RBF, per pixel)", "rf": "random forest (per pixel)",
-             "network": f"spectral-spatial attention net ({args.window}x{args.window}, {args.epochs} epochs)"}
+             "network": f"spectral-spatial attention net (engine fit, {args.window}x{args.window}, "
+                        f"{args.epochs} epochs)"}
     rows = []
     for (fraction, name), figures in results.items():
         a = np.array(figures)
