@@ -69,6 +69,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "finetune": "deep.finetune:finetune",
     "export_onnx": "deep.onnx_export:export_onnx",
     "label_polygons": "label_polygons:label_raster_to_polygons",
+    "import_mat": "hsi:import_mat",
 }
 
 

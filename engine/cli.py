@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     polygons.add_argument("--raster", required=True)
     polygons.add_argument("--output", required=True, help="GeoPackage to write")
     polygons.add_argument("--unlabelled", type=int, default=0, help="code of unlabelled pixels (default 0)")
+    mat = sub.add_parser("import-mat", help="a MATLAB .mat cube or ground truth as a GeoTIFF")
+    mat.add_argument("--mat", required=True)
+    mat.add_argument("--output", required=True)
+    mat.add_argument("--key", help="the variable to read when the file holds several")
     onnx = sub.add_parser("export-onnx", help="write a deep model as ONNX, checked against PyTorch")
     onnx.add_argument("--model", required=True)
     onnx.add_argument("--output", required=True)
@@ -152,7 +156,8 @@ def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
 
 _OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
                "assess": "assess_accuracy", "embed": "extract_embeddings", "finetune": "finetune",
-               "export-onnx": "export_onnx", "label-polygons": "label_polygons"}
+               "export-onnx": "export_onnx", "label-polygons": "label_polygons",
+               "import-mat": "import_mat"}
 
 
 def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:

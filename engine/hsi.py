@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .feedback import Feedback
 from .rasters import atomic_output
 
 if TYPE_CHECKING:
@@ -119,6 +120,18 @@ def mat_to_geotiff(path: str | Path, output: str | Path, key: str | None = None)
         for i, name in enumerate(names, start=1):
             dst.set_band_description(i, name)
     return Path(output)
+
+
+def import_mat(mat: str, output: str, key: str | None = None, feedback: Feedback | None = None) -> dict[str, Any]:
+    """The ``import_mat`` operation: :func:`mat_to_geotiff`, answering with what was written."""
+    from .rasters import raster_info
+
+    feedback = feedback or Feedback()
+    feedback.progress(0.1, f"Reading {Path(mat).name}")
+    info = raster_info(mat_to_geotiff(mat, output, key))
+    feedback.progress(1.0, "Done")
+    return {"output": str(output), "width": info.width, "height": info.height, "bands": info.count,
+            "dtype": info.dtype}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from .algorithms.engine_status import EngineStatusAlgorithm
 from .algorithms.export_onnx import ExportOnnxAlgorithm
 from .algorithms.extract_embeddings import ExtractEmbeddingsAlgorithm
 from .algorithms.finetune import FinetuneAlgorithm
+from .algorithms.hyperspectral import ImportMatAlgorithm, LabelPolygonsAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .settings import register_settings, unregister_settings
 
@@ -25,6 +26,8 @@ ALGORITHMS = [
     ExtractEmbeddingsAlgorithm,
     FinetuneAlgorithm,
     ExportOnnxAlgorithm,
+    ImportMatAlgorithm,
+    LabelPolygonsAlgorithm,
     EngineStatusAlgorithm,
 ]
 
@@ -75,6 +78,14 @@ class LandprobeProvider(QgsProcessingProvider):
     def supportedOutputRasterLayerExtensions(self) -> list[str]:
         """The engine writes GeoTIFF only."""
         return ["tif"]
+
+    def supportedOutputVectorLayerExtensions(self) -> list[str]:
+        """The engine writes GeoPackage only."""
+        return ["gpkg"]
+
+    def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:
+        """GeoPackage by default."""
+        return "gpkg"
 
     def defaultRasterFileExtension(self) -> str:
         """GeoTIFF by default."""

@@ -90,6 +90,14 @@ def test_segmentation_blends_tiles_the_same_whatever_the_window(tmp_path: Path, 
         assert np.allclose(pa.read(), pb.read(), atol=1e-5)
     with rasterio.open(a) as x, rasterio.open(b) as y:
         assert np.array_equal(x.read(1), y.read(1))
+    import onnxruntime
+
+    from engine.deep.onnx_export import export_onnx
+
+    export_onnx(str(model), str(tmp_path / "unet.onnx"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "unet.onnx"), providers=["CPUExecutionProvider"])
+    scores = session.run(None, {"input": np.zeros((1, 8, 96, 128), dtype="float32")})[0]
+    assert scores.shape == (1, len(manifest["classes"]), 96, 128)  # any tile size, not only the training one
 
 
 class _CancelAfter(Feedback):
@@ -178,3 +186,40 @@ def test_bad_requests_say_what_to_do(tmp_path: Path, sample_raster: Path, sample
         dst.write(data)
     with pytest.raises(ModelFileError, match="trained on 8 bands"):
         classify_raster(str(four), str(patch_model), str(tmp_path / "x.tif"))
+
+
+def test_landsat_weights_frozen_then_trained_and_a_vit(tmp_path: Path, sample_raster: Path,
+                                                       sample_labels: Path) -> None:
+    import timm
+    import torch
+    from safetensors.numpy import load
+
+    torch.manual_seed(0)
+    start = timm.create_model("resnet18", in_chans=6, num_classes=0).state_dict()
+    weights = tmp_path / "resnet18_landsat.pth"
+    torch.save(start, weights)
+    band_map = "SR_B1=1, SR_B2=2, SR_B3=3, SR_B4=4, SR_B5=5, SR_B7=7"
+    common = {"task": "patch", "backbone": "resnet18", "weights": "LANDSAT_ETM_SR_MOCO", "weights_file": str(weights),
+              "band_map": band_map, "chip_size": 32, **FAST}
+    args = (str(sample_raster), str(sample_labels), "class")
+    frozen, tuned = tmp_path / "frozen.lpmodel", tmp_path / "tuned.lpmodel"
+    finetune(*args, str(frozen), freeze_epochs=99, **common)  # a linear probe on the weights
+    finetune(*args, str(tuned), freeze_epochs=1, **common)  # one epoch frozen, then everything trains
+    manifest = json.loads(zipfile.ZipFile(frozen).read("manifest.json"))
+    assert manifest["input"]["bands_read"] == [1, 2, 3, 4, 5, 7] and manifest["starting_point"]["pretrained"]
+    assert manifest["input"]["std"] == pytest.approx([255.0] * 6)  # the weights' normalisation (8-bit scaled)
+    kept = load(zipfile.ZipFile(frozen).read("weights.safetensors"))
+    trained = load(zipfile.ZipFile(tuned).read("weights.safetensors"))
+    conv = "0.conv1.weight"
+    assert np.array_equal(kept[conv], start["conv1.weight"].numpy())  # frozen: the backbone is the file's
+    assert np.array_equal(kept["0.bn1.running_mean"], start["bn1.running_mean"].numpy())  # statistics too
+    assert not np.array_equal(trained[conv], start["conv1.weight"].numpy())  # unfrozen in epoch 2
+    assert not np.array_equal(kept["2.weight"], trained["2.weight"])  # the heads were trained
+    vit = tmp_path / "vit.lpmodel"
+    result = finetune(*args, str(vit), task="patch", backbone="vit_small16", chip_size=16,
+                      **{**FAST, "epochs": 1})
+    assert result.epochs_run == 1
+    out = tmp_path / "vit.tif"
+    classify_raster(str(sample_raster), str(vit), str(out))
+    with rasterio.open(out) as m:
+        assert m.read(1).shape == (250, 250)

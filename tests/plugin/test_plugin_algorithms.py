@@ -21,6 +21,8 @@ EXPECTED_ALGORITHMS = {
     "landprobe:extractembeddings",
     "landprobe:finetune",
     "landprobe:exportonnx",
+    "landprobe:importmat",
+    "landprobe:labelpolygons",
 }
 
 
@@ -533,3 +535,21 @@ def test_finetune_in_the_background_then_map_and_onnx(
     onnx = processing.run("landprobe:exportonnx", {"MODEL": results["OUTPUT_MODEL"],
                                                    "OUTPUT": str(tmp_path / "deep.onnx")})
     assert Path(onnx["OUTPUT"]).stat().st_size > 0 and onnx["MAX_DIFFERENCE"] <= 1e-3
+
+
+def test_hyperspectral_ground_truth_from_mat_to_training_polygons(landprobe_plugin: Any, tmp_path: Path) -> None:
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsVectorLayer
+
+    mat = Path(__file__).resolve().parents[1] / "data" / "hsi" / "Indian_pines_gt.mat"
+    raster = processing.run("landprobe:importmat", {"MAT": str(mat), "OUTPUT": str(tmp_path / "gt.tif")})
+    dataset = gdal.Open(raster["OUTPUT"])
+    band = dataset.GetRasterBand(1)
+    assert (dataset.RasterXSize, dataset.RasterYSize, raster["BANDS"]) == (145, 145, 1)
+    assert band.GetNoDataValue() == 0 and band.ComputeRasterMinMax(False) == (1.0, 16.0)
+    polygons = processing.run("landprobe:labelpolygons", {"RASTER": raster["OUTPUT"],
+                                                          "OUTPUT": str(tmp_path / "gt.gpkg")})
+    layer = QgsVectorLayer(polygons["OUTPUT"], "gt", "ogr")
+    assert layer.isValid() and layer.featureCount() == polygons["POLYGONS"] > 16
+    assert {f["class"] for f in layer.getFeatures()} == {str(c) for c in range(1, 17)}
