@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup demo test test-engine test-plugin lint lock engine-python
+.PHONY: help setup demo test test-engine test-plugin lint lock engine-python zip
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,3 +30,6 @@ engine-python: setup  ## print the engine's Python (use it for the command line:
 
 lock:  ## re-resolve requirements/engine.in into requirements/engine.lock
 	@bash scripts/lock.sh
+
+zip:  ## build dist/landprobe-<version>.zip for QGIS's "Install from ZIP"
+	@python3 scripts/build_zip.py

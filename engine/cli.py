@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--batch-size", type=int, default=64)
     embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     embed.add_argument("--seed", type=int, default=0)
+    embed.add_argument("--output-preview", help="RGB GeoTIFF of the first three principal components")
     _finetune_parser(sub)
     polygons = sub.add_parser("label-polygons", help="a class raster (ground truth) as polygons to train on")
     polygons.add_argument("--raster", required=True)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .features import mean_and_scale
 from .feedback import Feedback
-from .rasters import atomic_output, band_stack, open_raster, streaming_env, valid_mask
+from .rasters import atomic_output, band_stack, check_writable, open_raster, streaming_env, valid_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +48,7 @@ class EmbeddingResult:
     height: int
     device: str
     valid_cells: int
+    preview: str | None = None
 
 
 def choose_device(device: str = "auto") -> str:
@@ -97,7 +98,7 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
                        patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
                        weights_file: str | None = None, band_map: str | None = None, architecture: str | None = None,
                        features: int = 128, batch_size: int = 64, device: str = "auto", seed: int = 0,
-                       feedback: Feedback | None = None) -> EmbeddingResult:
+                       output_preview: str | None = None, feedback: Feedback | None = None) -> EmbeddingResult:
     """Encode every patch of ``raster`` with ``encoder`` and write a Float32 GeoTIFF, one band per dimension.
 
     Args:
@@ -114,6 +115,8 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
         batch_size: patches per forward pass.
         device: ``auto``, ``cpu`` or ``cuda``.
         seed: seed of random filters and empirical patches.
+        output_preview: optional RGB GeoTIFF of the embeddings' first three principal components (a false-colour
+            view of the embedding raster, see :mod:`engine.preview`).
         feedback: progress (per batch) and cancel.
 
     Returns:
@@ -125,13 +128,21 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
     feedback = feedback or Feedback()
     options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture, features,
                              seed)
+    if output_preview:
+        check_writable(output_preview)
 
     # GDAL's default block cache is 5 % of RAM and fills as a large raster is read: cap it, strips are read once.
     with streaming_env(), band_stack(raster) as path, open_raster(path) as src:
         built, name, patch, step, chosen = prepare_encoder(src, options, device)
         names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
-        return encode_raster(src, built, name, Path(output), patch, step, batch_size, chosen, feedback, raster,
-                             names)
+        result = encode_raster(src, built, name, Path(output), patch, step, batch_size, chosen,
+                               feedback.stage(0.0, 0.95 if output_preview else 1.0), raster, names)
+    if output_preview:
+        from .preview import write_embedding_preview
+
+        written = write_embedding_preview(output, output_preview, feedback=feedback.stage(0.95, 1.0))
+        result.preview = str(written) if written else None
+    return result
 
 
 def prepare_encoder(src: Any, options: EncoderOptions, device: str = "auto") -> tuple[BuiltEncoder, str, int, int,

@@ -40,3 +40,30 @@ def write_paletted_style(qml_path: Path, classes: list[dict[str, Any]]) -> None:
   </pipe>
 </qgis>
 """, encoding="utf-8")
+
+
+#: Viridis at five stops: a perceptually uniform ramp that reads in grey and for colour-blind users.
+VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+
+
+def write_ramp_style(qml_path: Path) -> None:
+    """Write a QGIS style showing band 1 from 0 to 1 on the viridis ramp (probabilities, confidence)."""
+    stops = len(VIRIDIS) - 1
+    items = "\n".join(
+        f'            <item value="{i / stops:g}" color="{color}" alpha="255" label="{i / stops:g}"/>'
+        for i, color in enumerate(VIRIDIS))
+    qml_path.write_text(f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="0"
+                    classificationMax="1" nodataColor="">
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="0"
+                         maximumValue="1" labelPrecision="2">
+{items}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+""", encoding="utf-8")

@@ -21,7 +21,7 @@ from .deep.package import DeepModel, is_deep
 from .errors import InputError, ModelFileError
 from .features import RECIPES, compute_features
 from .feedback import Feedback
-from .legend import write_category_names, write_paletted_style
+from .legend import write_category_names, write_paletted_style, write_ramp_style
 from .model_file import LoadedModel, load_model, read_manifest
 from .rasters import (
     atomic_output,
@@ -238,6 +238,8 @@ def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], final
         final = str(finals[key])
         with atomic_output(final) as tmp:
             _to_cog(work, tmp, "NEAREST" if key == "class" else "AVERAGE")
+            if key != "class":
+                write_ramp_style(tmp.with_suffix(".qml"))
         if counts is not None:
             result.class_pixels = {c["name"]: int(n) for c, n in zip(classes, counts, strict=True)}
             with open_raster(final) as dst:
@@ -353,6 +355,8 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
         for key, work in works.items():
             feedback.check_cancel()
             _to_cog(work, finals[key], "NEAREST" if key == "class" else "AVERAGE")
+            if key != "class":  # probabilities and confidence: 0..1 on a ramp
+                write_ramp_style(finals[key].with_suffix(".qml"))
         write_category_names(Path(str(finals["class"]) + ".aux.xml"), classes, nodata)
         write_paletted_style(finals["class"].with_suffix(".qml"), classes)
     feedback.progress(1.0, "Done")

@@ -62,112 +62,193 @@ def _start_qgis() -> object:
     return app
 
 
-def build_raw_band_probe() -> object:
-    """The model "Raw-band probe: train and classify"."""
-    from landprobe.plugin.algorithms.train_classifier import DEFAULT_METHOD, METHODS, VALIDATIONS
+class _Model:
+    """A graphical model under construction: inputs on the left, children in the middle, outputs on the right."""
+
+    def __init__(self, name: str, help_content: dict[str, str]) -> None:
+        from qgis.core import QgsProcessingModelAlgorithm
+
+        self.model = QgsProcessingModelAlgorithm(name, "Landprobe", "landprobe")
+        self.model.setHelpContent(help_content)
+        self._inputs = 0
+
+    def input(self, definition: object) -> None:
+        """A model parameter, placed under the previous one."""
+        from qgis.core import QgsProcessingModelParameter
+        from qgis.PyQt.QtCore import QPointF
+
+        component = QgsProcessingModelParameter(definition.name())
+        component.setPosition(QPointF(120, 80 + 80 * self._inputs))
+        self.model.addModelParameter(definition, component)
+        self._inputs += 1
+
+    def child(self, algorithm: str, child_id: str, description: str, row: int, sources: dict[str, object],
+              outputs: dict[str, tuple[str, str]]) -> None:
+        """A child algorithm; ``sources`` values are ``"@name"`` (a model input), ``"child.OUTPUT"`` (another
+        child's output) or a static value; ``outputs`` maps a child output to (model output name, description)."""
+        from qgis.core import (
+            QgsProcessingModelChildAlgorithm,
+            QgsProcessingModelChildParameterSource,
+            QgsProcessingModelOutput,
+        )
+        from qgis.PyQt.QtCore import QPointF
+
+        child = QgsProcessingModelChildAlgorithm(algorithm)
+        child.setChildId(child_id)
+        child.setDescription(description)
+        child.setPosition(QPointF(420, 120 + 200 * row))
+        for name, source in sources.items():
+            if isinstance(source, str) and source.startswith("@"):
+                value = QgsProcessingModelChildParameterSource.fromModelParameter(source[1:])
+            elif isinstance(source, str) and "." in source and source.split(".")[1].isupper():
+                other, output = source.split(".")
+                value = QgsProcessingModelChildParameterSource.fromChildOutput(other, output)
+            else:
+                value = QgsProcessingModelChildParameterSource.fromStaticValue(source)
+            child.addParameterSources(name, [value])
+        from qgis.core import QgsApplication, QgsProcessingDestinationParameter, QgsProcessingParameterDefinition
+
+        algorithm_definition = QgsApplication.processingRegistry().algorithmById(algorithm)
+        for definition in algorithm_definition.parameterDefinitions():  # the rest: their defaults, spelled out
+            optional = definition.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional
+            if definition.name() in sources or optional or isinstance(definition,
+                                                                     QgsProcessingDestinationParameter):
+                continue
+            child.addParameterSources(definition.name(), [
+                QgsProcessingModelChildParameterSource.fromStaticValue(definition.defaultValue())])
+        model_outputs = {}
+        for i, (child_output, (name, text)) in enumerate(outputs.items()):
+            out = QgsProcessingModelOutput(name, text)
+            out.setChildId(child_id)
+            out.setChildOutputName(child_output)
+            out.setDescription(text)
+            out.setPosition(QPointF(680, 80 + 200 * row + 60 * i))
+            model_outputs[name] = out
+        child.setModelOutputs(model_outputs)
+        self.model.addChildAlgorithm(child)
+
+
+def _labels_inputs(m: _Model) -> None:
+    """raster, labels and field: the inputs every chain starts from."""
     from qgis.core import (
         QgsProcessing,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterEnum,
         QgsProcessingParameterFeatureSource,
         QgsProcessingParameterField,
         QgsProcessingParameterRasterLayer,
     )
-    from qgis.PyQt.QtCore import QPointF
 
-    model = QgsProcessingModelAlgorithm("Raw-band probe: train and classify", "Landprobe", "landprobe")
-    model.setHelpContent(
-        {
-            "ALG_DESC": "Trains a classifier on the raw band values under labelled polygons, then classifies "
-            "every pixel of the same raster with it.",
-            "raster": "A multi-band raster stored in a file (GeoTIFF).",
-            "labels": "Polygons outlining areas of known class.",
-            "field": "The field holding each polygon's class (text or integer).",
-            "method": "Support vector machine (default), logistic regression, XGBoost, random forest or k-nearest "
-            "neighbours.",
-            "validation": "How accuracy is measured: held-out polygons (default), cross-validation by polygons or "
-            "spatial blocks, or an optimistic random pixel split.",
-        }
-    )
+    m.input(QgsProcessingParameterRasterLayer("raster", "Raster"))
+    m.input(QgsProcessingParameterFeatureSource("labels", "Training polygons",
+                                                [QgsProcessing.SourceType.TypeVectorPolygon]))
+    m.input(QgsProcessingParameterField("field", "Class field", parentLayerParameterName="labels",
+                                        type=QgsProcessingParameterField.DataType.Any))
 
-    inputs = [
-        (QgsProcessingParameterRasterLayer("raster", "Raster"), QPointF(120, 80)),
-        (
-            QgsProcessingParameterFeatureSource(
-                "labels", "Training polygons", [QgsProcessing.SourceType.TypeVectorPolygon]
-            ),
-            QPointF(120, 160),
-        ),
-        (
-            QgsProcessingParameterField(
-                "field", "Class field", parentLayerParameterName="labels", type=QgsProcessingParameterField.DataType.Any
-            ),
-            QPointF(120, 240),
-        ),
-        (
-            QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS],
-                                       defaultValue=DEFAULT_METHOD),
-            QPointF(120, 320),
-        ),
-        (
-            QgsProcessingParameterEnum(
-                "validation", "Validation", options=[label for label, _ in VALIDATIONS], defaultValue=0
-            ),
-            QPointF(120, 400),
-        ),
-    ]
-    for definition, position in inputs:
-        component = QgsProcessingModelParameter(definition.name())
-        component.setPosition(position)
-        model.addModelParameter(definition, component)
 
-    def model_input(name: str) -> list:
-        return [QgsProcessingModelChildParameterSource.fromModelParameter(name)]
+def build_raw_band_probe() -> object:
+    """The model "Raw-band probe: train and classify"."""
+    from landprobe.plugin.algorithms.train_classifier import DEFAULT_METHOD, METHODS, VALIDATIONS
+    from qgis.core import QgsProcessingParameterEnum
 
-    def output(child_id: str, child_output: str, name: str, description: str, position: QPointF) -> object:
-        out = QgsProcessingModelOutput(name, description)
-        out.setChildId(child_id)
-        out.setChildOutputName(child_output)
-        out.setDescription(description)
-        out.setPosition(position)
-        return out
+    m = _Model("Raw-band probe: train and classify", {
+        "ALG_DESC": "Trains a classifier on the raw band values under labelled polygons, then classifies "
+        "every pixel of the same raster with it.",
+        "raster": "A multi-band raster stored in a file (GeoTIFF).",
+        "labels": "Polygons outlining areas of known class.",
+        "field": "The field holding each polygon's class (text or integer).",
+        "method": "Support vector machine (default), logistic regression, XGBoost, random forest or k-nearest "
+        "neighbours.",
+        "validation": "How accuracy is measured: held-out polygons (default), cross-validation by polygons or "
+        "spatial blocks, or an optimistic random pixel split.",
+    })
+    _labels_inputs(m)
+    m.input(QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS],
+                                       defaultValue=DEFAULT_METHOD))
+    m.input(QgsProcessingParameterEnum("validation", "Validation", options=[label for label, _ in VALIDATIONS],
+                                       defaultValue=0))
+    m.child("landprobe:trainclassifier", "train", "Train classifier", 0,
+            {"RASTER": "@raster", "LABELS": "@labels", "FIELD": "@field", "METHOD": "@method",
+             "VALIDATION": "@validation"},
+            {"OUTPUT_MODEL": ("trained_model", "Trained model"),
+             "OUTPUT_REPORT": ("validation_report", "Validation report")})
+    m.child("landprobe:classifyraster", "classify", "Classify raster", 1,
+            {"RASTER": "@raster", "MODEL": "train.OUTPUT_MODEL"}, {"OUTPUT": ("classified", "Classified raster")})
+    return m.model
 
-    train = QgsProcessingModelChildAlgorithm("landprobe:trainclassifier")
-    train.setChildId("train")
-    train.setDescription("Train classifier")
-    train.setPosition(QPointF(420, 200))
-    train.addParameterSources("RASTER", model_input("raster"))
-    train.addParameterSources("LABELS", model_input("labels"))
-    train.addParameterSources("FIELD", model_input("field"))
-    train.addParameterSources("METHOD", model_input("method"))
-    train.addParameterSources("VALIDATION", model_input("validation"))
-    train.setModelOutputs(
-        {
-            "trained_model": output("train", "OUTPUT_MODEL", "trained_model", "Trained model", QPointF(640, 150)),
-            "validation_report": output(
-                "train", "OUTPUT_REPORT", "validation_report", "Validation report", QPointF(640, 250)
-            ),
-        }
-    )
-    model.addChildAlgorithm(train)
 
-    classify = QgsProcessingModelChildAlgorithm("landprobe:classifyraster")
-    classify.setChildId("classify")
-    classify.setDescription("Classify raster")
-    classify.setPosition(QPointF(420, 400))
-    classify.addParameterSources("RASTER", model_input("raster"))
-    classify.addParameterSources(
-        "MODEL", [QgsProcessingModelChildParameterSource.fromChildOutput("train", "OUTPUT_MODEL")]
-    )
-    classify.setModelOutputs(
-        {"classified": output("classify", "OUTPUT", "classified", "Classified raster", QPointF(640, 450))}
-    )
-    model.addChildAlgorithm(classify)
-    return model
+def build_embedding_probe() -> object:
+    """The model "Embeddings + probe: extract, train and classify"."""
+    from landprobe.plugin.algorithms.encoder_params import ENCODERS
+    from landprobe.plugin.algorithms.train_classifier import METHODS
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
+
+    m = _Model("Embeddings + probe: extract, train and classify", {
+        "ALG_DESC": "Encodes the raster into an embedding raster, trains a classifier on the embeddings under the "
+        "labelled polygons, and maps every embedding cell; the map is written on the raster's own grid.",
+        "raster": "A multi-band raster stored in a file (GeoTIFF).",
+        "labels": "Polygons outlining areas of known class.",
+        "field": "The field holding each polygon's class (text or integer).",
+        "encoder": "Random convolutional features (default; no weights needed) or a torchgeo backbone.",
+        "patch_size": "Pixels a side of each patch (0 = the encoder's default: 16 for random features).",
+        "stride": "Pixels between patch centres, the cell size of the embedding raster (default 4): small cells "
+        "give finer maps and keep small polygons, since a cell is a sample only when one class covers half of it.",
+        "method": "The classifier trained on the embeddings (logistic regression by default: a linear probe).",
+    })
+    _labels_inputs(m)
+    m.input(QgsProcessingParameterEnum("encoder", "Encoder", options=[label for label, _ in ENCODERS],
+                                       defaultValue=0))
+    m.input(QgsProcessingParameterNumber("patch_size", "Patch size (pixels, 0 = encoder default)",
+                                         QgsProcessingParameterNumber.Type.Integer, defaultValue=0, minValue=0))
+    m.input(QgsProcessingParameterNumber("stride", "Stride (pixels between patch centres: the cell size)",
+                                         QgsProcessingParameterNumber.Type.Integer, defaultValue=4, minValue=1))
+    m.input(QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS],
+                                       defaultValue=0))
+    m.child("landprobe:extractembeddings", "embed", "Extract embeddings", 0,
+            {"RASTER": "@raster", "ENCODER": "@encoder", "PATCH_SIZE": "@patch_size", "STRIDE": "@stride"},
+            {"OUTPUT": ("embeddings", "Embedding raster")})
+    m.child("landprobe:trainclassifier", "train", "Train classifier on embeddings", 1,
+            {"RASTER": "embed.OUTPUT", "LABELS": "@labels", "FIELD": "@field", "METHOD": "@method",
+             "FEATURES": 1},
+            {"OUTPUT_MODEL": ("trained_model", "Trained model"),
+             "OUTPUT_REPORT": ("validation_report", "Validation report")})
+    m.child("landprobe:classifyraster", "classify", "Classify embeddings", 2,
+            {"RASTER": "embed.OUTPUT", "MODEL": "train.OUTPUT_MODEL", "GRID_RASTER": "@raster"},
+            {"OUTPUT": ("classified", "Classified raster")})
+    return m.model
+
+
+def build_finetune() -> object:
+    """The model "Deep model: fine-tune and classify"."""
+    from landprobe.plugin.algorithms.finetune import BACKBONES, TASKS
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
+
+    m = _Model("Deep model: fine-tune and classify", {
+        "ALG_DESC": "Fine-tunes a deep network on the labelled polygons (in the background, on the GPU when there "
+        "is one), then classifies every pixel of the raster with it.",
+        "raster": "A multi-band raster stored in a file (GeoTIFF).",
+        "labels": "Polygons outlining areas of known class.",
+        "field": "The field holding each polygon's class (text or integer).",
+        "task": "Patch classification (default), U-Net segmentation, or the hyperspectral attention network.",
+        "backbone": "The network; the task's default is ResNet-18 (the attention network for hyperspectral).",
+        "epochs": "At most this many epochs; training stops earlier when the validation loss stops improving.",
+    })
+    _labels_inputs(m)
+    m.input(QgsProcessingParameterEnum("task", "Task", options=[label for label, _ in TASKS], defaultValue=0))
+    m.input(QgsProcessingParameterEnum("backbone", "Backbone", options=[label for label, _ in BACKBONES],
+                                       defaultValue=0))
+    m.input(QgsProcessingParameterNumber("epochs", "Epochs (at most)", QgsProcessingParameterNumber.Type.Integer,
+                                         defaultValue=20, minValue=1))
+    m.child("landprobe:finetune", "finetune", "Fine-tune deep model", 0,
+            {"RASTER": "@raster", "LABELS": "@labels", "FIELD": "@field", "TASK": "@task",
+             "BACKBONE": "@backbone", "EPOCHS": "@epochs"},
+            {"OUTPUT_MODEL": ("trained_model", "Trained model"),
+             "OUTPUT_REPORT": ("training_report", "Training report")})
+    m.child("landprobe:classifyraster", "classify", "Classify raster", 1,
+            {"RASTER": "@raster", "MODEL": "finetune.OUTPUT_MODEL"}, {"OUTPUT": ("classified", "Classified raster")})
+    return m.model
+
+
+BUILDERS = {"raw_band_probe": build_raw_band_probe, "embedding_probe": build_embedding_probe,
+            "finetune_classify": build_finetune}
 
 
 def main() -> int:
@@ -175,18 +256,19 @@ def main() -> int:
     app = _start_qgis()
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     try:
-        model = build_raw_band_probe()
-        valid, errors = model.validate()
-        if not valid:
-            print("\n".join(errors), file=sys.stderr)
-            return 1
-        path = MODELS_DIR / "raw_band_probe.model3"
-        if not model.toFile(str(path)):
-            print(f"Could not write {path}", file=sys.stderr)
-            return 1
-        print(f"Wrote {path}")
-        for definition in model.parameterDefinitions():
-            print(f"  {definition.name():26} {definition.type():20} {definition.description()}")
+        for name, builder in BUILDERS.items():
+            model = builder()
+            valid, errors = model.validate()
+            if not valid:
+                print(f"{name}: " + "\n".join(errors), file=sys.stderr)
+                return 1
+            path = MODELS_DIR / f"{name}.model3"
+            if not model.toFile(str(path)):
+                print(f"Could not write {path}", file=sys.stderr)
+                return 1
+            print(f"Wrote {path}")
+            for definition in model.parameterDefinitions():
+                print(f"  {definition.name():26} {definition.type():20} {definition.description()}")
     finally:
         shutil.rmtree(app.landprobe_plugins_dir, ignore_errors=True)
     return 0

@@ -96,6 +96,7 @@ class AssessAccuracyAlgorithm(LandprobeAlgorithm):
         for key, label in (("overall_accuracy", "Overall accuracy"), ("kappa", "Kappa"), ("macro_f1", "Macro F1")):
             if outputs.get(key) is not None:
                 feedback.pushInfo(self.tr("{}: {:.3f}").format(self.tr(label), outputs[key]))
+        self.link_report(feedback, outputs.get("output_html"))
         return {
             self.OUTPUT_REPORT: outputs.get("output_report", report),
             self.OUTPUT_HTML: outputs.get("output_html"),

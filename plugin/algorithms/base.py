@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Any
 
@@ -21,7 +22,7 @@ from qgis.core import (
     QgsRasterLayer,
     QgsVectorFileWriter,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine_process import EngineCancelledError, EngineError, find_engine_python, run_engine_job
@@ -98,6 +99,18 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.tr("Cancelled: {}").format(exc)) from exc
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+    def link_report(self, feedback: QgsProcessingFeedback, path: str | None) -> None:
+        """Put the HTML report's path in the log as a link (plain text before QGIS 3.36)."""
+        if not path:
+            return
+        url = QUrl.fromLocalFile(path).toString()
+        if hasattr(feedback, "pushFormattedMessage"):
+            feedback.pushFormattedMessage(
+                self.tr("Report: {}").format(f'<a href="{url}">{html.escape(path)}</a>'),
+                self.tr("Report: {}").format(path))
+        else:
+            feedback.pushInfo(self.tr("Report: {}").format(url))
 
     RASTER = "RASTER"
     MORE_BANDS = "MORE_BANDS"

@@ -15,6 +15,7 @@ from qgis.core import (
 )
 
 from .base import LandprobeAlgorithm
+from .styles import style_on_load
 
 #: (display name, engine name) of each output grid, in the order of the OUTPUT_GRID options (append only).
 OUTPUT_GRIDS = [
@@ -111,8 +112,11 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             },
             feedback,
         )
-        return {
+        results = {
             self.OUTPUT: outputs.get("output", output),
             self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
             self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),
         }
+        for path in results.values():  # class names and colours; probabilities on a 0..1 ramp
+            style_on_load(context, path)
+        return results

@@ -35,6 +35,7 @@ class ExtractEmbeddingsAlgorithm(LandprobeAlgorithm):
     ARCHITECTURE = enc.ARCHITECTURE
     FEATURES = "FEATURES"
     OUTPUT = "OUTPUT"
+    OUTPUT_PREVIEW = "OUTPUT_PREVIEW"
     DIMENSIONS = "DIMENSIONS"
     DEVICE = "DEVICE"
 
@@ -48,7 +49,10 @@ class ExtractEmbeddingsAlgorithm(LandprobeAlgorithm):
             "next batch and leaves no partial file."
             "<h3>Parameters</h3>"
             + enc.HELP
-            + "<b>Random features</b> (advanced): embedding dimensions of the random convolutional features."
+            + "<b>Random features</b> (advanced): embedding dimensions of the random convolutional features.<br>"
+            "<b>Preview</b>: the embeddings' first three principal components as red, green and blue, stretched: "
+            "cells the encoder sees as alike get alike colours (the embedding raster itself has one band per "
+            "dimension)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -60,6 +64,9 @@ class ExtractEmbeddingsAlgorithm(LandprobeAlgorithm):
         features.setFlags(features.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(features)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Embedding raster")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_PREVIEW, self.tr("Preview (first three principal components as RGB)"), optional=True,
+            createByDefault=True))
         self.addOutput(QgsProcessingOutputNumber(self.DIMENSIONS, self.tr("Embedding dimensions")))
         self.addOutput(QgsProcessingOutputString(self.DEVICE, self.tr("Device used")))
 
@@ -68,12 +75,14 @@ class ExtractEmbeddingsAlgorithm(LandprobeAlgorithm):
     ) -> dict[str, Any]:
         """Convert the parameters into an ``extract_embeddings`` job and run it in the engine."""
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        preview = self.parameterAsOutputLayer(parameters, self.OUTPUT_PREVIEW, context) or None
         params = {
             "raster": self.raster_stack(parameters, context),
             "output": output,
             **enc.encoder_job(self, parameters, context),
             "features": self.parameterAsInt(parameters, self.FEATURES, context),
+            "output_preview": preview,
         }
         outputs = self.run_engine("extract_embeddings", params, feedback)
-        return {self.OUTPUT: outputs.get("output", output), self.DIMENSIONS: outputs.get("dim"),
-                self.DEVICE: outputs.get("device")}
+        return {self.OUTPUT: outputs.get("output", output), self.OUTPUT_PREVIEW: outputs.get("preview"),
+                self.DIMENSIONS: outputs.get("dim"), self.DEVICE: outputs.get("device")}

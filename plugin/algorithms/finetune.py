@@ -195,6 +195,7 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
         outputs = self.run_engine("finetune", params, feedback)
         if outputs.get("overall_accuracy") is not None:
             feedback.pushInfo(self.tr("Overall accuracy: {:.3f}").format(outputs["overall_accuracy"]))
+        self.link_report(feedback, outputs.get("output_html"))
         return {
             self.OUTPUT_MODEL: outputs.get("output_model", output_model),
             self.OUTPUT_REPORT: outputs.get("output_report", output_report),

@@ -234,6 +234,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             feedback.pushInfo(self.tr("Overall accuracy: {:.3f}").format(accuracy))
         if kappa is not None:
             feedback.pushInfo(self.tr("Kappa: {:.3f}").format(kappa))
+        self.link_report(feedback, outputs.get("output_html"))
         return {
             self.OUTPUT_MODEL: outputs.get("output_model", output_model),
             self.OUTPUT_REPORT: outputs.get("output_report", output_report),

@@ -223,3 +223,24 @@ def test_landsat_weights_frozen_then_trained_and_a_vit(tmp_path: Path, sample_ra
     classify_raster(str(sample_raster), str(vit), str(out))
     with rasterio.open(out) as m:
         assert m.read(1).shape == (250, 250)
+
+
+def test_your_checkpoint_as_backbone_with_loader_workers(tmp_path: Path, sample_raster: Path,
+                                                         sample_labels: Path) -> None:
+    import timm
+    import torch
+    from safetensors.numpy import load
+
+    torch.manual_seed(1)
+    state = timm.create_model("resnet18", in_chans=8, num_classes=0).state_dict()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}}, tmp_path / "mine.ckpt")  # Lightning-like
+    out = tmp_path / "mine.lpmodel"
+    result = finetune(str(sample_raster), str(sample_labels), "class", str(out), task="patch", backbone="checkpoint",
+                      architecture="resnet18", weights_file=str(tmp_path / "mine.ckpt"), freeze_epochs=99,
+                      num_workers=2, chip_size=32, **{**FAST, "epochs": 1})
+    assert result.epochs_run == 1  # the batches came from two worker processes started by the engine
+    kept = load(zipfile.ZipFile(out).read("weights.safetensors"))
+    assert np.array_equal(kept["0.conv1.weight"], state["conv1.weight"].numpy())
+    manifest = json.loads(zipfile.ZipFile(out).read("manifest.json"))
+    assert manifest["starting_point"]["architecture"] == "resnet18"
+    assert manifest["training"]["options"]["num_workers"] == 2

@@ -59,6 +59,26 @@ def test_thin_strips_give_the_same_raster_and_write_each_tile_once(tmp_path: Pat
     assert thin.stat().st_size <= 1.01 * whole.stat().st_size
 
 
+def test_preview_shows_three_principal_components(tmp_path: Path, sample_raster: Path) -> None:
+    out, preview = tmp_path / "emb.tif", tmp_path / "preview.tif"
+    result = extract_embeddings(str(sample_raster), str(out), "rcf_gaussian", patch_size=8, stride=4, features=16,
+                                output_preview=str(preview))
+    assert result.preview == str(preview)
+    with rasterio.open(out) as emb, rasterio.open(preview) as rgb:
+        assert (rgb.count, rgb.dtypes[0], rgb.nodata) == (3, "uint8", 0)
+        assert (rgb.transform, rgb.width, rgb.height, rgb.crs) == (emb.transform, emb.width, emb.height, emb.crs)
+        values, cells = rgb.read(), emb.read()
+    valid = np.isfinite(cells).all(axis=0)
+    assert (values[:, valid] > 0).all() and (values[:, ~valid] == 0).all()
+    # the first component is the direction of largest variance: its channel tracks the embedding's projection
+    flat = cells[:, valid].T
+    centred = flat - flat.mean(axis=0)
+    first = np.linalg.svd(centred, full_matrices=False)[2][0]
+    correlation = np.corrcoef(values[0][valid].astype(float), centred @ first)[0, 1]
+    assert abs(correlation) > 0.9
+    assert values[0][valid].std() > 20  # stretched over the byte range, not a flat image
+
+
 def test_cells_over_nodata_are_nodata(tmp_path: Path, sample_raster: Path) -> None:
     with rasterio.open(sample_raster) as src:
         data, nodata = src.read(), src.nodata

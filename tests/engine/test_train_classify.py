@@ -142,8 +142,11 @@ def test_probability_confidence_and_legend(tmp_path: Path, sample_raster: Path, 
     assert all(f"<Category>{n}</Category>" in aux for n in names)
     qml = (tmp_path / "classes.qml").read_text()
     assert all(f'label="{n}"' in qml for n in names) and 'type="paletted"' in qml
+    for ramp in (tmp_path / "proba.qml", tmp_path / "conf.qml"):  # 0..1 on a colour ramp in QGIS
+        style = ramp.read_text()
+        assert 'type="singlebandpseudocolor"' in style and 'minimumValue="0"' in style and 'maximumValue="1"' in style
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["classes.tif", "classes.tif.aux.xml", "classes.qml", "proba.tif", "conf.tif"])
+        ["classes.tif", "classes.tif.aux.xml", "classes.qml", "proba.tif", "proba.qml", "conf.tif", "conf.qml"])
 
 
 def test_large_raster_gets_overviews_and_matches_small_windows(tmp_path: Path, large_raster: Path,

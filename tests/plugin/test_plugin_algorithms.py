@@ -220,6 +220,32 @@ def test_classify_raster(
     check_classified(output, sample_raster, model)
 
 
+def test_outputs_load_styled_in_the_project(trained: dict[str, Any], sample_raster: Path, tmp_path: Path) -> None:
+    import processing
+    from qgis.core import QgsProject
+
+    model = Path(trained["results"]["OUTPUT_MODEL"])
+    import zipfile
+
+    manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
+    results = processing.runAndLoadResults("landprobe:classifyraster", {
+        "RASTER": str(sample_raster), "MODEL": str(model), "OUTPUT": str(tmp_path / "classes.tif"),
+        "OUTPUT_PROBABILITY": str(tmp_path / "proba.tif"), "OUTPUT_CONFIDENCE": str(tmp_path / "conf.tif")})
+    layers = {Path(layer.source()).name: layer for layer in QgsProject.instance().mapLayers().values()}
+    try:
+        classes = layers["classes.tif"].renderer()
+        assert classes.type() == "paletted"
+        assert {c.label for c in classes.classes()} == {c["name"] for c in manifest["classes"]}
+        assert {c.color.name() for c in classes.classes()} == {c["color"] for c in manifest["classes"]}
+        for name in ("proba.tif", "conf.tif"):
+            ramp = layers[name].renderer()
+            assert ramp.type() == "singlebandpseudocolor"
+            assert (ramp.classificationMin(), ramp.classificationMax()) == (0, 1)
+        assert Path(results["OUTPUT"]).name == "classes.tif"
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+
+
 def test_cancel_classify_stops_engine_and_leaves_nothing(
     trained: dict[str, Any], big_raster: Path, tmp_path: Path
 ) -> None:
@@ -442,8 +468,10 @@ def test_extract_embeddings_writes_the_patch_grid(
     assert [name for _, name in ENCODERS] == engine_names  # the toolbox offers exactly the engine's registry
     results = processing.run("landprobe:extractembeddings", {
         "RASTER": str(sample_raster), "ENCODER": 0, "PATCH_SIZE": 10, "FEATURES": 8,
-        "OUTPUT": str(tmp_path / "embedding.tif")})
+        "OUTPUT": str(tmp_path / "embedding.tif"), "OUTPUT_PREVIEW": str(tmp_path / "preview.tif")})
     assert results["DIMENSIONS"] == 8 and results["DEVICE"] == "cpu"
+    preview = gdal.Open(results["OUTPUT_PREVIEW"])
+    assert preview.RasterCount == 3 and preview.RasterXSize == 25  # a false-colour view on the embedding grid
     dataset = gdal.Open(results["OUTPUT"])
     source = gdal.Open(str(sample_raster))
     assert (dataset.RasterXSize, dataset.RasterYSize, dataset.RasterCount) == (25, 25, 8)
@@ -525,6 +553,7 @@ def test_finetune_in_the_background_then_map_and_onnx(
     assert 0 <= results["OVERALL_ACCURACY"] <= 1
     assert any("Epoch 2/2" in line and "validation accuracy" in line for line in log), log[-10:]
     assert "Training curve" in Path(results["OUTPUT_HTML"]).read_text()
+    assert any(line.startswith("Report: file://") and line.endswith(".html") for line in log)  # a link
     mapped = processing.run("landprobe:classifyraster", {
         "RASTER": str(sample_raster), "MODEL": results["OUTPUT_MODEL"], "OUTPUT": str(tmp_path / "deep.tif")})
     out, source = gdal.Open(mapped["OUTPUT"]), gdal.Open(str(sample_raster))

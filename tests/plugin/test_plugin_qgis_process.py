@@ -135,3 +135,70 @@ def test_qgis_process_xgboost(
     results = _json(proc)["results"]
     assert model.is_file()
     assert results["OVERALL_ACCURACY"] > 0.6
+
+
+MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
+
+
+def test_qgis_process_runs_the_embeddings_chain(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
+    sample_labels: Path, tmp_path: Path,
+) -> None:
+    from osgeo import gdal
+
+    proc = _run(qgis_process_bin, qgis_process_env, tmp_path, "run", str(MODELS / "embedding_probe.model3"),
+                "--json", "--", f"raster={sample_raster}", f"labels={sample_labels}", "field=class", "encoder=0",
+                "patch_size=8", "stride=5", "method=0", f"embed:embeddings={tmp_path / 'emb.tif'}",
+                f"train:trained_model={tmp_path / 'emb.lpmodel'}", f"train:validation_report={tmp_path / 'r.json'}",
+                f"classify:classified={tmp_path / 'map.tif'}")
+    results = _json(proc)["results"]
+    embeddings, classified = gdal.Open(results["embed:embeddings"]), gdal.Open(results["classify:classified"])
+    source = gdal.Open(str(sample_raster))
+    assert (embeddings.RasterXSize, embeddings.RasterYSize) == (50, 50)  # 250 px in cells of 5
+    assert classified.GetGeoTransform() == source.GetGeoTransform()  # the map is back on the raster's grid
+    assert json.loads((tmp_path / "r.json").read_text())["features"]["recipe"] == "embeddings"
+
+
+def test_qgis_process_runs_the_finetune_chain(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
+    sample_labels: Path, tmp_path: Path,
+) -> None:
+    from osgeo import gdal
+
+    proc = _run(qgis_process_bin, qgis_process_env, tmp_path, "run", str(MODELS / "finetune_classify.model3"),
+                "--json", "--", f"raster={sample_raster}", f"labels={sample_labels}", "field=class", "task=0",
+                "backbone=5", "epochs=2", f"finetune:trained_model={tmp_path / 'deep.lpmodel'}",
+                f"finetune:training_report={tmp_path / 'deep.json'}", f"classify:classified={tmp_path / 'map.tif'}")
+    results = _json(proc)["results"]
+    report = json.loads((tmp_path / "deep.json").read_text())
+    assert len(report["training_curve"]["epochs"]) == 2
+    classified, source = gdal.Open(results["classify:classified"]), gdal.Open(str(sample_raster))
+    assert classified.GetGeoTransform() == source.GetGeoTransform()
+    band = classified.GetRasterBand(1)  # the dataset stays alive while its band is used
+    codes = {c["code"] for c in report["classes"]}
+    assert set(band.ReadAsArray().ravel().tolist()) <= codes | {int(band.GetNoDataValue())}
+
+
+def test_the_plugin_zip_installs_and_runs(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, tmp_path: Path,
+) -> None:
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    built = subprocess.run([sys.executable, str(root / "scripts" / "build_zip.py"), "--output", str(tmp_path)],
+                           capture_output=True, text=True, check=True)
+    archive = Path(built.stdout.split(" (")[0])
+    plugins = tmp_path / "plugins"
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+        assert {n.split("/")[0] for n in names} == {"landprobe"}  # one folder, as QGIS expects
+        assert "landprobe/metadata.txt" in names and "landprobe/LICENSE" in names
+        assert not [n for n in names if "/tests/" in n or n.endswith(".pyc")]
+        zf.extractall(plugins)  # what "Install from ZIP" does, into the profile's plugin folder
+    env = qgis_process_env | {"QGIS_PLUGINPATH": str(plugins)}
+    listed = _run(qgis_process_bin, env, tmp_path, "list")
+    assert "landprobe:finetune" in listed.stdout and "landprobe:trainclassifier" in listed.stdout
+    status = _json(_run(qgis_process_bin, env, tmp_path, "run", "landprobe:enginestatus", "--json"))
+    assert status["results"]["ENGINE_VERSION"] == "0.1.0"  # the engine started from the installed copy
+    assert archive.stat().st_size < 5_000_000
