@@ -28,6 +28,38 @@ PALETTE = (
 )  # fmt: skip
 
 
+#: Colours that map readers expect for common land-cover names (after ESA WorldCover), matched on words of the name;
+#: other classes take the next unused colour of :data:`PALETTE`.
+LAND_COVER_COLORS = (
+    (("water", "river", "lake", "sea", "ocean", "reservoir"), "#0064c8"),
+    (("wetland", "marsh", "swamp", "bog"), "#0096a0"),
+    (("mangrove",), "#00cf75"),
+    (("forest", "tree", "trees", "woodland", "wood"), "#006400"),
+    (("shrub", "shrubland", "scrub", "bush"), "#ffbb22"),
+    (("grass", "grassland", "herbaceous", "pasture", "meadow", "savanna"), "#b5d25f"),
+    (("crop", "crops", "cropland", "agriculture", "field", "fields", "cultivated"), "#f096ff"),
+    (("urban", "built", "building", "buildings", "settlement", "city", "impervious", "road"), "#fa0000"),
+    (("barren", "bare", "soil", "sand", "rock", "desert"), "#b4a078"),
+    (("snow", "ice", "glacier"), "#f0f0f0"),
+    (("cloud", "clouds"), "#dcdcdc"),
+)
+
+
+def default_colors(names: list[str]) -> list[str]:
+    """A colour per class name.
+
+    The land-cover convention when a word of the name says what it is, else the palette's next unused colour.
+    """
+    import re
+
+    chosen: list[str | None] = []
+    for name in names:
+        words = set(re.findall(r"[a-z]+", name.lower()))
+        chosen.append(next((color for keys, color in LAND_COVER_COLORS if words & set(keys)), None))
+    free = iter([c for c in PALETTE if c not in chosen] + list(PALETTE))
+    return [c or next(free) for c in chosen]
+
+
 @dataclass(frozen=True)
 class LabelClass:
     """One class: the code written in the map, the name shown in the legend and its colour (``#rrggbb``)."""
@@ -124,7 +156,8 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
     else:
         text = values.astype(str).str.strip()
         unique = sorted(set(text.tolist()))
-        classes = [LabelClass(i + 1, n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(unique)]
+        classes = [LabelClass(i + 1, n, color) for i, (n, color) in enumerate(zip(unique, default_colors(unique),
+                                                                                   strict=True))]
         index = {n: i for i, n in enumerate(unique)}
         gdf["_class"] = text.map(index).astype("int32")
     if len(classes) < min_classes:

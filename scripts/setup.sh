@@ -3,7 +3,7 @@
 # environment. A second run only checks and takes seconds.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-APT_PACKAGES=(qgis python3-qgis qgis-providers python3-venv python3-pip)
+APT_PACKAGES=(qgis python3-qgis qgis-providers python3-venv python3-pip xvfb xauth)
 
 missing_packages() {
   local pkg

@@ -111,3 +111,12 @@ def test_pixels_claimed_by_two_classes_are_dropped(tmp_path: Path, sample_raster
     dirty = sample_pixels(str(sample_raster), str(overlapping), "class")
     assert dirty.stats["conflicting_pixels"] == burnt_count(sample_raster, single) > 0
     assert len(dirty.y) == len(clean.y) - dirty.stats["conflicting_pixels"]
+
+
+def test_land_cover_names_get_the_colours_map_readers_expect() -> None:
+    from engine.labels import PALETTE, default_colors
+
+    colors = default_colors(["Barren", "forest", "herbaceous", "urban", "Water body", "class A", "class B"])
+    assert colors[:5] == ["#b4a078", "#006400", "#b5d25f", "#fa0000", "#0064c8"]
+    assert colors[5:] == list(PALETTE[:2])  # unknown names: the palette, without repeating a colour in use
+    assert len(set(colors)) == len(colors)
