@@ -51,10 +51,15 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
         torch_threads = torch.get_num_threads()
     except ImportError:
         torch_threads = None
+    preferred = os.environ.get("LANDPROBE_DEVICE", "").strip().lower() or "auto"
+    default_device = "cuda" if len(devices) > 1 else "cpu"
+    if preferred in ("cpu", "cuda"):
+        default_device = preferred if preferred == "cpu" or len(devices) > 1 else "none: cuda preferred, no GPU seen"
     feedback.progress(1.0, "Done")
     return {"python": sys.executable, "python_version": platform.python_version(), "engine_version": __version__,
             "packages": packages, "devices": devices, "torch_threads": torch_threads,
-            "default_device": "cuda" if len(devices) > 1 else "cpu"}
+            "default_device": default_device, "device_preference": preferred,
+            "weights_cache": os.environ.get("TORCH_HOME") or None}
 
 
 #: Every operation, by name: a function here, or ``"module:function"`` imported only when the job runs, so that a

@@ -284,7 +284,7 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
     dtype, nodata = output_encoding(codes.tolist())
     counts = np.zeros(len(classes), dtype="int64")
     nodata_pixels = 0
-    threads = threads or os.cpu_count() or 1
+    threads = threads or int(os.environ.get("LANDPROBE_THREADS") or 0) or os.cpu_count() or 1
     with open_raster(raster) as src:
         n_bands = src.count
         base = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,

@@ -113,6 +113,10 @@ def _read_job(text: str) -> tuple[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m engine worker``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    threads = os.environ.get("LANDPROBE_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:  # the plugin's "Threads" setting, read by torch and BLAS at import
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = threads
     # A process that Lightning started for a distributed job (it runs this command again with LOCAL_RANK set):
     # it takes the job from the environment and reports on standard error, leaving the event stream to rank 0.
     helper = os.environ.get(JOB_VARIABLE) is not None and os.environ.get("LOCAL_RANK", "0") != "0"

@@ -339,6 +339,7 @@ def run_engine_job(
     python: str | None = None,
     module: str = "engine",
     extra_paths: Sequence[str] = (),
+    preferences: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one engine job in a child process and return its outputs.
 
@@ -350,6 +351,8 @@ def run_engine_job(
         python: the engine interpreter; found with :func:`find_engine_python` when None.
         module: the module run with ``python -m`` (tests use a fake worker).
         extra_paths: more folders for the engine's ``PYTHONPATH``, after the plugin root.
+        preferences: environment variables for the engine from the user's settings (``LANDPROBE_DEVICE``,
+            ``LANDPROBE_THREADS``, ``TORCH_HOME``); empty values are left out.
 
     Returns:
         The ``outputs`` of the engine's ``result`` event.
@@ -372,7 +375,7 @@ def run_engine_job(
         proc = subprocess.Popen(
             command,
             cwd=str(PLUGIN_ROOT),
-            env=engine_environment(extra_paths),
+            env=engine_environment(extra_paths) | {k: v for k, v in (preferences or {}).items() if v},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -11,6 +11,10 @@ from typing import Any
 from .engine_process import SETTING_DESCRIPTION, recorded_engine_python, recorded_engine_python_file
 
 ENGINE_PYTHON_SETTING = "LANDPROBE_ENGINE_PYTHON"
+DEVICE_SETTING = "LANDPROBE_DEVICE"
+THREADS_SETTING = "LANDPROBE_THREADS"
+CACHE_SETTING = "LANDPROBE_CACHE"
+DEVICES = ["auto", "cpu", "cuda"]
 
 
 def _processing_config() -> tuple[Any, Any] | None:
@@ -51,6 +55,14 @@ def register_settings(group: str, icon: Any = None) -> bool:
             placeholder=placeholder,
         )
     )
+    processing_config.addSetting(setting_class(
+        group, DEVICE_SETTING, "Device for encoders and deep models (auto: the GPU when there is one)", "auto",
+        valuetype=setting_class.SELECTION, options=DEVICES))
+    processing_config.addSetting(setting_class(
+        group, THREADS_SETTING, "Engine threads (0 = all cores)", 0, valuetype=setting_class.INT))
+    processing_config.addSetting(setting_class(
+        group, CACHE_SETTING, "Folder for downloaded model weights (empty: torch's default, ~/.cache/torch)", "",
+        valuetype=setting_class.FOLDER))
     processing_config.readSettings()
     return True
 
@@ -61,8 +73,9 @@ def unregister_settings() -> None:
     if config is None:
         return
     processing_config = config[0]
-    if ENGINE_PYTHON_SETTING in processing_config.settings:
-        processing_config.removeSetting(ENGINE_PYTHON_SETTING)
+    for name in (ENGINE_PYTHON_SETTING, DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING):
+        if name in processing_config.settings:
+            processing_config.removeSetting(name)
 
 
 def engine_python_setting() -> str | None:
@@ -72,3 +85,18 @@ def engine_python_setting() -> str | None:
         return None
     value = config[0].getSetting(ENGINE_PYTHON_SETTING)
     return str(value) if value else None
+
+
+def engine_preferences() -> dict[str, str]:
+    """The user's device, threads and cache settings as environment variables for the engine process."""
+    config = _processing_config()
+    if config is None:
+        return {}
+    get = config[0].getSetting
+    device = get(DEVICE_SETTING)
+    if isinstance(device, int) and 0 <= device < len(DEVICES):  # SELECTION settings may read back as an index
+        device = DEVICES[device]
+    threads = get(THREADS_SETTING)
+    cache = get(CACHE_SETTING)
+    return {"LANDPROBE_DEVICE": str(device or ""), "LANDPROBE_THREADS": str(int(threads)) if threads else "",
+            "TORCH_HOME": str(cache or "")}

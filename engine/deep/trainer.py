@@ -67,15 +67,17 @@ def _accelerator(device: str) -> tuple[str, str]:
     """
     import torch
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("A GPU (cuda) was asked for but torch sees none; choose the CPU or install a CUDA "
-                             "build of torch.")
-        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    if device != "cpu":
+    from ..embeddings import choose_device
+
+    if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"Unknown device {device!r}; choose auto, cpu or cuda.")
+    try:
+        device = choose_device(device)
+    except InputError:
+        raise InputError("A GPU (cuda) was asked for but torch sees none; choose the CPU or install a CUDA build of "
+                         "torch.") from None
+    if device == "cuda":
+        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "cpu", "32-true"
 
 

@@ -26,7 +26,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine_process import EngineCancelledError, EngineError, find_engine_python, run_engine_job
-from ..settings import engine_python_setting
+from ..settings import engine_preferences, engine_python_setting
 
 HELP_URL = "https://github.com/landprobe/landprobe#readme"
 
@@ -94,7 +94,7 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
         """
         try:
             python = find_engine_python(engine_python_setting())
-            return run_engine_job(operation, params, feedback, python=python)
+            return run_engine_job(operation, params, feedback, python=python, preferences=engine_preferences())
         except EngineCancelledError as exc:
             raise QgsProcessingException(self.tr("Cancelled: {}").format(exc)) from exc
         except EngineError as exc:

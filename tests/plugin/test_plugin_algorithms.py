@@ -107,6 +107,28 @@ def test_engine_python_setting_is_registered(landprobe_plugin: Any) -> None:
     assert setting.group == "Landprobe" and setting.description == "Engine Python interpreter"
 
 
+def test_device_threads_and_cache_settings_reach_the_engine(
+    landprobe_plugin: Any, engine_python: str, tmp_path: Path
+) -> None:
+    from landprobe.plugin.engine_process import run_engine_job
+    from landprobe.plugin.settings import CACHE_SETTING, DEVICE_SETTING, DEVICES, THREADS_SETTING, engine_preferences
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    saved = {name: ProcessingConfig.getSetting(name) for name in (DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING)}
+    saved[DEVICE_SETTING] = DEVICES.index(saved[DEVICE_SETTING] or "auto")  # a selection is set by its index
+    try:
+        ProcessingConfig.setSettingValue(DEVICE_SETTING, DEVICES.index("cpu"))
+        ProcessingConfig.setSettingValue(THREADS_SETTING, 1)
+        ProcessingConfig.setSettingValue(CACHE_SETTING, str(tmp_path))
+        outputs = run_engine_job("engine_status", {}, QgsProcessingFeedback(), python=engine_python,
+                                 preferences=engine_preferences())
+    finally:
+        for name, value in saved.items():
+            ProcessingConfig.setSettingValue(name, value)
+    assert outputs["torch_threads"] == 1 and outputs["device_preference"] == "cpu"
+    assert outputs["default_device"] == "cpu" and outputs["weights_cache"] == str(tmp_path)
+
+
 def test_missing_engine_gives_a_clear_processing_error(
     landprobe_plugin: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
