@@ -106,9 +106,8 @@ def _parser() -> argparse.ArgumentParser:
 def _finetune_parser(sub: Any) -> None:
     """``finetune``: a deep model trained with Lightning (see :func:`engine.deep.finetune.finetune`)."""
     from .deep.finetune import DEEP_VALIDATION
-    from .deep.lit import SCHEDULERS
     from .deep.networks import TASKS
-    from .deep.trainer import STRATEGIES
+    from .deep.trainer import SCHEDULERS, STRATEGIES
 
     tune = sub.add_parser("finetune", help="fine-tune a deep model (patch classifier, U-Net, hyperspectral)")
     tune.add_argument("--raster", required=True)

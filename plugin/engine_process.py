@@ -50,9 +50,10 @@ _STRIPPED_VARIABLES = (
 )
 
 _HOW_TO_FIX = (
-    'Run "make setup" in the Landprobe plugin folder ({root}), or set "Engine Python interpreter" in '
-    "Settings > Options > Processing > Providers > Landprobe, or set the environment variable "
-    f"{ENV_PYTHON} to the python of an environment where the engine is installed."
+    'Run "Install engine" (Processing Toolbox > Landprobe > Engine) to create it, or run "make setup" in the '
+    'Landprobe plugin folder ({root}), or set "Engine Python interpreter" in Settings > Options > Processing > '
+    f"Providers > Landprobe, or set the environment variable {ENV_PYTHON} to the python of an environment where the "
+    "engine is installed."
 )
 
 _CANCEL_GRACE_S = 3.0

@@ -14,6 +14,7 @@ from .algorithms.export_onnx import ExportOnnxAlgorithm
 from .algorithms.extract_embeddings import ExtractEmbeddingsAlgorithm
 from .algorithms.finetune import FinetuneAlgorithm
 from .algorithms.hyperspectral import ImportMatAlgorithm, LabelPolygonsAlgorithm
+from .algorithms.install_engine import InstallEngineAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .settings import register_settings, unregister_settings
 
@@ -29,6 +30,7 @@ ALGORITHMS = [
     ImportMatAlgorithm,
     LabelPolygonsAlgorithm,
     EngineStatusAlgorithm,
+    InstallEngineAlgorithm,
 ]
 
 

@@ -21,8 +21,6 @@ from .data import IGNORE
 
 logger = logging.getLogger(__name__)
 
-SCHEDULERS = ("plateau", "cosine")
-
 
 class DeepModule(L.LightningModule):
     """A network, its loss and its optimiser."""

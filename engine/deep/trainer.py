@@ -22,6 +22,7 @@ from ..feedback import Feedback
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "ddp", "ddp_spawn")
+SCHEDULERS = ("plateau", "cosine")
 
 
 @dataclass

@@ -23,6 +23,7 @@ EXPECTED_ALGORITHMS = {
     "landprobe:exportonnx",
     "landprobe:importmat",
     "landprobe:labelpolygons",
+    "landprobe:installengine",
 }
 
 
@@ -604,3 +605,36 @@ def test_hyperspectral_ground_truth_from_mat_to_training_polygons(landprobe_plug
     layer = QgsVectorLayer(polygons["OUTPUT"], "gt", "ogr")
     assert layer.isValid() and layer.featureCount() == polygons["POLYGONS"] > 16
     assert {f["class"] for f in layer.getFeatures()} == {str(c) for c in range(1, 17)}
+
+
+def test_install_engine_builds_a_venv_checks_it_and_saves_the_setting(landprobe_plugin: Any, tmp_path: Path) -> None:
+    import processing
+    from landprobe.plugin.installer import has_nvidia_gpu, install_plan
+    from landprobe.plugin.settings import ENGINE_PYTHON_SETTING
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    lock = tmp_path / "engine.lock"
+    lock.write_text("torch==2.14.1\ntorchvision==0.29.1\n", encoding="utf-8")
+    cpu = [label for label, _ in install_plan(tmp_path / "env", "cpu", lock, python="python3")]
+    assert cpu[1] == "Installing PyTorch (CPU build)" and cpu[-1] == "Checking the engine"
+    assert install_plan(tmp_path / "env", "cpu", lock, python="python3")[1][1][-1].endswith("/whl/cpu")
+    if not has_nvidia_gpu():
+        assert len(install_plan(tmp_path / "env", "auto", lock, python="python3")) == 4  # the CPU build
+    lock.write_text("# nothing to download in a test: the check needs only the standard library\n")
+    log: list[str] = []
+
+    class Recorder(QgsProcessingFeedback):
+        def pushInfo(self, info: str) -> None:
+            log.append(info)
+
+    saved = ProcessingConfig.getSetting(ENGINE_PYTHON_SETTING)
+    try:
+        results = processing.run("landprobe:installengine", {
+            "FOLDER": str(tmp_path / "env"), "COMPUTE": 1, "REQUIREMENTS": str(lock), "TORCH_INDEX": "none"},
+            feedback=Recorder())
+        python = results["ENGINE_PYTHON"]
+        assert Path(python).is_file() and Path(python).parent.parent == tmp_path / "env"
+        assert ProcessingConfig.getSetting(ENGINE_PYTHON_SETTING) == python
+    finally:
+        ProcessingConfig.setSettingValue(ENGINE_PYTHON_SETTING, saved or "")
+    assert "Checking the engine" in log and any(line.startswith("The plugin now uses") for line in log)
