@@ -202,3 +202,30 @@ def test_the_plugin_zip_installs_and_runs(
     status = _json(_run(qgis_process_bin, env, tmp_path, "run", "landprobe:enginestatus", "--json"))
     assert status["results"]["ENGINE_VERSION"] == "0.1.0"  # the engine started from the installed copy
     assert archive.stat().st_size < 5_000_000
+
+
+def test_qgis_process_json_for_the_other_algorithms(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
+    sample_labels: Path, tmp_path: Path, model3: Path,
+) -> None:
+    """assessaccuracy, exportonnx, importmat and labelpolygons headless (the others run in the tests above)."""
+    def run(algorithm: str, *params: str) -> dict[str, Any]:
+        return _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", f"landprobe:{algorithm}", "--json",
+                          "--", *params))["results"]
+
+    _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", str(model3), "--json", "--",
+               f"raster={sample_raster}", f"labels={sample_labels}", "field=class",
+               f"train:trained_model={tmp_path / 'm.lpmodel'}", f"classify:classified={tmp_path / 'map.tif'}"))
+    assessed = run("assessaccuracy", f"CLASSIFIED={tmp_path / 'map.tif'}", f"REFERENCE={sample_labels}",
+                   "FIELD=class", f"OUTPUT_REPORT={tmp_path / 'assess.json'}")
+    assert 0.5 < assessed["OVERALL_ACCURACY"] <= 1 and Path(assessed["OUTPUT_HTML"]).is_file()
+    deep = run("finetune", f"RASTER={sample_raster}", f"LABELS={sample_labels}", "FIELD=class", "BACKBONE=5",
+               "EPOCHS=1", f"OUTPUT_MODEL={tmp_path / 'deep.lpmodel'}")
+    assert deep["EPOCHS_RUN"] == 1
+    onnx = run("exportonnx", f"MODEL={deep['OUTPUT_MODEL']}", f"OUTPUT={tmp_path / 'deep.onnx'}")
+    assert Path(onnx["OUTPUT"]).stat().st_size > 0
+    mat = Path(__file__).resolve().parents[1] / "data" / "hsi" / "Indian_pines_gt.mat"
+    imported = run("importmat", f"MAT={mat}", f"OUTPUT={tmp_path / 'gt.tif'}")
+    assert imported["BANDS"] == 1
+    polygons = run("labelpolygons", f"RASTER={imported['OUTPUT']}", f"OUTPUT={tmp_path / 'gt.gpkg'}")
+    assert polygons["POLYGONS"] > 16 and Path(polygons["OUTPUT"]).is_file()
