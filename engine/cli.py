@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="share of an embedding cell one class must cover (default 0.5)")
     train.add_argument("--learning-curve", action="store_true",
                        help="report accuracy for 5, 10, 25, 50 and all labelled samples per class")
+    train.add_argument("--bands", type=int, nargs="+", help="train on these bands only (1-based), e.g. 1 2 3 4 5 7")
     classify = sub.add_parser("classify", help="classify a raster with a model file")
     classify.add_argument("--raster", required=True, nargs="+", help="a raster, or several stacked as at training")
     classify.add_argument("--model", required=True)

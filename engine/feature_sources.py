@@ -46,9 +46,10 @@ class FeatureSet:
 
 
 def load_raw_bands(raster: str | list[str], labels: str, field_name: str, indices: bool, band_roles: str | None,
-                   feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
-    """Pixels under the labels, with band values and optional spectral indices."""
-    with band_stack(raster) as path:
+                   feedback: Feedback, class_colors: dict[str, str] | None,
+                   bands: list[int] | None = None) -> FeatureSet:
+    """Pixels under the labels, with the values of ``bands`` (default all) and optional spectral indices."""
+    with band_stack(raster, bands) as path:
         info = raster_info(path)
         recipe = make_recipe(list(info.band_names), indices, band_roles)
         samples = sample_pixels(path, labels, field_name, feedback, class_colors)
@@ -110,13 +111,14 @@ def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_c
 
 
 def load_encoded(raster: str | list[str], labels: str, field_name: str, options: EncoderOptions,
-                 min_coverage: float, feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
-    """Run the encoder over the labelled part of the raster, then sample its cells as for an embedding raster."""
+                 min_coverage: float, feedback: Feedback, class_colors: dict[str, str] | None,
+                 bands: list[int] | None = None) -> FeatureSet:
+    """Run the encoder over the labelled part of the raster (``bands``, default all), then sample its cells."""
     from .embeddings import cell_grid, encode_raster, prepare_encoder
     from .encoders import encoder_state
     from .labels import labels_over_raster
 
-    with streaming_env(), band_stack(raster) as path, open_raster(path) as src:
+    with streaming_env(), band_stack(raster, bands) as path, open_raster(path) as src:
         info = raster_info(path)
         built, spec_name, patch, step, device = prepare_encoder(src, options)
         area = labels_over_raster(src, labels, field_name)[2]  # the pixels the labels cover

@@ -160,8 +160,9 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     """Apply a model file to every valid pixel of ``raster``.
 
     Args:
-        raster: the raster to classify (the model's bands, in the same order), or several files whose bands are
-            stacked in order; for a model trained on an embedding raster, an embedding raster of the same kind.
+        raster: the raster to classify (the model's bands, in the same order; a model trained on some bands of a
+            raster picks the same bands), or several files whose bands are stacked in order; for a model trained on
+            an embedding raster, an embedding raster of the same kind.
         model: a ``.lpmodel`` file.
         output: GeoTIFF of class codes on the input's grid and CRS, nodata where any input band is nodata, with a
             colour table, category names (``.aux.xml``) and a QGIS style (``.qml``).
@@ -186,8 +187,10 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     for path_ in filter(None, outputs.values()):
         check_writable(path_)  # before any work, also when the maps are first made elsewhere
     # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
-    with streaming_env(), band_stack(raster) as path:
-        if is_deep(read_manifest(model)):
+    manifest = read_manifest(model)
+    selection = manifest.get("input", {}).get("band_selection")  # the bands the model was trained on
+    with streaming_env(), band_stack(raster, selection) as path:
+        if is_deep(manifest):
             return _classify_deep(path, model, outputs, feedback, block)
         loaded = load_model(model)
         with open_raster(path) as src:

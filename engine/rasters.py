@@ -115,19 +115,22 @@ _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "In
 
 
 @contextlib.contextmanager
-def band_stack(raster: str | Sequence[str]) -> Iterator[str]:
+def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) -> Iterator[str]:
     """Yield one raster path for ``raster``: the path itself, or a temporary VRT stacking several files' bands.
 
+    ``bands`` (1-based, in the stacked order) keeps only those bands, in that order.
+
     Raises:
-        InputError: when the files differ in size, grid or CRS.
+        InputError: when the files differ in size, grid or CRS, or a band number does not exist.
 
     """
-    if isinstance(raster, str) or len(raster) == 1:
-        yield raster if isinstance(raster, str) else raster[0]
+    files = [raster] if isinstance(raster, str) else list(raster)
+    if len(files) == 1 and not bands:
+        yield files[0]
         return
     from xml.sax.saxutils import escape
 
-    infos = [raster_info(p) for p in raster]
+    infos = [raster_info(p) for p in files]
     first = infos[0]
     for info in infos[1:]:
         if (info.width, info.height, info.transform, info.crs_wkt) != (first.width, first.height, first.transform,
@@ -136,25 +139,32 @@ def band_stack(raster: str | Sequence[str]) -> Iterator[str]:
                 f"Rasters {first.path} and {info.path} cannot be stacked as bands: their size, pixel grid or CRS "
                 "differ. Resample them onto one grid first (Raster > Align Rasters)."
             )
-    bands = []
-    for info in infos:
-        for b in range(1, info.count + 1):
-            nodata = "" if info.nodata is None else f"<NoDataValue>{info.nodata!r}</NoDataValue>"
-            name = info.band_names[b - 1] if info.count > 1 else Path(info.path).stem
-            bands.append(
-                f'<VRTRasterBand dataType="{_GDAL_TYPES.get(info.dtype, "Float64")}" band="{len(bands) + 1}">'
-                f"{nodata}<Description>{escape(name)}</Description><SimpleSource>"
-                f'<SourceFilename relativeToVRT="0">{escape(str(Path(info.path).resolve()))}</SourceFilename>'
-                f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
-            )
+    sources = [(info, b) for info in infos for b in range(1, info.count + 1)]
+    if bands:
+        wrong = [b for b in bands if not 1 <= int(b) <= len(sources)]
+        if wrong:
+            raise InputError(f"Band {wrong[0]} does not exist: {', '.join(files)} "
+                             f"{'has' if len(files) == 1 else 'have'} {len(sources)} bands.")
+        sources = [sources[int(b) - 1] for b in bands]
+    entries = []
+    for info, b in sources:
+        nodata = "" if info.nodata is None else f"<NoDataValue>{info.nodata!r}</NoDataValue>"
+        name = info.band_names[b - 1] if info.count > 1 else Path(info.path).stem
+        entries.append(
+            f'<VRTRasterBand dataType="{_GDAL_TYPES.get(info.dtype, "Float64")}" band="{len(entries) + 1}">'
+            f"{nodata}<Description>{escape(name)}</Description><SimpleSource>"
+            f'<SourceFilename relativeToVRT="0">{escape(str(Path(info.path).resolve()))}</SourceFilename>'
+            f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
+        )
     a, b_, c, d, e, f = first.transform
     srs = f"<SRS>{escape(first.crs_wkt)}</SRS>" if first.crs_wkt else ""
     xml = (f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">{srs}'
-           f"<GeoTransform>{c!r}, {a!r}, {b_!r}, {f!r}, {d!r}, {e!r}</GeoTransform>{''.join(bands)}</VRTDataset>")
+           f"<GeoTransform>{c!r}, {a!r}, {b_!r}, {f!r}, {d!r}, {e!r}</GeoTransform>{''.join(entries)}</VRTDataset>")
     with tempfile.TemporaryDirectory(prefix="landprobe-stack-") as folder:
         path = Path(folder) / "stack.vrt"
         path.write_text(xml, encoding="utf-8")
-        logger.info("Stacked %d bands from %d files.", len(bands), len(infos))
+        logger.info("Reading %d bands from %d file(s)%s.", len(entries), len(infos),
+                    f" (bands {', '.join(map(str, bands))})" if bands else "")
         yield str(path)
 
 

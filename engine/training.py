@@ -113,7 +113,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
                      band_roles: str | None = None, features: str = "raw_bands", encoder: str = "rcf_gaussian",
                      patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
                      weights_file: str | None = None, band_map: str | None = None, architecture: str | None = None,
-                     min_coverage: float = 0.5, learning_curve: bool = False,
+                     min_coverage: float = 0.5, learning_curve: bool = False, bands: list[int] | None = None,
                      feedback: Feedback | None = None) -> TrainResult:
     """Train ``method`` on features under the labels (band values, embeddings, or an encoder's); save a model file.
 
@@ -143,6 +143,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         architecture: timm architecture of a ``checkpoint`` encoder.
         min_coverage: share of an embedding cell one class must cover for the cell to be a sample.
         learning_curve: also report accuracy against the number of labelled samples per class.
+        bands: train on these bands only (1-based, in the stacked order; default all); the model records them and
+            applies the same choice when it classifies. Not for an embedding raster, which is used whole.
         feedback: progress and cancel.
 
     Returns:
@@ -163,14 +165,17 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     stage = feedback.stage(0.0, 0.3)
     if features != "raw_bands" and (indices or band_roles):
         logger.warning("Spectral indices apply to band values only: ignored with features %r.", features)
+    bands = [int(b) for b in bands] if bands else None
     if features == "raw_bands":
-        loaded = load_raw_bands(raster, labels, field, indices, band_roles, stage, class_colors)
+        loaded = load_raw_bands(raster, labels, field, indices, band_roles, stage, class_colors, bands)
     elif features == "embeddings":
+        if bands:
+            raise InputError("An embedding raster is used with all its dimensions: leave the bands empty.")
         loaded = load_embeddings(raster, labels, field, min_coverage, stage, class_colors)
     else:
         options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture,
                                  seed=seed)
-        loaded = load_encoded(raster, labels, field, options, min_coverage, stage, class_colors)
+        loaded = load_encoded(raster, labels, field, options, min_coverage, stage, class_colors, bands)
     samples, recipe, info = _drop_empty_classes(loaded.samples), loaded.recipe, loaded.info
     raw_means = loaded.raw_cell_means
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
@@ -199,7 +204,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         "classes": [asdict(c) for c in samples.classes],
         "field": field,
         "input": {"band_count": info.count, "band_names": list(info.band_names), "dtype": info.dtype,
-                  "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster},
+                  "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster, "band_selection": bands},
         "features": recipe,
         "training": {**samples.stats, "labels": labels},
         "validation": figures,

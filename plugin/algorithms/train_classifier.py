@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -59,6 +60,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     ALGORITHM_ID = "trainclassifier"
     DISPLAY_NAME = "Train classifier"
 
+    BANDS = "BANDS"
     LABELS = "LABELS"
     FIELD = "FIELD"
     METHOD = "METHOD"
@@ -87,6 +89,9 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "<b>More bands</b> (advanced, optional): further rasters on the same grid whose bands are stacked after "
             "the first raster's, in order; for data delivered as one file per band, pick band 1 as the raster and "
             "the others here.<br>"
+            "<b>Bands</b> (optional): train on these bands only, e.g. without a thermal or an empty band; empty "
+            "means all. The model remembers them and <i>Classify raster</i> picks the same bands again. With "
+            "<i>More bands</i>, bands after the first raster's are numbered on.<br>"
             "<b>Training polygons</b>: polygons that outline areas of known class, in any CRS "
             "(they are reprojected to the raster's). Selected features only is honoured.<br>"
             "<b>Class field</b>: the field holding each polygon's class, as text or integer.<br>"
@@ -128,6 +133,9 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the parameters and outputs."""
         self.add_raster_parameters()
+        self.addParameter(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (empty: all)"),
+                                                     parentLayerParameterName=self.RASTER, optional=True,
+                                                     allowMultiple=True))
         self.addParameter(
             QgsProcessingParameterFeatureSource(
                 self.LABELS,
@@ -225,6 +233,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 **enc.encoder_job(self, parameters, context),
                 "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
                 "learning_curve": self.parameterAsBoolean(parameters, self.LEARNING_CURVE, context),
+                "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
             },
             feedback,
         )

@@ -180,3 +180,23 @@ def test_single_band_files_stack_like_the_multiband_raster(tmp_path: Path, sampl
                          transform=rasterio.Affine.translation(30, 0) * transform)
     with pytest.raises(InputError, match="cannot be stacked"):
         classify_raster([*bands[:-1], str(shifted)], str(sample_model), str(tmp_path / "x.tif"))
+
+
+def test_chosen_bands_are_kept_by_the_model_and_picked_again_when_classifying(tmp_path: Path,
+                                                                             sample_raster: Path,
+                                                                             sample_labels: Path) -> None:
+    chosen = [1, 2, 3, 4, 5, 7]  # band 6 is thermal, band 8 all zero
+    with rasterio.open(sample_raster) as src:
+        subset = write_like(sample_raster, tmp_path / "subset.tif", src.read(chosen))
+    picked, copied = tmp_path / "picked.lpmodel", tmp_path / "copied.lpmodel"
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(picked), bands=chosen)
+    train_classifier(str(subset), str(sample_labels), "class", str(copied))
+    manifest = load_model(picked).manifest
+    assert manifest["input"]["band_count"] == 6 and manifest["input"]["band_selection"] == chosen
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    classify_raster(str(sample_raster), str(picked), str(a))  # the 8-band raster: the model picks its bands
+    classify_raster(str(subset), str(copied), str(b))
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert np.array_equal(x.read(1), y.read(1))
+    with pytest.raises(InputError, match="Band 9 does not exist"):
+        train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "x.lpmodel"), bands=[1, 9])

@@ -45,6 +45,7 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
     assert [p.name() for p in train.parameterDefinitions()] == [
         "RASTER",
         "MORE_BANDS",
+        "BANDS",
         "LABELS",
         "FIELD",
         "METHOD",
@@ -443,6 +444,8 @@ def test_forest_with_kfold_styled_labels_probabilities_and_assessment(
 def test_bands_given_as_one_file_each_give_the_same_model_and_map(
     landprobe_plugin: Any, engine_python: str, sample_raster: Path, sample_labels: Path, tmp_path: Path
 ) -> None:
+    import zipfile
+
     import processing
     from osgeo import gdal
 
@@ -470,6 +473,15 @@ def test_bands_given_as_one_file_each_give_the_same_model_and_map(
         processing.run("landprobe:classifyraster", {
             "RASTER": bands[0], "MORE_BANDS": bands[1:4], "MODEL": str(tmp_path / "whole.lpmodel"),
             "OUTPUT": str(tmp_path / "refused.tif")})
+    chosen = processing.run("landprobe:trainclassifier", {  # bands chosen in the dialog
+        "RASTER": str(sample_raster), "BANDS": [1, 2, 3, 4, 5, 7], "LABELS": str(sample_labels), "FIELD": "class",
+        "VALIDATION": 4, "OUTPUT_MODEL": str(tmp_path / "chosen.lpmodel")})
+    with zipfile.ZipFile(chosen["OUTPUT_MODEL"]) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["input"]["band_selection"] == [1, 2, 3, 4, 5, 7] and manifest["input"]["band_count"] == 6
+    mapped = processing.run("landprobe:classifyraster", {
+        "RASTER": str(sample_raster), "MODEL": chosen["OUTPUT_MODEL"], "OUTPUT": str(tmp_path / "chosen.tif")})
+    assert Path(mapped["OUTPUT"]).is_file()
 
 
 def test_extract_embeddings_writes_the_patch_grid(
