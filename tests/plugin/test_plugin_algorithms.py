@@ -650,3 +650,35 @@ def test_install_engine_builds_a_venv_checks_it_and_saves_the_setting(landprobe_
     finally:
         ProcessingConfig.setSettingValue(ENGINE_PYTHON_SETTING, saved or "")
     assert "Checking the engine" in log and any(line.startswith("The plugin now uses") for line in log)
+
+
+def test_batch_over_several_rasters_as_the_batch_dialog_runs_it(
+    trained: dict[str, Any], sample_raster: Path, tmp_path: Path
+) -> None:
+    """What QGIS 3.22's BatchAlgorithmDialog.runAlgorithm does for each row, with its multi-step feedback."""
+    from osgeo import gdal
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from processing.tools import dataobjects
+    from qgis.core import QgsProcessingMultiStepFeedback
+
+    rasters = []
+    for i, window in enumerate(([0, 0, 125, 125], [125, 0, 125, 250], [0, 125, 250, 125])):
+        path = tmp_path / f"part{i}.tif"
+        gdal.Translate(str(path), str(sample_raster), srcWin=window)
+        rasters.append(path)
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("landprobe:classifyraster")
+    feedback = QgsProcessingFeedback()
+    steps = QgsProcessingMultiStepFeedback(len(rasters), feedback)
+    for count, raster in enumerate(rasters):
+        steps.setCurrentStep(count)
+        parameters = {"RASTER": str(raster), "MODEL": trained["results"]["OUTPUT_MODEL"],
+                      "OUTPUT": str(tmp_path / f"map{count}.tif")}
+        context = dataobjects.createContext(steps)  # a new context for each row, as the dialog does
+        results, ok = algorithm.run(parameters, context, steps)
+        assert ok, f"row {count} failed"
+        handleAlgorithmResults(algorithm, context, steps, False, parameters)
+        out = gdal.Open(results["OUTPUT"])
+        source = gdal.Open(str(raster))
+        assert (out.RasterXSize, out.RasterYSize) == (source.RasterXSize, source.RasterYSize)
+        assert out.GetGeoTransform() == source.GetGeoTransform()
+    assert feedback.progress() >= 99  # the rows' progress adds up over the batch
