@@ -47,6 +47,8 @@ def base_python() -> str:
     candidates = [sys.executable, shutil.which("python3.11"), shutil.which("python3.12"), shutil.which("python3"),
                   shutil.which("python")]
     for candidate in filter(None, candidates):
+        if not Path(candidate).name.lower().startswith("python"):  # inside QGIS, sys.executable may be QGIS itself
+            continue
         try:
             probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info >= (3, 10))"],
                                    capture_output=True, text=True, timeout=30, check=False)
