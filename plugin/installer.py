@@ -142,6 +142,8 @@ def run_plan(plan: list[tuple[str, list[str]]], report: Callable[[float, str], N
             tail = [*tail[-19:], line]
             if line.startswith(("Collecting", "Downloading", "Installing collected", "Successfully")):
                 report(step / len(plan), f"{label}: {line[:120]}")
-        if proc.wait() != 0:
-            raise RuntimeError(f"{label} failed (exit code {proc.returncode}):\n" + "\n".join(tail))
+        code = proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        if code != 0:
+            raise RuntimeError(f"{label} failed (exit code {code}):\n" + "\n".join(tail))
     report(1.0, "Done")

@@ -58,8 +58,8 @@ class InstallEngineAlgorithm(LandprobeAlgorithm):
                                                      options=[self.tr(label) for label, _ in COMPUTES],
                                                      defaultValue=0))
         advanced = [
-            QgsProcessingParameterFile(self.REQUIREMENTS, self.tr("Requirements (lock file)"),
-                                       defaultValue=str(installer.LOCK), fileFilter="Requirements (*.lock *.txt)"),
+            QgsProcessingParameterFile(self.REQUIREMENTS, self.tr("Requirements (empty: the plugin's lock file)"),
+                                       optional=True, fileFilter="Requirements (*.lock *.txt)"),
             QgsProcessingParameterString(self.TORCH_INDEX, self.tr("PyTorch index"), optional=True),
         ]
         for parameter in advanced:
@@ -83,7 +83,8 @@ class InstallEngineAlgorithm(LandprobeAlgorithm):
             def report(fraction: float, message: str) -> None:
                 feedback.setProgress(100 * fraction)
                 feedback.setProgressText(message)
-                feedback.pushInfo(message)
+                if ": Collecting" not in message and ": Downloading" not in message:  # steps and their outcome
+                    feedback.pushInfo(message)
 
             installer.run_plan(plan, report, feedback.isCanceled, engine_environment())
         except (RuntimeError, ValueError, OSError) as exc:
