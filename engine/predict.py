@@ -272,7 +272,9 @@ def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feed
             raise ModelFileError(f"The model was trained on {expected} bands ({names}) but raster {raster} has "
                                  f"{src.count}. Apply it to a raster with the same bands in the same order.")
     logger.info("Classifying with the %s %s network on %s.", deep.spec.task, deep.spec.backbone, device)
-    return _classify(raster, deep, outputs, feedback, block, 1)
+    # chip models run the network once per pixel: smaller windows give progress every few seconds
+    return _classify(raster, deep, outputs, feedback, block if deep.spec.task == "segmentation" else min(block, 128),
+                     1)
 
 
 def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, str | None], feedback: Feedback,
@@ -305,7 +307,8 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
     else:  # torch parallelises inside each window; a reader thread keeps the next window ready
         from .deep.predict import DeepWindowPredictor
 
-        predictor = DeepWindowPredictor(raster, loaded, want_proba, str(next(loaded.network.parameters()).device))
+        predictor = DeepWindowPredictor(raster, loaded, want_proba, str(next(loaded.network.parameters()).device),
+                                        feedback)
     with contextlib.ExitStack() as stack:
         finals = {k: stack.enter_context(atomic_output(p)) for k, p in outputs.items() if p}
         works = {k: temporary_path(p) for k, p in finals.items()}

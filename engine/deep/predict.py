@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..feedback import Feedback
 from ..rasters import open_raster, valid_mask
 from .data import read_normalised
 from .package import DeepModel
@@ -39,9 +40,11 @@ def tile_weights(size: int, overlap: int) -> np.ndarray:
 class DeepWindowPredictor:
     """Reads a window (with the context the network needs) and predicts it; one call at a time."""
 
-    def __init__(self, raster: str, model: DeepModel, want_proba: bool, device: str = "cpu") -> None:
-        """Predict ``raster`` with ``model`` on ``device``."""
+    def __init__(self, raster: str, model: DeepModel, want_proba: bool, device: str = "cpu",
+                 feedback: Feedback | None = None) -> None:
+        """Predict ``raster`` with ``model`` on ``device``; ``feedback``'s cancel is checked every batch."""
         self._raster, self._model, self._want_proba, self._device = raster, model, want_proba, device
+        self._feedback = feedback or Feedback()
         self._src: Any = None
         self._lock = threading.Lock()
         spec = model.spec
@@ -75,6 +78,7 @@ class DeepWindowPredictor:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
+        self._feedback.check_cancel()  # a window of chips can take a while: stop between batches
         with torch.inference_mode():
             logits = self._model.network(torch.from_numpy(batch).to(self._device))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()

@@ -244,3 +244,16 @@ def test_your_checkpoint_as_backbone_with_loader_workers(tmp_path: Path, sample_
     manifest = json.loads(zipfile.ZipFile(out).read("manifest.json"))
     assert manifest["starting_point"]["architecture"] == "resnet18"
     assert manifest["training"]["options"]["num_workers"] == 2
+
+
+def test_cancel_while_mapping_with_a_deep_model_leaves_nothing(tmp_path: Path, sample_raster: Path,
+                                                               patch_model: Path) -> None:
+    class CancelOnFirstReport(Feedback):
+        def _report(self, fraction: float, message: str | None) -> None:
+            self.cancel()
+
+    out = tmp_path / "map.tif"
+    with pytest.raises(CancelledError):
+        classify_raster(str(sample_raster), str(patch_model), str(out), output_probability=str(tmp_path / "p.tif"),
+                        feedback=CancelOnFirstReport())
+    assert list(tmp_path.iterdir()) == []  # no map, no probabilities, no temporary file
