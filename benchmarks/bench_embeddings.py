@@ -67,14 +67,14 @@ def build(encoder: str, raster: Path) -> Any:
     """The encoder as ``extract_embeddings`` builds it: seeded, with the raster's band statistics."""
     import torch
 
-    from engine.embeddings import _patch_sampler, band_statistics
+    from engine.embeddings import band_statistics, patch_sampler
     from engine.encoders import EncoderRequest, build_encoder, get_encoder
     from engine.rasters import open_raster
 
     torch.manual_seed(SEED)
     with open_raster(raster) as src:
         names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
-        request = EncoderRequest(get_encoder(encoder), names, band_statistics(src), _patch_sampler(src), seed=SEED)
+        request = EncoderRequest(get_encoder(encoder), names, band_statistics(src), patch_sampler(src), seed=SEED)
         return build_encoder(request)
 
 

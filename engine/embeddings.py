@@ -79,7 +79,7 @@ def band_statistics(src: Any, max_side: int = 1024) -> tuple[np.ndarray, np.ndar
     return mean_and_scale(data[:, valid].astype("float64"), axis=1)
 
 
-def _patch_sampler(src: Any) -> Any:
+def patch_sampler(src: Any) -> Any:
     """A function drawing ``n`` random ``size`` x ``size`` patches (raw values) from valid parts of ``src``."""
     import numpy as np
     from rasterio.windows import Window
@@ -171,7 +171,7 @@ def prepare_encoder(src: Any, options: EncoderOptions, device: str = "auto") -> 
     if spec.architecture.startswith("vit") and patch % 16:
         raise InputError(f"{spec.label}: the patch size must be a multiple of 16 (got {patch}).")
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
-    request = EncoderRequest(spec, names, band_statistics(src), _patch_sampler(src), options.weights,
+    request = EncoderRequest(spec, names, band_statistics(src), patch_sampler(src), options.weights,
                              options.weights_file, options.band_map, options.architecture, options.n_features,
                              options.seed)
     built = build_encoder(request)

@@ -159,7 +159,8 @@ class _PatchDataset:
         return {"image": F.pad(self._patches[index], (0, 1, 0, 1), mode="replicate")}
 
 
-def _weights_enum(spec: EncoderSpec, name: str) -> Any:
+def weights_enum(spec: EncoderSpec, name: str) -> Any:
+    """The torchgeo weights ``name`` of ``spec``'s architecture; an error listing the choices otherwise."""
     import torchgeo.models as tgm
 
     enum = getattr(tgm, spec.weight_enum)
@@ -198,7 +199,7 @@ def map_bands(band_names: list[str], expected: list[str], band_map: str | None) 
     return bands
 
 
-def _normalisation(weights: Any, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+def weights_normalisation(weights: Any, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of the weights' transforms, composed into one affine map per band."""
     import numpy as np
     from torchvision.transforms import v2
@@ -270,16 +271,16 @@ def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
         metadata = {"weights": None, "pretrained": False, "seed": request.seed,
                     "normalisation": "per-band standardisation with the raster's mean and std"}
     else:
-        weights = _weights_enum(spec, request.weights)
+        weights = weights_enum(spec, request.weights)
         expected = list(weights.meta["bands"])
         bands = map_bands(request.band_names, expected, request.band_map)
         module = _timm_model(spec.architecture, len(bands))
         if request.weights_file:
             state, source = load_state_dict(request.weights_file), f"weights file {request.weights_file}"
         else:
-            state, source = _download(weights), f"torchgeo weights {request.weights}"
+            state, source = download_weights(weights), f"torchgeo weights {request.weights}"
         load_into(module, state, source)
-        mean, std = _normalisation(weights, len(bands))
+        mean, std = weights_normalisation(weights, len(bands))
         metadata = {"weights": f"{spec.weight_enum}.{request.weights}", "pretrained": True, "url": weights.url,
                     "weights_bands": expected, "normalisation": "the weights' transforms (torchgeo)"}
     module.eval()
@@ -287,7 +288,7 @@ def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
                         np.asarray(std, dtype="float64"), metadata)
 
 
-def _download(weights: Any) -> dict[str, Any]:
+def download_weights(weights: Any) -> dict[str, Any]:
     """The weights' state dict through torchgeo (torch hub cache); a clear error when offline."""
     import torch
 

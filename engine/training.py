@@ -49,7 +49,7 @@ def library_versions() -> dict[str, str | None]:
             **{k: v for k, v in installed.items() if v is not None}}
 
 
-def _drop_empty_classes(samples: Samples) -> Samples:
+def drop_empty_classes(samples: Samples) -> Samples:
     """Remove classes that got no pixel (all their polygons outside the raster or on nodata)."""
     import numpy as np
 
@@ -176,7 +176,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture,
                                  seed=seed)
         loaded = load_encoded(raster, labels, field, options, min_coverage, stage, class_colors, bands)
-    samples, recipe, info = _drop_empty_classes(loaded.samples), loaded.recipe, loaded.info
+    samples, recipe, info = drop_empty_classes(loaded.samples), loaded.recipe, loaded.info
     raw_means = loaded.raw_cell_means
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)
     if len(keep) < len(samples.y):

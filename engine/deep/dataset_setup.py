@@ -37,7 +37,7 @@ def prepare_data(src: Any, raster: str, labels: str, field: str, task: str, back
                  start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, n_pca: int,
                  seed: int, class_colors: dict[str, str] | None, feedback: Feedback) -> PreparedData:
     """Read the labelled data of ``src`` for ``task`` and build the network (see :func:`engine.deep.finetune`)."""
-    from ..embeddings import _patch_sampler, band_statistics
+    from ..embeddings import band_statistics, patch_sampler
 
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
     stats = band_statistics(src)
@@ -46,7 +46,7 @@ def prepare_data(src: Any, raster: str, labels: str, field: str, task: str, back
         return _tiles(src, raster, labels, field, backbone, chip, start, test_fraction, seed, class_colors, names,
                       stats, validation)
     return _chips(src, raster, labels, field, task, backbone, chip, start, validation, test_fraction,
-                  max_per_class, seed, class_colors, names, stats, options, _patch_sampler(src), feedback)
+                  max_per_class, seed, class_colors, names, stats, options, patch_sampler(src), feedback)
 
 
 def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: str, chip: int,
@@ -56,11 +56,11 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
     import numpy as np
 
     from ..labels import sample_pixels
-    from ..training import _drop_empty_classes
+    from ..training import drop_empty_classes
     from ..validation import cap_per_class, make_folds
     from .data import ChipDataset, ChipStore
 
-    samples = _drop_empty_classes(sample_pixels(raster, labels, field, feedback, class_colors))
+    samples = drop_empty_classes(sample_pixels(raster, labels, field, feedback, class_colors))
     keep = cap_per_class(samples.y, samples.groups, max_per_class, seed)
     if len(keep) < len(samples.y):
         logger.info("Kept %d of %d labelled pixels (at most %d per class).", len(keep), len(samples.y),

@@ -194,16 +194,23 @@ def _encoder_start(backbone: str, band_names: list[str], band_stats: tuple[np.nd
     """Bands, normalisation, metadata and state dict of the starting weights of a U-Net's ResNet encoder."""
     import numpy as np
 
-    from ..encoders import _download, _normalisation, _weights_enum, get_encoder, load_state_dict, map_bands
+    from ..encoders import (
+        download_weights,
+        get_encoder,
+        load_state_dict,
+        map_bands,
+        weights_enum,
+        weights_normalisation,
+    )
 
     if start.weights:
         if backbone != "resnet18":
             raise InputError(f"torchgeo weights are offered for the resnet18 U-Net encoder, not {backbone}; use a "
                              "weights file or no weights.")
-        weights = _weights_enum(get_encoder("resnet18"), start.weights)
+        weights = weights_enum(get_encoder("resnet18"), start.weights)
         bands = map_bands(band_names, list(weights.meta["bands"]), start.band_map)
-        state = load_state_dict(start.weights_file) if start.weights_file else _download(weights)
-        mean, std = _normalisation(weights, len(bands))
+        state = load_state_dict(start.weights_file) if start.weights_file else download_weights(weights)
+        mean, std = weights_normalisation(weights, len(bands))
         metadata = {"weights": f"ResNet18_Weights.{start.weights}", "pretrained": True, "url": weights.url,
                     "normalisation": "the weights' transforms (torchgeo)"}
     else:

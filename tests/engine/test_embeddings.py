@@ -12,7 +12,7 @@ import torch
 from rasterdata import write_like
 
 from engine.embeddings import METADATA_KEY, extract_embeddings, read_embedding_metadata
-from engine.encoders import ENCODERS, _download, map_bands
+from engine.encoders import ENCODERS, download_weights, map_bands
 from engine.errors import InputError, ModelFileError
 from engine.rasters import TMP_MARKER
 
@@ -141,7 +141,7 @@ def test_offline_download_says_where_to_put_the_file() -> None:
             raise OSError("network unreachable")
 
     with pytest.raises(ModelFileError, match=r"resnet18_sentinel2_all_moco-59bfdff9\.pth"):
-        _download(Offline())
+        download_weights(Offline())
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
