@@ -101,6 +101,24 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
     assert [p.name() for p in status.parameterDefinitions()] == ["OUTPUT"]
 
 
+def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engine_python: str) -> None:
+    import subprocess
+
+    from landprobe.plugin.algorithms import classify_raster, finetune, train_classifier
+
+    code = ("import json; from engine.probes import PROBES; from engine.validation import SCHEMES; "
+            "from engine.feature_sources import FEATURE_SOURCES; from engine.predict import OUTPUT_GRIDS; "
+            "from engine.deep.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
+            "print(json.dumps([list(PROBES), list(SCHEMES), list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
+            "list(DEEP_VALIDATION), list(SCHEDULERS)]))")
+    engine = json.loads(subprocess.run([engine_python, "-c", code], capture_output=True, text=True, check=True,
+                                       cwd=Path(__file__).resolve().parents[2]).stdout)
+    offered = [train_classifier.METHODS, train_classifier.VALIDATIONS, train_classifier.FEATURE_SOURCES,
+               classify_raster.OUTPUT_GRIDS, finetune.VALIDATIONS, finetune.SCHEDULERS]
+    for names, choices in zip(engine, offered, strict=True):
+        assert sorted(name for _, name in choices) == sorted(names)  # every engine choice, and only those
+
+
 def test_engine_python_setting_is_registered(landprobe_plugin: Any) -> None:
     from landprobe.plugin.settings import ENGINE_PYTHON_SETTING
     from processing.core.ProcessingConfig import ProcessingConfig
