@@ -70,6 +70,12 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
     folds = make_folds(validation, samples.y, samples.groups, samples.rows, samples.cols,
                        test_fraction=test_fraction, seed=seed, class_names=[c.name for c in samples.classes])
     test = folds[0] if folds else np.zeros(len(samples.y), dtype=bool)
+    if task == "hyperspectral":  # no more components than bands or training pixels can give
+        n_pca = min(int(options["n_pca"]), len(names), int((~test).sum()))
+        if n_pca < int(options["n_pca"]):
+            logger.warning("Principal components lowered from %d to %d (the bands or training pixels available).",
+                           options["n_pca"], n_pca)
+        options = {**options, "n_pca": max(1, n_pca)}
     built = build_network(task, backbone, names, band_stats, len(samples.classes), chip, start, sampler, options)
     if task == "hyperspectral":
         _fit_pca(built, samples.x[~test])
