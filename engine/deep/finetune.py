@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..feedback import Feedback
 from ..rasters import check_writable, open_raster
-from .networks import DEFAULT_CHIP, StartingPoint, check_task
+from .networks import DEFAULT_CHIP, StartingPoint, check_chip, check_task
 from .trainer import FitOptions
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
     if output_report:
         check_writable(output_report)
     chip = int(chip_size or DEFAULT_CHIP[task])
+    check_chip(task, backbone, chip)
     options = FitOptions(epochs, batch_size, learning_rate, patience, scheduler, freeze_epochs, device, strategy,
                          devices, num_nodes, num_workers, seed, resume)
     start = StartingPoint(weights, weights_file, band_map, architecture, seed)

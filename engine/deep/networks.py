@@ -84,6 +84,27 @@ def check_task(task: str, backbone: str | None) -> str:
     return backbone
 
 
+def check_chip(task: str, backbone: str, chip: int) -> None:
+    """Refuse a chip or tile size the network cannot take, saying which sizes it can.
+
+    Raises:
+        InputError: for a size out of range.
+
+    """
+    if task == "patch":
+        from ..encoders import get_encoder
+
+        spec = get_encoder(backbone)
+        if chip < spec.min_patch:
+            raise InputError(f"{spec.label} needs chips of at least {spec.min_patch} px (got {chip}).")
+        if spec.architecture.startswith("vit") and chip % 16:
+            raise InputError(f"{spec.label} needs a chip size that is a multiple of 16 (got {chip}).")
+    elif task == "segmentation" and (chip < 32 or chip % 32):
+        raise InputError(f"The U-Net needs tiles whose size is a multiple of 32 px, such as 64 or 128 (got {chip}).")
+    elif task == "hyperspectral" and chip < 3:
+        raise InputError(f"The hyperspectral network needs chips of at least 3 px (got {chip}).")
+
+
 def patch_classifier(backbone: torch.nn.Module, dim: int, n_classes: int) -> torch.nn.Module:
     """``backbone`` (B, C, p, p) -> (B, dim), then dropout and a linear layer to class scores.
 

@@ -170,6 +170,10 @@ def test_bad_requests_say_what_to_do(tmp_path: Path, sample_raster: Path, sample
     args = (str(sample_raster), str(sample_labels), "class", str(tmp_path / "m.lpmodel"))
     with pytest.raises(InputError, match="choose one of: resnet18, resnet34"):
         finetune(*args, task="segmentation", backbone="vit_small16")
+    with pytest.raises(InputError, match="multiple of 16"):
+        finetune(*args, task="patch", backbone="vit_small16", chip_size=24)
+    with pytest.raises(InputError, match="multiple of 32"):
+        finetune(*args, task="segmentation", chip_size=48)
     with pytest.raises(InputError, match="Nothing to resume"):
         finetune(*args, task="patch", backbone="rcf_gaussian", resume=True, **FAST)
     with pytest.raises(InputError, match="one split"):
