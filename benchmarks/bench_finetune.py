@@ -38,6 +38,7 @@ CONTENDERS: dict[str, dict[str, Any]] = {
     "Patch ResNet-18, from scratch (32 px)": {"task": "patch", "backbone": "resnet18", "chip_size": 32},
     "Patch, frozen random features + linear head (16 px; baseline)": {"task": "patch", "backbone": "rcf_gaussian",
                                                                      "chip_size": 16},
+    "Patch small CNN, from scratch (15 px)": {"task": "patch", "backbone": "small_cnn", "chip_size": 15},
     "U-Net ResNet-18, from scratch (64 px tiles)": {"task": "segmentation", "backbone": "resnet18",
                                                     "chip_size": 64},
 }

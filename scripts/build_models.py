@@ -228,7 +228,8 @@ def build_finetune() -> object:
         "labels": "Polygons outlining areas of known class.",
         "field": "The field holding each polygon's class (text or integer).",
         "task": "Patch classification (default), U-Net segmentation, or the hyperspectral attention network.",
-        "backbone": "The network; the task's default is ResNet-18 (the attention network for hyperspectral).",
+        "backbone": "The network; the default is a small CNN trained from scratch for patches, ResNet-18 for the "
+        "U-Net, the attention network for hyperspectral.",
         "epochs": "At most this many epochs; training stops earlier when the validation loss stops improving.",
     })
     _labels_inputs(m)

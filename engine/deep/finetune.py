@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..feedback import Feedback
 from ..rasters import check_writable, open_raster
-from .networks import DEFAULT_CHIP, StartingPoint, check_chip, check_task
+from .networks import StartingPoint, check_chip, check_task, default_chip
 from .trainer import FitOptions
 
 logger = logging.getLogger(__name__)
@@ -65,12 +65,13 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
         field: the class field.
         output_model: the model package to write.
         task: ``patch`` (a chip per pixel), ``segmentation`` (U-Net on tiles) or ``hyperspectral``.
-        backbone: see :data:`engine.deep.networks.BACKBONES` (default: the task's first).
+        backbone: see :data:`engine.deep.networks.BACKBONES` (default: the task's first; for patches a small CNN).
         weights: torchgeo weight name (e.g. ``LANDSAT_ETM_SR_MOCO``); none for random initialisation.
         weights_file: a local state-dict file (read with ``weights_only=True``).
         band_map: band mapping for the weights, e.g. ``"B4=3, B8=4"``.
         architecture: timm architecture of a ``checkpoint`` backbone.
-        chip_size: chip or tile size in pixels (default per task: 32, 64, 11).
+        chip_size: chip or tile size in pixels (default: 15 for the small CNN, 32 for other patch backbones, 64
+            for segmentation tiles, 11 for hyperspectral chips).
         epochs: at most this many epochs.
         batch_size: chips or tiles per batch.
         learning_rate: AdamW's learning rate.
@@ -107,7 +108,7 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
     check_writable(output_model)
     if output_report:
         check_writable(output_report)
-    chip = int(chip_size or DEFAULT_CHIP[task])
+    chip = int(chip_size or default_chip(task, backbone))
     check_chip(task, backbone, chip)
     options = FitOptions(epochs, batch_size, learning_rate, patience, scheduler, freeze_epochs, device, strategy,
                          devices, num_nodes, num_workers, seed, resume)

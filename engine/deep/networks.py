@@ -1,8 +1,9 @@
 """The networks a user can fine-tune, for three tasks, described by a :class:`NetworkSpec` stored in the model.
 
-- ``patch``: a chip of ``chip`` x ``chip`` px around a pixel gives that pixel's class. The backbone is an encoder
-  of :mod:`engine.encoders` (ResNet-18/50 and ViT-S/16 from torchgeo weights, a user's checkpoint, from scratch,
-  or frozen random convolutional features) followed by a linear head.
+- ``patch``: a chip of ``chip`` x ``chip`` px around a pixel gives that pixel's class. The default backbone is a
+  small CNN trained from scratch (:mod:`engine.deep.small_cnn`), which suits the few hundred labelled pixels of a
+  typical project; the others are encoders of :mod:`engine.encoders` (ResNet-18/50 and ViT-S/16 from torchgeo
+  weights, a user's checkpoint, from scratch, or frozen random convolutional features). A linear head follows.
 - ``segmentation``: a U-Net (segmentation_models_pytorch) whose ResNet encoder can start from torchgeo weights;
   it maps a tile to a class score per pixel.
 - ``hyperspectral``: the spectral-spatial attention network of :mod:`engine.deep.ssan` on a chip per pixel.
@@ -28,11 +29,17 @@ logger = logging.getLogger(__name__)
 TASKS = ("patch", "segmentation", "hyperspectral")
 #: Backbones per task; for ``patch`` they are encoder names of :data:`engine.encoders.ENCODERS`.
 BACKBONES: dict[str, tuple[str, ...]] = {
-    "patch": ("resnet18", "resnet50", "vit_small16", "checkpoint", "rcf_gaussian"),
+    "patch": ("small_cnn", "resnet18", "resnet50", "vit_small16", "checkpoint", "rcf_gaussian"),
     "segmentation": ("resnet18", "resnet34"),
     "hyperspectral": ("ssan",),
 }
 DEFAULT_CHIP = {"patch": 32, "segmentation": 64, "hyperspectral": 11}
+SMALL_CNN_CHIP = 15
+
+
+def default_chip(task: str, backbone: str) -> int:
+    """The chip (or tile) size used when none is given."""
+    return SMALL_CNN_CHIP if backbone == "small_cnn" else DEFAULT_CHIP[task]
 
 
 @dataclass
@@ -91,7 +98,10 @@ def check_chip(task: str, backbone: str, chip: int) -> None:
         InputError: for a size out of range.
 
     """
-    if task == "patch":
+    if task == "patch" and backbone == "small_cnn":
+        if chip < 3:
+            raise InputError(f"The small CNN needs chips of at least 3 px (got {chip}).")
+    elif task == "patch":
         from ..encoders import get_encoder
 
         spec = get_encoder(backbone)
@@ -123,6 +133,10 @@ def _unet(backbone: str, n_bands: int, n_classes: int) -> torch.nn.Module:
 
 def network_skeleton(spec: NetworkSpec) -> torch.nn.Module:
     """The architecture ``spec`` describes, with unset weights."""
+    if spec.task == "patch" and spec.backbone == "small_cnn":
+        from .small_cnn import SmallCNN
+
+        return patch_classifier(SmallCNN(spec.n_bands), spec.dim, spec.n_classes)
     if spec.task == "patch":
         from ..encoders import encoder_skeleton
 
@@ -179,6 +193,18 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
 
     options = dict(options or {})
     torch.manual_seed(start.seed)
+    if task == "patch" and backbone == "small_cnn":
+        if start.weights or start.weights_file:
+            raise InputError("The small CNN is trained from scratch: leave the weights empty.")
+        from .small_cnn import SmallCNN
+
+        cnn = SmallCNN(len(band_names))
+        spec = NetworkSpec(task, backbone, len(band_names), n_classes, chip, cnn.num_features, options=options)
+        mean, std = (np.asarray(v, dtype="float64") for v in band_stats)
+        return BuiltNetwork(spec, patch_classifier(cnn, cnn.num_features, n_classes),
+                            list(range(1, len(band_names) + 1)), mean, std,
+                            {"weights": None, "pretrained": False, "seed": start.seed,
+                             "normalisation": "per-band standardisation with the raster's mean and std"})
     if task == "patch":
         from ..encoders import EncoderRequest, build_encoder, get_encoder
 

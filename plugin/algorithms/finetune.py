@@ -33,13 +33,15 @@ TASKS = [
     ("Hyperspectral spectral-spatial attention network", "hyperspectral"),
 ]
 BACKBONES = [
-    ("Default for the task (ResNet-18; the attention network for hyperspectral)", ""),
+    ("Default for the task (a small CNN for patches, ResNet-18 for the U-Net, the attention network for "
+     "hyperspectral)", ""),
     ("ResNet-18", "resnet18"),
     ("ResNet-50 (patch classification)", "resnet50"),
     ("ViT-S/16 (patch classification; chip a multiple of 16)", "vit_small16"),
     ("Your checkpoint (timm architecture + weights file; patch classification)", "checkpoint"),
     ("Random convolutional features, frozen (patch classification; a baseline)", "rcf_gaussian"),
     ("ResNet-34 (U-Net encoder)", "resnet34"),
+    ("Small CNN for pixel chips (patch classification, from scratch)", "small_cnn"),
 ]
 VALIDATIONS = [
     ("Hold out 30 % of each class's polygons", "polygon_groups"),
@@ -76,8 +78,9 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
             "Trains a deep network on the pixels under labelled polygons, in the background (QGIS stays "
             "responsive; Cancel stops within seconds). Apply the model with <i>Classify raster</i>."
             "<h3>Tasks</h3>"
-            "<b>Patch classification</b>: each pixel's class comes from the chip centred on it (ResNet, ViT, your "
-            "checkpoint, or frozen random features as a baseline).<br>"
+            "<b>Patch classification</b>: each pixel's class comes from the chip centred on it: a small CNN "
+            "trained from scratch (the default: good with a few hundred labelled pixels), ResNet, ViT, your "
+            "checkpoint, or frozen random features as a baseline.<br>"
             "<b>Semantic segmentation</b>: a U-Net labels every pixel of a tile; unlabelled pixels are ignored.<br>"
             "<b>Hyperspectral</b>: a spectral branch (bidirectional GRU with attention over the bands) and a "
             "spatial branch (CNN with spatial attention on PCA-reduced chips), for cubes with many bands."
@@ -127,7 +130,7 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
                   True)
         self._add(QgsProcessingParameterString(self.ARCHITECTURE, self.tr("Architecture (timm name)"),
                                                optional=True), True)
-        self._number(self.CHIP_SIZE, "Chip or tile size (pixels, 0 = task default: 32, 64, 11)", 0, 0)
+        self._number(self.CHIP_SIZE, "Chip or tile size (pixels, 0 = default: 15 small CNN, 32, 64, 11)", 0, 0)
         self._number(self.EPOCHS, "Epochs (at most)", 20, 1)
         self._number(self.BATCH_SIZE, "Batch size", 32, 1)
         self._number(self.LEARNING_RATE, "Learning rate", 0.001, 0.0, double=True)

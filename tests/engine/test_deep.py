@@ -261,3 +261,18 @@ def test_cancel_while_mapping_with_a_deep_model_leaves_nothing(tmp_path: Path, s
         classify_raster(str(sample_raster), str(patch_model), str(out), output_probability=str(tmp_path / "p.tif"),
                         feedback=CancelOnFirstReport())
     assert list(tmp_path.iterdir()) == []  # no map, no probabilities, no temporary file
+
+
+def test_default_patch_network_is_the_small_cnn(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    from engine.deep.onnx_export import export_onnx
+
+    model = tmp_path / "default.lpmodel"
+    result = finetune(str(sample_raster), str(sample_labels), "class", str(model), **FAST)
+    manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
+    assert manifest["network"]["backbone"] == "small_cnn" and manifest["network"]["chip"] == 15
+    assert result.epochs_run == 2 and result.overall_accuracy is not None
+    out = tmp_path / "map.tif"
+    classify_raster(str(sample_raster), str(model), str(out))
+    with rasterio.open(out) as m:
+        assert set(np.unique(m.read(1))) <= {c["code"] for c in manifest["classes"]} | {m.nodata}
+    assert export_onnx(str(model), str(tmp_path / "cnn.onnx")).max_abs_difference < 1e-3
