@@ -52,9 +52,12 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
     except ImportError:
         torch_threads = None
     preferred = os.environ.get("LANDPROBE_DEVICE", "").strip().lower() or "auto"
-    default_device = "cuda" if len(devices) > 1 else "cpu"
-    if preferred in ("cpu", "cuda"):
-        default_device = preferred if preferred == "cpu" or len(devices) > 1 else "none: cuda preferred, no GPU seen"
+    try:
+        from .embeddings import choose_device
+
+        default_device = choose_device("auto")  # what "auto" means under the user's device preference
+    except (ImportError, InputError) as exc:
+        default_device = f"none: {exc}"
     feedback.progress(1.0, "Done")
     return {"python": sys.executable, "python_version": platform.python_version(), "engine_version": __version__,
             "packages": packages, "devices": devices, "torch_threads": torch_threads,

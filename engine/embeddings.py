@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .features import mean_and_scale
 from .feedback import Feedback
-from .rasters import atomic_output, band_stack, check_writable, open_raster, streaming_env, valid_mask
+from .rasters import atomic_output, band_stack, check_writable, open_raster, read_normalised, streaming_env, valid_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -198,7 +198,6 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     import rasterio
     import torch
     from rasterio.transform import Affine
-    from rasterio.windows import Window
 
     from .training import library_versions
 
@@ -208,9 +207,6 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     rows, cols = row_b - row_a, col_b - col_a
     offset = (patch - step) // 2
     strip_rows = max(1, STRIP_PIXELS // max(1, cols * step * step))
-    mean = built.mean[:, None, None].astype("float32")
-    std = built.std[:, None, None].astype("float32")
-    nodata_of = [src.nodatavals[b - 1] for b in built.bands]
     metadata = {"encoder": encoder, **built.metadata, "dim": built.dim, "patch_size": patch, "stride": step,
                 "input_bands": [names[b - 1] for b in built.bands], "band_indices": built.bands,
                 "mean": built.mean.tolist(), "std": built.std.tolist(), "raster": raster,
@@ -228,19 +224,9 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
             n_rows = min(strip_rows, rows - r0)
             top, height = (row_a + r0) * step - offset, (n_rows - 1) * step + patch
             left, width = col_a * step - offset, (cols - 1) * step + patch
-            data = np.zeros((len(built.bands), height, width), dtype="float32")
-            valid = np.zeros((height, width), dtype=bool)
-            inside = np.zeros((height, width), dtype=bool)
-            y0, y1 = max(0, top), min(src.height, top + height)
-            x0, x1 = max(0, left), min(src.width, left + width)
-            raw = src.read(built.bands, window=Window(x0, y0, x1 - x0, y1 - y0))
-            ok = valid_mask(raw, nodata_of)
-            inner = data[:, y0 - top:y1 - top, x0 - left:x1 - left]
-            np.subtract(raw, mean, out=inner, casting="unsafe")
-            inner /= std
-            inner[:, ~ok] = 0
-            valid[y0 - top:y1 - top, x0 - left:x1 - left] = ok
-            inside[y0 - top:y1 - top, x0 - left:x1 - left] = True
+            data, valid = read_normalised(src, built.bands, top, left, height, width, built.mean, built.std)
+            inside = np.zeros((height, width), dtype=bool)  # the part of the strip within the raster
+            inside[max(0, -top):src.height - top, max(0, -left):src.width - left] = True
             patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p
             counts = [torch.from_numpy(m).float().unfold(0, patch, step).unfold(1, patch, step).sum(dim=(-2, -1))
                       for m in (valid, inside)]

@@ -55,20 +55,25 @@ def _read_npz(data: bytes) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
+def write_model_zip(path: str | Path, manifest: dict[str, Any], members: dict[str, bytes]) -> Path:
+    """Write a model file atomically: the manifest (stamped with the format) and the ``members`` given as bytes."""
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
+    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return Path(path)
+
+
 def save_model(path: str | Path, manifest: dict[str, Any], probe: Probe,
                encoder_arrays: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``probe``, ``manifest`` (and an encoder's weights) to ``path`` atomically; return the path written."""
     params, arrays, blobs = probe.state()
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest,
-                "method": probe.name, "method_params": params}
-    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
-        zf.writestr("arrays.npz", _npz_bytes(arrays))
-        if encoder_arrays:
-            zf.writestr("encoder.npz", _npz_bytes(encoder_arrays))
-        for name, data in blobs.items():
-            zf.writestr(f"blobs/{name}", data)
-    return Path(path)
+    members = {"arrays.npz": _npz_bytes(arrays)}
+    if encoder_arrays:
+        members["encoder.npz"] = _npz_bytes(encoder_arrays)
+    members |= {f"blobs/{name}": data for name, data in blobs.items()}
+    return write_model_zip(path, {**manifest, "method": probe.name, "method_params": params}, members)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -74,6 +74,17 @@ def _hex_to_rgba(color: str) -> tuple[int, int, int, int]:
     return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16), 255
 
 
+def check_band_count(manifest: dict[str, Any], src: Any, raster: str) -> None:
+    """Refuse a raster whose band count differs from the model's, naming the bands the model expects."""
+    expected = manifest["input"]["band_count"]
+    if src.count != expected:
+        names = ", ".join(manifest["input"].get("band_names", []))
+        raise ModelFileError(
+            f"The model was trained on {expected} bands ({names}) but raster {raster} has {src.count}. "
+            "Apply it to a raster with the same bands in the same order."
+        )
+
+
 def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
     """Refuse a raster whose band count or embeddings differ from the model's, or a feature recipe unknown here."""
     recipe = manifest.get("features", {}).get("recipe")
@@ -88,13 +99,7 @@ def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
             raise ModelFileError(f"The model classifies embeddings: {exc}") from None
         check_same_embeddings(manifest["features"]["embedding"], source, raster)
         return
-    expected = manifest["input"]["band_count"]
-    if src.count != expected:
-        names = ", ".join(manifest["input"].get("band_names", []))
-        raise ModelFileError(
-            f"The model was trained on {expected} bands ({names}) but raster {raster} has {src.count}. "
-            "Apply it to a raster with the same bands in the same order."
-        )
+    check_band_count(manifest, src, raster)
 
 
 class _WindowPredictor:
@@ -265,12 +270,8 @@ def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feed
 
     device = choose_device("auto")
     deep = load_deep_model(model, device)
-    expected = deep.manifest["input"]["band_count"]
     with open_raster(raster) as src:
-        if src.count != expected:
-            names = ", ".join(deep.manifest["input"].get("band_names", []))
-            raise ModelFileError(f"The model was trained on {expected} bands ({names}) but raster {raster} has "
-                                 f"{src.count}. Apply it to a raster with the same bands in the same order.")
+        check_band_count(deep.manifest, src, raster)
     logger.info("Classifying with the %s %s network on %s.", deep.spec.task, deep.spec.backbone, device)
     # chip models run the network once per pixel: smaller windows give progress every few seconds
     return _classify(raster, deep, outputs, feedback, block if deep.spec.task == "segmentation" else min(block, 128),

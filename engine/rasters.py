@@ -215,3 +215,30 @@ def _side_cars(tmp: Path, target: Path) -> list[tuple[Path, Path]]:
     """Side-car files that follow a raster: GDAL's ``.aux.xml`` and ``.ovr``, and QGIS's default style ``.qml``."""
     pairs = [(Path(str(tmp) + ext), Path(str(target) + ext)) for ext in (".aux.xml", ".ovr")]
     return [*pairs, (tmp.with_suffix(".qml"), target.with_suffix(".qml"))]
+
+
+def read_normalised(src: Any, bands: list[int], row0: int, col0: int, height: int, width: int, mean: np.ndarray,
+                    std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bands ``bands`` of the window at (``row0``, ``col0``), which may reach outside the raster, normalised.
+
+    Returns:
+        The values (bands, height, width) as float32, 0 on nodata and outside the raster, and the valid mask.
+
+    """
+    import numpy as np
+    from rasterio.windows import Window
+
+    data = np.zeros((len(bands), height, width), dtype="float32")
+    valid = np.zeros((height, width), dtype=bool)
+    r0, r1 = max(0, row0), min(src.height, row0 + height)
+    c0, c1 = max(0, col0), min(src.width, col0 + width)
+    if r1 <= r0 or c1 <= c0:
+        return data, valid
+    raw = src.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0))
+    ok = valid_mask(raw, [src.nodatavals[b - 1] for b in bands])
+    inner = data[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0]
+    np.subtract(raw, mean[:, None, None].astype("float32"), out=inner, casting="unsafe")
+    inner /= std[:, None, None].astype("float32")
+    inner[:, ~ok] = 0
+    valid[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = ok
+    return data, valid

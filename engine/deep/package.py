@@ -11,15 +11,13 @@ Loading rebuilds the architecture from the manifest and loads the tensors strict
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelFileError
-from ..model_file import FORMAT, FORMAT_VERSION, read_manifest
-from ..rasters import atomic_output
+from ..model_file import read_manifest, write_model_zip
 from .networks import NetworkSpec, network_skeleton
 
 if TYPE_CHECKING:
@@ -52,11 +50,7 @@ def save_deep_model(path: str | Path, manifest: dict[str, Any], network: torch.n
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "method": METHOD}
-    with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
-        zf.writestr(WEIGHTS, save(state))
-    return Path(path)
+    return write_model_zip(path, {**manifest, "method": METHOD}, {WEIGHTS: save(state)})
 
 
 def load_deep_model(path: str | Path, device: str = "cpu") -> DeepModel:

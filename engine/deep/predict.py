@@ -14,8 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..feedback import Feedback
-from ..rasters import open_raster, valid_mask
-from .data import read_normalised
+from ..rasters import open_raster, read_normalised, valid_mask
 from .package import DeepModel
 
 if TYPE_CHECKING:
