@@ -2,9 +2,11 @@
 
 Protocol:
 
-- Raster: bands 1-7 of the Landsat 7 sample tiled into a ``--size`` x ``--size`` px (default 8000) **int16** GeoTIFF
-  (uncompressed, 512 px tiles), built once in ``--workdir`` (default /tmp/landprobe-bench) and reused; Remotior
-  Sensus also gets it as 7 single-band int16 files.
+- Raster: the Landsat 7 sample tiled into a ``--size`` x ``--size`` px (default 8000) GeoTIFF (uncompressed,
+  512 px tiles), built once in ``--workdir`` (default /tmp/landprobe-bench) and reused, in one of two layouts
+  (``--layout``): ``int16x7`` (default; bands 1-7 as stored, 0.9 GB at 8000 px) or ``float32x12`` (the issue's
+  layout: bands 1-7 plus five normalised-difference indices, see ``common.INDEX_BANDS``, as float32, 3.1 GB).
+  Remotior Sensus also gets it as single-band files.
 - Every contender runs as its own process tree; figures are the whole process: start-up, reading, predicting and
   writing (megapixels per second = pixels / wall time) and the peak resident memory, i.e. the largest sum of RSS
   over the process and all its descendants, polled every 0.2 s from /proc (GB = 1e9 bytes).
@@ -12,12 +14,14 @@ Protocol:
   (trained beforehand, not timed); a naive baseline (scikit-learn logistic regression, XGBoost, scikit-learn random
   forest with n_estimators=100 fitted on the sample's 718 labelled pixels inside the timed process, then the whole
   raster read into memory, predicted in one call, written); ``otbcli_ImageClassifier`` with an OTB random forest
-  trained beforehand; Remotior Sensus random forest (the timed process also trains on the ROIs, ~1 s).
+  trained beforehand; Remotior Sensus random forest (the timed process also trains on the ROIs, ~1 s). Every
+  model is trained on the sample in the same layout (7 or 12 features).
 - Training time: 100,000 samples drawn with replacement from the sample's labelled pixels plus Gaussian noise
   (1 % of each band's std, seed 0); wall time of ``fit`` alone, in this process.
 - Concurrent CPU load on the machine distorts every figure: run it on an idle machine.
 
-Run: ``PYTHONPATH=. <engine python> benchmarks/bench_predict.py [--size 2000] [--workdir DIR] [--only NAME ...]``.
+Run: ``PYTHONPATH=. <engine python> benchmarks/bench_predict.py [--layout float32x12] [--size 2000] [--workdir DIR]
+[--only NAME ...]``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from common import (
     seven_band_copy,
     single_band_files,
     tool_missing,
+    twelve_band_copy,
 )
 
 NAIVE = ("logistic_regression", "xgboost", "random_forest")
@@ -78,15 +83,23 @@ def naive_worker(method: str, sample: Path, raster: Path, output: Path) -> None:
         dst.write(pred.reshape(height, width), 1)
 
 
-def build_raster(work: Path, size: int) -> Path:
-    """The sample's 7 bands tiled to ``size`` x ``size`` px (int16), built once."""
+LAYOUTS = {"int16x7": "7 bands int16", "float32x12": "12 bands float32 (bands 1-7 + 5 indices)"}
+
+
+def layout_sample(work: Path, layout: str) -> Path:
+    """The 250 x 250 px sample in ``layout``: what models are trained on and what the big raster tiles."""
+    return seven_band_copy(work) if layout == "int16x7" else twelve_band_copy(work)
+
+
+def build_raster(work: Path, size: int, layout: str = "int16x7") -> Path:
+    """The sample in ``layout`` tiled to ``size`` x ``size`` px, built once."""
     import rasterio
     from rasterio.windows import Window
 
-    out = work / f"tiled_{size}.tif"
+    out = work / (f"tiled_{size}.tif" if layout == "int16x7" else f"tiled_{layout}_{size}.tif")
     if out.exists():
         return out
-    with rasterio.open(seven_band_copy(work)) as src:
+    with rasterio.open(layout_sample(work, layout)) as src:
         tile = src.read()
         profile = src.profile | {"width": size, "height": size, "tiled": True, "blockxsize": 512,
                                  "blockysize": 512, "BIGTIFF": "IF_SAFER", "interleave": "pixel"}
@@ -129,6 +142,8 @@ def main() -> None:
     """Build the raster, run every contender, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8000, help="raster width and height in px (default 8000)")
+    parser.add_argument("--layout", choices=list(LAYOUTS), default="int16x7",
+                        help="bands and data type of the raster (default int16x7; float32x12 is the issue's)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/landprobe-bench"))
     parser.add_argument("--only", nargs="*", help="contender names (e.g. engine:knn naive:xgboost otb remotior_rf)")
     parser.add_argument("--no-training", action="store_true", help="skip the 100k-sample training times")
@@ -146,11 +161,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"WARNING: concurrent CPU load distorts these figures (1-min load average now {load:.2f} on "
           f"{os.cpu_count()} cores).", flush=True)
-    sample = seven_band_copy(work)
+    layout = args.layout
+    sample = layout_sample(work, layout)
     start = time.perf_counter()
-    raster = build_raster(work, args.size)
-    print(f"raster {raster} ({args.size} x {args.size} px, 7 bands int16) ready in {time.perf_counter() - start:.1f} s",
-          flush=True)
+    raster = build_raster(work, args.size, layout)
+    print(f"raster {raster} ({args.size} x {args.size} px, {LAYOUTS[layout]}) ready in "
+          f"{time.perf_counter() - start:.1f} s", flush=True)
+    tag = "" if layout == "int16x7" else f"{layout}_"
     contenders = [f"engine:{m}" for m in PROBES] + [f"naive:{m}" for m in NAIVE] + ["otb", "remotior_rf"]
     if args.only:
         contenders = [c for c in contenders if c in args.only]
@@ -158,12 +175,12 @@ def main() -> None:
     py, env = sys.executable, engine_env()
     rows = []
     for name in contenders:
-        out = work / f"out_{args.size}_{name.replace(':', '_')}.tif"
+        out = work / f"out_{tag}{args.size}_{name.replace(':', '_')}.tif"
         out.unlink(missing_ok=True)
         kind, _, method = name.partition(":")
         note = ""
         if kind == "engine":
-            model = work / f"model_{method}.lpmodel"
+            model = work / f"model_{tag}{method}.lpmodel"
             if not model.exists():
                 done = run_measured([py, "-m", "engine", "train", "--raster", str(sample), "--labels", str(LABELS),
                                      "--field", FIELD, "--method", method, "--output-model", str(model)], env=env)
@@ -186,9 +203,10 @@ def main() -> None:
                 (work / "train.shp").rename(shp)
                 for ext in (".shx", ".dbf", ".prj", ".cpg"):
                     (work / f"train{ext}").rename(shp.with_suffix(ext))
-            if not (work / "otb_model.txt").exists():
-                run_measured(otb_commands(sample, shp, work / "otb_model.txt", out)[0], env=env)
-            cmd = otb_commands(raster, shp, work / "otb_model.txt", out)[1]
+            otb_model = work / f"otb_model{'_' + layout if tag else ''}.txt"
+            if not otb_model.exists():
+                run_measured(otb_commands(sample, shp, otb_model, out)[0], env=env)
+            cmd = otb_commands(raster, shp, otb_model, out)[1]
             note = "model trained beforehand"
         else:
             if why := tool_missing("remotior"):
@@ -198,7 +216,7 @@ def main() -> None:
                 from bench_accuracy import write_split_vectors
 
                 write_split_vectors(sample, np.array([], dtype="int32"), work)
-            bands = single_band_files(raster, work, f"tiled_{args.size}")
+            bands = single_band_files(raster, work, f"tiled_{tag}{args.size}")
             cmd = remotior_command(bands, work / "train.gpkg", "random forest", out)
         print(f"running {name} ...", flush=True)
         done = run_measured(cmd, env=env)
@@ -212,14 +230,15 @@ def main() -> None:
         rows.append([name, f"{mpx / done['wall_s']:.2f}", f"{done['wall_s']:.1f}",
                      f"{done['peak_rss'] / 1e9:.2f}", note])
         print(f"  {rows[-1]}", flush=True)
-    print(f"\n## Prediction, {args.size} x {args.size} px x 7 bands int16 ({mpx:.1f} Mpx), {os.cpu_count()} cores\n")
+    print(f"\n## Prediction, {args.size} x {args.size} px x {LAYOUTS[layout]} ({mpx:.1f} Mpx), "
+          f"{os.cpu_count()} cores\n")
     print(markdown_table(["contender", "Mpx/s", "wall s", "peak RSS GB", "note"], rows))
     if not args.no_training:
         methods = [f"engine:{m}" for m in PROBES] + [f"naive:{m}" for m in NAIVE]
         rows = training_times(sample, methods)
         rows += [["otb", "n/a: trains from image + polygons only, no sample-matrix input"],
                  ["remotior_rf", "n/a: not measured (trains from ROIs on a band set)"]]
-        print("\n## Training time, 100,000 samples x 7 features\n")
+        print(f"\n## Training time, 100,000 samples x {12 if tag else 7} features\n")
         print(markdown_table(["method", "fit s"], rows))
 
 

@@ -45,11 +45,41 @@ def seven_band_copy(workdir: Path, float32: bool = False) -> Path:
     return out
 
 
+# Normalised differences added to bands 1-7 for the 12-band float32 layout: (name, band a, band b) = (a-b)/(a+b).
+INDEX_BANDS = (("NDVI", 4, 3), ("NDWI", 2, 4), ("NDBI", 5, 4), ("NBR", 4, 7), ("MNDWI", 2, 5))
+
+
+def twelve_band_copy(workdir: Path) -> Path:
+    """Bands 1-7 of the sample plus the five :data:`INDEX_BANDS`, as float32, written once into ``workdir``.
+
+    This is the issue's throughput layout (12 float32 bands): a band stack with spectral indices, as analysts
+    build before classifying.
+    """
+    import numpy as np
+    import rasterio
+
+    out = workdir / "sample12_f32.tif"
+    if not out.exists():
+        with rasterio.open(SAMPLE) as src:
+            data = src.read(list(range(1, N_BANDS + 1))).astype("float32")
+            profile = src.profile | {"count": N_BANDS + len(INDEX_BANDS), "dtype": "float32",
+                                     "interleave": "pixel", "tiled": False}
+        indices = []
+        for _, a, b in INDEX_BANDS:
+            total = data[a - 1] + data[b - 1]
+            indices.append(np.where(total != 0, (data[a - 1] - data[b - 1]) / np.where(total != 0, total, 1), 0))
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(np.concatenate([data, np.stack(indices).astype("float32")]))
+    return out
+
+
 def single_band_files(raster: Path, workdir: Path, tag: str, dtype: str | None = None) -> list[Path]:
     """One file per band of ``raster`` (Remotior Sensus builds band sets from single-band files)."""
     import rasterio
 
-    paths = [workdir / f"{tag}_b{b}.tif" for b in range(1, N_BANDS + 1)]
+    with rasterio.open(raster) as src:
+        count = src.count
+    paths = [workdir / f"{tag}_b{b}.tif" for b in range(1, count + 1)]
     if all(p.exists() for p in paths):
         return paths
     with rasterio.open(raster) as src:

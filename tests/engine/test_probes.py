@@ -69,3 +69,20 @@ def test_knn_matches_scikit_learn() -> None:
     expected = reference.predict_proba((test - probe.mean_) / probe.scale_)
     assert np.allclose(proba, expected, atol=1e-5)
     assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # a training pixel is its own exact match
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_random_forest_chunked_prediction_matches_scikit_learn(threads: int) -> None:
+    from engine.probes import _RF_CHUNK, RandomForestProbe
+
+    x, y = _blobs(4)
+    probe = RandomForestProbe(n_estimators=20).fit(x, y[::-1].copy(), 5)  # class 4 absent: its column stays 0
+    rng = np.random.default_rng(2)
+    test = (x[rng.integers(0, len(x), _RF_CHUNK + 1234)] + rng.normal(0, 60, (_RF_CHUNK + 1234, 6))).astype("float32")
+    restored = RandomForestProbe.from_state(*probe.state())
+    restored.set_threads(threads)
+    proba = restored.predict_proba(test)  # more than one chunk
+    expected = probe.model_.predict_proba(test)
+    assert proba.dtype == np.float32 and proba.shape == (len(test), 5)
+    assert np.allclose(proba[:, :4], expected, atol=1e-5) and (proba[:, 4] == 0).all()
+    assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
