@@ -81,8 +81,9 @@ def test_random_forest_chunked_prediction_matches_scikit_learn(threads: int) -> 
     test = (x[rng.integers(0, len(x), _RF_CHUNK + 1234)] + rng.normal(0, 60, (_RF_CHUNK + 1234, 6))).astype("float32")
     restored = RandomForestProbe.from_state(*probe.state())
     restored.set_threads(threads)
-    proba = restored.predict_proba(test)  # more than one chunk
+    proba = restored.predict_proba(test)
     expected = probe.model_.predict_proba(test)
     assert proba.dtype == np.float32 and proba.shape == (len(test), 5)
     assert np.allclose(proba[:, :4], expected, atol=1e-5) and (proba[:, 4] == 0).all()
     assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
+    assert np.allclose(restored._chunked_proba(test), expected, atol=1e-5)  # more than one chunk

@@ -1,0 +1,279 @@
+"""Tree ensembles evaluated by XGBoost's CPU predictor, as trees with a vector of class values in each leaf.
+
+Maps from tree ensembles cost one walk from root to leaf per tree and pixel. XGBoost's predictor walks blocks of
+rows through each tree faster than scikit-learn's forest, and faster than XGBoost's own walk of many one-split
+trees. So, in memory only (model files keep their own format):
+
+- a random forest becomes one vector-leaf tree per tree: the leaf holds the class frequencies / number of trees;
+- a multi-class booster becomes one vector-leaf tree per boosting round: the round's per-class trees are grafted
+  into one tree (splits decided by the path are dropped), whose leaf holds every class's margin. A round whose
+  grafted tree would exceed :data:`MAX_GRAFT_NODES` keeps its trees apart (one-class leaf vectors).
+
+Both give the same numbers: scikit-learn sends ``x <= t`` left, XGBoost ``x < c``; with ``c`` the float32 just above
+the largest float32 not above ``t``, the two agree for every float32 ``x``. :func:`build` checks the result against
+the original on rows placed on and around every threshold and returns ``None`` (the caller keeps its own path) on
+any difference or failure, e.g. a future XGBoost with another model schema.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+MAX_GRAFT_NODES = 4096  # largest tree one boosting round may become
+MAX_TOTAL_NODES = 2_000_000  # larger ensembles keep the original predictor (the JSON would take seconds to build)
+TOLERANCE = 1e-5
+
+
+@dataclass
+class VectorTree:
+    """One tree in breadth-first order: ``left[n] == -1`` marks a leaf; a split sends ``x[feature] < cond`` left."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    cond: np.ndarray
+    value: np.ndarray  # (nodes, outputs) float32, read at leaves
+
+    @property
+    def size(self) -> int:
+        """Number of nodes."""
+        return len(self.left)
+
+
+def _breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Node ids in breadth-first order (XGBoost's predictor expects children after their parents, level by level)."""
+    import numpy as np
+
+    order, i = [0], 0
+    while i < len(order):
+        node = order[i]
+        i += 1
+        if left[node] != -1:
+            order += [int(left[node]), int(right[node])]
+    return np.array(order)
+
+
+def _relabel(order: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    new = np.empty(len(left), dtype="int64")
+    new[order] = np.arange(len(order))
+    leaf = left[order] == -1
+    return (np.where(leaf, -1, new[np.maximum(left[order], 0)]), np.where(leaf, -1, new[np.maximum(right[order], 0)]))
+
+
+def less_than_bound(threshold: np.ndarray) -> np.ndarray:
+    """``c`` (float32) such that ``x < c`` exactly when ``x <= threshold`` for every float32 ``x``."""
+    import numpy as np
+
+    t32 = threshold.astype("float32")
+    over = t32.astype("float64") > threshold
+    t32[over] = np.nextafter(t32[over], np.float32(-np.inf))
+    return np.nextafter(t32, np.float32(np.inf))
+
+
+def from_sklearn(tree: Any, leaf_values: np.ndarray) -> VectorTree:
+    """A scikit-learn ``Tree`` with per-node output vectors ``leaf_values`` (nodes, outputs)."""
+    import numpy as np
+
+    order = _breadth_first(tree.children_left, tree.children_right)
+    left, right = _relabel(order, tree.children_left, tree.children_right)
+    leaf = left == -1
+    return VectorTree(left, right, np.where(leaf, 0, tree.feature[order]),
+                      np.where(leaf, np.float32(0), less_than_bound(tree.threshold[order])).astype("float32"),
+                      leaf_values[order].astype("float32"))
+
+
+def _nested(tree: dict[str, Any], output: int, n_outputs: int) -> tuple:
+    """An XGBoost JSON tree as nested tuples: ("leaf", vector) or ("split", feature, cond, left, right)."""
+    import numpy as np
+
+    left, right, cond, feature = (tree[k] for k in ("left_children", "right_children", "split_conditions",
+                                                    "split_indices"))
+
+    def walk(n: int) -> tuple:
+        if left[n] == -1:
+            vector = np.zeros(n_outputs, dtype="float32")
+            vector[output] = cond[n]  # XGBoost keeps a leaf's value in split_conditions
+            return ("leaf", vector)
+        return ("split", int(feature[n]), np.float32(cond[n]), walk(left[n]), walk(right[n]))
+
+    return walk(0)
+
+
+def _graft(a: tuple, b: tuple, lo: dict[int, float], hi: dict[int, float], budget: list[int]) -> tuple:
+    """``a`` with ``b`` added under each leaf; ``lo <= x < hi`` holds on the path, so decided splits of ``b`` drop."""
+    if budget[0] < 0:
+        raise OverflowError
+    if a[0] == "leaf":
+        return _add(b, a[1], lo, hi, budget)
+    _, f, c, left, right = a
+    budget[0] -= 1
+    return ("split", f, c, _graft(left, b, lo, {**hi, f: min(hi.get(f, float("inf")), c)}, budget),
+            _graft(right, b, {**lo, f: max(lo.get(f, float("-inf")), c)}, hi, budget))
+
+
+def _add(b: tuple, vector: np.ndarray, lo: dict[int, float], hi: dict[int, float], budget: list[int]) -> tuple:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise OverflowError
+    if b[0] == "leaf":
+        return ("leaf", vector + b[1])
+    _, f, c, left, right = b
+    if hi.get(f, float("inf")) <= c:  # every x on this path is below c
+        return _add(left, vector, lo, hi, budget)
+    if lo.get(f, float("-inf")) >= c:
+        return _add(right, vector, lo, hi, budget)
+    return ("split", f, c, _add(left, vector, lo, {**hi, f: min(hi.get(f, float("inf")), c)}, budget),
+            _add(right, vector, {**lo, f: max(lo.get(f, float("-inf")), c)}, hi, budget))
+
+
+def _flatten(root: tuple, n_outputs: int) -> VectorTree:
+    import numpy as np
+
+    nodes, i = [root], 0
+    while i < len(nodes):
+        if nodes[i][0] == "split":
+            nodes += [nodes[i][3], nodes[i][4]]
+        i += 1
+    position = {id(n): j for j, n in enumerate(nodes)}
+    left = np.array([position[id(n[3])] if n[0] == "split" else -1 for n in nodes])
+    right = np.array([position[id(n[4])] if n[0] == "split" else -1 for n in nodes])
+    feature = np.array([n[1] if n[0] == "split" else 0 for n in nodes])
+    cond = np.array([n[2] if n[0] == "split" else 0 for n in nodes], dtype="float32")
+    value = np.array([n[1] if n[0] == "leaf" else np.zeros(n_outputs, "float32") for n in nodes], dtype="float32")
+    return VectorTree(left, right, feature, cond, value)
+
+
+def from_softprob_booster(booster: Any, n_classes: int) -> tuple[list[VectorTree], np.ndarray]:
+    """A ``multi:softprob`` booster's rounds as grafted vector-leaf trees, and its base margin per class."""
+    import numpy as np
+
+    learner = json.loads(booster.save_raw(raw_format="json"))["learner"]
+    model = learner["gradient_booster"]["model"]
+    base = np.array(json.loads(learner["learner_model_param"]["base_score"]), dtype="float32").reshape(-1)
+    base = np.broadcast_to(base, (n_classes,)).astype("float32")
+    trees, info, indptr = model["trees"], model["tree_info"], model["iteration_indptr"]
+    out = []
+    for start, stop in itertools.pairwise(indptr):
+        group = [_nested(trees[i], int(info[i]), n_classes) for i in range(start, stop)]
+        grafted = group[0]
+        try:
+            for tree in group[1:]:
+                grafted = _graft(grafted, tree, {}, {}, [MAX_GRAFT_NODES])
+            out.append(_flatten(grafted, n_classes))
+        except (OverflowError, RecursionError):
+            out += [_flatten(tree, n_classes) for tree in group]
+    return out, base
+
+
+def _model_json(trees: list[VectorTree], n_features: int, n_outputs: int) -> bytes:
+    """An XGBoost (3.x) JSON model: vector-leaf trees summed, no transformation (``reg:squarederror``, base 0)."""
+    import numpy as np
+
+    def tree_json(i: int, t: VectorTree) -> dict[str, Any]:
+        n = t.size
+        leaf = t.left == -1
+        parents = np.full(n, -1)
+        parents[t.left[~leaf]] = np.flatnonzero(~leaf)
+        parents[t.right[~leaf]] = np.flatnonzero(~leaf)
+        values = np.where(leaf[:, None], t.value, 0).astype("float32")
+        return {
+            "base_weights": values.ravel().tolist(), "categories": [], "categories_nodes": [],
+            "categories_segments": [], "categories_sizes": [], "default_left": [0] * n, "id": i,
+            "leaf_weights": values[leaf].ravel().tolist(), "left_children": t.left.tolist(),
+            "loss_changes": [0.0] * n, "parents": parents.tolist(),
+            "right_children": np.where(leaf, np.cumsum(leaf) - 1, t.right).tolist(),  # a leaf: its vector's index
+            "split_conditions": np.where(leaf, np.float32(0), t.cond).astype("float64").tolist(),
+            "split_indices": t.feature.tolist(), "split_type": [0] * n, "sum_hessian": [1.0] * n,
+            "tree_param": {"num_deleted": "0", "num_feature": str(n_features), "num_nodes": str(n),
+                           "size_leaf_vector": str(n_outputs)},
+        }
+
+    booster = {"name": "gbtree", "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": str(len(trees))},
+               "model": {"cats": {"enc": [], "feature_segments": [], "sorted_idx": []},
+                         "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": str(len(trees))},
+                         "iteration_indptr": list(range(len(trees) + 1)), "tree_info": [0] * len(trees),
+                         "trees": [tree_json(i, t) for i, t in enumerate(trees)]}}
+    learner = {"attributes": {}, "feature_names": [], "feature_types": [], "gradient_booster": booster,
+               "learner_model_param": {"base_score": "[" + ",".join(["0E0"] * n_outputs) + "]",
+                                       "boost_from_average": "0", "num_class": "0", "num_feature": str(n_features),
+                                       "num_target": str(n_outputs)},
+               "objective": {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}}}
+    return json.dumps({"learner": learner, "version": [3, 2, 0]}).encode()
+
+
+class TreePredictor:
+    """Sums of vector-leaf trees through XGBoost's predictor, plus a base, optionally through a softmax."""
+
+    def __init__(self, booster: Any, base: np.ndarray | None, softmax: bool) -> None:
+        """Keep the booster; ``base`` is added to the sums before the optional softmax."""
+        self.booster, self.base, self.softmax = booster, base, softmax
+
+    def set_threads(self, n: int) -> None:
+        """Threads of one prediction call."""
+        self.booster.set_param({"nthread": max(1, n)})
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Outputs for float32 rows ``x`` (n, features): (n, outputs) float32."""
+        import numpy as np
+
+        out = np.asarray(self.booster.inplace_predict(np.ascontiguousarray(x, dtype="float32")), dtype="float32")
+        out = out.reshape(len(x), -1)
+        if self.base is not None:
+            out += self.base
+        if self.softmax:
+            out -= out.max(axis=1, keepdims=True)
+            np.exp(out, out=out)
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+
+def check_rows(trees: list[VectorTree], n_features: int, seed: int = 0) -> np.ndarray:
+    """Rows that sit on, just below and just above the ensemble's thresholds (where a wrong comparison shows)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    columns = []
+    for f in range(n_features):
+        conds = np.unique(np.concatenate([t.cond[(t.left != -1) & (t.feature == f)] for t in trees]))
+        if not len(conds):
+            conds = np.zeros(1, dtype="float32")
+        below = np.nextafter(conds, np.float32(-np.inf))
+        columns.append(rng.choice(np.concatenate([conds, below, np.nextafter(below, np.float32(-np.inf))]), 3000))
+    return np.stack(columns, axis=1).astype("float32")
+
+
+def build(trees: list[VectorTree], n_features: int, n_outputs: int, reference: Callable[[np.ndarray], np.ndarray],
+          base: np.ndarray | None = None, softmax: bool = False) -> TreePredictor | None:
+    """A :class:`TreePredictor` that agrees with ``reference`` on :func:`check_rows`, else ``None``."""
+    import numpy as np
+
+    if sum(t.size for t in trees) > MAX_TOTAL_NODES:
+        return None
+    try:
+        import xgboost
+
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(_model_json(trees, n_features, n_outputs)))
+        predictor = TreePredictor(booster, base, softmax)
+        rows = check_rows(trees, n_features)
+        difference = float(np.abs(predictor(rows) - reference(rows)).max())
+    except Exception as exc:  # any failure keeps the original predictor
+        logger.debug("Vector-leaf trees not used: %s", exc)
+        return None
+    if not difference <= TOLERANCE:
+        logger.debug("Vector-leaf trees not used: they differ by %s from the original.", difference)
+        return None
+    return predictor

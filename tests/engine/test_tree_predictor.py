@@ -1,0 +1,69 @@
+"""Tree ensembles through XGBoost's predictor give the original ensembles' numbers, or are not used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import tree_predictor
+from engine.probes import RandomForestProbe, XGBoostProbe
+
+
+def _data(n_classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping classes on an integer reflectance-like scale (many ties on thresholds), 6 features."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(500, 120, size=(n_classes, 6))
+    y = rng.integers(0, n_classes, 1500)
+    return np.round(centres[y] + rng.normal(0, 90, (len(y), 6))).astype("float32"), y
+
+
+def _edge_rows(probe_trees: list[tree_predictor.VectorTree], x: np.ndarray) -> np.ndarray:
+    """Training-like rows plus rows on and beside every threshold."""
+    return np.concatenate([x, tree_predictor.check_rows(probe_trees, x.shape[1], seed=3)])
+
+
+def test_less_than_bound_matches_less_or_equal_for_every_float32() -> None:
+    rng = np.random.default_rng(0)
+    t = np.concatenate([rng.normal(0, 1000, 5000), np.arange(-50, 50) + 0.5, [0.0, 1e-30, -1e-30]])
+    c = tree_predictor.less_than_bound(t)
+    nearest = t.astype("float32")  # the float32 values on either side of each threshold are where it can go wrong
+    for x in (nearest, np.nextafter(nearest, np.float32(np.inf)), np.nextafter(nearest, np.float32(-np.inf))):
+        assert np.array_equal(x.astype("float64") <= t, x < c)
+    assert not np.array_equal(nearest.astype("float64") <= t, nearest <= t.astype("float32"))  # plain rounding fails
+
+
+def test_random_forest_vector_leaf_trees_equal_scikit_learn() -> None:
+    x, y = _data()
+    probe = RandomForestProbe(n_estimators=30).fit(x, y, 5)  # class 4 absent
+    assert probe.fast_ is not None
+    trees = [tree_predictor.from_sklearn(t, v) for t, v in zip(probe.trees_, probe.leaf_values_, strict=True)]
+    rows = _edge_rows(trees, x)
+    proba = RandomForestProbe.from_state(*probe.state()).predict_proba(rows)
+    expected = probe.model_.predict_proba(rows)
+    assert np.abs(proba[:, :4] - expected).max() <= 1e-5 and (proba[:, 4] == 0).all()
+    assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
+
+
+@pytest.mark.parametrize("max_graft_nodes", [tree_predictor.MAX_GRAFT_NODES, 3])
+def test_boosted_rounds_grafted_or_not_equal_xgboost(monkeypatch: pytest.MonkeyPatch, max_graft_nodes: int) -> None:
+    monkeypatch.setattr(tree_predictor, "MAX_GRAFT_NODES", max_graft_nodes)  # 3: no round can be grafted
+    x, y = _data()
+    probe = XGBoostProbe(n_estimators=20, max_depth=3).fit(x, y, 4)
+    assert probe.fast_ is not None
+    trees, _ = tree_predictor.from_softprob_booster(probe.booster_, 4)
+    assert len(trees) == (20 if max_graft_nodes > 3 else 80)  # one tree per round, or per round and class
+    rows = _edge_rows(trees, x)
+    restored = XGBoostProbe.from_state(*probe.state())
+    proba, expected = restored.predict_proba(rows), restored._booster_proba(rows)
+    assert np.abs(proba - expected).max() <= 1e-5
+    assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
+
+
+def test_a_predictor_that_disagrees_is_not_used() -> None:
+    x, y = _data()
+    probe = RandomForestProbe(n_estimators=5).fit(x, y, 4)
+    trees = [tree_predictor.from_sklearn(t, v) for t, v in zip(probe.trees_, probe.leaf_values_, strict=True)]
+    assert tree_predictor.build(trees, 6, 4, probe._chunked_proba) is not None
+    assert tree_predictor.build(trees, 6, 4, lambda rows: probe._chunked_proba(rows) + 1e-3) is None
+    probe.fast_ = None  # the fallback gives the same map
+    assert np.allclose(probe.predict_proba(x)[:, :4], probe.model_.predict_proba(x), atol=1e-5)
