@@ -16,8 +16,8 @@ from .errors import InputError, MissingDependencyError
 from .features import mean_and_scale
 from .probe_base import Probe, State, balanced_weights, full_proba
 from .probe_svm import SvmProbe
+from .tree_predictor import LazyPredictor, TreePredictor, from_sklearn, from_softprob_booster
 from .tree_predictor import build as build_trees
-from .tree_predictor import from_sklearn, from_softprob_booster
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,15 +122,17 @@ class XGBoostProbe(Probe):
         return self
 
     def _prepare(self) -> None:
+        self.fast_ = LazyPredictor(self._build_fast, os.cpu_count() or 1)
+        self.booster_.set_param({"nthread": os.cpu_count() or 1})
+
+    def _build_fast(self) -> TreePredictor | None:
         """Each round's per-class trees grafted into one vector-leaf tree (:mod:`engine.tree_predictor`)."""
         try:
             trees, base = from_softprob_booster(self.booster_, self.n_classes_)
         except (KeyError, ValueError, TypeError, IndexError):  # another model schema: XGBoost's own walk
-            self.fast_ = None
-        else:
-            self.fast_ = build_trees(trees, self.booster_.num_features(), self.n_classes_, self._booster_proba,
-                                     base, softmax=True)
-        self.set_threads(os.cpu_count() or 1)
+            return None
+        return build_trees(trees, self.booster_.num_features(), self.n_classes_, self._booster_proba, base,
+                           softmax=True)
 
     def _booster_proba(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -138,14 +140,14 @@ class XGBoostProbe(Probe):
         return np.asarray(self.booster_.inplace_predict(x), dtype="float32").reshape(len(x), self.n_classes_)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """The booster's probabilities (to 1e-6), from the grafted trees when they could be built."""
-        return self.fast_(x) if self.fast_ is not None else self._booster_proba(x)
+        """The booster's probabilities (to 1e-6); maps come from the grafted trees when they could be built."""
+        fast = self.fast_.get(len(x))
+        return fast(x) if fast is not None else self._booster_proba(x)
 
     def set_threads(self, n: int) -> None:
         """Threads of the booster's prediction."""
         self.booster_.set_param({"nthread": n})
-        if self.fast_ is not None:
-            self.fast_.set_threads(n)
+        self.fast_.set_threads(n)
 
     def state(self) -> State:
         """The booster as UBJSON bytes."""
@@ -206,9 +208,12 @@ class RandomForestProbe(Probe):
             v = tree.value[:, 0, :]
             values.append((v / np.maximum(v.sum(axis=1, keepdims=True), 1e-300) / len(trees)).astype("float32"))
         self.trees_, self.leaf_values_, self.threads_ = trees, values, os.cpu_count() or 1
-        self.fast_ = build_trees([from_sklearn(t, v) for t, v in zip(trees, values, strict=True)],
-                                 int(self.model_.n_features_in_), len(self.model_.classes_), self._chunked_proba)
-        self.set_threads(self.threads_)
+        self.fast_ = LazyPredictor(self._build_fast, self.threads_)
+
+    def _build_fast(self) -> TreePredictor | None:
+        """The trees as vector-leaf trees for XGBoost's predictor (:mod:`engine.tree_predictor`)."""
+        trees = [from_sklearn(t, v) for t, v in zip(self.trees_, self.leaf_values_, strict=True)]
+        return build_trees(trees, int(self.model_.n_features_in_), len(self.model_.classes_), self._chunked_proba)
 
     def _proba_chunk(self, x: np.ndarray) -> np.ndarray:
         """The trees' leaves for one cache-sized chunk of pixels, their class frequencies summed in float32."""
@@ -230,7 +235,8 @@ class RandomForestProbe(Probe):
         import numpy as np
 
         x = np.ascontiguousarray(x, dtype="float32")
-        proba = self.fast_(x) if self.fast_ is not None else self._chunked_proba(x)
+        fast = self.fast_.get(len(x))
+        proba = fast(x) if fast is not None else self._chunked_proba(x)
         return full_proba(proba, self.model_.classes_, self.n_classes_)
 
     def _chunked_proba(self, x: np.ndarray) -> np.ndarray:
@@ -256,8 +262,7 @@ class RandomForestProbe(Probe):
     def set_threads(self, n: int) -> None:
         """Threads of one prediction call."""
         self.threads_ = max(1, n)
-        if self.fast_ is not None:
-            self.fast_.set_threads(self.threads_)
+        self.fast_.set_threads(self.threads_)
 
     def state(self) -> State:
         """Every tree's nodes and leaf values, concatenated, with offsets."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 MAX_GRAFT_NODES = 4096  # largest tree one boosting round may become
 MAX_TOTAL_NODES = 2_000_000  # larger ensembles keep the original predictor (the JSON would take seconds to build)
+MIN_ROWS = 65_536  # smaller predictions (validation, learning curves) keep the original predictor: no build cost
 TOLERANCE = 1e-5
 
 
@@ -277,3 +279,30 @@ def build(trees: list[VectorTree], n_features: int, n_outputs: int, reference: C
         logger.debug("Vector-leaf trees not used: they differ by %s from the original.", difference)
         return None
     return predictor
+
+
+class LazyPredictor:
+    """A :class:`TreePredictor` built by ``make`` when first needed (thread-safe), or ``None`` if it cannot be."""
+
+    def __init__(self, make: Callable[[], TreePredictor | None], threads: int) -> None:
+        """Keep the builder and the thread count to give the predictor."""
+        self._make, self._threads = make, threads
+        self._lock = threading.Lock()
+        self._built = False
+        self._value: TreePredictor | None = None
+
+    def get(self, n_rows: int) -> TreePredictor | None:
+        """The predictor for a call on ``n_rows`` rows: built on the first call of :data:`MIN_ROWS` or more."""
+        with self._lock:
+            if not self._built and n_rows >= MIN_ROWS:
+                self._value, self._built = self._make(), True
+                if self._value is not None:
+                    self._value.set_threads(self._threads)
+            return self._value
+
+    def set_threads(self, n: int) -> None:
+        """Threads of one prediction call, now or once built."""
+        with self._lock:
+            self._threads = max(1, n)
+            if self._value is not None:
+                self._value.set_threads(self._threads)

@@ -32,10 +32,17 @@ def test_less_than_bound_matches_less_or_equal_for_every_float32() -> None:
     assert not np.array_equal(nearest.astype("float64") <= t, nearest <= t.astype("float32"))  # plain rounding fails
 
 
+@pytest.fixture
+def always_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vector-leaf trees for every prediction, not only for map-sized ones."""
+    monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)
+
+
+@pytest.mark.usefixtures("always_fast")
 def test_random_forest_vector_leaf_trees_equal_scikit_learn() -> None:
     x, y = _data()
     probe = RandomForestProbe(n_estimators=30).fit(x, y, 5)  # class 4 absent
-    assert probe.fast_ is not None
+    assert probe.fast_.get(1) is not None
     trees = [tree_predictor.from_sklearn(t, v) for t, v in zip(probe.trees_, probe.leaf_values_, strict=True)]
     rows = _edge_rows(trees, x)
     proba = RandomForestProbe.from_state(*probe.state()).predict_proba(rows)
@@ -44,12 +51,13 @@ def test_random_forest_vector_leaf_trees_equal_scikit_learn() -> None:
     assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
 
 
+@pytest.mark.usefixtures("always_fast")
 @pytest.mark.parametrize("max_graft_nodes", [tree_predictor.MAX_GRAFT_NODES, 3])
 def test_boosted_rounds_grafted_or_not_equal_xgboost(monkeypatch: pytest.MonkeyPatch, max_graft_nodes: int) -> None:
     monkeypatch.setattr(tree_predictor, "MAX_GRAFT_NODES", max_graft_nodes)  # 3: no round can be grafted
     x, y = _data()
     probe = XGBoostProbe(n_estimators=20, max_depth=3).fit(x, y, 4)
-    assert probe.fast_ is not None
+    assert probe.fast_.get(1) is not None
     trees, _ = tree_predictor.from_softprob_booster(probe.booster_, 4)
     assert len(trees) == (20 if max_graft_nodes > 3 else 80)  # one tree per round, or per round and class
     rows = _edge_rows(trees, x)
@@ -59,11 +67,24 @@ def test_boosted_rounds_grafted_or_not_equal_xgboost(monkeypatch: pytest.MonkeyP
     assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
 
 
+@pytest.mark.usefixtures("always_fast")
 def test_a_predictor_that_disagrees_is_not_used() -> None:
     x, y = _data()
     probe = RandomForestProbe(n_estimators=5).fit(x, y, 4)
     trees = [tree_predictor.from_sklearn(t, v) for t, v in zip(probe.trees_, probe.leaf_values_, strict=True)]
     assert tree_predictor.build(trees, 6, 4, probe._chunked_proba) is not None
     assert tree_predictor.build(trees, 6, 4, lambda rows: probe._chunked_proba(rows) + 1e-3) is None
-    probe.fast_ = None  # the fallback gives the same map
+    probe.fast_ = tree_predictor.LazyPredictor(lambda: None, 1)  # the fallback gives the same map
     assert np.allclose(probe.predict_proba(x)[:, :4], probe.model_.predict_proba(x), atol=1e-5)
+
+
+def test_small_predictions_keep_the_original_walk_and_maps_build_once() -> None:
+    x, y = _data()
+    probe = RandomForestProbe(n_estimators=5).fit(x, y, 4)
+    probe.predict_proba(x)  # validation-sized: nothing built
+    assert not probe.fast_._built
+    big = np.repeat(x, -(-tree_predictor.MIN_ROWS // len(x)), axis=0)
+    proba = probe.predict_proba(big)
+    first = probe.fast_.get(len(big))
+    assert first is not None and probe.fast_.get(len(big)) is first
+    assert np.allclose(proba, probe.model_.predict_proba(big), atol=1e-5)
