@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
+from rasterdata import write_like
 
-from engine import tree_predictor
+from engine import probes, tree_predictor
+from engine.predict import classify_raster
 from engine.probes import RandomForestProbe, XGBoostProbe
+from engine.training import train_classifier
 
 
 def _data(n_classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,3 +94,34 @@ def test_small_predictions_keep_the_original_walk_and_maps_build_once() -> None:
     first = probe.fast_.get(len(big))
     assert first is not None and probe.fast_.get(len(big)) is first
     assert np.allclose(proba, probe.model_.predict_proba(big), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["random_forest", "xgboost"])
+def test_maps_through_vector_leaf_trees_equal_the_original_walk(tmp_path: Path, sample_raster: Path,
+                                                                sample_labels: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                method: str) -> None:
+    model = tmp_path / "m.lpmodel"
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method=method, validation="none")
+    with rasterio.open(sample_raster) as src:
+        tiled = write_like(sample_raster, tmp_path / "tiled.tif", np.tile(src.read(), (1, 3, 3)))  # 750 x 750 px
+    built: list[bool] = []
+
+    def spy(*args: object, **kwargs: object) -> tree_predictor.TreePredictor | None:
+        predictor = tree_predictor.build(*args, **kwargs)
+        built.append(predictor is not None)
+        return predictor
+
+    monkeypatch.setattr(probes, "build_trees", spy)
+    outputs = {}
+    for walk, min_rows in (("vector-leaf", tree_predictor.MIN_ROWS), ("original", 10**12)):
+        monkeypatch.setattr(tree_predictor, "MIN_ROWS", min_rows)
+        classes, proba = tmp_path / f"{walk}.tif", tmp_path / f"{walk}_p.tif"
+        classify_raster(str(tiled), str(model), str(classes), output_probability=str(proba), threads=2)
+        with rasterio.open(classes) as c, rasterio.open(proba) as p:
+            outputs[walk] = c.read(1), p.read()
+    assert built == [True]  # built once, for the first map run, and used
+    (fast_map, fast_p), (map_, p_) = outputs["vector-leaf"], outputs["original"]
+    assert np.abs(fast_p - p_).max() <= 1e-5
+    differ = fast_map != map_
+    top2 = np.sort(p_, axis=0)[-2:]
+    assert differ.mean() < 1e-4 and (top2[1][differ] - top2[0][differ] <= 1e-5).all()  # only exact ties may flip
