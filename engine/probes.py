@@ -229,7 +229,7 @@ class RandomForestProbe(Probe):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Mean of the trees' class frequencies (scikit-learn's figure, to 1e-6).
 
-        The trees run through XGBoost's predictor as vector-leaf trees (:mod:`engine.tree_predictor`, about 1.5x
+        The trees run through XGBoost's predictor as vector-leaf trees (:mod:`engine.tree_predictor`, about 1.4x
         scikit-learn's speed); without it, through :meth:`_chunked_proba`.
         """
         import numpy as np
