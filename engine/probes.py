@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from . import tree_predictor
 from .errors import InputError, MissingDependencyError
 from .features import mean_and_scale
 from .probe_base import Probe, State, balanced_weights, full_proba
@@ -212,6 +213,8 @@ class RandomForestProbe(Probe):
 
     def _build_fast(self) -> TreePredictor | None:
         """The trees as vector-leaf trees for XGBoost's predictor (:mod:`engine.tree_predictor`)."""
+        if sum(t.node_count for t in self.trees_) > tree_predictor.MAX_TOTAL_NODES:  # before converting any node
+            return None
         trees = [from_sklearn(t, v) for t, v in zip(self.trees_, self.leaf_values_, strict=True)]
         return build_trees(trees, int(self.model_.n_features_in_), len(self.model_.classes_), self._chunked_proba)
 

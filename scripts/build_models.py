@@ -128,6 +128,13 @@ class _Model:
         self.model.addChildAlgorithm(child)
 
 
+_LABEL_INPUTS_HELP = {  # help of the inputs that _labels_inputs declares
+    "raster": "A multi-band raster stored in a file (GeoTIFF).",
+    "labels": "Polygons outlining areas of known class.",
+    "field": "The field holding each polygon's class (text or integer).",
+}
+
+
 def _labels_inputs(m: _Model) -> None:
     """raster, labels and field: the inputs every chain starts from."""
     from qgis.core import (
@@ -152,9 +159,7 @@ def build_raw_band_probe() -> object:
     m = _Model("Raw-band probe: train and classify", {
         "ALG_DESC": "Trains a classifier on the raw band values under labelled polygons, then classifies "
         "every pixel of the same raster with it.",
-        "raster": "A multi-band raster stored in a file (GeoTIFF).",
-        "labels": "Polygons outlining areas of known class.",
-        "field": "The field holding each polygon's class (text or integer).",
+        **_LABEL_INPUTS_HELP,
         "method": "Support vector machine (default), logistic regression, XGBoost, random forest or k-nearest "
         "neighbours.",
         "validation": "How accuracy is measured: held-out polygons (default), cross-validation by polygons or "
@@ -184,9 +189,7 @@ def build_embedding_probe() -> object:
     m = _Model("Embeddings + probe: extract, train and classify", {
         "ALG_DESC": "Encodes the raster into an embedding raster, trains a classifier on the embeddings under the "
         "labelled polygons, and maps every embedding cell; the map is written on the raster's own grid.",
-        "raster": "A multi-band raster stored in a file (GeoTIFF).",
-        "labels": "Polygons outlining areas of known class.",
-        "field": "The field holding each polygon's class (text or integer).",
+        **_LABEL_INPUTS_HELP,
         "encoder": "Random convolutional features (default; no weights needed) or a torchgeo backbone.",
         "patch_size": "Pixels a side of each patch (0 = the encoder's default: 16 for random features).",
         "stride": "Pixels between patch centres, the cell size of the embedding raster (default 4): small cells "
@@ -224,9 +227,7 @@ def build_finetune() -> object:
     m = _Model("Deep model: fine-tune and classify", {
         "ALG_DESC": "Fine-tunes a deep network on the labelled polygons (in the background, on the GPU when there "
         "is one), then classifies every pixel of the raster with it.",
-        "raster": "A multi-band raster stored in a file (GeoTIFF).",
-        "labels": "Polygons outlining areas of known class.",
-        "field": "The field holding each polygon's class (text or integer).",
+        **_LABEL_INPUTS_HELP,
         "task": "Patch classification (default), U-Net segmentation, or the hyperspectral attention network.",
         "backbone": "The network; the default is a small CNN trained from scratch for patches, ResNet-18 for the "
         "U-Net, the attention network for hyperspectral.",
