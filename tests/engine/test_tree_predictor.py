@@ -1,4 +1,4 @@
-"""Tree ensembles through XGBoost's predictor give the original ensembles' numbers, or are not used."""
+"""Tree ensembles compiled or through XGBoost's predictor give the original ensembles' numbers, or are not used."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import rasterio
 from rasterdata import write_like
 
-from engine import probes, tree_predictor
+from engine import probes, tree_compiler, tree_predictor
 from engine.predict import classify_raster
 from engine.probes import RandomForestProbe, XGBoostProbe
 from engine.training import train_classifier
@@ -44,11 +44,23 @@ def always_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)
 
 
+@pytest.fixture(params=["compiled", "xgboost"])
+def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Compiled trees (llvmlite), or XGBoost's walker as without llvmlite."""
+    if request.param == "xgboost":
+        def no_llvmlite(*args: object) -> None:
+            raise ImportError("No module named 'llvmlite'")
+
+        monkeypatch.setattr(tree_predictor, "_compiled", no_llvmlite)
+    return str(request.param)
+
+
 @pytest.mark.usefixtures("always_fast")
-def test_random_forest_vector_leaf_trees_equal_scikit_learn() -> None:
+def test_random_forest_vector_leaf_trees_equal_scikit_learn(walker: str) -> None:
     x, y = _data()
     probe = RandomForestProbe(n_estimators=30).fit(x, y, 5)  # class 4 absent
-    assert probe.fast_.get(1) is not None
+    fast = probe.fast_.get(1)
+    assert fast is not None and fast.kind == walker
     trees = [tree_predictor.from_sklearn(t, v) for t, v in zip(probe.trees_, probe.leaf_values_, strict=True)]
     rows = _edge_rows(trees, x)
     proba = RandomForestProbe.from_state(*probe.state()).predict_proba(rows)
@@ -59,11 +71,14 @@ def test_random_forest_vector_leaf_trees_equal_scikit_learn() -> None:
 
 @pytest.mark.usefixtures("always_fast")
 @pytest.mark.parametrize("max_graft_nodes", [tree_predictor.MAX_GRAFT_NODES, 3])
-def test_boosted_rounds_grafted_or_not_equal_xgboost(monkeypatch: pytest.MonkeyPatch, max_graft_nodes: int) -> None:
+def test_boosted_rounds_grafted_or_not_equal_xgboost(monkeypatch: pytest.MonkeyPatch, max_graft_nodes: int,
+                                                     walker: str) -> None:
     monkeypatch.setattr(tree_predictor, "MAX_GRAFT_NODES", max_graft_nodes)  # 3: no round can be grafted
+    monkeypatch.setattr(tree_predictor, "COMPILED_GRAFT_NODES", max_graft_nodes)
     x, y = _data()
     probe = XGBoostProbe(n_estimators=20, max_depth=3).fit(x, y, 4)
-    assert probe.fast_.get(1) is not None
+    fast = probe.fast_.get(1)
+    assert fast is not None and fast.kind == walker
     trees, _ = tree_predictor.from_softprob_booster(probe.booster_, 4)
     assert len(trees) == (20 if max_graft_nodes > 3 else 80)  # one tree per round, or per round and class
     rows = _edge_rows(trees, x)
@@ -73,7 +88,7 @@ def test_boosted_rounds_grafted_or_not_equal_xgboost(monkeypatch: pytest.MonkeyP
     assert np.array_equal(proba.argmax(axis=1), expected.argmax(axis=1))
 
 
-@pytest.mark.usefixtures("always_fast")
+@pytest.mark.usefixtures("always_fast", "walker")
 def test_a_predictor_that_disagrees_is_not_used() -> None:
     x, y = _data()
     probe = RandomForestProbe(n_estimators=5).fit(x, y, 4)
@@ -99,7 +114,7 @@ def test_small_predictions_keep_the_original_walk_and_maps_build_once() -> None:
 @pytest.mark.parametrize("method", ["random_forest", "xgboost"])
 def test_maps_through_vector_leaf_trees_equal_the_original_walk(tmp_path: Path, sample_raster: Path,
                                                                 sample_labels: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                method: str) -> None:
+                                                                method: str, walker: str) -> None:
     model = tmp_path / "m.lpmodel"
     train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method=method, validation="none")
     with rasterio.open(sample_raster) as src:
@@ -108,7 +123,7 @@ def test_maps_through_vector_leaf_trees_equal_the_original_walk(tmp_path: Path, 
 
     def spy(*args: object, **kwargs: object) -> tree_predictor.TreePredictor | None:
         predictor = tree_predictor.build(*args, **kwargs)
-        built.append(predictor is not None)
+        built.append(predictor is not None and predictor.kind == walker)
         return predictor
 
     monkeypatch.setattr(probes, "build_trees", spy)
@@ -125,3 +140,47 @@ def test_maps_through_vector_leaf_trees_equal_the_original_walk(tmp_path: Path, 
     differ = fast_map != map_
     top2 = np.sort(p_, axis=0)[-2:]
     assert differ.mean() < 1e-4 and (top2[1][differ] - top2[0][differ] <= 1e-5).all()  # only exact ties may flip
+
+
+def test_compiled_code_refuses_trees_that_could_loop_or_read_outside_a_row() -> None:
+    def tree(left: list[int], right: list[int], feature: list[int]) -> tree_predictor.VectorTree:
+        n = len(left)
+        return tree_predictor.VectorTree(np.array(left), np.array(right), np.array(feature),
+                                         np.zeros(n, dtype="float32"), np.ones((n, 2)))
+
+    good = tree([1, -1, -1], [2, -1, -1], [2, 0, 0])
+    assert tree_compiler.compile_trees([good], 3, 2)(np.zeros((4, 3), dtype="float32")).tolist() == [[1, 1]] * 4
+    with pytest.raises(ValueError, match="after their parent"):
+        tree_compiler.compile_trees([tree([0, -1, -1], [2, -1, -1], [0, 0, 0])], 3, 2)  # a node its own child
+    with pytest.raises(ValueError, match="feature outside"):
+        tree_compiler.compile_trees([good], 2, 2)  # feature 2 of 2
+
+
+def test_compiled_sums_split_over_threads_equal_one_thread() -> None:
+    x, y = _data()
+    probe = RandomForestProbe(n_estimators=10).fit(x, y, 4)
+    trees = [tree_predictor.from_sklearn(t, v) for t, v in zip(probe.trees_, probe.leaf_values_, strict=True)]
+    sums = tree_predictor._compiled(trees, 6, 4)
+    big = np.repeat(x, -(-(2 * tree_predictor.MIN_ROWS + 7) // len(x)), axis=0)
+    one = sums(big)
+    sums.set_threads(2)
+    assert np.array_equal(sums(big), one)
+    assert np.abs(one - probe.model_.predict_proba(big)).max() <= 1e-12
+
+
+@pytest.mark.usefixtures("walker")
+@pytest.mark.parametrize("method", ["random_forest", "xgboost"])
+def test_classes_alone_are_the_most_probable_classes(method: str) -> None:
+    x, y = _data()
+    probe = (RandomForestProbe(n_estimators=20) if method == "random_forest"
+             else XGBoostProbe(n_estimators=20, max_depth=3)).fit(x, np.where(y >= 1, y + 1, y), 5)  # class 1 absent
+    rng = np.random.default_rng(1)
+    big = np.repeat(x, -(-tree_predictor.MIN_ROWS // len(x)), axis=0)
+    big += rng.normal(0, 30, big.shape).astype("float32")  # map-sized, and not only the training rows
+    classes, none = probe.predict(big, proba=False)
+    assert none is None and probe.fast_.get(len(big)) is not None
+    expected = probe.predict_proba(big)
+    differ = classes != expected.argmax(axis=1)
+    top2 = np.sort(expected, axis=1)[:, -2:]
+    assert differ.mean() < 1e-3 and (top2[differ, 1] - top2[differ, 0] <= 1e-6).all()  # only ties may differ
+    assert set(np.unique(classes)) <= {0, 2, 3, 4}
