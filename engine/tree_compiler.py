@@ -18,9 +18,9 @@ right (XGBoost's missing value with ``default_left=0``).
 from __future__ import annotations
 
 import ctypes
-import struct
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .llvm_jit import Kernel, compile_function, constant
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,24 +29,6 @@ if TYPE_CHECKING:
 
 NODES_PER_FUNCTION = 2000  # compile time grows faster than linearly with a function's size
 BLOCK_ROWS = 4096  # rows that go through one group of trees before the next group: the rows stay in cache
-
-_init_lock = threading.Lock()
-_initialised = False
-
-
-def available() -> bool:
-    """Whether llvmlite can be imported (it is an optional accelerator)."""
-    try:
-        import llvmlite.binding  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _constant(value: float) -> str:
-    """A floating-point constant in LLVM's exact hexadecimal form (the value's float64 bits)."""
-    (bits,) = struct.unpack("<Q", struct.pack("<d", float(value)))
-    return f"0x{bits:016X}"
 
 
 def _group_function(index: int, trees: list[VectorTree], first: int, n_features: int,
@@ -82,12 +64,12 @@ def _group_function(index: int, trees: list[VectorTree], first: int, n_features:
             lines.append(f"{t}n{node}:")
             if tree.left[node] == -1:
                 if direct:
-                    lines += [f"  %{t}l{node}c{c} = fadd double {acc[c]}, {_constant(tree.value[node, c])}"
+                    lines += [f"  %{t}l{node}c{c} = fadd double {acc[c]}, {constant(tree.value[node, c])}"
                               for c in outputs if tree.value[node, c] != 0]
                 lines.append(f"  br label %{t}leaf")
             else:
                 lines += [f"  %{t}c{node} = fcmp olt float %x{int(tree.feature[node])}, "
-                          f"{_constant(np.float32(tree.cond[node]))}",
+                          f"{constant(np.float32(tree.cond[node]))}",
                           f"  br i1 %{t}c{node}, label %{t}n{int(tree.left[node])}, label %{t}n{int(tree.right[node])}"]
         lines.append(f"{t}leaf:")
         if direct:
@@ -120,7 +102,7 @@ def module_ir(trees: list[VectorTree], n_features: int, n_outputs: int) -> str:
     lines = []
     for k, tree in enumerate(trees):  # each tree's leaf vectors, leaf by leaf, as a constant table
         values = np.asarray(tree.value, dtype="float64")[tree.left == -1].ravel()
-        table = ", ".join(f"double {_constant(v)}" for v in values)
+        table = ", ".join(f"double {constant(v)}" for v in values)
         lines.append(f"@v{k} = internal unnamed_addr constant [{len(values)} x double] [{table}]")
     groups, start, size = [], 0, 0
     for k, tree in enumerate(trees):
@@ -147,9 +129,9 @@ def module_ir(trees: list[VectorTree], n_features: int, n_outputs: int) -> str:
 class CompiledTrees:
     """Machine code for the sum of an ensemble's leaf vectors; callable from several threads at once."""
 
-    def __init__(self, parts: list[tuple[Any, Any]], n_features: int, n_outputs: int) -> None:
-        """Keep each part's execution engine (it owns the code) and its ``predict`` function."""
-        self._parts = parts
+    def __init__(self, kernel: Kernel, n_features: int, n_outputs: int) -> None:
+        """Keep the compiled ``predict(x, n, out)``."""
+        self._kernel = kernel
         self.n_features, self.n_outputs = n_features, n_outputs
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -161,29 +143,12 @@ class CompiledTrees:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {x.shape}")
         out = np.zeros((len(x), self.n_outputs), dtype="float64")
         if len(x):
-            for _, function in self._parts:  # ctypes releases the GIL during each call
-                function(x.ctypes.data, len(x), out.ctypes.data)
+            self._kernel(x.ctypes.data, len(x), out.ctypes.data)
         return out
 
 
-def _compile(trees: list[VectorTree], n_features: int, n_outputs: int) -> tuple[Any, Any]:
-    """The execution engine (it owns the code) and the ``predict`` function, in LLVM's global context."""
-    import llvmlite.binding as llvm
-
-    module = llvm.parse_assembly(module_ir(trees, n_features, n_outputs))
-    module.verify()
-    # The IR is already what the CPU should run: the optimising code generator alone (no IR passes) gives the
-    # same speed in a third of the time.
-    machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=2)
-    engine = llvm.create_mcjit_compiler(module, machine)
-    engine.finalize_object()
-    prototype = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
-    return (engine, machine), prototype(engine.get_function_address("predict"))
-
-
 def compile_trees(trees: list[VectorTree], n_features: int, n_outputs: int) -> CompiledTrees:
-    """Compile ``trees`` for this machine's CPU (about 0.1 ms a node; llvmlite runs one compilation at a time).
+    """Compile ``trees`` for this machine's CPU (about 0.1 ms a node; llvmlite compiles one module at a time).
 
     Raises:
         ImportError: without llvmlite.
@@ -191,18 +156,11 @@ def compile_trees(trees: list[VectorTree], n_features: int, n_outputs: int) -> C
         RuntimeError: if LLVM rejects the module.
 
     """
-    global _initialised
-    import llvmlite.binding as llvm
-
-    with _init_lock:
-        if not _initialised:
-            llvm.initialize_native_target()
-            llvm.initialize_native_asmprinter()
-            _initialised = True
     for tree in trees:
         _check(tree, n_features)
-    parts = [_compile(trees, n_features, n_outputs)]
-    return CompiledTrees(parts, n_features, n_outputs)
+    kernel = compile_function(module_ir(trees, n_features, n_outputs), "predict",
+                              [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p])
+    return CompiledTrees(kernel, n_features, n_outputs)
 
 
 def _check(tree: VectorTree, n_features: int) -> None:

@@ -251,15 +251,9 @@ class _CompiledSums:
         self.threads = n
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        import numpy as np
+        from .llvm_jit import split_rows
 
-        if self.threads == 1 or len(x) < 2 * MIN_ROWS:
-            return self.compiled(x)
-        from concurrent.futures import ThreadPoolExecutor
-
-        step = -(-len(x) // self.threads)
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
-            return np.concatenate(list(pool.map(self.compiled, [x[i:i + step] for i in range(0, len(x), step)])))
+        return split_rows(self.compiled, x, self.threads, 2 * MIN_ROWS)
 
 
 class TreePredictor:

@@ -56,19 +56,58 @@ def test_default_probe_is_registered() -> None:
     assert DEFAULT_PROBE == "svm" and DEFAULT_PROBE in PROBES
 
 
-def test_knn_matches_scikit_learn() -> None:
+@pytest.mark.parametrize("search", ["brute force", "k-d tree"])
+def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
+    from engine import probes
     from engine.probes import KNearestNeighborsProbe
 
+    if search == "k-d tree":
+        monkeypatch.setattr(probes, "BRUTE_FORCE_MAX_SAMPLES", 0)
     x, y = _blobs(4)
     probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
+    assert (probe.brute_ is not None) == (search == "brute force")
     reference = KNeighborsClassifier(7, weights="distance").fit(probe.x_, y)
     test, _ = _blobs(4, seed=1)
     proba = probe.predict_proba(test)
     expected = reference.predict_proba((test - probe.mean_) / probe.scale_)
     assert np.allclose(proba, expected, atol=1e-5)
     assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # a training pixel is its own exact match
+
+
+@pytest.mark.parametrize("n_features", [7, 12])
+def test_brute_force_neighbours_are_the_k_d_tree_s(n_features: int) -> None:
+    from scipy.spatial import cKDTree
+
+    from engine.knn_kernel import BruteForceNeighbours
+
+    rng = np.random.default_rng(n_features)
+    reference = rng.normal(0, 1, (300, n_features)).astype("float32")
+    pixels = rng.normal(0, 1, (1001, n_features)).astype("float32")  # not a multiple of the 8 lanes
+    pixels[:5] = reference[10:15]  # distance 0
+    dist, idx = BruteForceNeighbours(reference, 7).query(pixels)
+    expected_dist, expected_idx = cKDTree(reference).query(pixels, k=7)
+    assert np.array_equal(idx, expected_idx) and np.abs(dist - expected_dist).max() <= 1e-12
+    assert (dist[:5, 0] == 0).all()
+    twin = np.concatenate([reference, reference[:1]])  # two rows at exactly the same distance: the first wins
+    _, idx = BruteForceNeighbours(twin, 1).query(reference[:1])
+    assert idx[0, 0] == 0
+    _, idx = BruteForceNeighbours(twin, 2).query(reference[:1])
+    assert idx[0].tolist() == [0, 300]
+
+
+def test_knn_neighbour_search_split_over_threads_equals_one_thread() -> None:
+    from engine.probes import KNearestNeighborsProbe
+
+    x, y = _blobs(4)
+    probe = KNearestNeighborsProbe(k=5).fit(x, y, 4)
+    rng = np.random.default_rng(3)
+    pixels = x[rng.integers(0, len(x), 40_000)] + rng.normal(0, 0.5, (40_000, x.shape[1])).astype("float32")
+    probe.set_threads(1)
+    one = probe.predict_proba(pixels)
+    probe.set_threads(2)
+    assert np.array_equal(probe.predict_proba(pixels), one)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
