@@ -36,7 +36,8 @@ def kernel_ir(n_features: int, k: int) -> str:
 
     For ``groups`` x 8 float32 rows of ``x``: the ``k`` smallest squared distances to the float64 rows of ``ref``
     (ascending) and their row numbers. Each row's sorted list lives in ``k`` vectors (one lane per pixel); a
-    reference row closer than some pixel's k-th goes in by compare-and-swap down the list, without branches.
+    reference row closer than some pixel's k-th goes in by compare-and-swap down the list, without branches. A
+    reference row is dropped after its first features when all 8 partial sums already reach the k-th distances.
     """
     v, f_, kk = _vec(), n_features, k
     lines = ["define void @knn(ptr noalias readonly %x, i64 %groups, ptr noalias readonly %ref, i64 %nref, "
@@ -63,7 +64,7 @@ def kernel_ir(n_features: int, k: int) -> str:
         lines += [f"  %B{j} = phi {v} [{inf}, %grp], [%NB{j}, %refnext]",
                   f"  %I{j} = phi {vi} [zeroinitializer, %grp], [%NI{j}, %refnext]"]
     lines.append(f"  %rbase = mul i64 %r, {f_}")
-    acc = ""
+    acc, split = "", max(1, min(f_ - 1, round(f_ / 4)))  # measured: 3 of 12 features, 2 of 7
     for f in range(f_):  # squared distances of the 8 pixels to reference row r
         lines += [f"  %ri{f} = add i64 %rbase, {f}", f"  %rp{f} = getelementptr double, ptr %ref, i64 %ri{f}",
                   f"  %rv{f} = load double, ptr %rp{f}", f"  %re{f} = insertelement {v} poison, double %rv{f}, i64 0",
@@ -74,6 +75,11 @@ def kernel_ir(n_features: int, k: int) -> str:
         else:
             lines.append(f"  %acc{f} = call {v} @llvm.fma.v{LANES}f64({v} %df{f}, {v} %df{f}, {v} {acc})")
         acc = f"%acc{f}"
+        if f == split - 1:  # every pixel already as far as its k-th nearest (sums only grow): skip the rest
+            lines += [f"  %far = fcmp oge {v} {acc}, %B{kk - 1}",
+                      f"  %farbits = bitcast <{LANES} x i1> %far to i{LANES}",
+                      f"  %allfar = icmp eq i{LANES} %farbits, -1", "  br i1 %allfar, label %refnext, label %rest",
+                      "rest:"]
     lines += [f"  %lt = fcmp olt {v} {acc}, %B{kk - 1}", f"  %bits = bitcast <{LANES} x i1> %lt to i{LANES}",
               f"  %any = icmp ne i{LANES} %bits, 0", "  br i1 %any, label %ins, label %refnext", "ins:",
               f"  %tie = insertelement {vi} poison, i64 %r, i64 0",
@@ -89,8 +95,8 @@ def kernel_ir(n_features: int, k: int) -> str:
             t, ti = f"%T{j}", f"%TI{j}"
     lines += ["  br label %refnext", "refnext:"]
     for j in range(kk):
-        lines += [f"  %NB{j} = phi {v} [%B{j}, %refloop], [%SB{j}, %ins]",
-                  f"  %NI{j} = phi {vi} [%I{j}, %refloop], [%SI{j}, %ins]"]
+        lines += [f"  %NB{j} = phi {v} [%B{j}, %refloop], [%B{j}, %rest], [%SB{j}, %ins]",
+                  f"  %NI{j} = phi {vi} [%I{j}, %refloop], [%I{j}, %rest], [%SI{j}, %ins]"]
     lines += ["  %rnext = add i64 %r, 1", "  %rmore = icmp slt i64 %rnext, %nref",
               "  br i1 %rmore, label %refloop, label %grpend", "grpend:"]
     for lane in range(LANES):  # each pixel's k nearest, in order, to the outputs

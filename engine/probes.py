@@ -373,17 +373,28 @@ class KNearestNeighborsProbe(Probe):
     def _build(self) -> None:
         self.workers_ = os.cpu_count() or 1
         self.brute_ = None
+        from scipy.spatial import cKDTree
+
+        self.tree_ = cKDTree(self.x_)
         if len(self.y_) <= BRUTE_FORCE_MAX_SAMPLES:
             try:
                 from .knn_kernel import BruteForceNeighbours
 
-                self.brute_ = BruteForceNeighbours(self.x_, min(self.k, len(self.y_)))
+                brute = BruteForceNeighbours(self.x_, min(self.k, len(self.y_)))
+                self.brute_ = brute if self._same_neighbours(brute) else None
             except Exception as exc:  # no llvmlite, or LLVM failed: the k-d tree finds the same neighbours
                 logging.getLogger(__name__).debug("Brute-force neighbours not used: %s", exc)
-        if self.brute_ is None:
-            from scipy.spatial import cKDTree
 
-            self.tree_ = cKDTree(self.x_)
+    def _same_neighbours(self, brute: Any) -> bool:
+        """Whether ``brute`` finds the k-d tree's distances for rows around the reference samples (a check)."""
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        rows = self.x_[rng.integers(0, len(self.x_), 512)]
+        rows = (rows + rng.normal(0, 0.1, rows.shape)).astype("float32")
+        dist, _ = brute.query(rows)
+        expected, _ = self.tree_.query(rows, k=brute.k)
+        return bool(np.allclose(dist, expected.reshape(dist.shape), rtol=1e-9, atol=1e-12))
 
     def _neighbours(self, xs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Distances and reference rows of the ``k`` nearest samples of standardised rows ``xs``, nearest first."""

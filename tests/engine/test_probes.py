@@ -97,6 +97,19 @@ def test_brute_force_neighbours_are_the_k_d_tree_s(n_features: int) -> None:
     assert idx[0].tolist() == [0, 300]
 
 
+def test_a_brute_force_search_that_disagrees_with_the_k_d_tree_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import knn_kernel
+    from engine.probes import KNearestNeighborsProbe
+
+    query = knn_kernel.BruteForceNeighbours.query
+    monkeypatch.setattr(knn_kernel.BruteForceNeighbours, "query",
+                        lambda self, x: (query(self, x)[0] * (1 + 1e-6), query(self, x)[1]))
+    x, y = _blobs(4)
+    probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
+    assert probe.brute_ is None
+    assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # the k-d tree answers
+
+
 def test_knn_neighbour_search_split_over_threads_equals_one_thread() -> None:
     from engine.probes import KNearestNeighborsProbe
 
