@@ -37,7 +37,7 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
     """The engine's Python, the versions of its main libraries and the compute devices it can use."""
     feedback = feedback or Feedback()
     packages = package_versions(("torch", "torchvision", "torchgeo", "lightning", "scikit-learn", "xgboost-cpu",
-                                 "rasterio", "geopandas", "numpy"))
+                                 "llvmlite", "rasterio", "geopandas", "numpy"))
     feedback.progress(0.3, "Looking for compute devices")
     devices: list[dict[str, Any]] = [{"type": "cpu", "name": platform.processor() or platform.machine(),
                                       "cores": os.cpu_count()}]

@@ -303,11 +303,14 @@ def check_rows(trees: list[VectorTree], n_features: int, seed: int = 0) -> np.nd
 def _compiled(trees: list[VectorTree], n_features: int, n_outputs: int) -> _CompiledSums:
     from . import tree_compiler
 
-    if sum(t.size for t in trees) > MAX_COMPILED_NODES:
+    nodes = sum(t.size for t in trees)
+    if nodes > MAX_COMPILED_NODES:
         raise ValueError(f"more than {MAX_COMPILED_NODES} nodes to compile")
+    if nodes > 20_000:  # seconds: say so before the map's first window waits for it
+        logger.info("Compiling the %d trees (%d nodes) for this CPU, about %.0f s.", len(trees), nodes, nodes * 1e-4)
     start = time.perf_counter()
     compiled = tree_compiler.compile_trees(trees, n_features, n_outputs)
-    logger.info("Compiled the %d trees (%d nodes) for this CPU in %.1f s.", len(trees), sum(t.size for t in trees),
+    logger.info("Compiled the %d trees (%d nodes) for this CPU in %.1f s.", len(trees), nodes,
                 time.perf_counter() - start)
     return _CompiledSums(compiled)
 
