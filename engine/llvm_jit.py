@@ -19,15 +19,6 @@ _lock = threading.Lock()
 _initialised = False
 
 
-def available() -> bool:
-    """Whether llvmlite can be imported."""
-    try:
-        import llvmlite.binding  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def constant(value: float) -> str:
     """A floating-point constant in LLVM's exact hexadecimal form (the value's float64 bits)."""
     (bits,) = struct.unpack("<Q", struct.pack("<d", float(value)))
@@ -78,9 +69,11 @@ def compile_function(ir: str, name: str, argtypes: list[Any], optimise_ir: bool 
         return Kernel((engine, machine), prototype(engine.get_function_address(name)))
 
 
-def split_rows(function: Callable[[np.ndarray], np.ndarray], x: np.ndarray, threads: int,
-               min_rows: int) -> np.ndarray:
-    """``function(x)``, with the rows split over ``threads`` threads when there are ``min_rows`` or more."""
+def split_rows(function: Callable[[np.ndarray], Any], x: np.ndarray, threads: int, min_rows: int) -> Any:
+    """``function(x)``, with the rows split over ``threads`` threads when there are ``min_rows`` or more.
+
+    ``function`` returns an array, or a tuple of arrays, with one row per row of ``x``; the parts are joined again.
+    """
     import numpy as np
 
     if threads <= 1 or len(x) < min_rows:
@@ -89,4 +82,7 @@ def split_rows(function: Callable[[np.ndarray], np.ndarray], x: np.ndarray, thre
 
     step = -(-len(x) // threads)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return np.concatenate(list(pool.map(function, [x[i:i + step] for i in range(0, len(x), step)])))
+        parts = list(pool.map(function, [x[i:i + step] for i in range(0, len(x), step)]))
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+    return np.concatenate(parts)

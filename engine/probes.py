@@ -398,17 +398,10 @@ class KNearestNeighborsProbe(Probe):
 
     def _neighbours(self, xs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Distances and reference rows of the ``k`` nearest samples of standardised rows ``xs``, nearest first."""
-        import numpy as np
-
         if self.brute_ is not None:
             from .llvm_jit import split_rows
 
-            def both(part: np.ndarray) -> np.ndarray:  # distances and rows side by side, for the threads to join
-                dist, idx = self.brute_.query(part)
-                return np.concatenate([dist, idx.astype("float64")], axis=1)
-
-            joined = split_rows(both, xs, self.workers_, 32_768)
-            return joined[:, :k], joined[:, k:].astype("int64")
+            return split_rows(self.brute_.query, xs, self.workers_, 32_768)
         dist, idx = self.tree_.query(xs, k=k, workers=self.workers_)
         return dist.reshape(len(xs), k), idx.reshape(len(xs), k)
 
