@@ -342,9 +342,10 @@ class RandomForestProbe(Probe):
 class KNearestNeighborsProbe(Probe):
     """k nearest neighbours on standardised features, weighted by distance; keeps a random ``max_samples``.
 
-    With up to :data:`BRUTE_FORCE_MAX_SAMPLES` reference samples the neighbours come from a compiled brute-force
-    search (:mod:`engine.knn_kernel`, about 4x a k-d tree there), else from a k-d tree (SciPy's ``cKDTree``); both
-    release the GIL while they search and find the same neighbours.
+    With up to :data:`BRUTE_FORCE_MAX_SAMPLES` reference samples the neighbours and votes come from a compiled
+    search over blocks of samples (:mod:`engine.knn_blocks`, float32, confirmed and finished in float64), and the
+    few pixels it cannot confirm from a compiled float64 brute-force search (:mod:`engine.knn_kernel`); else from a
+    k-d tree (SciPy's ``cKDTree``). All release the GIL while they search and find the same neighbours.
     """
 
     name = "knn"
@@ -372,29 +373,54 @@ class KNearestNeighborsProbe(Probe):
 
     def _build(self) -> None:
         self.workers_ = os.cpu_count() or 1
-        self.brute_ = None
+        self.brute_ = self.blocks_ = None
         from scipy.spatial import cKDTree
 
         self.tree_ = cKDTree(self.x_)
-        if len(self.y_) <= BRUTE_FORCE_MAX_SAMPLES:
-            try:
-                from .knn_kernel import BruteForceNeighbours
+        if len(self.y_) > BRUTE_FORCE_MAX_SAMPLES:
+            return
+        try:
+            from .knn_blocks import BlockNeighbours
+            from .knn_kernel import BruteForceNeighbours
 
-                brute = BruteForceNeighbours(self.x_, min(self.k, len(self.y_)))
-                self.brute_ = brute if self._same_neighbours(brute) else None
-            except Exception as exc:  # no llvmlite, or LLVM failed: the k-d tree finds the same neighbours
-                logging.getLogger(__name__).debug("Brute-force neighbours not used: %s", exc)
+            k = min(self.k, len(self.y_))
+            brute = BruteForceNeighbours(self.x_, k)
+            rows = self._check_rows()
+            if not self._same_neighbours(brute, rows):
+                return
+            self.brute_ = brute
+            blocks = BlockNeighbours(self.x_, self.y_, self.n_classes_, k)
+            self.blocks_ = blocks if self._same_search(blocks, rows) else None
+        except Exception as exc:  # no llvmlite, or LLVM failed: the k-d tree finds the same neighbours
+            logging.getLogger(__name__).debug("Compiled neighbour search not used: %s", exc)
 
-    def _same_neighbours(self, brute: Any) -> bool:
-        """Whether ``brute`` finds the k-d tree's distances for rows around the reference samples (a check)."""
+    def _check_rows(self) -> np.ndarray:
+        """Rows around the reference samples, and some of the samples themselves (distance 0)."""
         import numpy as np
 
         rng = np.random.default_rng(0)
         rows = self.x_[rng.integers(0, len(self.x_), 512)]
-        rows = (rows + rng.normal(0, 0.1, rows.shape)).astype("float32")
+        rows[64:] += rng.normal(0, 0.1, rows[64:].shape)
+        return rows.astype("float32")
+
+    def _same_neighbours(self, brute: Any, rows: np.ndarray) -> bool:
+        """Whether ``brute`` finds the k-d tree's distances for ``rows`` (a check)."""
+        import numpy as np
+
         dist, _ = brute.query(rows)
         expected, _ = self.tree_.query(rows, k=brute.k)
         return bool(np.allclose(dist, expected.reshape(dist.shape), rtol=1e-9, atol=1e-12))
+
+    def _same_search(self, blocks: Any, rows: np.ndarray) -> bool:
+        """Whether the block search gives the brute-force neighbours and votes where it confirms them (a check)."""
+        import numpy as np
+
+        dist, idx, proba, sure = blocks.query(rows)
+        expected_dist, expected_idx = self.brute_.query(rows)
+        expected = self._votes(expected_dist, expected_idx)
+        return bool(sure.any() and np.array_equal(dist[sure], expected_dist[sure])
+                    and np.array_equal(idx[sure], expected_idx[sure])
+                    and np.allclose(proba[sure], expected[sure], rtol=0, atol=1e-6))
 
     def _neighbours(self, xs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Distances and reference rows of the ``k`` nearest samples of standardised rows ``xs``, nearest first."""
@@ -405,21 +431,34 @@ class KNearestNeighborsProbe(Probe):
         dist, idx = self.tree_.query(xs, k=k, workers=self.workers_)
         return dist.reshape(len(xs), k), idx.reshape(len(xs), k)
 
+    def _votes(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Class shares of the neighbours' votes weighted by 1 / distance (exact matches take all)."""
+        import numpy as np
+
+        exact = dist == 0
+        with np.errstate(divide="ignore"):
+            weights = np.where(exact.any(axis=1, keepdims=True), exact.astype("float64"), 1.0 / dist)
+        votes = np.zeros((len(dist), self.n_classes_), dtype="float64")
+        rows = np.arange(len(dist))
+        for j in range(dist.shape[1]):  # one neighbour per row at a time: no repeated (row, class) pair per update
+            votes[rows, self.y_[idx[:, j]]] += weights[:, j]
+        return (votes / votes.sum(axis=1, keepdims=True)).astype("float32")
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Votes of the ``k`` nearest reference samples weighted by 1 / distance (exact matches take all)."""
         import numpy as np
 
-        xs = (x.astype("float32", copy=False) - self.mean_) / self.scale_
+        xs = np.ascontiguousarray((x.astype("float32", copy=False) - self.mean_) / self.scale_, dtype="float32")
         k = min(self.k, len(self.y_))
-        dist, idx = self._neighbours(xs, k)
-        exact = dist == 0
-        with np.errstate(divide="ignore"):
-            weights = np.where(exact.any(axis=1, keepdims=True), exact.astype("float64"), 1.0 / dist)
-        votes = np.zeros((len(xs), self.n_classes_), dtype="float64")
-        rows = np.arange(len(xs))
-        for j in range(k):  # one neighbour per row at a time: no repeated (row, class) pair within an update
-            votes[rows, self.y_[idx[:, j]]] += weights[:, j]
-        return (votes / votes.sum(axis=1, keepdims=True)).astype("float32")
+        if self.blocks_ is None:
+            return self._votes(*self._neighbours(xs, k))
+        from .llvm_jit import split_rows
+
+        proba, sure = split_rows(self.blocks_.votes, xs, self.workers_, 32_768)
+        if not sure.all():  # near ties between the k-th and k+1-th neighbour: the float64 search decides
+            unsure = np.flatnonzero(~sure)
+            proba[unsure] = self._votes(*self._neighbours(xs[unsure], k))
+        return proba
 
     def set_threads(self, n: int) -> None:
         """Threads of the neighbour search."""
