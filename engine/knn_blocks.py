@@ -1,21 +1,21 @@
-"""k nearest neighbours and their votes by a compiled search over blocks of reference samples (llvmlite).
+"""k nearest neighbours and their votes, by a compiled search over blocks of reference samples (llvmlite).
 
 Setup: the standardised reference samples are rotated onto their principal axes (distances do not change) and cut
 into blocks of up to 16 samples that lie close together (a k-d tree's leaves), each with its bounding box.
 
-Search, 16 neighbouring pixels at a time (one SIMD lane each): a lower bound of each pixel's distance to every
-block comes from the boxes; blocks are visited nearest first (by the least bound over the 16 pixels) and skipped
-when no pixel can have a neighbour there, and the search stops when no block can. In a visited block each sample
-is compared with the 16 pixels at once, dropped after its first features when all 16 are already farther than
-their k+1-th nearest, and otherwise goes into each pixel's sorted list of k+1 without branches.
+Search, 16 neighbouring pixels at a time (one SIMD lane each): a lower bound of the 16 pixels' distance to each
+block comes from the boxes (the leading axes, 16 blocks at a time); blocks are visited nearest first, skipped when
+no pixel can have a neighbour there, and the search stops when no block is left that could. In a visited block each
+sample is compared with the 16 pixels at once, dropped after its first features when all 16 are already farther
+than their k+1-th nearest, and otherwise goes into each pixel's sorted list of k+1 without branches.
 
-The search runs in float32, then is made exact. A float32 squared distance is within ``2 (m + 4) 2**-24`` of the
-exact one (``m`` features, all terms positive), and rounding the rotated coordinates moves a distance by at most
-``2**-24`` of the two norms. So when a pixel's k+1-th distance exceeds its k-th by more than both errors, its true
-k nearest are among the k+1 kept; those are measured again in float64, in the original coordinates, exactly as
-:mod:`engine.knn_kernel` measures them, and the k best kept (on equal distances the first reference sample wins).
-The neighbours, distances and votes are then those of the float64 search. A pixel that fails the test (a near tie
-between its k-th and k+1-th neighbour, or nodata) is flagged, for the caller to ask the float64 search.
+The search runs in float32, then is made exact. A float32 squared distance is within ``(m + 2) 2**-24`` of the
+exact one (``m`` features, all terms positive; the test allows twice that), and rounding the rotated coordinates
+moves a distance by at most ``2**-24`` of the two norms. So when a pixel's k+1-th distance exceeds its k-th by more
+than both errors, its k nearest are its first k in float32. Those are measured again in float64 in the original
+coordinates (as SciPy's k-d tree measures them, to rounding) and ordered by (distance, row): the neighbours,
+distances and votes are those of an exact float64 search. A pixel that fails the test (a near tie between its k-th
+and k+1-th neighbour, or not a number) is flagged, for the caller to ask the k-d tree.
 
 The kernel only reads the arrays it is given and writes the output arrays.
 """
@@ -26,12 +26,13 @@ import ctypes
 import threading
 from typing import TYPE_CHECKING
 
+from .llvm_ir import IrBuilder, const_vector, suffix
 from .llvm_jit import Kernel, compile_function, constant
 
 if TYPE_CHECKING:
     import numpy as np
 
-LANES = 16  # pixels at once: one 512-bit vector of float32
+LANES = 16  # pixels at once: one 512-bit vector of float32 (as in engine.llvm_ir)
 BLOCK = 16  # reference samples per block at most
 MAX_K = 15  # the lists hold k + 1 samples in vectors; more would only cost
 BOUND_FEATURES = 4  # leading principal axes used for the bounds (most of the spread)
@@ -65,99 +66,26 @@ def blocks(reference: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-class _Ir:
-    """Lines of LLVM IR, fresh value names and a few helpers."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._n = 0
-
-    def __call__(self, text: str) -> str:
-        """Append ``%name = text`` for a fresh name and return the name."""
-        self._n += 1
-        name = f"%v{self._n}"
-        self.lines.append(f"  {name} = {text}")
-        return name
-
-    def put(self, *lines: str) -> None:
-        """Append lines as they are."""
-        self.lines += list(lines)
-
-    def splat(self, t: str, value: str, width: int = LANES) -> str:
-        """A vector of ``width`` copies of ``value``."""
-        one = self(f"insertelement <{width} x {t}> poison, {t} {value}, i64 0")
-        return self(f"shufflevector <{width} x {t}> {one}, <{width} x {t}> poison, <{width} x i32> zeroinitializer")
-
-    def at(self, t: str, array: str, index: str) -> str:
-        """The address of ``array[index]`` (elements of type ``t``)."""
-        return self(f"getelementptr {t}, ptr {array}, i64 {index}")
-
-    def load(self, t: str, array: str, index: str, align: int = 0) -> str:
-        """``array[index]``; a vector type loads consecutive elements from there."""
-        element = t.split(" x ")[-1].rstrip(">")
-        return self(f"load {t}, ptr {self.at(element, array, index)}" + (f", align {align}" if align else ""))
-
-    def squares(self, pairs: list[tuple[str, str]], t: str, acc: str = "") -> str:
-        """``acc`` plus the sum of ``(a - b) ** 2`` in order: fmul first (without ``acc``), then fused multiply-adds."""
-        for a, b in pairs:
-            diff = self(f"fsub {t} {a}, {b}")
-            acc = self(f"fmul {t} {diff}, {diff}") if not acc else self(
-                f"call {t} @llvm.fma.{_suffix(t)}({t} {diff}, {t} {diff}, {t} {acc})")
-        return acc
-
-    def fold(self, vector: str, order: str) -> str:
-        """The least (``olt``) or greatest (``ogt``) of 16 floats that are not NaN, by halving (4 steps)."""
-        width = LANES
-        while width > 1:
-            half = width // 2
-            v = f"<{width} x float>"
-            upper = self(f"shufflevector {v} {vector}, {v} poison, <{half} x i32> "
-                         f"<{', '.join(f'i32 {half + j}' for j in range(half))}>")
-            lower = self(f"shufflevector {v} {vector}, {v} poison, <{half} x i32> "
-                         f"<{', '.join(f'i32 {j}' for j in range(half))}>")
-            h = f"<{half} x float>"
-            vector = self(f"select <{half} x i1> {self(f'fcmp {order} {h} {upper}, {lower}')}, {h} {upper}, {h} {lower}")
-            width = half
-        return self(f"extractelement <1 x float> {vector}, i64 0")
-
-    def lanes(self, t: str, vector: str, width: int = LANES) -> list[str]:
-        """The elements of ``vector``."""
-        return [self(f"extractelement <{width} x {t}> {vector}, i64 {j}") for j in range(width)]
-
-
-def _suffix(t: str) -> str:
-    """The intrinsic suffix of a type, e.g. ``v16f32`` or ``f64``."""
-    if not t.startswith("<"):
-        return {"float": "f32", "double": "f64"}.get(t, t)
-    lanes, _, scalar = t.strip("<>").split()
-    return f"v{lanes}{'f32' if scalar == 'float' else 'f64'}"
-
-
-def _vec(t: str, values: list[str]) -> str:
-    return "<" + ", ".join(f"{t} {v}" for v in values) + ">"
-
-
 class _Kernel:
     """The kernel's IR, built part by part (see :func:`kernel_ir`)."""
 
     def __init__(self, m: int, k: int, keep: int, n_blocks: int, n_classes: int, rotation: np.ndarray,
-                 shift: np.ndarray, norm: float) -> None:
+                 shift: np.ndarray, norm: float, mean: np.ndarray | None, scale: np.ndarray | None) -> None:
         self.m, self.k, self.keep, self.n_blocks, self.n_classes = m, k, keep, n_blocks, n_classes
-        self.rotation, self.shift, self.norm = rotation, shift, norm
+        self.rotation, self.shift, self.norm, self.mean, self.scale = rotation, shift, norm, mean, scale
         self.words = -(-n_blocks // LANES)  # block keys, 16 to a vector
-        self.vf, self.vd, self.vi, self.vl, self.vb = (f"<{LANES} x {t}>" for t in ("float", "double", "i32", "i64", "i1"))
-        self.ir = _Ir()
+        self.q = min(BOUND_FEATURES, m)
+        self.vf, self.vd, self.vi, self.vl, self.vb = (
+            f"<{LANES} x {t}>" for t in ("float", "double", "i32", "i64", "i1"))
+        self.ir = IrBuilder()
 
     def build(self) -> str:
         ir = self.ir
-        ir.put("define void @knn(ptr noalias readonly %x, i64 %groups, ptr noalias readonly %scan, "
+        ir.put("define void @knn(ptr noalias readonly %x, i64 %groups, i64 %stride, ptr noalias readonly %scan, "
                "ptr noalias readonly %start, ptr noalias readonly %lo, ptr noalias readonly %hi, "
+               "ptr noalias readonly %lot, ptr noalias readonly %hit, "
                "ptr noalias readonly %rows, ptr noalias readonly %ref64, ptr noalias readonly %y, "
-               "ptr noalias %outd, ptr noalias %outi, ptr noalias %proba, ptr noalias %ok) nounwind {", "entry:",
-               f"  %bounds = alloca {self.vf}, i64 {self.n_blocks}, align 64",
-               f"  %keys = alloca float, i64 {self.words * LANES}, align 64")
-        for b in range(self.n_blocks, self.words * LANES):  # padding keys: never the least
-            ir.put(f"  store float {INF}, ptr {ir.at('float', '%keys', str(b))}")
+               "ptr noalias %outd, ptr noalias %outi, ptr noalias %proba, ptr noalias %ok) nounwind {", "entry:")
         ir.put("  %any = icmp sgt i64 %groups, 0", "  br i1 %any, label %group, label %done",
                "group:", "  %g = phi i64 [0, %entry], [%gnext, %written]", f"  %row0 = mul i64 %g, {LANES}")
         self.pixels()
@@ -172,20 +100,21 @@ class _Kernel:
         vf, vd = self.vf, self.vd
         ir.put(f"declare {vf} @llvm.fma.v{LANES}f32({vf}, {vf}, {vf})",
                f"declare {vd} @llvm.fma.v{LANES}f64({vd}, {vd}, {vd})", f"declare {vd} @llvm.sqrt.v{LANES}f64({vd})",
-               f"declare {vf} @llvm.maxnum.v{LANES}f32({vf}, {vf})", f"declare {vf} @llvm.minnum.v{LANES}f32({vf}, {vf})",
+               f"declare {vf} @llvm.maxnum.v{LANES}f32({vf}, {vf})",
+               f"declare {vf} @llvm.minnum.v{LANES}f32({vf}, {vf})",
                f"declare i{LANES} @llvm.cttz.i{LANES}(i{LANES}, i1)")
         for t in ("double", "i32"):
             v = f"<{LANES} x {t}>"
-            ir.put(f"declare {v} @llvm.masked.gather.v{LANES}{_suffix(t)}.v{LANES}p0(<{LANES} x ptr>, i32, "
+            ir.put(f"declare {v} @llvm.masked.gather.v{LANES}{suffix(t)}.v{LANES}p0(<{LANES} x ptr>, i32, "
                    f"<{LANES} x i1>, {v})")
         return "\n".join(ir.lines)
 
     def gather(self, t: str, array: str, index: str) -> str:
         """``array[index]`` for a vector of 16 int64 ``index``."""
         pointers = self.ir(f"getelementptr {t}, ptr {array}, {self.vl} {index}")
-        size = 8 if t in ("double", "i64") else 4
-        return self.ir(f"call <{LANES} x {t}> @llvm.masked.gather.v{LANES}{_suffix(t)}.v{LANES}p0(<{LANES} x ptr> "
-                       f"{pointers}, i32 {size}, {self.vb} {_vec('i1', ['true'] * LANES)}, <{LANES} x {t}> poison)")
+        size, every = 8 if t in ("double", "i64") else 4, const_vector("i1", ["true"] * LANES)
+        return self.ir(f"call <{LANES} x {t}> @llvm.masked.gather.v{LANES}{suffix(t)}.v{LANES}p0(<{LANES} x ptr> "
+                       f"{pointers}, i32 {size}, {self.vb} {every}, <{LANES} x {t}> poison)")
 
     def row(self, lane: int, width: int) -> str:
         """The index of the first element of ``lane``'s row in an array of ``width`` per pixel."""
@@ -200,6 +129,9 @@ class _Kernel:
             for lane in range(LANES):
                 at = ir(f"add i64 {self.row(lane, m)}, {f}")
                 vector = ir(f"insertelement {vf} {vector}, float {ir.load('float', '%x', at)}, i64 {lane}")
+            if self.mean is not None:  # standardise as numpy does in float32: (x - mean) / scale
+                mean, scale = (ir.splat("float", constant(float(v[f]))) for v in (self.mean, self.scale))
+                vector = ir(f"fdiv {vf} {ir(f'fsub {vf} {vector}, {mean}')}, {scale}")
             self.x64.append(ir(f"fpext {vf} {vector} to {vd}"))
         self.xr, norm = [], ""
         for axis in range(m):
@@ -214,41 +146,45 @@ class _Kernel:
                   f"{ir.splat('double', constant(self.norm))}")
         # rounding both rotated points moves a distance by at most UNIT * (|x| + |r|); plus the float64 rotation's
         # error (under 1e-11 of the norms up to 64 features) and float32 underflow (under 1e-18)
-        self.error = ir(f"call {vd} @llvm.fma.v{LANES}f64({vd} {norm}, "
-                        f"{vd} {ir.splat('double', constant(UNIT * 1.01 + 1e-11))}, {vd} {ir.splat('double', '1.0e-18')})")
+        slope, floor = ir.splat("double", constant(UNIT * 1.01 + 1e-11)), ir.splat("double", "1.0e-18")
+        self.error = ir(f"call {vd} @llvm.fma.v{LANES}f64({vd} {norm}, {vd} {slope}, {vd} {floor})")
 
     def bounds(self) -> None:
-        """Each block's lower bounds of the 16 squared distances, and its key: the least of them."""
+        """Each block's key: a lower bound of its squared distance to the box of the 16 pixels (16 blocks at once)."""
+        ir, vf, q, padded = self.ir, self.vf, self.q, self.words * LANES
+        low = [ir.splat("float", ir.fold(self.xr[f], "olt")) for f in range(q)]
+        high = [ir.splat("float", ir.fold(self.xr[f], "ogt")) for f in range(q)]
+        self.keys = []
+        for w in range(self.words):
+            acc = ""
+            for f in range(q):
+                lo, hi = (ir.load(vf, name, str(f * padded + w * LANES), 4) for name in ("%lot", "%hit"))
+                acc = self.gap_squares(ir(f"fsub {vf} {lo}, {high[f]}"), ir(f"fsub {vf} {low[f]}, {hi}"), acc)
+            self.keys.append(acc)
+        ir.put("  br label %bounded", "bounded:")
+
+    def gap_squares(self, below: str, above: str, acc: str) -> str:
+        """``acc`` plus the square of the gap to a box side (the larger of ``below``, ``above`` and 0)."""
         ir, vf = self.ir, self.vf
-        ir.put("  br label %bound", "bound:", "  %b = phi i64 [0, %group], [%bnext, %bound]")
-        box = ir(f"mul i64 %b, {self.m}")
-        acc = ""
-        for f in range(min(BOUND_FEATURES, self.m)):
-            at = ir(f"add i64 {box}, {f}")
-            lo, hi = ir.splat("float", ir.load("float", "%lo", at)), ir.splat("float", ir.load("float", "%hi", at))
-            gap = ir(f"call {vf} @llvm.maxnum.v{LANES}f32({vf} {ir(f'fsub {vf} {lo}, {self.xr[f]}')}, "
-                     f"{vf} {ir(f'fsub {vf} {self.xr[f]}, {hi}')})")
-            gap = ir(f"call {vf} @llvm.maxnum.v{LANES}f32({vf} {gap}, {vf} zeroinitializer)")
-            acc = ir(f"fmul {vf} {gap}, {gap}") if not acc else ir(
-                f"call {vf} @llvm.fma.v{LANES}f32({vf} {gap}, {vf} {gap}, {vf} {acc})")
-        ir.put(f"  store {vf} {acc}, ptr {ir.at(vf, '%bounds', '%b')}, align 64",
-               f"  store float {ir.fold(acc, 'olt')}, "
-               f"ptr {ir.at('float', '%keys', '%b')}")
-        ir.put("  %bnext = add i64 %b, 1", f"  %bmore = icmp ult i64 %bnext, {self.n_blocks}",
-               "  br i1 %bmore, label %bound, label %bounded", "bounded:")
+        gap = ir(f"call {vf} @llvm.maxnum.v{LANES}f32({vf} {below}, {vf} {above})")
+        gap = ir(f"call {vf} @llvm.maxnum.v{LANES}f32({vf} {gap}, {vf} zeroinitializer)")
+        return ir(f"fmul {vf} {gap}, {gap}") if not acc else ir(
+            f"call {vf} @llvm.fma.v{LANES}f32({vf} {gap}, {vf} {gap}, {vf} {acc})")
 
     def search(self) -> None:
         """Visit blocks nearest first; scan a block's samples against the 16 pixels, keeping each pixel's k+1."""
         ir, vf, vi, vb, keep = self.ir, self.vf, self.vi, self.vb, self.keep
         last = keep - 1
-        inf = _vec("float", [INF] * LANES)
-        keys = [ir.load(vf, "%keys", str(w * LANES), 64) for w in range(self.words)]
+        inf = const_vector("float", [INF] * LANES)
+        keys = self.keys
         ir.put("  br label %next", "next:")
         for j in range(keep):  # the pixels' j-th nearest so far (squared float32 distances, scan positions)
             ir.put(f"  %B{j} = phi {vf} [{inf}, %bounded], [%B{j}, %skip], [%NB{j}, %sampled]",
                    f"  %I{j} = phi {vi} [zeroinitializer, %bounded], [%I{j}, %skip], [%NI{j}, %sampled]")
         for w in range(self.words):  # the blocks visited or skipped so far, a bit each (no stores: no stalls)
-            ir.put(f"  %done{w} = phi i{LANES} [0, %bounded], [%done{w}x, %skip], [%done{w}x, %sampled]")
+            padding = sum(1 << j for j in range(LANES) if w * LANES + j >= self.n_blocks)  # not blocks: never picked
+            signed = padding - (1 << LANES) if padding >= 1 << (LANES - 1) else padding
+            ir.put(f"  %done{w} = phi i{LANES} [{signed}, %bounded], [%done{w}x, %skip], [%done{w}x, %sampled]")
         words = [ir(f"select {vb} {ir(f'bitcast i{LANES} %done{w} to {vb}')}, {vf} {inf}, {vf} {keys[w]}")
                  for w in range(self.words)]
         least = words[0]
@@ -268,7 +204,11 @@ class _Kernel:
         for w in range(self.words):
             mine = ir(f"select i1 {ir(f'icmp eq i64 {word}, {w}')}, i{LANES} {bit}, i{LANES} 0")
             ir.put(f"  %done{w}x = or i{LANES} %done{w}, {mine}")
-        bound = ir(f"load {vf}, ptr {ir.at(vf, '%bounds', '%blk')}, align 64")
+        box, bound = ir(f"mul i64 %blk, {self.m}"), ""
+        for f in range(self.q):  # the block's bounds for each of the 16 pixels: none below its k+1-th, skip it
+            at = ir(f"add i64 {box}, {f}")
+            lo, hi = ir.splat("float", ir.load("float", "%lo", at)), ir.splat("float", ir.load("float", "%hi", at))
+            bound = self.gap_squares(ir(f"fsub {vf} {lo}, {self.xr[f]}"), ir(f"fsub {vf} {self.xr[f]}, {hi}"), bound)
         useless = ir(f"bitcast {vb} {ir(f'fcmp oge {vf} {bound}, %B{last}')} to i{LANES}")
         ir.put(f"  br i1 {ir(f'icmp eq i{LANES} {useless}, -1')}, label %skip, label %visit", "skip:",
                "  br label %next", "visit:")
@@ -319,8 +259,8 @@ class _Kernel:
             limit = ir(f"fmul {vd} {ir(f'fmul {vd} {reach}, {reach}')}, "
                        f"{ir.splat('double', constant((1 + gamma) * (1 + 1e-12)))}")
             sure = ir(f"and {vb} {sure}, {ir(f'fcmp ogt {vd} {last}, {limit}')}")
-        ir.put(f"  store <{LANES} x i8> {ir(f'zext {vb} {sure} to <{LANES} x i8>')}, ptr {ir.at('i8', '%ok', '%row0')}, "
-               "align 1")
+        flags = ir(f"zext {vb} {sure} to <{LANES} x i8>")
+        ir.put(f"  store <{LANES} x i8> {flags}, ptr {ir.at('i8', '%ok', '%row0')}, align 1")
 
     def rerank(self) -> None:
         """The kept samples measured in float64 as the float64 search does; the k best by (distance, row)."""
@@ -329,22 +269,25 @@ class _Kernel:
         for j in range(self.k):  # a confirmed pixel's k nearest are its first k in float32 (the check says so)
             rows = self.gather("i32", "%rows", ir(f"sext {vi} %I{j} to {self.vl}"))
             start = ir(f"mul {self.vl} {ir(f'sext {vi} {rows} to {self.vl}')}, {ir.splat('i64', str(m))}")
-            pairs = [(self.x64[f], self.gather("double", "%ref64", ir(f"add {self.vl} {start}, {ir.splat('i64', str(f))}")))
+            pairs = [(self.x64[f], self.gather("double", "%ref64", ir(f"add {self.vl} {start}, "
+                                                                      f"{ir.splat('i64', str(f))}")))
                      for f in range(m)]
             candidates.append((ir.squares(pairs, vd), rows))
-        best = [(ir.splat("double", INF), ir.splat("i32", "2147483647"))] * self.k
+        best = [(ir.splat("double", INF), ir.splat("i32", "0"))] * self.k  # row 0: a safe index even if unfilled
         for d, row in candidates:  # insertion by (distance, row), without branches
             new = []
             for s, srow in best:
                 tie = ir(f"and {vb} {ir(f'fcmp oeq {vd} {d}, {s}')}, {ir(f'icmp slt {vi} {row}, {srow}')}")
                 swap = ir(f"or {vb} {ir(f'fcmp olt {vd} {d}, {s}')}, {tie}")
-                new.append((ir(f"select {vb} {swap}, {vd} {d}, {vd} {s}"), ir(f"select {vb} {swap}, {vi} {row}, {vi} {srow}")))
-                d, row = ir(f"select {vb} {swap}, {vd} {s}, {vd} {d}"), ir(f"select {vb} {swap}, {vi} {srow}, {vi} {row}")
+                new.append((ir(f"select {vb} {swap}, {vd} {d}, {vd} {s}"),
+                            ir(f"select {vb} {swap}, {vi} {row}, {vi} {srow}")))
+                d, row = (ir(f"select {vb} {swap}, {vd} {s}, {vd} {d}"),
+                          ir(f"select {vb} {swap}, {vi} {srow}, {vi} {row}"))
             best = new
         self.neighbours = [(ir(f"call {vd} @llvm.sqrt.v{LANES}f64({vd} {d})"), row) for d, row in best]
         ir.put(f"  br i1 {ir('icmp eq ptr %outd, null')}, label %ranked, label %neighbours", "neighbours:")
         for j, (d, row) in enumerate(self.neighbours):  # slot-major: 16 pixels' j-th neighbours side by side
-            at = ir(f"add i64 {ir(f'mul i64 %groups, {j * LANES}')}, %row0")
+            at = ir(f"add i64 {ir(f'mul i64 %stride, {j}')}, %row0")
             ir.put(f"  store {vd} {d}, ptr {ir.at('double', '%outd', at)}, align 8",
                    f"  store {self.vl} {ir(f'sext {vi} {row} to {self.vl}')}, ptr {ir.at('i64', '%outi', at)}, align 8")
         ir.put("  br label %ranked", "ranked:")
@@ -358,7 +301,8 @@ class _Kernel:
             exact = ir(f"or {vb} {exact}, {ir(f'fcmp oeq {vd} {d}, zeroinitializer')}")
         weights, classes = [], []
         for d, row in self.neighbours:
-            match = ir(f"select {vb} {ir(f'fcmp oeq {vd} {d}, zeroinitializer')}, {vd} {ir.splat('double', '1.0')}, {zero}")
+            is_zero = ir(f"fcmp oeq {vd} {d}, zeroinitializer")
+            match = ir(f"select {vb} {is_zero}, {vd} {ir.splat('double', '1.0')}, {zero}")
             inverse = ir(f"fdiv {vd} {ir.splat('double', '1.0')}, {d}")
             weights.append(ir(f"select {vb} {exact}, {vd} {match}, {vd} {inverse}"))
             classes.append(self.gather("i32", "%y", ir(f"sext {vi} {row} to {self.vl}")))
@@ -373,12 +317,12 @@ class _Kernel:
             totals = shares[-1] if not totals else ir(f"fadd {vd} {totals}, {shares[-1]}")
         for c, votes in enumerate(shares):  # class-major, like the neighbours
             share = ir(f"fptrunc {vd} {ir(f'fdiv {vd} {votes}, {totals}')} to {self.vf}")
-            at = ir(f"add i64 {ir(f'mul i64 %groups, {c * LANES}')}, %row0")
+            at = ir(f"add i64 {ir(f'mul i64 %stride, {c}')}, %row0")
             ir.put(f"  store {self.vf} {share}, ptr {ir.at('float', '%proba', at)}, align 4")
 
 
 def kernel_ir(m: int, k: int, keep: int, n_blocks: int, n_classes: int, rotation: np.ndarray, shift: np.ndarray,
-              norm: float) -> str:
+              norm: float, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> str:
     """The IR of ``knn(x, groups, scan, start, lo, hi, rows, ref64, y, outd, outi, proba, ok)``.
 
     ``x``: 16 ``groups`` of float32 pixels of ``m`` features; ``scan``: the rotated float32 reference rows in block
@@ -388,14 +332,18 @@ def kernel_ir(m: int, k: int, keep: int, n_blocks: int, n_classes: int, rotation
     ``norm`` bounds the rotated rows' norms. For each pixel with ``ok`` = 1: distances and rows of its ``k``
     nearest, ascending, and the class shares of their votes (float32, ``n_classes`` per pixel).
     """
-    return _Kernel(m, k, keep, n_blocks, n_classes, rotation, shift, norm).build()
+    return _Kernel(m, k, keep, n_blocks, n_classes, rotation, shift, norm, mean, scale).build()
 
 
 class BlockNeighbours:
     """The ``k`` nearest reference rows and their class votes, by the compiled block search; thread-safe."""
 
-    def __init__(self, reference: np.ndarray, classes: np.ndarray, n_classes: int, k: int) -> None:
+    def __init__(self, reference: np.ndarray, classes: np.ndarray, n_classes: int, k: int,
+                 mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> None:
         """Rotate ``reference`` (float32 rows) onto its principal axes, cut it into blocks and compile the kernel.
+
+        With ``mean`` and ``scale`` (float32, one per feature) the pixels given to :meth:`query` and :meth:`votes`
+        are raw and the kernel standardises them, as ``(x - mean) / scale`` in float32 does.
 
         Raises:
             ImportError: without llvmlite.
@@ -422,39 +370,52 @@ class BlockNeighbours:
         self._start = np.cumsum([0] + [len(leaf) for leaf in leaves]).astype("int32")
         self._lo = np.ascontiguousarray([rotated[leaf].min(axis=0) for leaf in leaves], dtype="float32")
         self._hi = np.ascontiguousarray([rotated[leaf].max(axis=0) for leaf in leaves], dtype="float32")
+        padded = -(-len(leaves) // LANES) * LANES  # the leading axes again, axis by axis, for 16 blocks at a time
+        q = min(BOUND_FEATURES, m)
+        self._lot = np.full((q, padded), np.inf, dtype="float32")
+        self._hit = np.full((q, padded), np.inf, dtype="float32")
+        self._lot[:, :len(leaves)], self._hit[:, :len(leaves)] = self._lo.T[:q], self._hi.T[:q]
         self._y = np.ascontiguousarray(classes, dtype="int32")
         norm = (float(np.sqrt((rotated.astype("float64") ** 2).sum(axis=1)).max())
                 + 2 * float(np.sqrt((centre**2).sum()))) * (1 + 1e-6)  # rotated rows, and the shift
-        ir = kernel_ir(m, k, min(k + 1, len(reference)), len(leaves), n_classes, rotation, shift, norm)
+        if mean is not None:
+            mean, scale = np.asarray(mean, dtype="float32"), np.asarray(scale, dtype="float32")
+        ir = kernel_ir(m, k, min(k + 1, len(reference)), len(leaves), n_classes, rotation, shift, norm, mean, scale)
         with _lock:
-            self._kernel: Kernel = compile_function(ir, "knn", [ctypes.c_void_p, ctypes.c_int64]
-                                                    + [ctypes.c_void_p] * 11, optimise_ir=True)
+            self._kernel: Kernel = compile_function(ir, "knn", [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+                                                    + [ctypes.c_void_p] * 13, optimise_ir=True)
 
     def query(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """For float32 rows ``x``: distances (n, k), rows (n, k), class shares (n, classes) and confirmed (n,).
+        """For rows ``x``: distances (n, k), rows (n, k), class shares (n, classes) and confirmed (n,).
 
-        Rows not confirmed hold no results: ask the float64 search.
+        Rows not confirmed hold no results: ask a float64 search.
         """
         return self._run(x, neighbours=True)
 
     def votes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For float32 rows ``x``: class shares (n, classes) and confirmed (n,), as :meth:`query`."""
+        """For rows ``x``: class shares (n, classes) and confirmed (n,), as :meth:`query`."""
         _, _, proba, ok = self._run(x, neighbours=False)
         return proba, ok
 
     def _run(self, x: np.ndarray, neighbours: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         import numpy as np
 
+        x = np.ascontiguousarray(x, dtype="float32")
         n = len(x)
-        padded = np.zeros((-(-n // LANES) * LANES, self.m), dtype="float32")
-        padded[:n] = x
-        size = len(padded)
-        dist = np.empty((self.k, size if neighbours else 0), dtype="float64")
-        rows = np.empty((self.k, size if neighbours else 0), dtype="int64")
-        proba = np.empty((self.n_classes, size), dtype="float32")
-        ok = np.zeros(size, dtype="uint8")
-        self._kernel(padded.ctypes.data, size // LANES, self._scan.ctypes.data, self._start.ctypes.data,
-                     self._lo.ctypes.data, self._hi.ctypes.data, self._rows.ctypes.data, self._ref64.ctypes.data,
-                     self._y.ctypes.data, dist.ctypes.data if neighbours else None,
-                     rows.ctypes.data if neighbours else None, proba.ctypes.data, ok.ctypes.data)
-        return dist[:, :n].T, rows[:, :n].T, proba[:, :n].T, ok[:n].astype(bool)
+        stride = -(-n // LANES) * LANES  # outputs are slot-major: (slot, pixel)
+        dist = np.empty((self.k, stride if neighbours else 0), dtype="float64")
+        rows = np.empty((self.k, stride if neighbours else 0), dtype="int64")
+        proba = np.empty((self.n_classes, stride), dtype="float32")
+        ok = np.zeros(stride, dtype="bool")
+        whole = n // LANES * LANES
+        tail = np.zeros((LANES, self.m), dtype="float32")  # the last, partial group of 16 pixels
+        tail[:n - whole] = x[whole:]
+        for pixels, start, groups in ((x, 0, whole // LANES), (tail, whole, int(whole < n))):
+            if groups:
+                self._kernel(pixels.ctypes.data, groups, stride, self._scan.ctypes.data, self._start.ctypes.data,
+                             self._lo.ctypes.data, self._hi.ctypes.data, self._lot.ctypes.data, self._hit.ctypes.data,
+                             self._rows.ctypes.data, self._ref64.ctypes.data, self._y.ctypes.data,
+                             dist.ctypes.data + 8 * start if neighbours else None,
+                             rows.ctypes.data + 8 * start if neighbours else None,
+                             proba.ctypes.data + 4 * start, ok.ctypes.data + start)
+        return dist[:, :n].T, rows[:, :n].T, proba[:, :n].T, ok[:n]

@@ -1,6 +1,6 @@
 """Machine code from LLVM IR with llvmlite, for the few numeric kernels generated at run time.
 
-The kernels (:mod:`engine.tree_compiler`, :mod:`engine.knn_kernel`) only read and write the numpy arrays they are
+The kernels (:mod:`engine.tree_compiler`, :mod:`engine.knn_blocks`) only read and write the numpy arrays they are
 given. llvmlite is optional: callers catch ``ImportError`` and keep their numpy or library path.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sklearn.svm import SVC
@@ -56,7 +58,7 @@ def test_default_probe_is_registered() -> None:
     assert DEFAULT_PROBE == "svm" and DEFAULT_PROBE in PROBES
 
 
-@pytest.mark.parametrize("search", ["brute force", "k-d tree"])
+@pytest.mark.parametrize("search", ["compiled", "k-d tree"])
 def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -64,10 +66,10 @@ def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) 
     from engine.probes import KNearestNeighborsProbe
 
     if search == "k-d tree":
-        monkeypatch.setattr(probes, "BRUTE_FORCE_MAX_SAMPLES", 0)
+        monkeypatch.setattr(probes, "COMPILED_KNN_MAX_SAMPLES", 0)
     x, y = _blobs(4)
     probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
-    assert (probe.brute_ is not None) == (search == "brute force")
+    assert (probe.blocks_ is not None) == (search == "compiled")
     reference = KNeighborsClassifier(7, weights="distance").fit(probe.x_, y)
     test, _ = _blobs(4, seed=1)
     proba = probe.predict_proba(test)
@@ -76,37 +78,101 @@ def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) 
     assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # a training pixel is its own exact match
 
 
+def _kd_only(probe: Any) -> Any:
+    """The same probe answering from its k-d tree alone."""
+    import copy
+
+    twin = copy.copy(probe)
+    twin.blocks_ = None
+    return twin
+
+
 @pytest.mark.parametrize("n_features", [7, 12])
-def test_brute_force_neighbours_are_the_k_d_tree_s(n_features: int) -> None:
+def test_block_search_finds_the_k_d_tree_s_neighbours(n_features: int) -> None:
     from scipy.spatial import cKDTree
 
-    from engine.knn_kernel import BruteForceNeighbours
+    from engine.knn_blocks import BlockNeighbours
 
     rng = np.random.default_rng(n_features)
     reference = rng.normal(0, 1, (300, n_features)).astype("float32")
-    pixels = rng.normal(0, 1, (1001, n_features)).astype("float32")  # not a multiple of the 8 lanes
+    classes = rng.integers(0, 3, 300)
+    pixels = rng.normal(0, 1, (1001, n_features)).astype("float32")  # not a multiple of the 16 lanes
     pixels[:5] = reference[10:15]  # distance 0
-    dist, idx = BruteForceNeighbours(reference, 7).query(pixels)
+    dist, idx, proba, sure = BlockNeighbours(reference, classes, 3, 7).query(pixels)
     expected_dist, expected_idx = cKDTree(reference).query(pixels, k=7)
-    assert np.array_equal(idx, expected_idx) and np.abs(dist - expected_dist).max() <= 1e-12
-    assert (dist[:5, 0] == 0).all()
-    twin = np.concatenate([reference, reference[:1]])  # two rows at exactly the same distance: the first wins
-    _, idx = BruteForceNeighbours(twin, 1).query(reference[:1])
-    assert idx[0, 0] == 0
-    _, idx = BruteForceNeighbours(twin, 2).query(reference[:1])
-    assert idx[0].tolist() == [0, 300]
+    assert sure.mean() > 0.99
+    assert np.array_equal(idx[sure], expected_idx[sure])
+    assert np.allclose(dist[sure], expected_dist[sure], rtol=1e-12, atol=0)
+    assert (dist[:5, 0] == 0).all() and (proba[:5].max(axis=1) == 1).all()
+    assert np.allclose(proba.sum(axis=1)[sure], 1, atol=1e-6)
 
 
-def test_a_brute_force_search_that_disagrees_with_the_k_d_tree_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import knn_kernel
+def test_block_search_breaks_exact_ties_by_row_and_flags_near_ties() -> None:
+    from engine.knn_blocks import BlockNeighbours
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, (100, 5)).astype("float32")
+    twin = np.concatenate([reference, reference[:1]])  # rows 0 and 100 at exactly the same distance
+    _, idx, _, sure = BlockNeighbours(twin, np.zeros(101), 1, 2).query(reference[:1])
+    assert sure[0] and idx[0].tolist() == [0, 100]
+    _, _, _, sure = BlockNeighbours(twin, np.zeros(101), 1, 1).query(reference[:1])
+    assert not sure[0]  # which of the two is the one nearest is a tie: left to the float64 search
+
+
+def test_block_search_standardises_raw_pixels_and_leaves_nan_to_the_caller() -> None:
+    from engine.knn_blocks import BlockNeighbours
+
+    rng = np.random.default_rng(1)
+    raw = rng.normal(500, 120, (400, 6)).astype("float32")
+    mean, scale = raw.mean(axis=0), raw.std(axis=0)
+    reference = (raw - mean) / scale
+    pixels = rng.normal(500, 120, (64, 6)).astype("float32")
+    pixels[3, 2] = np.nan  # one pixel of a group of 16: that group searches everything, the others stay exact
+    standard = BlockNeighbours(reference, np.arange(400) % 4, 4, 7).query((pixels - mean) / scale)
+    built_in = BlockNeighbours(reference, np.arange(400) % 4, 4, 7, mean, scale).query(pixels)
+    assert not standard[3][3] and not built_in[3][3]
+    for a, b in zip(standard, built_in, strict=True):
+        assert np.array_equal(np.delete(a, 3, axis=0), np.delete(b, 3, axis=0))
+    assert built_in[3].sum() > 60
+
+
+def test_knn_votes_with_ties_everywhere_equal_the_k_d_tree_s() -> None:
+    """Integer features (like raw digital numbers): many samples at exactly the same distance."""
     from engine.probes import KNearestNeighborsProbe
 
-    query = knn_kernel.BruteForceNeighbours.query
-    monkeypatch.setattr(knn_kernel.BruteForceNeighbours, "query",
-                        lambda self, x: (query(self, x)[0] * (1 + 1e-6), query(self, x)[1]))
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 6, (600, 7)).astype("float32")
+    y = rng.integers(0, 5, 600)
+    probe = KNearestNeighborsProbe(k=7).fit(x, y, 5)
+    assert probe.blocks_ is not None
+    pixels = rng.integers(0, 6, (5000, 7)).astype("float32")
+    assert np.allclose(probe.predict_proba(pixels), _kd_only(probe).predict_proba(pixels), atol=1e-6)
+
+
+def test_knn_with_more_neighbours_than_the_kernel_keeps_uses_the_k_d_tree() -> None:
+    from engine.knn_blocks import MAX_K
+    from engine.probes import KNearestNeighborsProbe
+
+    x, y = _blobs(3)
+    probe = KNearestNeighborsProbe(k=MAX_K + 1).fit(x, y, 3)
+    assert probe.blocks_ is None
+    assert np.allclose(probe.predict_proba(x[:50]).sum(axis=1), 1, atol=1e-6)
+
+
+def test_a_block_search_that_disagrees_with_the_k_d_tree_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import knn_blocks
+    from engine.probes import KNearestNeighborsProbe
+
+    query = knn_blocks.BlockNeighbours.query
+
+    def wrong(self: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        dist, idx, proba, sure = query(self, x)
+        return dist * (1 + 1e-6), idx, proba, sure
+
+    monkeypatch.setattr(knn_blocks.BlockNeighbours, "query", wrong)
     x, y = _blobs(4)
     probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
-    assert probe.brute_ is None
+    assert probe.blocks_ is None
     assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # the k-d tree answers
 
 
