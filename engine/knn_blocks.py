@@ -263,7 +263,7 @@ class _Kernel:
         ir.put(f"  store <{LANES} x i8> {flags}, ptr {ir.at('i8', '%ok', '%row0')}, align 1")
 
     def rerank(self) -> None:
-        """The kept samples measured in float64 as the float64 search does; the k best by (distance, row)."""
+        """The first k kept, measured in float64 in the original coordinates and ordered by (distance, row)."""
         ir, vd, vi, vb, m = self.ir, self.vd, self.vi, self.vb, self.m
         candidates = []
         for j in range(self.k):  # a confirmed pixel's k nearest are its first k in float32 (the check says so)
@@ -323,14 +323,17 @@ class _Kernel:
 
 def kernel_ir(m: int, k: int, keep: int, n_blocks: int, n_classes: int, rotation: np.ndarray, shift: np.ndarray,
               norm: float, mean: np.ndarray | None = None, scale: np.ndarray | None = None) -> str:
-    """The IR of ``knn(x, groups, scan, start, lo, hi, rows, ref64, y, outd, outi, proba, ok)``.
+    """The IR of ``knn(x, groups, stride, scan, start, lo, hi, lot, hit, rows, ref64, y, outd, outi, proba, ok)``.
 
-    ``x``: 16 ``groups`` of float32 pixels of ``m`` features; ``scan``: the rotated float32 reference rows in block
-    order, block ``b`` being rows ``start[b]`` to ``start[b + 1]`` (int32); ``lo``, ``hi``: the float32 box of each
-    block (block, axis); ``rows``: the reference row of each scan row (int32); ``ref64``: the reference rows in
-    float64; ``y``: their classes (int32). ``rotation`` and ``shift`` map a pixel onto the principal axes and
-    ``norm`` bounds the rotated rows' norms. For each pixel with ``ok`` = 1: distances and rows of its ``k``
-    nearest, ascending, and the class shares of their votes (float32, ``n_classes`` per pixel).
+    ``x``: 16 ``groups`` of float32 pixels of ``m`` features (raw when ``mean`` and ``scale`` are given: the kernel
+    standardises them); ``scan``: the rotated float32 reference rows in block order, block ``b`` being rows
+    ``start[b]`` to ``start[b + 1]`` (int32); ``lo``, ``hi``: the float32 box of each block (block, axis), and
+    ``lot``, ``hit`` its leading axes again (axis, block, padded to 16 blocks with +inf); ``rows``: the reference
+    row of each scan row (int32); ``ref64``: the reference rows in float64; ``y``: their classes (int32).
+    ``rotation`` and ``shift`` map a pixel onto the principal axes and ``norm`` bounds the rotated rows' norms and
+    the shift. For each pixel: ``ok`` (1 when confirmed) and, when confirmed, its ``k`` nearest (distances in
+    ``outd``, rows in ``outi``, ascending, skipped when ``outd`` is null) and the class shares of their votes
+    (float32) in ``proba``; the outputs are slot-major with ``stride`` pixels per slot.
     """
     return _Kernel(m, k, keep, n_blocks, n_classes, rotation, shift, norm, mean, scale).build()
 

@@ -107,6 +107,22 @@ def test_block_search_finds_the_k_d_tree_s_neighbours(n_features: int) -> None:
     assert np.allclose(proba.sum(axis=1)[sure], 1, atol=1e-6)
 
 
+@pytest.mark.parametrize(("n_features", "n_rows", "k", "n_classes"), [(1, 50, 3, 2), (3, 7, 7, 1), (24, 300, 7, 10)])
+def test_block_search_edge_shapes(n_features: int, n_rows: int, k: int, n_classes: int) -> None:
+    """One feature, exactly k reference rows, many features and classes."""
+    from scipy.spatial import cKDTree
+
+    from engine.knn_blocks import BlockNeighbours
+
+    rng = np.random.default_rng(n_rows)
+    reference = rng.normal(0, 1, (n_rows, n_features)).astype("float32")
+    pixels = rng.normal(0, 1, (37, n_features)).astype("float32")
+    dist, idx, proba, sure = BlockNeighbours(reference, rng.integers(0, n_classes, n_rows), n_classes, k).query(pixels)
+    expected_dist, expected_idx = (a.reshape(37, k) for a in cKDTree(reference).query(pixels, k=k))
+    assert sure.all() and np.array_equal(idx, expected_idx)
+    assert np.allclose(dist, expected_dist, rtol=1e-12, atol=0) and np.allclose(proba.sum(axis=1), 1, atol=1e-6)
+
+
 def test_block_search_breaks_exact_ties_by_row_and_flags_near_ties() -> None:
     from engine.knn_blocks import BlockNeighbours
 
