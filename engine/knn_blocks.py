@@ -23,7 +23,6 @@ The kernel only reads the arrays it is given and writes the output arrays.
 from __future__ import annotations
 
 import ctypes
-import threading
 from typing import TYPE_CHECKING
 
 from .llvm_ir import IrBuilder, const_vector, suffix
@@ -39,8 +38,6 @@ BOUND_FEATURES = 4  # leading principal axes used for the bounds (most of the sp
 EARLY_FEATURES = 2  # features summed before a sample may be dropped
 INF = "0x7FF0000000000000"
 UNIT = 2.0**-24  # float32 unit roundoff
-
-_lock = threading.Lock()
 
 
 def blocks(reference: np.ndarray) -> list[np.ndarray]:
@@ -384,9 +381,8 @@ class BlockNeighbours:
         if mean is not None:
             mean, scale = np.asarray(mean, dtype="float32"), np.asarray(scale, dtype="float32")
         ir = kernel_ir(m, k, min(k + 1, len(reference)), len(leaves), n_classes, rotation, shift, norm, mean, scale)
-        with _lock:
-            self._kernel: Kernel = compile_function(ir, "knn", [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
-                                                    + [ctypes.c_void_p] * 13, optimise_ir=True)
+        self._kernel: Kernel = compile_function(ir, "knn", [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
+                                                + [ctypes.c_void_p] * 13, optimise_ir=True)
 
     def query(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For rows ``x``: distances (n, k), rows (n, k), class shares (n, classes) and confirmed (n,).
