@@ -355,7 +355,7 @@ class BlockNeighbours:
         if not 1 <= k <= min(len(reference), MAX_K):
             raise ValueError(f"k={k} needs 1 to {min(len(reference), MAX_K)}")
         reference = np.ascontiguousarray(reference, dtype="float32")
-        self.k, self.n_classes = k, n_classes
+        self.k, self.n_classes, self.threads = k, n_classes, 1
         self.m = m = reference.shape[1]
         self._ref64 = reference.astype("float64")
         centre = self._ref64.mean(axis=0)
@@ -384,6 +384,10 @@ class BlockNeighbours:
         self._kernel: Kernel = compile_function(ir, "knn", [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]
                                                 + [ctypes.c_void_p] * 13, optimise_ir=True)
 
+    def set_threads(self, n: int) -> None:
+        """Threads of :meth:`votes` (the kernel releases the GIL)."""
+        self.threads = max(1, n)
+
     def query(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For rows ``x``: distances (n, k), rows (n, k), class shares (n, classes) and confirmed (n,).
 
@@ -392,9 +396,10 @@ class BlockNeighbours:
         return self._run(x, neighbours=True)
 
     def votes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For rows ``x``: class shares (n, classes) and confirmed (n,), as :meth:`query`."""
-        _, _, proba, ok = self._run(x, neighbours=False)
-        return proba, ok
+        """For rows ``x``: class shares (n, classes) and confirmed (n,), as :meth:`query`, on ``threads``."""
+        from .llvm_jit import split_rows
+
+        return split_rows(lambda part: self._run(part, neighbours=False)[2:], x, self.threads, 32_768)
 
     def _run(self, x: np.ndarray, neighbours: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         import numpy as np

@@ -342,7 +342,8 @@ class RandomForestProbe(Probe):
 class KNearestNeighborsProbe(Probe):
     """k nearest neighbours on standardised features, weighted by distance; keeps a random ``max_samples``.
 
-    With up to :data:`COMPILED_KNN_MAX_SAMPLES` reference samples the neighbours and votes come from a compiled
+    For maps (:data:`engine.tree_predictor.MIN_ROWS` pixels or more at once) and up to
+    :data:`COMPILED_KNN_MAX_SAMPLES` reference samples, the neighbours and votes come from a compiled
     search over blocks of samples (:mod:`engine.knn_blocks`: float32, confirmed and finished in float64; about 10x
     the k-d tree with the sample's 718, 1.2x to 1.6x with 10,000); the few pixels it cannot confirm, and larger
     reference sets, go to SciPy's k-d tree (``cKDTree``). Both find the same neighbours and release the GIL.
@@ -373,20 +374,25 @@ class KNearestNeighborsProbe(Probe):
 
     def _build(self) -> None:
         self.workers_ = os.cpu_count() or 1
-        self.blocks_ = None
         from scipy.spatial import cKDTree
 
         self.tree_ = cKDTree(self.x_)
+        # compiled for the first map-sized prediction only: validation folds and small predictions skip the compile
+        self.blocks_: LazyPredictor[Any] = LazyPredictor(self._compiled_search, self.workers_)
+
+    def _compiled_search(self) -> Any:
+        """The compiled search (:mod:`engine.knn_blocks`) if it can be built and agrees with the k-d tree."""
         if len(self.y_) > COMPILED_KNN_MAX_SAMPLES:
-            return
+            return None
         try:
             from .knn_blocks import BlockNeighbours
 
             blocks = BlockNeighbours(self.x_, self.y_, self.n_classes_, min(self.k, len(self.y_)), self.mean_,
                                      self.scale_)
-            self.blocks_ = blocks if self._same_search(blocks) else None
+            return blocks if self._same_search(blocks) else None
         except Exception as exc:  # no llvmlite, k over 15, or LLVM failed: the k-d tree finds the same neighbours
             logging.getLogger(__name__).debug("Compiled neighbour search not used: %s", exc)
+            return None
 
     def _same_search(self, blocks: Any) -> bool:
         """Whether the compiled search gives the k-d tree's neighbours and votes where it confirms them (a check).
@@ -433,11 +439,10 @@ class KNearestNeighborsProbe(Probe):
         import numpy as np
 
         k = min(self.k, len(self.y_))
-        if self.blocks_ is None:
+        blocks = self.blocks_.get(len(x))
+        if blocks is None:
             return self._votes(*self._neighbours(self._standardise(x), k))
-        from .llvm_jit import split_rows
-
-        proba, sure = split_rows(self.blocks_.votes, np.ascontiguousarray(x, dtype="float32"), self.workers_, 32_768)
+        proba, sure = blocks.votes(np.ascontiguousarray(x, dtype="float32"))
         if not sure.all():  # a near tie between a pixel's k-th and k+1-th neighbour: the k-d tree decides
             unsure = np.flatnonzero(~sure)
             proba[unsure] = self._votes(*self._neighbours(self._standardise(x[unsure]), k))
@@ -446,6 +451,7 @@ class KNearestNeighborsProbe(Probe):
     def set_threads(self, n: int) -> None:
         """Threads of the neighbour search."""
         self.workers_ = max(1, n)
+        self.blocks_.set_threads(self.workers_)
 
     def state(self) -> State:
         """The reference set and the standardisation."""

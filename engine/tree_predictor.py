@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     import numpy as np
 
 logger = logging.getLogger(__name__)
+
+
+class _Threaded(Protocol):
+    def set_threads(self, n: int) -> None: ...
+
+
+P = TypeVar("P", bound=_Threaded)
 
 MAX_GRAFT_NODES = 4096  # largest tree one boosting round may become for XGBoost's walker
 COMPILED_GRAFT_NODES = 1024  # the same for compiled trees: as fast, with a fifth of the nodes to compile
@@ -351,17 +358,20 @@ def build(trees: list[VectorTree], n_features: int, n_outputs: int, reference: C
     return None
 
 
-class LazyPredictor:
-    """A :class:`TreePredictor` built by ``make`` when first needed (thread-safe), or ``None`` if it cannot be."""
+class LazyPredictor(Generic[P]):
+    """A predictor built by ``make`` when first needed (thread-safe), or ``None`` if it cannot be.
 
-    def __init__(self, make: Callable[[], TreePredictor | None], threads: int) -> None:
+    Anything with ``set_threads``: a :class:`TreePredictor`, or the k-NN search of :mod:`engine.knn_blocks`.
+    """
+
+    def __init__(self, make: Callable[[], P | None], threads: int) -> None:
         """Keep the builder and the thread count to give the predictor."""
         self._make, self._threads = make, threads
         self._lock = threading.Lock()
         self._built = False
-        self._value: TreePredictor | None = None
+        self._value: P | None = None
 
-    def get(self, n_rows: int) -> TreePredictor | None:
+    def get(self, n_rows: int) -> P | None:
         """The predictor for a call on ``n_rows`` rows: built on the first call of :data:`MIN_ROWS` or more."""
         with self._lock:
             if not self._built and n_rows >= MIN_ROWS:

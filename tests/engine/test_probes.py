@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
+from engine import tree_predictor
 from engine.probe_svm import SvmProbe
 from engine.probes import DEFAULT_PROBE, PROBES
 
@@ -65,11 +66,12 @@ def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) 
     from engine import probes
     from engine.probes import KNearestNeighborsProbe
 
+    monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)  # the compiled search also for these small predictions
     if search == "k-d tree":
         monkeypatch.setattr(probes, "COMPILED_KNN_MAX_SAMPLES", 0)
     x, y = _blobs(4)
     probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
-    assert (probe.blocks_ is not None) == (search == "compiled")
+    assert (probe.blocks_.get(0) is not None) == (search == "compiled")
     reference = KNeighborsClassifier(7, weights="distance").fit(probe.x_, y)
     test, _ = _blobs(4, seed=1)
     proba = probe.predict_proba(test)
@@ -83,7 +85,7 @@ def _kd_only(probe: Any) -> Any:
     import copy
 
     twin = copy.copy(probe)
-    twin.blocks_ = None
+    twin.blocks_ = tree_predictor.LazyPredictor(lambda: None, 1)
     return twin
 
 
@@ -152,15 +154,16 @@ def test_block_search_standardises_raw_pixels_and_leaves_nan_to_the_caller() -> 
     assert built_in[3].sum() > 60
 
 
-def test_knn_votes_with_ties_everywhere_equal_the_k_d_tree_s() -> None:
+def test_knn_votes_with_ties_everywhere_equal_the_k_d_tree_s(monkeypatch: pytest.MonkeyPatch) -> None:
     """Integer features (like raw digital numbers): many samples at exactly the same distance."""
     from engine.probes import KNearestNeighborsProbe
 
+    monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)
     rng = np.random.default_rng(4)
     x = rng.integers(0, 6, (600, 7)).astype("float32")
     y = rng.integers(0, 5, 600)
     probe = KNearestNeighborsProbe(k=7).fit(x, y, 5)
-    assert probe.blocks_ is not None
+    assert probe.blocks_.get(0) is not None
     pixels = rng.integers(0, 6, (5000, 7)).astype("float32")
     assert np.allclose(probe.predict_proba(pixels), _kd_only(probe).predict_proba(pixels), atol=1e-6)
 
@@ -171,7 +174,7 @@ def test_knn_with_more_neighbours_than_the_kernel_keeps_uses_the_k_d_tree() -> N
 
     x, y = _blobs(3)
     probe = KNearestNeighborsProbe(k=MAX_K + 1).fit(x, y, 3)
-    assert probe.blocks_ is None
+    assert probe.blocks_.get(tree_predictor.MIN_ROWS) is None
     assert np.allclose(probe.predict_proba(x[:50]).sum(axis=1), 1, atol=1e-6)
 
 
@@ -188,15 +191,17 @@ def test_a_block_search_that_disagrees_with_the_k_d_tree_is_not_used(monkeypatch
     monkeypatch.setattr(knn_blocks.BlockNeighbours, "query", wrong)
     x, y = _blobs(4)
     probe = KNearestNeighborsProbe(k=7).fit(x, y, 4)
-    assert probe.blocks_ is None
+    assert probe.blocks_.get(tree_predictor.MIN_ROWS) is None
     assert (probe.predict_proba(x[:20]).max(axis=1) == 1).all()  # the k-d tree answers
 
 
-def test_knn_neighbour_search_split_over_threads_equals_one_thread() -> None:
+def test_knn_neighbour_search_split_over_threads_equals_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.probes import KNearestNeighborsProbe
 
+    monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)
     x, y = _blobs(4)
     probe = KNearestNeighborsProbe(k=5).fit(x, y, 4)
+    assert probe.blocks_.get(0) is not None
     rng = np.random.default_rng(3)
     pixels = x[rng.integers(0, len(x), 40_000)] + rng.normal(0, 0.5, (40_000, x.shape[1])).astype("float32")
     probe.set_threads(1)
