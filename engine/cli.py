@@ -36,7 +36,8 @@ class _ConsoleFeedback(ThrottledFeedback):
 def _parser() -> argparse.ArgumentParser:
     from .feature_sources import FEATURE_SOURCES
     from .predict import OUTPUT_GRIDS
-    from .probes import DEFAULT_PROBE, PROBES
+    from .probes import PROBES
+    from .selection import AUTO, CLASS_WEIGHT_CHOICES, DEFAULT_OBJECTIVE, OBJECTIVES
     from .validation import SCHEMES
 
     parser = argparse.ArgumentParser(prog="landprobe", description="Landprobe engine: classify rasters.")
@@ -49,7 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--raster", required=True, nargs="+", help="a raster, or several whose bands are stacked")
     train.add_argument("--labels", required=True)
     train.add_argument("--field", required=True)
-    train.add_argument("--method", default=DEFAULT_PROBE, choices=sorted(PROBES))
+    train.add_argument("--method", default=AUTO, choices=[AUTO, *sorted(PROBES)],
+                       help="a probe, or auto (default): chosen by cross-validation on the training polygons")
+    train.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=list(OBJECTIVES),
+                       help="what the automatic choice maximises (default overall_accuracy)")
+    train.add_argument("--class-weight", default=AUTO, choices=list(CLASS_WEIGHT_CHOICES),
+                       help="weight classes by inverse frequency (balanced), not (none), or choose by "
+                       "cross-validation (auto, default)")
     train.add_argument("--output-model", required=True)
     train.add_argument("--output-report")
     train.add_argument("--validation", default="polygon_groups", choices=list(SCHEMES))

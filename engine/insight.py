@@ -24,6 +24,8 @@ from .feedback import Feedback
 from .rasters import atomic_output
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
     from .probe_base import Probe
@@ -129,7 +131,7 @@ def _splits(y: np.ndarray, groups: np.ndarray, test_fraction: float, seeds: tupl
     return splits
 
 
-def _fit_and_score(probe_class: type[Probe], x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+def _fit_and_score(probe_class: Callable[[], Probe], x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
                    class_names: list[str]) -> dict[str, Any]:
     """Fit a fresh probe on the ``train`` indices, predict the ``test`` mask, return the accuracy figures."""
     from .metrics import accuracy_figures, confusion_matrix
@@ -169,7 +171,7 @@ def learning_curve(
     feature_sets: dict[str, np.ndarray],
     y: np.ndarray,
     groups: np.ndarray,
-    method: str,
+    method: str | Callable[[], Probe],
     class_names: list[str],
     sizes: tuple[int | None, ...] = DEFAULT_SIZES,
     test_fraction: float = 0.3,
@@ -188,7 +190,8 @@ def learning_curve(
         feature_sets: display name -> (n, d) feature matrix, all over the same ``n`` samples.
         y: class index per sample, ``0..len(class_names)-1``.
         groups: polygon id per sample.
-        method: probe name (see :data:`engine.probes.PROBES`).
+        method: probe name (see :data:`engine.probes.PROBES`), or a function returning a fresh probe (for
+            example the automatic choice's winner, :meth:`engine.selection.Candidate.build`).
         class_names: class names, by class index.
         sizes: samples per class to train on; ``None`` is all training samples. A size above what a class has
             uses all of it; the row's ``n_train`` records the mean actually used.
@@ -212,7 +215,7 @@ def learning_curve(
 
     from .probes import get_probe
 
-    probe_class = get_probe(method)
+    probe_class = get_probe(method) if isinstance(method, str) else method
     y = np.asarray(y).astype("int64")
     groups = np.asarray(groups)
     feature_sets = {name: np.asarray(x) for name, x in feature_sets.items()}
@@ -240,7 +243,8 @@ def learning_curve(
 
     rows = [_row(name, size, n_train[i], figures[(name, i)])
             for name in feature_sets for i, size in enumerate(sizes)]
-    return {"method": method, "test_fraction": float(test_fraction), "seeds": [s for s, _ in splits],
+    label = method if isinstance(method, str) else getattr(getattr(method, "__self__", None), "name", "probe")
+    return {"method": label, "test_fraction": float(test_fraction), "seeds": [s for s, _ in splits],
             "classes": list(class_names), "rows": rows}
 
 

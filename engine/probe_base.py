@@ -10,6 +10,29 @@ if TYPE_CHECKING:
 State = tuple[dict[str, Any], dict[str, "np.ndarray"], dict[str, bytes]]
 
 
+#: How a probe weights classes: ``balanced`` gives every class the same total weight (rare classes count as much as
+#: common ones: higher balanced accuracy, usually lower overall accuracy when one class dominates); ``none`` weights
+#: every pixel alike (the training sample's class shares act as priors: usually higher overall accuracy).
+CLASS_WEIGHTS = ("balanced", "none")
+
+
+def check_class_weight(value: str) -> str:
+    """``value`` if it is one of :data:`CLASS_WEIGHTS`.
+
+    Raises:
+        ValueError: for another value.
+
+    """
+    if value not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, not {value!r}")
+    return value
+
+
+def sample_weights(y: np.ndarray, n_classes: int, class_weight: str) -> np.ndarray | None:
+    """:func:`balanced_weights` for ``balanced``, ``None`` (every sample alike) for ``none``."""
+    return balanced_weights(y, n_classes) if class_weight == "balanced" else None
+
+
 def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     """Sample weights that give every class the same total weight (``n / (k * n_class)``)."""
     import numpy as np

@@ -1,8 +1,9 @@
 """Support vector machine with an RBF kernel, the default probe: trained with libsvm, applied with numpy alone.
 
 Training: features standardised, ``C=1``, ``gamma = 1 / n_features`` (scikit-learn's ``"scale"`` on standardised
-features), classes weighted by their inverse frequency, at most ``max_samples_per_class`` random pixels per class
-(libsvm's cost grows with the square of the samples, and the support vectors set the prediction cost).
+features), classes weighted by their inverse frequency with at most ``max_samples_per_class`` random pixels per class,
+or unweighted with a uniform draw of the same total (which keeps the classes' shares); libsvm's cost grows with the
+square of the samples, and the support vectors set the prediction cost.
 
 Prediction reproduces libsvm's one-vs-one vote exactly, from the support vectors and their weights: the class of a
 pixel is the one that wins the most pairwise contests (ties go to the first class, as in libsvm). The
@@ -17,7 +18,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from .features import mean_and_scale
-from .probe_base import Probe, State
+from .probe_base import Probe, State, check_class_weight
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,16 +29,18 @@ CHUNK = 4096  # pixels per kernel block: CHUNK x n_support float32 values
 
 
 class SvmProbe(Probe):
-    """RBF support vector machine on standardised features, class-balanced."""
+    """RBF support vector machine on standardised features, classes balanced (default) or unweighted."""
 
     name = "svm"
     label = "Support vector machine (RBF kernel)"
 
-    def __init__(self, c: float = 1.0, max_samples_per_class: int = 1000, seed: int = 0) -> None:
-        """Keep the regularisation ``c``, the per-class sample cap and the sampling seed."""
+    def __init__(self, c: float = 1.0, max_samples_per_class: int = 1000, seed: int = 0,
+                 class_weight: str = "balanced") -> None:
+        """Keep the regularisation ``c``, the per-class sample cap, the sampling seed and the class weighting."""
         self.c = c
         self.max_samples_per_class = max_samples_per_class
         self.seed = seed
+        self.class_weight = check_class_weight(class_weight)
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> SvmProbe:
         """Subsample each class, standardise, fit libsvm and keep the support vectors with their pair weights."""
@@ -45,10 +48,14 @@ class SvmProbe(Probe):
         from sklearn.svm import SVC
 
         rng = np.random.default_rng(self.seed)
-        keep = np.concatenate([
-            idx if len(idx) <= self.max_samples_per_class else rng.choice(idx, self.max_samples_per_class, False)
-            for idx in (np.flatnonzero(y == k) for k in np.unique(y))
-        ])
+        if self.class_weight == "balanced":  # at most the cap per class
+            keep = np.concatenate([
+                idx if len(idx) <= self.max_samples_per_class else rng.choice(idx, self.max_samples_per_class, False)
+                for idx in (np.flatnonzero(y == k) for k in np.unique(y))
+            ])
+        else:  # unweighted: a uniform draw of the same total keeps the classes' shares (their priors)
+            budget = self.max_samples_per_class * len(np.unique(y))
+            keep = np.arange(len(y)) if len(y) <= budget else rng.choice(len(y), budget, replace=False)
         x, y = np.asarray(x, dtype="float64")[np.sort(keep)], y[np.sort(keep)]
         self.mean_, self.scale_ = mean_and_scale(x)
         self.gamma_ = 1.0 / x.shape[1]
@@ -60,7 +67,8 @@ class SvmProbe(Probe):
             self.pair_weights_ = np.zeros((0, 0), dtype="float32")
             self.intercept_ = np.zeros(0, dtype="float32")
             return self
-        svc = SVC(C=self.c, kernel="rbf", gamma=self.gamma_, class_weight="balanced", cache_size=500)
+        svc = SVC(C=self.c, kernel="rbf", gamma=self.gamma_, cache_size=500,
+                  class_weight="balanced" if self.class_weight == "balanced" else None)
         svc.fit((x - self.mean_) / self.scale_, y)
         self.support_ = svc.support_vectors_.astype("float32")
         starts = np.concatenate([[0], np.cumsum(svc.n_support_)])
@@ -143,7 +151,7 @@ class SvmProbe(Probe):
     def state(self) -> State:
         """Support vectors, pair weights, intercepts and the standardisation as arrays."""
         params = {"c": self.c, "max_samples_per_class": self.max_samples_per_class, "seed": self.seed,
-                  "gamma": self.gamma_, "n_classes": self.n_classes_}
+                  "gamma": self.gamma_, "n_classes": self.n_classes_, "class_weight": self.class_weight}
         arrays = {"support": self.support_, "pair_weights": self.pair_weights_, "intercept": self.intercept_,
                   "present": self.present_, "mean": self.mean_, "scale": self.scale_}
         return params, arrays, {}
@@ -151,7 +159,8 @@ class SvmProbe(Probe):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
         """Rebuild from arrays."""
-        probe = cls(float(params["c"]), int(params["max_samples_per_class"]), int(params["seed"]))
+        probe = cls(float(params["c"]), int(params["max_samples_per_class"]), int(params["seed"]),
+                    str(params.get("class_weight", "balanced")))
         probe.gamma_, probe.n_classes_ = float(params["gamma"]), int(params["n_classes"])
         probe.support_ = arrays["support"].astype("float32")
         probe.pair_weights_ = arrays["pair_weights"].astype("float32")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import tree_predictor
 from .errors import InputError, MissingDependencyError
 from .features import mean_and_scale
-from .probe_base import Probe, State, balanced_weights, full_proba
+from .probe_base import Probe, State, check_class_weight, full_proba, sample_weights
 from .probe_svm import SvmProbe
 from .tree_predictor import LazyPredictor, TreePredictor, from_sklearn, from_softprob_booster
 from .tree_predictor import build as build_trees
@@ -25,24 +25,25 @@ if TYPE_CHECKING:
     import numpy as np
 
 class LogisticRegressionProbe(Probe):
-    """Multinomial logistic regression on standardised features, class-balanced; applied with numpy alone."""
+    """Multinomial logistic regression on standardised features; applied with numpy alone."""
 
     name = "logistic_regression"
     label = "Logistic regression"
 
-    def __init__(self, c: float = 1.0) -> None:
-        """Keep the inverse regularisation strength ``c``."""
+    def __init__(self, c: float = 1.0, class_weight: str = "balanced") -> None:
+        """Keep the inverse regularisation strength ``c`` and the class weighting (``balanced`` or ``none``)."""
         self.c = c
+        self.class_weight = check_class_weight(class_weight)
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> LogisticRegressionProbe:
-        """Standardise, then fit scikit-learn's lbfgs logistic regression with balanced weights."""
+        """Standardise, then fit scikit-learn's lbfgs logistic regression, weighting classes as asked."""
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
         x = np.asarray(x, dtype="float64")
         self.mean_, self.scale_ = mean_and_scale(x)
         model = LogisticRegression(C=self.c, max_iter=2000)
-        model.fit((x - self.mean_) / self.scale_, y, sample_weight=balanced_weights(y, n_classes))
+        model.fit((x - self.mean_) / self.scale_, y, sample_weight=sample_weights(y, n_classes, self.class_weight))
         coef = np.zeros((n_classes, x.shape[1]))
         intercept = np.zeros(n_classes)
         if len(model.classes_) == 2:  # binary: sklearn keeps one row, the logit of the second class
@@ -70,13 +71,13 @@ class LogisticRegressionProbe(Probe):
 
     def state(self) -> State:
         """Weights and bias as arrays."""
-        return ({"c": self.c}, {"weights": self.weights_, "bias": self.bias_, "mean": self.mean_,
-                                "scale": self.scale_}, {})
+        arrays = {"weights": self.weights_, "bias": self.bias_, "mean": self.mean_, "scale": self.scale_}
+        return {"c": self.c, "class_weight": self.class_weight}, arrays, {}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
         """Rebuild from arrays."""
-        probe = cls(c=float(params.get("c", 1.0)))
+        probe = cls(c=float(params.get("c", 1.0)), class_weight=str(params.get("class_weight", "balanced")))
         probe.weights_ = arrays["weights"].astype("float32")
         probe.bias_ = arrays["bias"].astype("float32")
         probe.mean_ = arrays["mean"]
@@ -96,7 +97,7 @@ def _xgboost() -> Any:
 
 
 class XGBoostProbe(Probe):
-    """Gradient-boosted trees (XGBoost ``hist``), class-balanced, all CPU cores; saved as XGBoost UBJSON.
+    """Gradient-boosted trees (XGBoost ``hist``), all CPU cores; saved as XGBoost UBJSON.
 
     XGBoost's own defaults (100 rounds, depth 6, learning rate 0.3): on the sample they validate better than 300
     slower rounds, and the prediction cost grows with the number of trees (rounds x classes).
@@ -105,11 +106,13 @@ class XGBoostProbe(Probe):
     name = "xgboost"
     label = "XGBoost"
 
-    def __init__(self, n_estimators: int = 100, max_depth: int = 6, learning_rate: float = 0.3) -> None:
-        """Keep the boosting settings."""
+    def __init__(self, n_estimators: int = 100, max_depth: int = 6, learning_rate: float = 0.3,
+                 class_weight: str = "balanced") -> None:
+        """Keep the boosting settings and the class weighting (``balanced`` or ``none``)."""
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
+        self.class_weight = check_class_weight(class_weight)
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> XGBoostProbe:
         """Train a booster with the softprob objective."""
@@ -117,7 +120,7 @@ class XGBoostProbe(Probe):
         params = {"objective": "multi:softprob", "num_class": n_classes, "max_depth": self.max_depth,
                   "eta": self.learning_rate, "tree_method": "hist", "nthread": os.cpu_count() or 1,
                   "eval_metric": "mlogloss", "seed": 0}
-        data = xgb.DMatrix(x, label=y, weight=balanced_weights(y, n_classes))
+        data = xgb.DMatrix(x, label=y, weight=sample_weights(y, n_classes, self.class_weight))
         self.booster_ = xgb.train(params, data, num_boost_round=self.n_estimators)
         self.n_classes_ = n_classes
         self._prepare()
@@ -161,14 +164,16 @@ class XGBoostProbe(Probe):
     def state(self) -> State:
         """The booster as UBJSON bytes."""
         params = {"n_estimators": self.n_estimators, "max_depth": self.max_depth,
-                  "learning_rate": self.learning_rate, "n_classes": self.n_classes_}
+                  "learning_rate": self.learning_rate, "n_classes": self.n_classes_,
+                  "class_weight": self.class_weight}
         return params, {}, {"booster.ubj": bytes(self.booster_.save_raw(raw_format="ubj"))}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
         """Load the booster from UBJSON bytes."""
         xgb = _xgboost()
-        probe = cls(int(params["n_estimators"]), int(params["max_depth"]), float(params["learning_rate"]))
+        probe = cls(int(params["n_estimators"]), int(params["max_depth"]), float(params["learning_rate"]),
+                    str(params.get("class_weight", "balanced")))
         probe.booster_ = xgb.Booster()
         probe.booster_.load_model(bytearray(blobs["booster.ubj"]))
         probe.n_classes_ = int(params["n_classes"])
@@ -181,7 +186,7 @@ _RF_CHUNK = 16_384  # pixels per chunk in the forest's prediction: the sums stay
 
 
 class RandomForestProbe(Probe):
-    """scikit-learn random forest, balanced per bootstrap sample, all CPU cores.
+    """scikit-learn random forest (balanced per bootstrap sample, or unweighted), all CPU cores.
 
     The trees are saved as their node arrays (the numbers scikit-learn keeps for each node), never pickled, and
     rebuilt on loading; a model from another scikit-learn node layout is refused with a message to retrain.
@@ -190,11 +195,13 @@ class RandomForestProbe(Probe):
     name = "random_forest"
     label = "Random forest"
 
-    def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, seed: int = 0) -> None:
-        """Keep the forest settings."""
+    def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 1, seed: int = 0,
+                 class_weight: str = "balanced") -> None:
+        """Keep the forest settings and the class weighting (``balanced`` or ``none``)."""
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.seed = seed
+        self.class_weight = check_class_weight(class_weight)
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> RandomForestProbe:
         """Grow the forest."""
@@ -202,7 +209,7 @@ class RandomForestProbe(Probe):
 
         self.model_ = RandomForestClassifier(
             n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf, n_jobs=-1,
-            class_weight="balanced_subsample", random_state=self.seed,
+            class_weight="balanced_subsample" if self.class_weight == "balanced" else None, random_state=self.seed,
         ).fit(x, y)
         self.n_classes_ = n_classes
         self._prepare()
@@ -297,7 +304,8 @@ class RandomForestProbe(Probe):
             "classes": self.model_.classes_.astype("int64"),
         }
         params = {"n_estimators": self.n_estimators, "min_samples_leaf": self.min_samples_leaf, "seed": self.seed,
-                  "n_classes": self.n_classes_, "n_features": int(self.model_.n_features_in_)}
+                  "n_classes": self.n_classes_, "n_features": int(self.model_.n_features_in_),
+                  "class_weight": self.class_weight}
         return params, arrays, {}
 
     @classmethod
@@ -330,7 +338,8 @@ class RandomForestProbe(Probe):
             estimator.tree_, estimator.n_outputs_, estimator.n_features_in_ = tree, 1, n_features
             estimator.classes_, estimator.n_classes_ = classes, len(classes)
             trees.append(estimator)
-        probe = cls(int(params["n_estimators"]), int(params["min_samples_leaf"]), int(params["seed"]))
+        probe = cls(int(params["n_estimators"]), int(params["min_samples_leaf"]), int(params["seed"]),
+                    str(params.get("class_weight", "balanced")))
         model = RandomForestClassifier(n_estimators=len(trees), n_jobs=-1)
         model.estimators_, model.classes_, model.n_classes_ = trees, classes, len(classes)
         model.n_outputs_, model.n_features_in_ = 1, n_features

@@ -17,9 +17,9 @@ from .feedback import Feedback
 from .labels import Samples
 from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
-from .probes import DEFAULT_PROBE, get_probe
 from .rasters import check_writable
 from .report import html_path, write_report
+from .selection import AUTO, DEFAULT_OBJECTIVE, Candidate, Choice, check_options, choose
 from .validation import SCHEMES, cap_per_class, make_folds
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class TrainResult:
     classes: list[str]
     n_samples: int
     n_polygons: int
+    method: str = ""
+    method_reason: str = ""
 
 
 def library_versions() -> dict[str, str | None]:
@@ -50,43 +52,68 @@ def library_versions() -> dict[str, str | None]:
 
 
 def drop_empty_classes(samples: Samples) -> Samples:
-    """Remove classes that got no pixel (all their polygons outside the raster or on nodata)."""
+    """Remove classes that got no pixel (all their polygons outside the raster or on nodata), naming them.
+
+    The dropped names go into ``samples.stats["dropped_classes"]`` (for the report). Classes from a text field are
+    numbered again 1..n in name order, so the map's legend has no gap; whole-number codes are kept as they are.
+    """
     import numpy as np
 
     present = np.unique(samples.y)
     if len(present) == len(samples.classes):
         return samples
     missing = [c.name for i, c in enumerate(samples.classes) if i not in present]
-    logger.warning("Classes without any valid pixel are left out of the model: %s.", ", ".join(missing))
+    logger.warning("Left out of the model, no valid pixel under their labels: %s. Check that these polygons lie "
+                   "on the raster and on pixels with values.", ", ".join(missing))
     if len(present) < 2:
-        raise InputError("Fewer than two classes have valid pixels under the labels: nothing to classify.")
+        raise InputError("Fewer than two classes have valid pixels under the labels: nothing to classify. Check "
+                         "that the labels lie on the raster, on pixels that hold values.")
     remap = np.full(len(samples.classes), -1)
     remap[present] = np.arange(len(present))
     samples.y = remap[samples.y]
-    samples.classes = [samples.classes[i] for i in present]
+    kept = [samples.classes[i] for i in present]
+    if any(c.name != str(c.code) for c in samples.classes):  # text classes: codes are ours, keep them 1..n
+        kept = [replace(c, code=i + 1) for i, c in enumerate(kept)]
+    samples.classes = kept
+    samples.stats["dropped_classes"] = missing
     return samples
 
 
 def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test_fraction: float = 0.3,
-             n_folds: int = 5, seed: int = 0) -> dict[str, Any] | None:
+             n_folds: int = 5, seed: int = 0, objective: str = DEFAULT_OBJECTIVE, class_weight: str = "balanced",
+             feedback: Feedback | None = None) -> tuple[dict[str, Any] | None, Choice | None]:
     """Fit on training folds, predict the held-out ones, and pool the predictions into one set of figures.
 
-    Returns ``None`` when the scheme is ``none`` or no sample can be held out.
+    With ``method="auto"`` or ``class_weight="auto"``, the candidate is chosen (:mod:`engine.selection`) on each
+    fold's training samples only, so the held-out polygons never take part in the choice.
+
+    Returns:
+        The figures (``None`` when the scheme is ``none`` or no sample can be held out) and, with a single held-out
+        split, the choice made on its training samples (for the final model); else ``None``.
+
     """
     import numpy as np
 
+    feedback = feedback or Feedback()
     names = [c.name for c in samples.classes]
     folds = make_folds(scheme, samples.y, samples.groups, samples.rows, samples.cols, test_fraction=test_fraction,
                        n_folds=n_folds, seed=seed, class_names=names)
     if not folds:
         if scheme != "none":
             logger.warning("No class has two or more polygons: validation skipped, no accuracy can be reported.")
-        return None
+        return None, None
     tested = np.zeros(len(samples.y), dtype=bool)
     predicted = np.zeros(len(samples.y), dtype="int64")
-    fold_oa = []
-    for test in folds:
-        probe = get_probe(method)().fit(samples.x[~test], samples.y[~test], len(names))
+    fold_oa, winners = [], []
+    choice = None
+    for i, test in enumerate(folds):
+        part = feedback.stage(i / len(folds), (i + 1) / len(folds))
+        train = ~test
+        choice = choose(samples.x[train], samples.y[train], samples.groups[train], samples.rows[train],
+                        samples.cols[train], len(names), method, objective, class_weight, seed, part)
+        winners.append(choice.candidate.name)
+        part.check_cancel()
+        probe = choice.candidate.build().fit(samples.x[train], samples.y[train], len(names))
         predicted[test] = probe.predict(samples.x[test], proba=False)[0]
         tested |= test
         fold_oa.append(float((predicted[test] == samples.y[test]).mean()))
@@ -97,16 +124,17 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
         "optimistic": scheme == "random_pixels",
         "n_folds": len(folds),
         "fold_overall_accuracy": fold_oa,
+        "fold_winners": winners,
         "test_fraction": test_fraction if len(folds) == 1 else None,
         "seed": seed,
         "n_test_polygons": len(np.unique(samples.groups[tested])),
         "n_polygons": len(np.unique(samples.groups)),
     })
-    return figures
+    return figures, choice if len(folds) == 1 else None
 
 
 def train_classifier(raster: str | list[str], labels: str, field: str, output_model: str,
-                     method: str = DEFAULT_PROBE, output_report: str | None = None,
+                     method: str = AUTO, output_report: str | None = None,
                      validation: str = "polygon_groups",
                      test_fraction: float = 0.3, n_folds: int = 5, max_samples_per_class: int = 20_000,
                      seed: int = 0, class_colors: dict[str, str] | None = None, indices: bool = False,
@@ -114,6 +142,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
                      patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
                      weights_file: str | None = None, band_map: str | None = None, architecture: str | None = None,
                      min_coverage: float = 0.5, learning_curve: bool = False, bands: list[int] | None = None,
+                     objective: str = DEFAULT_OBJECTIVE, class_weight: str = AUTO,
                      feedback: Feedback | None = None) -> TrainResult:
     """Train ``method`` on features under the labels (band values, embeddings, or an encoder's); save a model file.
 
@@ -123,7 +152,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         labels: path of the polygon (or point) layer, optionally ``file|layername=name``.
         field: the class field, text or whole numbers.
         output_model: where to write the ``.lpmodel`` file.
-        method: a name from :data:`engine.probes.PROBES` (default: the RBF support vector machine).
+        method: a name from :data:`engine.probes.PROBES`, or ``auto`` (the default): the probe and its settings
+            chosen by cross-validation on the training polygons (:mod:`engine.selection`).
         output_report: optional JSON file with the validation figures (an HTML page is written beside it).
         validation: a scheme from :data:`engine.validation.SCHEMES`.
         test_fraction: share of each class's polygons held out by ``polygon_groups`` and ``random_pixels``.
@@ -145,6 +175,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         learning_curve: also report accuracy against the number of labelled samples per class.
         bands: train on these bands only (1-based, in the stacked order; default all); the model records them and
             applies the same choice when it classifies. Not for an embedding raster, which is used whole.
+        objective: what the automatic choice maximises, a key of :data:`engine.selection.OBJECTIVES`.
+        class_weight: ``balanced``, ``none``, or ``auto`` (chosen by cross-validation with the method).
         feedback: progress and cancel.
 
     Returns:
@@ -154,7 +186,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     from .feature_sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
 
     feedback = feedback or Feedback()
-    get_probe(method)  # fail fast on an unknown method, scheme or feature source, before reading anything
+    check_options(method, objective, class_weight)  # fail fast on unknown options, before reading anything
     if validation not in SCHEMES:
         raise InputError(f"Unknown validation {validation!r}; choose one of: {', '.join(SCHEMES)}.")
     if features not in FEATURE_SOURCES:
@@ -188,17 +220,24 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     samples.stats["n_samples_used"] = len(samples.y)
     feedback.progress(0.3, "Validating on held-out polygons")
     feedback.check_cancel()
-    figures = validate(samples, method, validation, test_fraction, n_folds, seed)
+    figures, choice = validate(samples, method, validation, test_fraction, n_folds, seed, objective, class_weight,
+                               feedback.stage(0.3, 0.5))
     if figures:
         logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f (%d samples of %d polygons)%s.",
                     validation, figures["overall_accuracy"], figures["kappa"], figures["n"],
                     figures["n_test_polygons"], ", OPTIMISTIC" if figures["optimistic"] else "")
-    insight = _insight(samples, recipe, raw_means, method, test_fraction, seed, output_report, learning_curve,
-                       feedback.stage(0.45, 0.65))
-    feedback.progress(0.65, "Training the final model on all labels")
+    if choice is None:  # no single held-out split: choose on all labels (nothing is held out from the final model)
+        feedback.progress(0.5, "Choosing the method on all labels")
+        choice = choose(samples.x, samples.y, samples.groups, samples.rows, samples.cols, len(samples.classes),
+                        method, objective, class_weight, seed, feedback.stage(0.5, 0.6))
+    candidate = choice.candidate
+    insight = _insight(samples, recipe, raw_means, candidate, test_fraction, seed, output_report, learning_curve,
+                       feedback.stage(0.6, 0.75))
+    feedback.progress(0.75, f"Training the final model ({candidate.name}) on all labels")
     feedback.check_cancel()
-    probe = get_probe(method)().fit(samples.x, samples.y, len(samples.classes))
+    probe = candidate.build().fit(samples.x, samples.y, len(samples.classes))
     feedback.check_cancel()
+    selection = {**choice.report, "winner_params": candidate.as_dict()}
     manifest = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "classes": [asdict(c) for c in samples.classes],
@@ -208,12 +247,18 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         "features": recipe,
         "training": {**samples.stats, "labels": labels},
         "validation": figures,
+        "selection": selection,
         "libraries": library_versions(),
     }
     save_model(output_model, manifest, probe, loaded.encoder_arrays)
     if output_report:
         shown = {k: v for k, v in recipe.items() if k not in ("encoder",)}
-        report = {"title": "Landprobe training report", "method": method, "raster": raster, "labels": labels,
+        report = {"title": "Landprobe training report", "method": candidate.method, "method_option": method,
+                  "method_name": candidate.name, "selection": selection,
+                  "class_weight": selection.get("class_weight") or {"used": candidate.as_dict()["class_weight"],
+                                                                   "why": "Set by the user."},
+                  "dropped_classes": samples.stats.get("dropped_classes", []),
+                  "raster": raster, "labels": labels,
                   "field": field, "features": shown, "validation": figures, "training": manifest["training"],
                   "classes": manifest["classes"], "model": str(output_model), **insight}
         write_report(report, output_report)
@@ -225,11 +270,12 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         kappa=figures["kappa"] if figures else None,
         macro_f1=figures["macro_f1"] if figures else None,
         classes=[c.name for c in samples.classes], n_samples=samples.stats["n_samples"],
-        n_polygons=samples.stats["n_polygons"],
+        n_polygons=samples.stats["n_polygons"], method=candidate.name,
+        method_reason=str(selection.get("reason", "")),
     )
 
 
-def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: str, test_fraction: float,
+def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: Candidate, test_fraction: float,
              seed: int, output_report: str | None, want_curve: bool, feedback: Feedback) -> dict[str, Any]:
     """The learning curve (when asked for) and, for embeddings, a 2-D projection, as report sections with PNGs."""
     import numpy as np
@@ -253,7 +299,7 @@ def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: s
         elif recipe["recipe"] in EMBEDDING_RECIPES:
             logger.info("The learning curve shows the embeddings only: the raster they came from is not at hand "
                         "(or has nodata under some labelled cells).")
-        curve = learning_curve(sets, samples.y, samples.groups, method, names, test_fraction=test_fraction,
+        curve = learning_curve(sets, samples.y, samples.groups, method.build, names, test_fraction=test_fraction,
                                seeds=(seed, seed + 1, seed + 2), feedback=feedback)
         curve["png"] = str(learning_curve_png(curve, f"{stem}_learning_curve.png"))
         sections["learning_curve"] = curve

@@ -31,10 +31,25 @@ METHODS = [
     ("XGBoost", "xgboost"),
     ("Random forest", "random_forest"),
     ("k-nearest neighbours", "knn"),
-    ("Support vector machine, RBF kernel (default)", "svm"),
+    ("Support vector machine, RBF kernel", "svm"),
+    ("Automatic: the best method and settings by cross-validation on the training polygons (default)", "auto"),
 ]
 #: Index of the default method in :data:`METHODS`.
-DEFAULT_METHOD = 4
+DEFAULT_METHOD = 5
+
+#: (display name, engine name) of what the automatic choice maximises, in the order of the OBJECTIVE options.
+OBJECTIVES = [
+    ("Overall accuracy: the share of the map's area classified correctly", "overall_accuracy"),
+    ("Balanced accuracy: rare classes count as much as common ones", "balanced_accuracy"),
+    ("Macro F1: rare classes count as much as common ones", "macro_f1"),
+]
+
+#: (display name, engine name) of the class weighting options, in the order of the CLASS_WEIGHTS options.
+CLASS_WEIGHTS = [
+    ("Chosen by cross-validation (default)", "auto"),
+    ("Balanced: weight classes by inverse frequency", "balanced"),
+    ("None: every pixel counts alike", "none"),
+]
 
 #: (display name, engine name) of each validation scheme, in the order of the VALIDATION options (append only).
 VALIDATIONS = [
@@ -64,6 +79,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     LABELS = "LABELS"
     FIELD = "FIELD"
     METHOD = "METHOD"
+    OBJECTIVE = "OBJECTIVE"
+    CLASS_WEIGHTS = "CLASS_WEIGHTS"
     VALIDATION = "VALIDATION"
     INDICES = "INDICES"
     BAND_ROLES = "BAND_ROLES"
@@ -95,10 +112,19 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "<b>Training polygons</b>: polygons that outline areas of known class, in any CRS "
             "(they are reprojected to the raster's). Selected features only is honoured.<br>"
             "<b>Class field</b>: the field holding each polygon's class, as text or integer.<br>"
-            "<b>Method</b>: <i>Support vector machine</i> with an RBF kernel (the default: the most accurate on "
-            "new polygons in our benchmarks, and fast to apply), <i>Logistic regression</i> (fastest, a linear "
-            "probe), <i>XGBoost</i> (gradient-boosted trees), <i>Random forest</i> or <i>k-nearest neighbours</i>. "
-            "Bands are standardised and classes weighted so that small classes count as much as large ones.<br>"
+            "<b>Method</b>: <i>Automatic</i> (the default) tries logistic regression, support vector machines, "
+            "XGBoost, random forest and k-nearest neighbours with a few settings each, by cross-validation on the "
+            "training polygons only (the held-out polygons never take part in the choice), and keeps the best; the "
+            "report lists every candidate with its score and time and says why the winner won. Or one method: "
+            "<i>Support vector machine</i> with an RBF kernel, <i>Logistic regression</i> (fastest, a linear "
+            "probe), <i>XGBoost</i> (gradient-boosted trees), <i>Random forest</i> or <i>k-nearest "
+            "neighbours</i>. Bands are standardised.<br>"
+            "<b>Objective</b> (advanced): what the automatic choice maximises: <i>overall accuracy</i> (the share "
+            "of the map's area that is right; the default) or <i>balanced accuracy</i> / <i>macro F1</i> (rare "
+            "classes count as much as common ones).<br>"
+            "<b>Class weights</b> (advanced): weighting classes by inverse frequency raises the accuracy of rare "
+            "classes and lowers the overall accuracy when one class dominates. By default both are tried by "
+            "cross-validation and the report says which was used and why.<br>"
             "<b>Validation</b>: how accuracy is measured. By default 30 % of each class's polygons are held out "
             "whole, so neighbouring pixels of one polygon never sit on both sides; cross-validation by polygons or "
             "by spatial blocks tests every polygon once. A random pixel split is offered for comparison with other "
@@ -157,6 +183,15 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 defaultValue=DEFAULT_METHOD,
             )
         )
+        objective = QgsProcessingParameterEnum(
+            self.OBJECTIVE, self.tr("Objective of the automatic choice"),
+            options=[self.tr(label) for label, _ in OBJECTIVES], defaultValue=0)
+        weights = QgsProcessingParameterEnum(
+            self.CLASS_WEIGHTS, self.tr("Class weights"), options=[self.tr(label) for label, _ in CLASS_WEIGHTS],
+            defaultValue=0)
+        for parameter in (objective, weights):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            self.addParameter(parameter)
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.VALIDATION,
@@ -223,6 +258,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "labels": labels,
                 "field": field,
                 "method": method,
+                "objective": OBJECTIVES[self.parameterAsEnum(parameters, self.OBJECTIVE, context)][1],
+                "class_weight": CLASS_WEIGHTS[self.parameterAsEnum(parameters, self.CLASS_WEIGHTS, context)][1],
                 "validation": validation,
                 "indices": self.parameterAsBoolean(parameters, self.INDICES, context),
                 "band_roles": self.parameterAsString(parameters, self.BAND_ROLES, context) or None,
@@ -237,6 +274,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             },
             feedback,
         )
+        if outputs.get("method"):
+            feedback.pushInfo(self.tr("Method: {} ({})").format(outputs["method"], outputs.get("method_reason", "")))
         accuracy = outputs.get("overall_accuracy")
         kappa = outputs.get("kappa")
         if accuracy is not None:

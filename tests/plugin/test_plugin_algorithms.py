@@ -49,6 +49,8 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "LABELS",
         "FIELD",
         "METHOD",
+        "OBJECTIVE",
+        "CLASS_WEIGHTS",
         "VALIDATION",
         "INDICES",
         "BAND_ROLES",
@@ -67,14 +69,15 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
     ]
     # options are stored by index in batch files and models: the first ones never move
     method = train.parameterDefinition("METHOD")
-    assert method.options()[:5] == [
+    assert [option.split(" (")[0] for option in method.options()[:6]] == [
         "Logistic regression",
         "XGBoost",
         "Random forest",
         "k-nearest neighbours",
-        "Support vector machine, RBF kernel (default)",
+        "Support vector machine, RBF kernel",
+        "Automatic: the best method and settings by cross-validation on the training polygons",
     ]
-    assert method.defaultValue() == 4
+    assert method.defaultValue() == 5 and "(default)" in method.options()[5]
     assert {o.name() for o in train.outputDefinitions()} >= {
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
@@ -107,13 +110,16 @@ def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engi
     from landprobe.plugin.algorithms import classify_raster, finetune, train_classifier
 
     code = ("import json; from engine.probes import PROBES; from engine.validation import SCHEMES; "
+            "from engine.selection import AUTO, CLASS_WEIGHT_CHOICES, OBJECTIVES; "
             "from engine.feature_sources import FEATURE_SOURCES; from engine.predict import OUTPUT_GRIDS; "
             "from engine.deep.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
-            "print(json.dumps([list(PROBES), list(SCHEMES), list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
+            "print(json.dumps([[*PROBES, AUTO], list(OBJECTIVES), list(CLASS_WEIGHT_CHOICES), list(SCHEMES), "
+            "list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
             "list(DEEP_VALIDATION), list(SCHEDULERS)]))")
     engine = json.loads(subprocess.run([engine_python, "-c", code], capture_output=True, text=True, check=True,
                                        cwd=Path(__file__).resolve().parents[2]).stdout)
-    offered = [train_classifier.METHODS, train_classifier.VALIDATIONS, train_classifier.FEATURE_SOURCES,
+    offered = [train_classifier.METHODS, train_classifier.OBJECTIVES, train_classifier.CLASS_WEIGHTS,
+               train_classifier.VALIDATIONS, train_classifier.FEATURE_SOURCES,
                classify_raster.OUTPUT_GRIDS, finetune.VALIDATIONS, finetune.SCHEDULERS]
     for names, choices in zip(engine, offered, strict=True):
         assert sorted(name for _, name in choices) == sorted(names)  # every engine choice, and only those

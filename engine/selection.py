@@ -1,0 +1,380 @@
+"""The automatic method: a probe and its settings chosen by cross-validation on the training polygons.
+
+``METHOD`` automatic (``method="auto"``) scores a small, documented grid of candidates (:data:`GRID`, each with
+classes weighted or not) on the training samples only, and keeps the best under an explicit objective
+(:data:`OBJECTIVES`). The folds never split a polygon; when polygons are tiny or touch each other (ground-truth
+rasters turned into polygons, one pixel each), they are grouped into spatial blocks instead, so that a candidate is
+never scored on the neighbours of its own training pixels (which would reward the model that overfits most).
+
+The cost is bounded by successive halving: every candidate is scored on a subsample (at most
+:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons); only the best :data:`FINALISTS`
+are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`). With few labels the two samples are about the
+same: the finalists are then scored on all of them twice, with folds drawn anew, and their two scores averaged (on
+a few dozen polygons, which polygons share a fold moves a score by more than the gaps between candidates). The
+winner is the highest pooled cross-validated score; exact ties go to the candidate listed first (the cheaper to
+apply).
+
+The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
+settings with and without inverse-frequency class weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+from .feedback import Feedback
+from .metrics import confusion_matrix
+from .probe_base import CLASS_WEIGHTS, Probe
+from .probes import get_probe
+from .validation import cap_per_class, make_folds
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+#: What the automatic choice maximises.
+OBJECTIVES = {
+    "overall_accuracy": "overall accuracy (the share of pixels, and so of the map's area, classified correctly)",
+    "balanced_accuracy": "balanced accuracy (the mean of the classes' producer's accuracies: rare classes count "
+    "as much as common ones)",
+    "macro_f1": "macro F1 (the mean F1 of the classes: rare classes count as much as common ones)",
+}
+DEFAULT_OBJECTIVE = "overall_accuracy"
+#: Class weighting: chosen by cross-validation, or fixed.
+CLASS_WEIGHT_CHOICES = (AUTO, *CLASS_WEIGHTS)
+
+#: The settings tried for each method, in the order ties are broken (cheapest to apply first). Every probe's own
+#: defaults are in the grid, so the automatic choice can always fall back on any single method as it is.
+GRID: dict[str, list[dict[str, Any]]] = {
+    "logistic_regression": [{"c": 0.1}, {"c": 1.0}, {"c": 10.0}],
+    "svm": [{"c": 1.0}, {"c": 10.0}, {"c": 100.0}],
+    "xgboost": [{}],
+    "random_forest": [{}],
+    "knn": [{}],
+}
+#: Methods whose votes take no class weights.
+UNWEIGHTED_METHODS = ("knn",)
+#: Samples per class in the first round, where every candidate is scored.
+FIRST_ROUND_PER_CLASS = 200
+#: Samples per class in the second round, where the finalists are scored again.
+FINAL_ROUND_PER_CLASS = 2000
+#: Candidates kept for the second round.
+FINALISTS = 5
+#: Folds of the inner cross-validation.
+N_FOLDS = 5
+#: Polygons of at most this many sampled pixels (median) are "tiny": their neighbours would leak into the folds.
+TINY_POLYGON_PIXELS = 4
+#: Share of polygons touching a polygon of another id above which folds are made of spatial blocks.
+TOUCHING_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A probe, its settings and its class weighting."""
+
+    method: str
+    params: tuple[tuple[str, Any], ...] = ()
+    class_weight: str = "balanced"
+
+    def build(self) -> Probe:
+        """A fresh, unfitted probe."""
+        probe_class = get_probe(self.method)
+        kwargs = dict(self.params)
+        if self.method not in UNWEIGHTED_METHODS:
+            kwargs["class_weight"] = self.class_weight
+        return probe_class(**kwargs)
+
+    @property
+    def name(self) -> str:
+        """A short name for reports, e.g. ``svm (C=10), unweighted``."""
+        settings = ", ".join(f"{'C' if k == 'c' else k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in self.params)
+        weighting = "" if self.method in UNWEIGHTED_METHODS else (
+            ", classes balanced" if self.class_weight == "balanced" else ", unweighted")
+        return f"{self.method}{f' ({settings})' if settings else ''}{weighting}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able description."""
+        return {"name": self.name, "method": self.method, "params": dict(self.params),
+                "class_weight": "none" if self.method in UNWEIGHTED_METHODS else self.class_weight}
+
+
+@dataclass
+class Choice:
+    """The chosen candidate and the report of how it was chosen."""
+
+    candidate: Candidate
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def check_options(method: str, objective: str, class_weight: str) -> None:
+    """Refuse an unknown method, objective or class weighting, naming the choices.
+
+    Raises:
+        InputError: for an unknown value.
+
+    """
+    if method != AUTO:
+        get_probe(method)
+    if objective not in OBJECTIVES:
+        raise InputError(f"Unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}.")
+    if class_weight not in CLASS_WEIGHT_CHOICES:
+        raise InputError(f"Unknown class weighting {class_weight!r}; choose one of: "
+                         f"{', '.join(CLASS_WEIGHT_CHOICES)}.")
+
+
+def candidates(method: str, class_weight: str) -> list[Candidate]:
+    """The candidates for ``method`` (a probe name or ``auto``) and ``class_weight`` (``auto`` tries both)."""
+    methods = list(GRID) if method == AUTO else [method]
+    weights = CLASS_WEIGHTS if class_weight == AUTO else (class_weight,)
+    found: list[Candidate] = []
+    for name in methods:
+        settings = GRID.get(name, [{}]) if method == AUTO else [{}]  # a single method keeps its defaults
+        for params in settings:
+            for weight in (("none",) if name in UNWEIGHTED_METHODS else weights):
+                candidate = Candidate(name, tuple(sorted(params.items())), weight)
+                if candidate not in found:
+                    found.append(candidate)
+    return found
+
+
+def objective_score(cm: np.ndarray, objective: str) -> float:
+    """The objective from a confusion matrix (reference rows); class means over the classes in the reference."""
+    import numpy as np
+
+    cm = np.asarray(cm, dtype="float64")
+    diag, reference, mapped = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    if objective == "overall_accuracy":
+        return float(diag.sum() / cm.sum()) if cm.sum() else 0.0
+    present = reference > 0
+    if objective == "balanced_accuracy":
+        return float((diag[present] / reference[present]).mean())
+    return float((2 * diag[present] / (reference[present] + mapped[present])).mean())
+
+
+def fold_scheme(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[str, str]:
+    """``group_kfold`` (whole polygons) or ``spatial_blocks`` when polygons are tiny or touch; and why."""
+    import numpy as np
+
+    _, sizes = np.unique(groups, return_counts=True)
+    median = float(np.median(sizes))
+    touching = touching_share(groups, rows, cols)
+    if median <= TINY_POLYGON_PIXELS or touching >= TOUCHING_SHARE:
+        what = (f"the polygons are tiny (median {median:g} px)" if median <= TINY_POLYGON_PIXELS
+                else f"{touching:.0%} of the polygons touch another one")
+        return "spatial_blocks", (f"Folds of spatial blocks, not of polygons: {what}, so a candidate scored on "
+                                  "polygon folds would be tested on the neighbours of its training pixels.")
+    return "group_kfold", (f"Folds of whole polygons (median {median:g} px each, {touching:.0%} touching another): "
+                           "the pixels of one polygon are never on both sides.")
+
+
+def touching_share(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
+    """Share of polygons with a sampled pixel next to (4-neighbourhood) a sampled pixel of another polygon."""
+    import numpy as np
+
+    if len(groups) == 0:
+        return 0.0
+    rows, cols = rows.astype("int64") - rows.min(), cols.astype("int64") - cols.min()
+    width = int(cols.max()) + 2
+    keys = rows * width + cols
+    order = np.argsort(keys)
+    sorted_keys, sorted_groups = keys[order], groups[order]
+    touching: set[int] = set()
+    for step in (1, width):  # the pixel on the right and the one below
+        where = np.searchsorted(sorted_keys, keys + step)
+        found = where < len(sorted_keys)
+        found[found] = sorted_keys[where[found]] == keys[found] + step
+        other = np.zeros(len(keys), dtype=bool)
+        other[found] = sorted_groups[where[found]] != groups[found]
+        touching.update(groups[other].tolist())
+        touching.update(sorted_groups[where[other]].tolist())
+    return len(touching) / len(np.unique(groups))
+
+
+def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray, scheme: str,
+           seed: int) -> list[np.ndarray]:
+    """Folds of ``scheme`` (whole polygons if too few blocks hold labels) whose training side has two classes."""
+    import numpy as np
+
+    folds = make_folds(scheme, y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
+    if len(folds) < 2 and scheme != "group_kfold":  # too few blocks hold labels: whole polygons instead
+        folds = make_folds("group_kfold", y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
+    return [test for test in folds if len(np.unique(y[~test])) >= 2]
+
+
+def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
+          objective: str, feedback: Feedback) -> dict[str, Any]:
+    """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores."""
+    import numpy as np
+
+    start = time.perf_counter()
+    predicted = np.zeros(len(y), dtype="int64")
+    tested = np.zeros(len(y), dtype=bool)
+    fold_scores = []
+    for test in folds:
+        feedback.check_cancel()
+        probe = candidate.build().fit(x[~test], y[~test], n_classes)
+        predicted[test] = probe.predict(x[test], proba=False)[0]
+        tested |= test
+        fold_scores.append(objective_score(confusion_matrix(y[test], predicted[test], n_classes), objective))
+    pooled = confusion_matrix(y[tested], predicted[tested], n_classes)
+    return {**candidate.as_dict(), "score": objective_score(pooled, objective),
+            "score_std": float(np.std(fold_scores, ddof=1)) if len(fold_scores) > 1 else 0.0,
+            "fold_scores": fold_scores, "overall_accuracy": objective_score(pooled, "overall_accuracy"),
+            "balanced_accuracy": objective_score(pooled, "balanced_accuracy"),
+            "seconds": round(time.perf_counter() - start, 3), "status": "scored", "note": None}
+
+
+def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
+           rows: np.ndarray, cols: np.ndarray, n_classes: int, objective: str, scheme: str, seed: int,
+           feedback: Feedback) -> tuple[list[dict[str, Any]], int]:
+    """Score every candidate of ``pool`` on the samples ``keep``; returns the rows and the number of folds."""
+    folds = _folds(y[keep], groups[keep], rows[keep], cols[keep], scheme, seed)
+    if len(folds) < 2:
+        return [], 0
+    results = []
+    for i, candidate in enumerate(pool):
+        feedback.progress(i / len(pool), f"Cross-validating {candidate.name}")
+        try:
+            results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback))
+        except (ValueError, ArithmeticError, MemoryError) as exc:  # a candidate that cannot fit these data
+            logger.info("Candidate %s failed: %s", candidate.name, exc)
+            results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
+                            "status": "failed", "note": str(exc)})
+    feedback.progress(1.0, "Cross-validation done")
+    return results, len(folds)
+
+
+def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_classes: int,
+           method: str = AUTO, objective: str = DEFAULT_OBJECTIVE, class_weight: str = AUTO, seed: int = 0,
+           feedback: Feedback | None = None) -> Choice:
+    """Choose a candidate by cross-validation on these samples (the training polygons: never the held-out ones).
+
+    Returns:
+        The winner and a report: the objective, the fold scheme and why, every candidate with its score, spread,
+        time and status, the winner and why it won, and the class weighting used and why.
+
+    Raises:
+        InputError: for an unknown method, objective or class weighting.
+        CancelledError: when the feedback is cancelled.
+
+    """
+    import numpy as np
+
+    check_options(method, objective, class_weight)
+    feedback = feedback or Feedback()
+    start = time.perf_counter()
+    pool = candidates(method, class_weight)
+    base = {"objective": objective, "objective_label": OBJECTIVES[objective], "method": method,
+            "class_weight_option": class_weight, "n_samples": len(y), "grid": {k: v for k, v in GRID.items()
+                                                                                   if method in (AUTO, k)}}
+    if len(pool) == 1:
+        return Choice(pool[0], {**base, "candidates": [{**pool[0].as_dict(), "status": "only candidate"}],
+                                "winner": pool[0].name, "reason": "The only candidate for these options.",
+                                "scheme": None, "scheme_reason": None, "n_folds": 0, "seconds": 0.0})
+    scheme, scheme_reason = fold_scheme(groups, rows, cols)
+    small = cap_per_class(y, groups, FIRST_ROUND_PER_CLASS, seed)
+    large = cap_per_class(y, groups, FINAL_ROUND_PER_CLASS, seed)
+    repeat = len(large) <= 1.5 * len(small)  # few labels: the second round repeats the folds, drawn anew
+    first = large if repeat else small
+    results, n_folds = _round(pool, first, x, y, groups, rows, cols, n_classes, objective, scheme, seed,
+                              feedback.stage(0.0, 0.6))
+    if n_folds:
+        ranked = sorted((r for r in results if r["score"] is not None), key=lambda r: -r["score"])
+        names = {r["name"] for r in ranked[:FINALISTS]}
+        finalists = [c for c in pool if c.name in names]
+        for r in results:
+            if r["status"] == "scored" and r["name"] not in names:
+                r.update(status="pruned", note=f"{r['score']:.3f} on {len(first)} samples, "
+                                               f"not among the best {FINALISTS}")
+        final, _ = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme, seed + 1,
+                          feedback.stage(0.6, 1.0))
+        by_name = {r["name"]: r for r in results}
+        for r in final:
+            if repeat and r["score"] is not None and by_name[r["name"]]["score"] is not None:
+                r = _combine(by_name[r["name"]], r)
+            by_name[r["name"]] = r
+        results = [by_name[r["name"]] for r in results]
+    scored = [r for r in results if r["status"] == "scored"]
+    if not n_folds or not scored:
+        fallback = pool[0] if method != AUTO else Candidate("svm", (("c", 1.0),), "balanced")
+        why = ("no candidate could be cross-validated" if n_folds else
+               f"too few polygons ({len(np.unique(groups))}) to make {N_FOLDS} folds")
+        logger.warning("The method could not be chosen by cross-validation (%s): using %s.", why, fallback.name)
+        return Choice(fallback, {**base, "candidates": results, "winner": fallback.name, "scheme": scheme,
+                                 "scheme_reason": scheme_reason, "n_folds": n_folds,
+                                 "reason": f"Not chosen by the data: {why}; {fallback.name} is the fallback.",
+                                 "seconds": round(time.perf_counter() - start, 2)})
+    order = {r["name"]: i for i, r in enumerate(results)}
+    ranked = sorted(scored, key=lambda r: (-r["score"], order[r["name"]]))
+    winner = next(c for c in pool if c.name == ranked[0]["name"])
+    report = {**base, "candidates": results, "winner": winner.name, "scheme": scheme, "scheme_reason": scheme_reason,
+              "n_folds": n_folds, "reason": _why(ranked, objective, n_folds),
+              "class_weight": _weighting(ranked, y, n_classes, class_weight),
+              "seconds": round(time.perf_counter() - start, 2)}
+    logger.info("Chosen by %d-fold cross-validation on %d training samples (%s): %s.", n_folds, len(large),
+                objective.replace("_", " "), report["reason"])
+    return Choice(winner, report)
+
+
+def _combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two rounds of cross-validation on the same samples with other folds: mean score, spread over all folds."""
+    import numpy as np
+
+    folds = [*first["fold_scores"], *second["fold_scores"]]
+    mean = {k: (first[k] + second[k]) / 2 for k in ("score", "overall_accuracy", "balanced_accuracy")}
+    return {**second, **mean, "fold_scores": folds, "score_std": float(np.std(folds, ddof=1)),
+            "seconds": round(first["seconds"] + second["seconds"], 3),
+            "note": f"mean of two rounds of {len(first['fold_scores'])}-fold cross-validation with other folds"}
+
+
+def _why(ranked: list[dict[str, Any]], objective: str, n_folds: int) -> str:
+    """One sentence: why the winner won."""
+    best = ranked[0]
+    label = objective.replace("_", " ")
+    text = (f"{best['name']} had the highest cross-validated {label}, {best['score']:.3f} "
+            f"(± {best['score_std']:.3f} over {n_folds} folds)")
+    if len(ranked) == 1:
+        return text + "."
+    runner = ranked[1]
+    gap = best["score"] - runner["score"]
+    text += f", {gap:.3f} above the runner-up, {runner['name']} ({runner['score']:.3f})"
+    if gap < (best["score_std"] or 0) / max(n_folds, 1) ** 0.5:
+        text += "; the gap is within the folds' spread, so both would map about as well"
+    return text + "."
+
+
+def _weighting(ranked: list[dict[str, Any]], y: np.ndarray, n_classes: int, option: str) -> dict[str, Any]:
+    """Which class weighting the winner uses, and why, in words."""
+    import numpy as np
+
+    used = ranked[0]["class_weight"]
+    shares = np.bincount(y, minlength=n_classes) / max(len(y), 1)
+    dominant = float(shares.max())
+    best = {w: next((r for r in ranked if r["class_weight"] == w), None) for w in CLASS_WEIGHTS}
+    if option != AUTO:
+        why = f"Set by the user ({option})."
+    elif best["balanced"] and best["none"]:
+        why = (f"Chosen by cross-validation: the best balanced candidate scored {best['balanced']['score']:.3f}, "
+               f"the best unweighted one {best['none']['score']:.3f}.")
+    else:
+        why = "The winner takes no class weights."
+    why += (f" The largest class holds {dominant:.0%} of the training pixels: weighting classes by inverse frequency "
+            "raises the rare classes' accuracy and lowers the overall accuracy when one class dominates; "
+            "Assess accuracy's area-adjusted estimates (Olofsson et al. 2014) correct the mapped areas for either.")
+    return {"used": used, "why": why, "largest_class_share": dominant}
+
+
+def select_probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 n_classes: int, method: str = AUTO, objective: str = DEFAULT_OBJECTIVE, class_weight: str = AUTO,
+                 seed: int = 0, feedback: Feedback | None = None) -> tuple[Probe, dict[str, Any]]:
+    """:func:`choose` on these samples, then fit the winner on all of them; returns the probe and the report."""
+    choice = choose(x, y, groups, rows, cols, n_classes, method, objective, class_weight, seed, feedback)
+    return choice.candidate.build().fit(x, y, n_classes), choice.report
+

@@ -1,0 +1,219 @@
+"""The automatic method: candidates, leak-free folds, the choice made on training polygons only, the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import selection
+from engine.errors import InputError
+from engine.labels import LabelClass, Samples
+from engine.model_file import read_manifest
+from engine.training import drop_empty_classes, train_classifier, validate
+from engine.validation import polygon_group_split
+
+
+def _square_polygons(n_per_class: int, n_classes: int, size: int, gap: int, seed: int = 0):
+    """Pixels of separate ``size`` x ``size`` polygons on a grid, ``gap`` px apart: y, groups, rows, cols."""
+    del seed
+    ys, groups, rows, cols = [], [], [], []
+    group = 0
+    per_row = 10
+    for k in range(n_classes):
+        for _ in range(n_per_class):
+            r0, c0 = (group // per_row) * (size + gap), (group % per_row) * (size + gap)
+            rr, cc = np.mgrid[r0:r0 + size, c0:c0 + size]
+            ys.append(np.full(rr.size, k))
+            groups.append(np.full(rr.size, group + 1))
+            rows.append(rr.ravel())
+            cols.append(cc.ravel())
+            group += 1
+    return (np.concatenate(ys), np.concatenate(groups), np.concatenate(rows), np.concatenate(cols))
+
+
+def test_the_grid_holds_every_method_with_and_without_class_weights() -> None:
+    names = [c.name for c in selection.candidates("auto", "auto")]
+    assert len(names) == len(set(names))
+    methods = {c.method for c in selection.candidates("auto", "auto")}
+    assert methods == set(selection.GRID) == {"logistic_regression", "svm", "xgboost", "random_forest", "knn"}
+    assert {c.class_weight for c in selection.candidates("auto", "auto") if c.method == "svm"} == {"balanced", "none"}
+    # every probe's own defaults are a candidate: the automatic choice can fall back on any single method
+    assert any(c.method == "svm" and dict(c.params) == {"c": 1.0} for c in selection.candidates("auto", "none"))
+    single = selection.candidates("random_forest", "auto")
+    assert [(c.method, c.class_weight) for c in single] == [("random_forest", "balanced"), ("random_forest", "none")]
+    assert [c.class_weight for c in selection.candidates("knn", "balanced")] == ["none"]  # k-NN takes no weights
+    assert [c.class_weight for c in selection.candidates("svm", "none")] == ["none"]
+
+
+def test_unknown_options_are_refused_with_the_choices() -> None:
+    with pytest.raises(InputError, match=r"objective 'kappa'.*overall_accuracy"):
+        selection.check_options("auto", "kappa", "auto")
+    with pytest.raises(InputError, match=r"class weighting 'equal'.*balanced"):
+        selection.check_options("auto", "overall_accuracy", "equal")
+    with pytest.raises(InputError, match="Unknown method 'svn'"):
+        selection.check_options("svn", "overall_accuracy", "auto")
+
+
+def test_objectives_from_a_confusion_matrix() -> None:
+    cm = np.array([[90, 10, 0], [5, 5, 0], [0, 0, 0]])  # class 3 has no reference pixel
+    assert selection.objective_score(cm, "overall_accuracy") == pytest.approx(95 / 110)
+    assert selection.objective_score(cm, "balanced_accuracy") == pytest.approx((0.9 + 0.5) / 2)
+    f1 = [2 * 90 / (100 + 95), 2 * 5 / (10 + 15)]
+    assert selection.objective_score(cm, "macro_f1") == pytest.approx(np.mean(f1))
+
+
+def test_touching_and_tiny_polygons_get_spatial_block_folds() -> None:
+    rows, cols = np.mgrid[0:30, 0:30]
+    rows, cols = rows.ravel(), cols.ravel()
+    one_pixel = np.arange(1, rows.size + 1)  # a ground-truth raster turned into one polygon per pixel
+    assert selection.touching_share(one_pixel, rows, cols) == 1.0
+    scheme, why = selection.fold_scheme(one_pixel, rows, cols)
+    assert scheme == "spatial_blocks" and "tiny" in why
+    _, groups, r, c = _square_polygons(6, 2, size=5, gap=3)
+    assert selection.touching_share(groups, r, c) == 0.0
+    assert selection.fold_scheme(groups, r, c)[0] == "group_kfold"
+    _, groups, r, c = _square_polygons(6, 2, size=5, gap=0)  # fields digitised edge to edge
+    assert selection.touching_share(groups, r, c) == 1.0
+    scheme, why = selection.fold_scheme(groups, r, c)
+    assert scheme == "spatial_blocks" and "touch" in why
+
+
+def test_one_pixel_polygons_are_chosen_on_spatial_blocks() -> None:
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:40, 0:40]
+    rows, cols = rows.ravel(), cols.ravel()
+    y = ((rows // 10 + cols // 10) % 2).astype("int64")  # a checkerboard of 10 px fields
+    x = np.stack([y + rng.normal(0, 0.8, y.size), rng.normal(0, 1, y.size)], axis=1).astype("float32")
+    groups = np.arange(1, y.size + 1)
+    choice = selection.choose(x, y, groups, rows, cols, 2, method="logistic_regression", class_weight="auto")
+    assert choice.report["scheme"] == "spatial_blocks"
+    assert choice.report["n_folds"] >= 2
+
+
+def _linear_here_xor_there(seed: int = 0):
+    """Training polygons separable by a line; held-out polygons (of ``polygon_group_split``) in XOR quadrants."""
+    rng = np.random.default_rng(seed)
+    y, groups, rows, cols = _square_polygons(20, 2, size=4, gap=2, seed=seed)
+    test = polygon_group_split(y, groups, 0.3, seed)
+    x = np.zeros((len(y), 2), dtype="float32")
+    train = ~test
+    x[train, 0] = np.where(y[train] == 1, 2.0, -2.0) + rng.normal(0, 0.3, train.sum())
+    x[train, 1] = rng.normal(0, 1, train.sum())
+    # held out: far from the training samples, classes in opposite quadrants, which no line separates
+    for g in np.unique(groups[test]):
+        members = groups == g
+        sign = rng.choice([-1.0, 1.0])
+        centre = np.array([20 + 3 * sign, 20 + 3 * sign * (1 if y[members][0] == 0 else -1)])
+        x[members] = centre + rng.normal(0, 0.3, (members.sum(), 2))
+    return x, y, groups, rows, cols, test
+
+
+def test_the_choice_never_sees_the_held_out_polygons(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "GRID", {"logistic_regression": [{"c": 1.0}], "knn": [{}]})
+    x, y, groups, rows, cols, test = _linear_here_xor_there()
+    # with the held-out polygons, k-NN would win (no line separates their classes) ...
+    everything = selection.choose(x, y, groups, rows, cols, 2, "auto", class_weight="none")
+    assert everything.candidate.method == "knn"
+    # ... on the training polygons alone, logistic regression does as well and is listed first
+    alone = selection.choose(x[~test], y[~test], groups[~test], rows[~test], cols[~test], 2, "auto",
+                             class_weight="none")
+    assert alone.candidate.method == "logistic_regression"
+    seen: list[np.ndarray] = []
+    real_choose = selection.choose
+
+    def spy(x_, y_, groups_, *args, **kwargs):
+        seen.append(np.unique(groups_))
+        return real_choose(x_, y_, groups_, *args, **kwargs)
+
+    monkeypatch.setattr("engine.training.choose", spy)
+    classes = [LabelClass(1, "a", "#000000"), LabelClass(2, "b", "#ffffff")]
+    samples = Samples(x=x, y=y, groups=groups, rows=rows, cols=cols, classes=classes)
+    figures, choice = validate(samples, "auto", "polygon_groups", 0.3, seed=0, class_weight="none")
+    assert choice is not None and choice.candidate.method == "logistic_regression"
+    assert len(seen) == 1 and not np.isin(seen[0], np.unique(groups[test])).any()
+    assert choice.report["n_samples"] == int((~test).sum())
+    assert figures["fold_winners"] == [choice.candidate.name]
+    assert figures["overall_accuracy"] < 0.8  # a line cannot map the XOR polygons: the held-out test says so
+
+
+def test_k_fold_validation_chooses_inside_every_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "GRID", {"logistic_regression": [{"c": 1.0}], "knn": [{}]})
+    x, y, groups, rows, cols, _ = _linear_here_xor_there(1)
+    seen: list[int] = []
+    real_choose = selection.choose
+
+    def spy(x_, *args, **kwargs):
+        seen.append(len(x_))
+        return real_choose(x_, *args, **kwargs)
+
+    monkeypatch.setattr("engine.training.choose", spy)
+    classes = [LabelClass(1, "a", "#000000"), LabelClass(2, "b", "#ffffff")]
+    samples = Samples(x=x, y=y, groups=groups, rows=rows, cols=cols, classes=classes)
+    figures, choice = validate(samples, "auto", "group_kfold", n_folds=4, class_weight="none")
+    assert choice is None  # no single held-out split: the final choice is made on all labels
+    assert len(seen) == figures["n_folds"] == 4 and all(n < len(y) for n in seen)
+
+
+def test_the_report_lists_every_candidate_and_why_the_winner_won() -> None:
+    rng = np.random.default_rng(3)
+    y, groups, rows, cols = _square_polygons(8, 3, size=5, gap=2)
+    x = (np.eye(3)[y] * 1.5 + rng.normal(0, 1, (len(y), 3))).astype("float32")
+    choice = selection.choose(x, y, groups, rows, cols, 3, objective="balanced_accuracy")
+    report = choice.report
+    assert report["objective"] == "balanced_accuracy" and "rare classes" in report["objective_label"]
+    names = [c["name"] for c in report["candidates"]]
+    assert names == [c.name for c in selection.candidates("auto", "auto")]
+    scored = [c for c in report["candidates"] if c["status"] == "scored"]
+    assert len(scored) == selection.FINALISTS
+    assert all(c["score"] is not None and c["seconds"] >= 0 and c["score_std"] >= 0 for c in report["candidates"])
+    assert report["winner"] == max(scored, key=lambda c: c["score"])["name"] == choice.candidate.name
+    assert report["winner"] in report["reason"] and "balanced accuracy" in report["reason"]
+    assert report["class_weight"]["used"] == choice.candidate.as_dict()["class_weight"]
+    assert report["scheme"] == "group_kfold" and report["n_folds"] == selection.N_FOLDS
+
+
+def test_too_few_polygons_fall_back_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    y, groups, rows, cols = _square_polygons(1, 2, size=4, gap=2)
+    x = np.random.default_rng(0).normal(size=(len(y), 2)).astype("float32")
+    with caplog.at_level(logging.WARNING):
+        choice = selection.choose(x, y, groups, rows, cols, 2)
+    assert choice.candidate.method == "svm" and "Not chosen by the data" in choice.report["reason"]
+    assert "could not be chosen" in caplog.text
+
+
+def test_a_dropped_class_is_named_and_text_codes_stay_contiguous(caplog: pytest.LogCaptureFixture) -> None:
+    classes = [LabelClass(1, "barren", "#b4a078"), LabelClass(2, "forest", "#006400"),
+               LabelClass(3, "urban", "#fa0000")]
+    samples = Samples(x=np.zeros((4, 1)), y=np.array([0, 0, 2, 2]), groups=np.array([1, 1, 2, 2]),
+                      rows=np.zeros(4), cols=np.zeros(4), classes=classes)
+    with caplog.at_level(logging.WARNING):
+        drop_empty_classes(samples)
+    assert [(c.code, c.name) for c in samples.classes] == [(1, "barren"), (2, "urban")]
+    assert samples.y.tolist() == [0, 0, 1, 1] and samples.stats["dropped_classes"] == ["forest"]
+    assert "forest" in caplog.text
+    numeric = [LabelClass(10, "10", "#000000"), LabelClass(20, "20", "#111111"), LabelClass(30, "30", "#222222")]
+    samples = Samples(x=np.zeros((2, 1)), y=np.array([0, 2]), groups=np.array([1, 2]), rows=np.zeros(2),
+                      cols=np.zeros(2), classes=numeric)
+    drop_empty_classes(samples)
+    assert [c.code for c in samples.classes] == [10, 30]  # codes the user chose are kept
+
+
+def test_train_classifier_auto_saves_the_winner_and_reports_the_choice(
+    tmp_path: Path, sample_raster: Path, sample_labels: Path
+) -> None:
+    model, report = tmp_path / "auto.lpmodel", tmp_path / "auto.json"
+    result = train_classifier(str(sample_raster), str(sample_labels), "class", str(model), output_report=str(report),
+                              objective="macro_f1")
+    manifest = read_manifest(model)
+    chosen = manifest["selection"]["winner_params"]
+    assert manifest["method"] == chosen["method"] and result.method == chosen["name"]
+    assert manifest["method_params"].get("class_weight", "none") == chosen["class_weight"]
+    written = json.loads(report.read_text())
+    assert written["selection"]["objective"] == "macro_f1"
+    assert written["selection"]["n_samples"] < result.n_samples  # chosen on the training polygons only
+    assert written["class_weight"]["used"] == chosen["class_weight"]
+    assert 0.5 < result.overall_accuracy <= 1
