@@ -10,7 +10,7 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
     labels                    polygon layer: training polygons
     field                     field of labels: the class field (text or integer)
     method                    enum: 0 = Logistic regression, 1 = XGBoost, 2 = Random forest, 3 = k-NN,
-                              4 = support vector machine (default)
+                              4 = support vector machine, 5 = automatic (default)
     validation                enum: 0 = hold out 30 % of polygons (default), 1 = 5-fold by polygons,
                               2 = 5-fold by spatial blocks, 3 = random pixels (optimistic), 4 = none
     train:trained_model       file destination (.lpmodel): the trained model
@@ -18,7 +18,7 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
     classify:classified       raster destination (.tif): the classified raster
 
     qgis_process.bin run resources/models/raw_band_probe.model3 -- raster=scene.tif labels=labels.shp field=class \
-        method=4 train:trained_model=model.lpmodel train:validation_report=report.json \
+        method=5 train:trained_model=model.lpmodel train:validation_report=report.json \
         classify:classified=classified.tif
 """
 

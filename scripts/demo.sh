@@ -4,7 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 out="$(realpath -m "${LANDPROBE_DEMO_DIR:-$ROOT/output/demo}")"
-method="${LANDPROBE_DEMO_METHOD:-4}"  # 4 = support vector machine (default), 0 = logistic regression
+method="${LANDPROBE_DEMO_METHOD:-5}"  # 5 = automatic (default), 4 = support vector machine, 0 = logistic regression
 sample="$ROOT/resources/sample"
 model3="$ROOT/resources/models/raw_band_probe.model3"
 mkdir -p "$out"
@@ -44,5 +44,5 @@ print(f"  classified GeoTIFF: {out / 'classified.tif'}")
 print(f"  accuracy report:    {out / 'validation_report.html'} (and .json)")
 print(f"  model file:         {out / 'model.lpmodel'}")
 print(f"Held-out polygons ({validation['n_test_polygons']} polygons, {validation['n']} pixels, method "
-      f"{report['method']}): overall accuracy {validation['overall_accuracy']:.3f}, kappa {validation['kappa']:.3f}")
+      f"{report.get('method_name', report['method'])}): overall accuracy {validation['overall_accuracy']:.3f}, kappa {validation['kappa']:.3f}")
 PY
