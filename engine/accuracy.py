@@ -40,6 +40,7 @@ class AccuracyResult:
     kappa: float | None
     macro_f1: float | None
     n: int
+    balanced_accuracy: float | None = None
 
 
 def map_classes(src: Any) -> dict[int, str]:
@@ -78,6 +79,23 @@ def pixel_area_m2(src: Any) -> float | None:
     return area * factor**2
 
 
+def _match_reference(ref_name: str, names: list[str]) -> int | None:
+    """Index of the map class named ``ref_name``, or ``None``.
+
+    The exact name first, else the one name equal to it ignoring case and surrounding spaces (``"Forest "`` finds
+    ``"forest"``); ``None`` when there is none or more than one.
+    """
+    if ref_name in names:
+        return names.index(ref_name)
+    key = ref_name.strip().casefold()
+    loose = [k for k, name in enumerate(names) if name.strip().casefold() == key]
+    if len(loose) == 1:
+        logger.info("Reference class %r matched to map class %r (same name but for case or spaces).", ref_name,
+                    names[loose[0]])
+        return loose[0]
+    return None
+
+
 def _codes(data: np.ndarray, valid: np.ndarray, classified: str) -> np.ndarray:
     """Map values as integer class codes (0 where not ``valid``); refuse a raster of decimal numbers."""
     import numpy as np
@@ -96,9 +114,12 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
     """Compare a class map with reference features and write a JSON and an HTML accuracy report.
 
     Reference classes are matched to map classes by name for a text field and by code for a whole-number field.
-    The classes are the union of both: a reference class the map does not know counts as errors, a map class
-    without reference pixels has no producer's accuracy. Area-adjusted estimates (Olofsson et al. 2014) use the
-    whole map's pixel count per class as strata weights.
+    A name matches exactly or, failing that, ignoring case and surrounding spaces. The classes are the union of
+    both: a reference class the map does not know counts as errors (producer's accuracy and F1 of 0), a map class
+    without reference pixels has no producer's accuracy and no F1 and is flagged ``no_reference``. Macro F1 and
+    balanced accuracy are means over the classes present in the reference (``macro_f1_classes``), so the macro
+    F1 is the mean of the F1 column of the per-class table over those classes. Area-adjusted estimates (Olofsson
+    et al. 2014) use the whole map's pixel count per class as strata weights.
 
     Args:
         classified: single-band class raster (e.g. written by :func:`engine.predict.classify_raster`).
@@ -174,11 +195,14 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
     if untagged:
         logger.warning("Map codes without a class name in the raster: %s.", ", ".join(map(str, sorted(untagged))))
     names = [names_by_code.get(c, str(c)) for c in codes_sorted]
+    twins = sorted({name for name in names if names.count(name) > 1})
+    if twins:
+        logger.warning("Several map codes share the class name(s) %s: reference features match the first code.",
+                       ", ".join(twins))
     index_of_code = {c: k for k, c in enumerate(codes_sorted)}
     ref_index, unknown = [], []
     for rc in ref_classes:
-        k = index_of_code.get(rc.code) if numeric_field else next(
-            (j for j, name in enumerate(names) if name == rc.name), None)
+        k = index_of_code.get(rc.code) if numeric_field else _match_reference(rc.name, names[:len(codes_sorted)])
         if k is None:
             unknown.append(rc.name)
             names.append(rc.name)
@@ -230,9 +254,12 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
     }
     feedback.check_cancel()
     json_out, html_out = write_report(report, output_report)
-    logger.info("Accuracy against %s: overall accuracy %.3f, kappa %.3f over %d pixels. Report: %s.", reference,
-                validation["overall_accuracy"], validation["kappa"] or 0.0, validation["n"], html_out)
+    logger.info("Accuracy against %s: overall accuracy %.3f, balanced accuracy %.3f, kappa %.3f, macro F1 %.3f "
+                "(mean over the %d classes present in the reference) over %d pixels. Report: %s.", reference,
+                validation["overall_accuracy"], validation["balanced_accuracy"] or 0.0, validation["kappa"] or 0.0,
+                validation["macro_f1"] or 0.0, len(validation["macro_f1_classes"]), validation["n"], html_out)
     feedback.progress(1.0, "Done")
     return AccuracyResult(output_report=json_out, output_html=html_out,
                           overall_accuracy=validation["overall_accuracy"], kappa=validation["kappa"],
-                          macro_f1=validation["macro_f1"], n=validation["n"])
+                          macro_f1=validation["macro_f1"], n=validation["n"],
+                          balanced_accuracy=validation["balanced_accuracy"])

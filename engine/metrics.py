@@ -1,4 +1,4 @@
-"""Accuracy figures from a confusion matrix: overall accuracy, kappa, per-class accuracies and F1."""
+"""Accuracy figures from a confusion matrix: overall and balanced accuracy, kappa, per-class accuracies and F1."""
 
 from __future__ import annotations
 
@@ -21,9 +21,23 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def accuracy_figures(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    """Overall accuracy, Cohen's kappa, per-class producer's and user's accuracy, F1 and macro F1.
+    """Overall accuracy, Cohen's kappa, balanced accuracy, per-class producer's and user's accuracy, F1 and macro F1.
 
-    Classes absent from both the reference and the map are left out of the macro F1.
+    The class averages, macro F1 and balanced accuracy (the mean producer's accuracy), are taken over the classes
+    present in the reference (rows of ``cm`` with at least one pixel), the classes whose accuracy the reference can
+    tell; ``macro_f1_classes`` names them. A reference class the map never predicts counts with an F1 and a
+    producer's accuracy of 0. A class without reference pixels has no producer's accuracy and no F1 (``None``): it
+    is flagged ``no_reference``, and the pixels wrongly mapped as it still lower the figures of the reference
+    classes they belong to. A class the map never predicts is flagged ``never_mapped``.
+
+    Args:
+        cm: a :func:`confusion_matrix`, reference classes in rows, mapped classes in columns.
+        class_names: a name per row and column of ``cm``.
+
+    Returns:
+        The figures as plain JSON-able values: fractions from 0 to 1, ``None`` where a figure has no pixel to
+        count on.
+
     """
     import numpy as np
 
@@ -36,20 +50,25 @@ def accuracy_figures(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
     expected = (reference * mapped).sum() / total**2 if total else 0.0
     kappa = _ratio((oa or 0.0) - expected, 1.0 - expected) if oa is not None else None
     per_class = []
-    f1s = []
+    f1s, recalls, averaged = [], [], []
     for i, name in enumerate(class_names):
         pa = _ratio(diag[i], reference[i])
         ua = _ratio(diag[i], mapped[i])
-        f1 = _ratio(2 * diag[i], reference[i] + mapped[i])
-        if reference[i] + mapped[i] > 0:
+        f1 = _ratio(2 * diag[i], reference[i] + mapped[i]) if reference[i] > 0 else None
+        if reference[i] > 0:
             f1s.append(f1 or 0.0)
+            recalls.append(pa or 0.0)
+            averaged.append(name)
         per_class.append({"class": name, "reference_count": int(reference[i]), "mapped_count": int(mapped[i]),
-                          "producers_accuracy": pa, "users_accuracy": ua, "f1": f1})
+                          "producers_accuracy": pa, "users_accuracy": ua, "f1": f1,
+                          "no_reference": bool(reference[i] == 0), "never_mapped": bool(mapped[i] == 0)})
     return {
         "n": int(total),
         "overall_accuracy": oa,
         "kappa": kappa,
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
         "macro_f1": float(np.mean(f1s)) if f1s else None,
+        "macro_f1_classes": averaged,
         "per_class": per_class,
         "confusion_matrix": cm.astype("int64").tolist(),
         "classes": list(class_names),

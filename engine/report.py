@@ -1,7 +1,9 @@
 """Training and accuracy reports: a JSON file for machines and a self-contained HTML page next to it for people.
 
 The HTML has inline CSS only, no script and no external URL, so it opens offline and can be mailed as one file.
-Every section is optional: a report without validation figures or area estimates still renders.
+Every section is optional: a report without validation figures or area estimates still renders. The JSON keeps
+fractions from 0 to 1; the HTML shows accuracies (overall, balanced, producer's, user's, per fold) as percentages and
+kappa and F1 as scores from 0 to 1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ th{background:#f2f2f2}td.l,th.l{text-align:left}.kv td:first-child{text-align:le
 .note{color:#555;font-size:.9em}.big{font-size:1.3em;font-weight:600}.sw{display:inline-block;width:.9em;
 height:.9em;border:1px solid #888;margin-right:.3em;vertical-align:middle}.cm td{min-width:3.2em}
 .tot{background:#f7f7f7;font-weight:600}footer{margin-top:2em;color:#777;font-size:.85em}
+.n{color:#777;font-size:.85em;margin-left:.35em;white-space:nowrap}.flag{color:#8a4b00}
+tr.win td{background:#e5f5e0;font-weight:600}
 """
 
 _INPUTS = (("raster", "Raster"), ("classified", "Classified map"), ("labels", "Labels"),
@@ -34,7 +38,24 @@ _INPUTS = (("raster", "Raster"), ("classified", "Classified map"), ("labels", "L
 
 _LABELS = {"n": "Pixels assessed", "n_folds": "Folds", "n_test_polygons": "Test polygons", "n_polygons": "Polygons",
            "n_train_polygons": "Training polygons", "n_train_pixels": "Training pixels",
-           "n_reference_features": "Reference features"}
+           "n_reference_features": "Reference features", "test_fraction": "Share of each class's polygons held out",
+           "fold_overall_accuracy": "Overall accuracy per fold",
+           "conflicting_pixels": "Pixels claimed by features of different classes (left out)",
+           "reference_pixels_on_nodata": "Reference pixels on map nodata (left out)",
+           "reference_classes_not_in_map": "Reference classes the map does not have",
+           "map_classes_without_reference": "Map classes without reference pixels"}
+
+#: Validation entries that are fractions: shown as percentages.
+_FRACTIONS = {"test_fraction", "fold_overall_accuracy"}
+
+#: Below this many pixels a per-class accuracy is marked as uncertain.
+FEW_PIXELS = 30
+
+#: Plain words for the fold schemes and candidate states of the automatic choice.
+_SCHEMES = {"group_kfold": "whole polygons", "spatial_blocks": "spatial blocks", "polygon_groups": "whole polygons",
+            "random_pixels": "random pixels"}
+_STATUS = {"scored": "scored", "pruned": "left out after the first round", "failed": "failed",
+           "only candidate": "only candidate"}
 
 
 def _e(value: Any) -> str:
@@ -72,10 +93,123 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _class_weight(weight: Any) -> str:
+    """The class weighting of the model in words, with why (``report["class_weight"]``)."""
+    if not isinstance(weight, dict) or not weight.get("used"):
+        return ""
+    used = str(weight["used"])
+    words = {"balanced": "balanced: every class weighs the same in training, however many samples it has",
+             "none": "none: every training sample weighs the same, so large classes weigh more"}.get(used, used)
+    why = f" {_e(weight['why'])}" if weight.get("why") else ""
+    return f"{_e(words)}.{why}"
+
+
 def _inputs(report: dict[str, Any]) -> str:
-    rows = [f"<tr><td>{label}</td><td>{_e(report[key])}</td></tr>"
-            for key, label in _INPUTS if report.get(key) not in (None, "")]
+    rows = []
+    for key, label in _INPUTS:
+        value = report.get(key)
+        if key == "method" and report.get("method_name"):
+            value = report["method_name"]
+        if value in (None, ""):
+            continue
+        if key == "method" and report.get("method_option") == "auto":
+            value = f"{value} (chosen automatically)"
+        rows.append(f"<tr><td>{label}</td><td>{_e(value)}</td></tr>")
+        if key == "method" and _class_weight(report.get("class_weight")):
+            rows.append(f"<tr><td>Class weights</td><td>{_class_weight(report.get('class_weight'))}</td></tr>")
     return f'<h2>Inputs</h2><table class="kv">{"".join(rows)}</table>' if rows else ""
+
+
+def _left_out(report: dict[str, Any]) -> str:
+    """Classes and bands left out of the model (``dropped_classes``, ``dropped_bands``), when there are any."""
+    items = []
+    for c in report.get("dropped_classes") or []:
+        name, reason = (c.get("name"), c.get("reason")) if isinstance(c, dict) else (c, None)
+        reason = reason or "no valid pixel lies under its labels"
+        items.append(f"<li>Class <strong>{_e(name)}</strong>: {_e(reason)}. The map cannot contain it.</li>")
+    for b in report.get("dropped_bands") or []:
+        if not isinstance(b, dict):
+            items.append(f"<li>Band {_e(b)}</li>")
+            continue
+        name = f" ({_e(b['name'])})" if b.get("name") else ""
+        reason = f": {_e(b['reason'])}" if b.get("reason") else ""
+        items.append(f"<li>Band {_e(b.get('band', '?'))}{name}{reason}.</li>")
+    if not items:
+        return ""
+    return f'<h2>Left out</h2><div class="warn"><ul style="margin:0">{"".join(items)}</ul></div>'
+
+
+def _score(value: Any, std: Any, objective: str) -> str:
+    """A candidate's score: ``value ± std`` as a percentage for an accuracy, a 0-1 score otherwise."""
+    if "accuracy" in objective:
+        return _pm(value, std)
+    if not isinstance(value, int | float):
+        return "n/a"
+    return f"{value:.3f}" + (f" ± {std:.3f}" if isinstance(std, int | float) else "")
+
+
+def _params(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return "defaults"
+    return ", ".join(f"{'C' if k == 'c' else k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                     for k, v in params.items())
+
+
+def _selection(selection: dict[str, Any]) -> str:
+    """How the method was chosen (``report["selection"]``): objective, folds, every candidate, the winner, why."""
+    objective = str(selection.get("objective") or "")
+    label = selection.get("objective_label") or objective.replace("_", " ") or "score"
+    candidates = [c for c in selection.get("candidates") or [] if isinstance(c, dict)]
+    parts = ["<h2>How the method was chosen</h2>"]
+    scored = [c for c in candidates if isinstance(c.get("score"), int | float)]
+    if not scored and not selection.get("n_folds"):  # a single candidate, or nothing could be scored
+        winner = selection.get("winner")
+        reason = _e(selection.get("reason") or "Not chosen by the data.")
+        parts.append(f"<p><strong>{_e(winner)}</strong>: {reason}</p>" if winner else f"<p>{reason}</p>")
+        return "".join(parts)
+    parts.append(f"<p>Objective: the highest cross-validated {_e(label)}.</p>")
+    scheme = selection.get("scheme")
+    if scheme:
+        folds = selection.get("n_folds")
+        samples = selection.get("n_samples")
+        what = f"{_e(folds)} folds of {_e(_SCHEMES.get(str(scheme), scheme))}" if folds else _e(
+            _SCHEMES.get(str(scheme), scheme))
+        on = f" on {_num(samples)} training samples" if samples is not None else ""
+        reason = f" {_e(selection['scheme_reason'])}" if selection.get("scheme_reason") else ""
+        parts.append(f"<p>Cross-validation: {what}{on}, never the held-out validation polygons.{reason}</p>")
+
+    def order(c: dict[str, Any]) -> tuple[int, float]:
+        score = c.get("score")
+        return (0, -score) if isinstance(score, int | float) and c.get("status") != "failed" else (1, 0.0)
+
+    winner = selection.get("winner")
+    heading = str(label).split(" (")[0]
+    rows = []
+    for c in sorted(candidates, key=order):
+        won = c.get("name") == winner
+        status = _STATUS.get(str(c.get("status")), str(c.get("status") or ""))
+        if won:
+            status = "chosen"
+        note = f" ({_e(c['note'])})" if c.get("note") else ""
+        seconds = c.get("seconds")
+        row_class = ' class="win"' if won else ""
+        rows.append(f'<tr{row_class}><td class="l">{_e(c.get("name"))}</td>'
+                    f'<td class="l">{_e(c.get("method"))}</td><td class="l">{_e(_params(c.get("params")))}</td>'
+                    f'<td class="l">{_e(c.get("class_weight") or "n/a")}</td>'
+                    f'<td>{_score(c.get("score"), c.get("score_std"), objective)}</td>'
+                    f'<td>{f"{seconds:.1f}" if isinstance(seconds, int | float) else "n/a"}</td>'
+                    f'<td class="l">{_e(status)}{note}</td></tr>')
+    parts.append(f'<table><tr><th class="l">Candidate</th><th class="l">Method</th><th class="l">Settings</th>'
+                 f'<th class="l">Class weights</th><th>{_e(heading[:1].upper() + heading[1:])} ± standard deviation'
+                 '</th><th>Seconds</th><th class="l">Status</th></tr>'
+                 f'{"".join(rows)}</table>')
+    if selection.get("reason"):
+        parts.append(f"<p><strong>Chosen: {_e(winner)}.</strong> {_e(selection['reason'])}</p>")
+    total = selection.get("seconds")
+    if isinstance(total, int | float):
+        parts.append(f'<p class="note">The choice took {total:.1f} s. Scores are pooled over the folds; ± is the '
+                     "standard deviation of the fold scores.</p>")
+    return "".join(parts)
 
 
 def _scheme(validation: dict[str, Any]) -> str:
@@ -86,24 +220,34 @@ def _scheme(validation: dict[str, Any]) -> str:
             "accuracy to be lower."
         )
         parts.append(f'<div class="warn"><strong>Optimistic figures.</strong> {_e(reason)}</div>')
-    details = [("Scheme", validation.get("scheme")), ("Description", validation.get("description"))]
+    details: list[tuple[str, str, Any]] = [("Scheme", "scheme", validation.get("scheme")),
+                                           ("Description", "description", validation.get("description"))]
     skip = {"scheme", "description", "optimistic", "optimistic_reason", "per_class", "confusion_matrix", "classes",
-            "overall_accuracy", "kappa", "macro_f1"}
-    details += [(_LABELS.get(key, key.replace("_", " ").capitalize()), value) for key, value in validation.items()
+            "overall_accuracy", "kappa", "macro_f1", "balanced_accuracy", "macro_f1_classes"}
+
+    def shown(key: str, value: Any) -> str:
+        return _pct(value) if key in _FRACTIONS else _num(value)
+
+    details += [(_LABELS.get(key, key.replace("_", " ").capitalize()), key, value) for key, value in validation.items()
                 if key not in skip and isinstance(value, str | int | float | bool)]
-    rows = [f"<tr><td>{_e(k)}</td><td>{_num(v)}</td></tr>" for k, v in details if v is not None]
+    rows = [f"<tr><td>{_e(k)}</td><td>{shown(key, v)}</td></tr>" for k, key, v in details if v is not None]
     if rows:
         parts.append(f'<table class="kv">{"".join(rows)}</table>')
     lists = [(key, value) for key, value in validation.items() if isinstance(value, list) and key not in skip]
     for key, value in lists:
         if value:
             parts.append(f'<p class="note">{_e(_LABELS.get(key, key.replace("_", " ").capitalize()))}: '
-                         f'{", ".join(_num(v) for v in value)}</p>')
+                         f'{", ".join(shown(key, v) for v in value)}</p>')
     return "".join(parts)
 
 
 def _summary(validation: dict[str, Any]) -> str:
+    balanced = validation.get("balanced_accuracy")
+    if balanced is None and validation.get("per_class"):  # a report written before balanced accuracy was added
+        recalls = [c.get("producers_accuracy") or 0.0 for c in validation["per_class"] if c.get("reference_count")]
+        balanced = sum(recalls) / len(recalls) if recalls else None
     return (f'<p class="big">Overall accuracy {_pct(validation.get("overall_accuracy"))} &middot; '
+            f"balanced accuracy {_pct(balanced)} &middot; "
             f'kappa {_num(validation.get("kappa"))} &middot; macro F1 {_num(validation.get("macro_f1"))}'
             f' &middot; n = {_num(validation.get("n"))}</p>')
 
@@ -142,20 +286,59 @@ def _colors(report: dict[str, Any]) -> dict[str, str]:
             if isinstance(c, dict) and c.get("color")}
 
 
+def _counted(value: Any, n: Any, what: str) -> str:
+    """A per-class accuracy as a percentage, with ``n = <pixels>`` beside it when fewer than :data:`FEW_PIXELS`."""
+    text = _pct(value)
+    if isinstance(value, int | float) and isinstance(n, int) and n < FEW_PIXELS:
+        text += (f'<span class="n" title="From only {n} {_e(what)} pixels: this figure is uncertain.">'
+                 f"n = {n}</span>")
+    return text
+
+
 def _per_class(validation: dict[str, Any], colors: dict[str, str]) -> str:
     per_class = validation.get("per_class") or []
     if not per_class:
         return ""
     rows = []
+    few = False
     for c in per_class:
         color = colors.get(str(c.get("class")))
         swatch = f'<span class="sw" style="background:{_e(color)}"></span>' if color else ""
-        rows.append(f'<tr><td class="l">{swatch}{_e(c.get("class"))}</td><td>{_pct(c.get("producers_accuracy"))}</td>'
-                    f'<td>{_pct(c.get("users_accuracy"))}</td><td>{_num(c.get("f1"))}</td>'
-                    f'<td>{_num(c.get("reference_count"))}</td><td>{_num(c.get("mapped_count"))}</td></tr>')
+        reference, mapped = c.get("reference_count"), c.get("mapped_count")
+        no_reference = c.get("no_reference", reference == 0)
+        never_mapped = c.get("never_mapped", mapped == 0)
+        flags = []
+        if no_reference:
+            flags.append("no reference pixels: producer's accuracy and F1 cannot be assessed, not in the macro F1")
+        if never_mapped:
+            flags.append("never mapped" if no_reference else "never mapped: every reference pixel is missed")
+        if isinstance(reference, int) and 0 < reference < FEW_PIXELS:
+            flags.append(f"only {reference} reference pixels: uncertain")
+            few = True
+        elif isinstance(mapped, int) and 0 < mapped < FEW_PIXELS and c.get("users_accuracy") is not None:
+            flags.append(f"only {mapped} mapped pixels: user's accuracy uncertain")
+            few = True
+        rows.append(f'<tr><td class="l">{swatch}{_e(c.get("class"))}</td>'
+                    f'<td>{_counted(c.get("producers_accuracy"), reference, "reference")}</td>'
+                    f'<td>{_counted(c.get("users_accuracy"), mapped, "mapped")}</td><td>{_num(c.get("f1"))}</td>'
+                    f"<td>{_num(reference)}</td><td>{_num(mapped)}</td>"
+                    f'<td class="l flag">{_e("; ".join(flags))}</td></tr>')
+    averaged = validation.get("macro_f1_classes")
+    if averaged is None:  # a report written before the list was recorded
+        averaged = [c.get("class") for c in per_class if c.get("reference_count")]
+    left = [c.get("class") for c in per_class if c.get("class") not in averaged]
+    note = (f"Macro F1 is the mean over the {len(averaged)} classes present in the reference "
+            f"({_e(', '.join(str(a) for a in averaged))}); balanced accuracy is their mean producer's accuracy.")
+    if left:
+        note += f" Classes without reference pixels are not counted: {_e(', '.join(str(x) for x in left))}."
+    note += " Accuracies are percentages; F1 is a score from 0 to 1."
+    if few:
+        note += (f" <em>n</em> marks an accuracy computed from fewer than {FEW_PIXELS} pixels: one pixel more or "
+                 "less moves it by several points, so treat it as uncertain.")
     return ("<h2>Per class</h2><table><tr><th class=\"l\">Class</th><th>Producer's accuracy</th>"
-            "<th>User's accuracy</th><th>F1</th><th>Reference pixels</th><th>Mapped pixels</th></tr>"
-            f'{"".join(rows)}</table>')
+            "<th>User's accuracy</th><th>F1</th><th>Reference pixels</th><th>Mapped pixels</th>"
+            "<th class=\"l\">Notes</th></tr>"
+            f'{"".join(rows)}</table><p class="note">{note}</p>')
 
 
 def _area(area: dict[str, Any]) -> str:
@@ -267,7 +450,9 @@ def render_html(report: dict[str, Any]) -> str:
     """The report as a self-contained HTML page (inline CSS, no script, no external link)."""
     title = report.get("title") or "Landprobe report"
     validation = report.get("validation")
-    body = [f"<h1>{_e(title)}</h1>", _inputs(report)]
+    body = [f"<h1>{_e(title)}</h1>", _inputs(report), _left_out(report)]
+    if isinstance(report.get("selection"), dict):
+        body.append(_selection(report["selection"]))
     if isinstance(validation, dict):
         body += [_scheme(validation), _summary(validation), _matrix(validation),
                  _per_class(validation, _colors(report))]

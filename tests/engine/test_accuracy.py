@@ -13,6 +13,7 @@ import pytest
 import rasterio
 from rasterdata import write_like
 from rasterio import features
+from shapely.geometry import box
 
 from engine.accuracy import assess_accuracy
 from engine.errors import CancelledError
@@ -203,3 +204,60 @@ def test_unsampled_stratum_and_sparse_report(tmp_path: Path) -> None:
     html = Path(html_path).read_text()
     assert "Bare &lt;report&gt;" in html and "n/a" in html and "without any reference sample" in html
     assert load(json_path)["title"] == "Bare <report>"
+
+
+def write_class_map(path: Path, data: np.ndarray, names: dict[int, str]) -> Path:
+    """A class map in a projected CRS (30 m pixels) with its class names as ``CLASS_<code>`` tags."""
+    transform = rasterio.transform.from_origin(500_000, 4_000_000, 30, 30)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype=data.dtype.name, nodata=0, crs="EPSG:32633", transform=transform) as dst:
+        dst.write(data, 1)
+        dst.update_tags(1, **{f"CLASS_{code}": name for code, name in names.items()})
+    return path
+
+
+def pixel_box(row0: int, row1: int, col0: int, col1: int) -> box:
+    """The polygon covering pixels ``row0..row1-1`` x ``col0..col1-1`` of :func:`write_class_map`'s grid."""
+    return box(500_000 + 30 * col0, 4_000_000 - 30 * row1, 500_000 + 30 * col1, 4_000_000 - 30 * row0)
+
+
+def test_macro_f1_is_the_mean_of_the_table_over_reference_classes(tmp_path: Path) -> None:
+    data = np.zeros((40, 40), dtype="uint8")
+    data[:20, :20], data[:20, 20:], data[20:, :20], data[20:, 20:] = 1, 2, 3, 2
+    data[39, 39] = 0  # a nodata pixel
+    classified = write_class_map(tmp_path / "map.tif", data, {1: "water", 2: "forest", 3: "urban"})
+    reference = gpd.GeoDataFrame(
+        {"class": ["Water", "forest", "forest", "wetland"]},  # "Water" matches the map's "water" (case ignored)
+        geometry=[pixel_box(2, 10, 2, 22),  # 144 px water, 16 px forest
+                  pixel_box(22, 30, 22, 30),  # 64 px forest
+                  pixel_box(22, 26, 12, 20),  # 32 px urban: a map class without reference pixels
+                  pixel_box(30, 36, 30, 36)],  # 36 px forest: a reference class the map never predicts
+        crs="EPSG:32633")
+    labels = tmp_path / "reference.gpkg"
+    reference.to_file(labels)
+
+    result = assess_accuracy(str(classified), str(labels), "class", str(tmp_path / "acc.json"))
+    v = load(result.output_report)["validation"]
+    assert v["classes"] == ["water", "forest", "urban", "wetland"]
+    assert v["confusion_matrix"] == [[144, 16, 0, 0], [0, 64, 32, 0], [0, 0, 0, 0], [0, 36, 0, 0]]
+    table = {c["class"]: c for c in v["per_class"]}
+    reference_classes = [name for name, c in table.items() if c["reference_count"] > 0]
+    assert reference_classes == v["macro_f1_classes"] == ["water", "forest", "wetland"]
+    assert v["macro_f1"] == pytest.approx(np.mean([table[name]["f1"] for name in reference_classes]))
+    assert v["macro_f1"] == pytest.approx((288 / 304 + 128 / 212 + 0.0) / 3)
+    assert result.macro_f1 == v["macro_f1"]
+    assert v["balanced_accuracy"] == pytest.approx((144 / 160 + 64 / 96 + 0.0) / 3)
+    assert result.balanced_accuracy == v["balanced_accuracy"]
+    assert table["urban"]["no_reference"] and not table["urban"]["never_mapped"]
+    assert table["urban"]["f1"] is None and table["urban"]["producers_accuracy"] is None
+    assert table["urban"]["users_accuracy"] == 0.0
+    assert table["wetland"]["never_mapped"] and not table["wetland"]["no_reference"]
+    assert table["wetland"]["f1"] == 0.0 and table["wetland"]["producers_accuracy"] == 0.0
+    assert not any(table[name][flag] for name in ("water", "forest") for flag in ("no_reference", "never_mapped"))
+    assert v["map_classes_without_reference"] == ["urban"] and v["reference_classes_not_in_map"] == ["wetland"]
+
+    html = Path(result.output_html).read_text()
+    assert "Macro F1 is the mean over the 3 classes present in the reference" in html
+    assert "no reference pixels" in html and "never mapped" in html
+    assert f"balanced accuracy {v['balanced_accuracy']:.1%}" in html
+    assert f"macro F1 {v['macro_f1']:.3f}" in html

@@ -118,7 +118,7 @@ def test_the_choice_never_sees_the_held_out_polygons(monkeypatch: pytest.MonkeyP
     # with the held-out polygons, k-NN would win (no line separates their classes) ...
     everything = selection.choose(x, y, groups, rows, cols, 2, "auto", class_weight="none")
     assert everything.candidate.method == "knn"
-    # ... on the training polygons alone, logistic regression does as well and is listed first
+    # ... on the training polygons alone, logistic regression does as well and comes first in this grid
     alone = selection.choose(x[~test], y[~test], groups[~test], rows[~test], cols[~test], 2, "auto",
                              class_weight="none")
     assert alone.candidate.method == "logistic_regression"
@@ -168,9 +168,13 @@ def test_the_report_lists_every_candidate_and_why_the_winner_won() -> None:
     names = [c["name"] for c in report["candidates"]]
     assert names == [c.name for c in selection.candidates("auto", "auto")]
     scored = [c for c in report["candidates"] if c["status"] == "scored"]
-    assert len(scored) == selection.FINALISTS
+    assert selection.FINALISTS <= len(scored) <= selection.FINALISTS + 1  # the preferred candidate is kept in
     assert all(c["score"] is not None and c["seconds"] >= 0 and c["score_std"] >= 0 for c in report["candidates"])
-    assert report["winner"] == max(scored, key=lambda c: c["score"])["name"] == choice.candidate.name
+    best = max(c["score"] for c in scored)
+    winner = next(c for c in scored if c["name"] == choice.candidate.name == report["winner"])
+    assert winner["score"] >= best - report["tolerance"]  # within one standard error of the best ...
+    first = next(c for c in scored if c["score"] >= best - report["tolerance"])
+    assert winner is first  # ... and the first such in the order of preference
     assert report["winner"] in report["reason"] and "balanced accuracy" in report["reason"]
     assert report["class_weight"]["used"] == choice.candidate.as_dict()["class_weight"]
     assert report["scheme"] == "group_kfold" and report["n_folds"] == selection.N_FOLDS

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, f1_score
+import pytest
+from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score
 
 from engine.metrics import accuracy_figures, confusion_matrix
 from engine.validation import cap_per_class, make_folds, polygon_group_split, spatial_block_ids
@@ -50,6 +51,35 @@ def test_figures_match_sklearn() -> None:
     per_class_f1 = [c["f1"] for c in figures["per_class"]]
     assert np.allclose(per_class_f1, f1_score(truth, pred, average=None))
     assert sum(c["reference_count"] for c in figures["per_class"]) == 500
+    assert np.isclose(figures["balanced_accuracy"], balanced_accuracy_score(truth, pred))
+    assert figures["macro_f1_classes"] == ["a", "b", "c", "d"]
+    assert not any(c["no_reference"] or c["never_mapped"] for c in figures["per_class"])
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_class_means_are_over_the_reference_classes() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 400)  # classes 0, 1, 2 in the reference; class 3 only in the map
+    pred = np.where(rng.random(400) < 0.75, truth, 3)
+    pred[pred == 2] = 1  # class 2 is never mapped
+    figures = accuracy_figures(confusion_matrix(truth, pred, 4), ["a", "b", "c", "d"])
+    table = {c["class"]: c for c in figures["per_class"]}
+    assert figures["macro_f1_classes"] == ["a", "b", "c"]
+    assert figures["macro_f1"] == pytest.approx(np.mean([table[k]["f1"] for k in "abc"]))
+    assert figures["macro_f1"] == pytest.approx(f1_score(truth, pred, labels=[0, 1, 2], average="macro"))
+    assert figures["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, pred))
+    assert figures["balanced_accuracy"] == pytest.approx(np.mean([table[k]["producers_accuracy"] for k in "abc"]))
+    assert table["c"]["never_mapped"] and table["c"]["f1"] == 0.0 and table["c"]["producers_accuracy"] == 0.0
+    assert table["c"]["users_accuracy"] is None and not table["c"]["no_reference"]
+    assert table["d"]["no_reference"] and not table["d"]["never_mapped"]
+    assert table["d"]["f1"] is None and table["d"]["producers_accuracy"] is None and table["d"]["users_accuracy"] == 0
+    assert not any(table[k]["no_reference"] or table[k]["never_mapped"] for k in "ab")
+
+
+def test_figures_of_an_empty_matrix() -> None:
+    figures = accuracy_figures(np.zeros((2, 2), dtype=int), ["a", "b"])
+    assert figures["overall_accuracy"] is None and figures["macro_f1"] is None
+    assert figures["balanced_accuracy"] is None and figures["macro_f1_classes"] == []
 
 
 def test_kfold_tests_every_polygon_once_and_never_splits_one() -> None:

@@ -1,0 +1,185 @@
+"""The HTML report's sections (per-class flags, the automatic choice, what was left out) and the class map legend."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engine.legend import NODATA_NAME, NOT_A_CLASS, category_names, write_category_names, write_paletted_style
+from engine.metrics import accuracy_figures
+from engine.report import render_html, write_report
+
+CLASSES = ["water", "forest", "urban", "reed", "cloud"]
+
+
+def figures() -> dict[str, Any]:
+    """Figures where reed has 8 reference pixels, all right; cloud has no reference; urban is never mapped."""
+    cm = np.array([[90, 5, 0, 0, 5],
+                   [3, 120, 0, 0, 2],
+                   [10, 30, 0, 0, 0],
+                   [0, 0, 0, 8, 0],
+                   [0, 0, 0, 0, 0]])
+    return {**accuracy_figures(cm, CLASSES), "scheme": "polygon_groups", "description": "Held out polygons.",
+            "optimistic": False, "n_folds": 1, "test_fraction": 0.3, "fold_overall_accuracy": [0.8123],
+            "seed": 0}
+
+
+def row_of(page: str, name: str) -> str:
+    """The table row whose first cell names ``name``."""
+    match = re.search(rf'<tr(?: class="win")?><td class="l">(?:<span[^>]*></span>)?{re.escape(name)}</td>.*?</tr>',
+                      page)
+    assert match, name
+    return match.group(0)
+
+
+def selection() -> dict[str, Any]:
+    candidate = {"method": "svm", "params": {"c": 10.0}, "class_weight": "balanced", "seconds": 2.51,
+                 "note": None}
+    return {
+        "objective": "balanced_accuracy",
+        "objective_label": "balanced accuracy (the mean of the classes' producer's accuracies)",
+        "scheme": "group_kfold", "scheme_reason": "Folds of whole polygons (median 40 px each).", "n_folds": 5,
+        "n_samples": 1234, "winner": "svm (C=10), classes balanced",
+        "reason": "svm (C=10), classes balanced had the highest cross-validated balanced accuracy.",
+        "seconds": 12.3,
+        "candidates": [
+            {**candidate, "name": "knn", "method": "knn", "params": {}, "class_weight": "none", "score": 0.801,
+             "score_std": 0.02, "status": "scored"},
+            {**candidate, "name": "xgboost, classes balanced", "method": "xgboost", "params": {}, "score": None,
+             "score_std": None, "seconds": 0.0, "status": "failed", "note": "out of <memory>"},
+            {**candidate, "name": "svm (C=10), classes balanced", "score": 0.912, "score_std": 0.015,
+             "status": "scored"},
+            {**candidate, "name": "svm (C=1), classes balanced", "params": {"c": 1.0}, "score": 0.7,
+             "score_std": 0.05, "status": "pruned", "note": "0.700 on 800 samples, not among the best 5"},
+        ],
+    }
+
+
+def test_per_class_table_flags_counts_and_note() -> None:
+    v = figures()
+    page = render_html({"title": "T", "validation": v, "classes": [{"name": "reed", "color": "#00ff00"}]})
+    reed, cloud, urban = row_of(page, "reed"), row_of(page, "cloud"), row_of(page, "urban")
+    assert "100.0%" in reed and "n = 8" in reed and "only 8 reference pixels: uncertain" in reed
+    assert "no reference pixels" in cloud and "never mapped" not in cloud and "n/a" in cloud
+    assert "never mapped" in urban and "no reference pixels" not in urban
+    assert "n = " not in row_of(page, "water")
+    assert "Macro F1 is the mean over the 4 classes present in the reference (water, forest, urban, reed)" in page
+    assert "not counted: cloud" in page and "fewer than 30 pixels" in page
+    assert f"balanced accuracy {v['balanced_accuracy']:.1%}" in page
+    assert f"Overall accuracy {v['overall_accuracy']:.1%}" in page and f"macro F1 {v['macro_f1']:.3f}" in page
+    table = {c["class"]: c for c in v["per_class"]}
+    assert v["macro_f1"] == pytest.approx(np.mean([table[k]["f1"] for k in v["macro_f1_classes"]]))
+    # accuracies are percentages everywhere: the scheme's fractions too
+    assert "30.0%" in page and "81.2%" in page and "0.812" not in page and "0.300" not in page
+
+
+def test_selection_section_lists_every_candidate_by_score() -> None:
+    page = render_html({"title": "T", "method": "svm", "method_name": "svm (C=10), classes balanced",
+                        "method_option": "auto", "selection": selection(),
+                        "class_weight": {"used": "balanced", "why": "Chosen by cross-validation."}})
+    section = page[page.index("<h2>How the method was chosen</h2>"):]
+    assert "balanced accuracy (the mean of the classes" in section
+    assert "5 folds of whole polygons on 1234 training samples" in section
+    assert "Folds of whole polygons (median 40 px each)." in section
+    order = [section.index(name) for name in ("svm (C=10), classes balanced</td>", "knn</td>",
+                                              "svm (C=1), classes balanced</td>", "xgboost, classes balanced</td>")]
+    assert order == sorted(order)
+    winner = row_of(section, "svm (C=10), classes balanced")
+    assert winner.startswith('<tr class="win">') and "91.2 ± 1.5 %" in winner and "chosen" in winner
+    assert "C = 10" in winner and "2.5" in winner
+    assert "left out after the first round" in row_of(section, "svm (C=1), classes balanced")
+    failed = row_of(section, "xgboost, classes balanced")
+    assert "failed" in failed and "out of &lt;memory&gt;" in failed and "n/a" in failed
+    assert "had the highest cross-validated balanced accuracy" in section and "12.3 s" in section
+    inputs = page[:page.index("<h2>How the method was chosen</h2>")]
+    assert "svm (C=10), classes balanced (chosen automatically)" in inputs
+    assert "Class weights</td><td>balanced: every class weighs the same" in inputs
+    assert "Chosen by cross-validation." in inputs
+
+
+def test_selection_by_macro_f1_shows_scores_not_percentages() -> None:
+    chosen = {**selection(), "objective": "macro_f1", "objective_label": "macro F1"}
+    section = render_html({"selection": chosen})
+    assert "0.912 ± 0.015" in row_of(section, "svm (C=10), classes balanced")
+
+
+def test_single_candidate_is_one_line() -> None:
+    only = {"objective": "overall_accuracy", "objective_label": "overall accuracy", "scheme": None, "n_folds": 0,
+            "candidates": [{"name": "svm, classes balanced", "method": "svm", "params": {},
+                            "class_weight": "balanced", "status": "only candidate"}],
+            "winner": "svm, classes balanced", "reason": "The only candidate for these options.", "seconds": 0.0}
+    page = render_html({"selection": only})
+    assert "<strong>svm, classes balanced</strong>: The only candidate for these options." in page
+    assert "<th" not in page[page.index("How the method was chosen"):]
+
+
+def test_left_out_section(tmp_path: Path) -> None:
+    report = {"title": "T", "dropped_classes": ["reed <bed>"],
+              "dropped_bands": [{"band": 6, "name": "thermal", "reason": "constant over the labels"}]}
+    _, html = write_report(report, str(tmp_path / "r.json"))
+    page = Path(html).read_text()
+    section = page[page.index("<h2>Left out</h2>"):]
+    assert "Class <strong>reed &lt;bed&gt;</strong>: no valid pixel lies under its labels" in section
+    assert "Band 6 (thermal): constant over the labels." in section
+
+
+def test_absent_sections_render_nothing() -> None:
+    page = render_html({"title": "Plain", "training": {"method": "svm"}, "dropped_classes": [], "dropped_bands": []})
+    for text in ("Left out", "How the method was chosen", "Class weights", "Macro F1 is"):
+        assert text not in page
+
+
+def test_report_of_an_older_version_still_renders() -> None:
+    v = figures()
+    del v["balanced_accuracy"], v["macro_f1_classes"]
+    for c in v["per_class"]:
+        del c["no_reference"], c["never_mapped"]
+    page = render_html({"validation": v})
+    assert "Macro F1 is the mean over the 4 classes present in the reference" in page
+    assert "no reference pixels" in row_of(page, "cloud") and "never mapped" in row_of(page, "urban")
+    assert f"balanced accuracy {np.mean([0.9, 0.96, 0.0, 1.0]):.1%}" in page
+
+
+def categories(aux: Path) -> tuple[list[str], list[list[str]]]:
+    """Category names and attribute-table rows of band 1 in a PAM ``.aux.xml``."""
+    band = ET.parse(aux).getroot().find("PAMRasterBand")
+    assert band is not None
+    names = [c.text or "" for c in band.iterfind("CategoryNames/Category")]
+    rows = [[f.text or "" for f in row.iterfind("F")] for row in band.iterfind("GDALRasterAttributeTable/Row")]
+    return names, rows
+
+
+def model_classes(codes: list[int]) -> list[dict[str, Any]]:
+    return [{"code": c, "name": f"class {c}", "color": f"#{c:02x}{c:02x}{c:02x}"} for c in codes]
+
+
+def test_category_names_name_every_value_the_map_can_contain(tmp_path: Path) -> None:
+    classes = model_classes([1, 2, 4, 5])  # class 3 was left out: no valid pixel under its labels
+    aux = tmp_path / "map.tif.aux.xml"
+    write_category_names(aux, classes, nodata=0)
+    names, rows = categories(aux)
+    assert names == [NODATA_NAME, "class 1", "class 2", NOT_A_CLASS, "class 4", "class 5"]
+    assert "" not in names
+    assert rows == [["1", "class 1", "1", "1", "1"], ["2", "class 2", "2", "2", "2"],
+                    ["4", "class 4", "4", "4", "4"], ["5", "class 5", "5", "5", "5"]]  # real classes only
+    qml = tmp_path / "map.qml"
+    write_paletted_style(qml, classes)
+    labels = [e.get("label") for e in ET.parse(qml).getroot().iter("paletteEntry")]
+    assert labels == ["class 1", "class 2", "class 4", "class 5"]
+
+
+def test_nodata_above_the_codes_is_named(tmp_path: Path) -> None:
+    names = category_names(model_classes([0, 1, 3]), nodata=255)
+    assert names is not None and len(names) == 256
+    assert names[:4] == ["class 0", "class 1", NOT_A_CLASS, "class 3"] and names[255] == NODATA_NAME
+    assert "" not in names
+    assert category_names(model_classes([1, 70_000]), nodata=0) is None
+    aux = tmp_path / "big.tif.aux.xml"
+    write_category_names(aux, [{"code": 70_000, "name": "a & b", "color": None}], nodata=-(2**31))
+    names, rows = categories(aux)
+    assert names == [] and rows == [["70000", "a & b"]]  # no list can hold the code: the attribute table does
