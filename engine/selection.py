@@ -295,7 +295,7 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
         finalists = [c for c in pool if c.name in names]
         for r in results:
             if r["status"] == "scored" and r["name"] not in names:
-                r.update(status="pruned", note=f"{r['score']:.3f} on {len(first)} samples, "
+                r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(first)} samples, "
                                                f"not among the best {FINALISTS}")
         final, _ = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme, seed + 1,
                           feedback.stage(0.6, 1.0))
@@ -323,7 +323,7 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
     report = {**base, "candidates": results, "winner": winner.name, "scheme": scheme, "scheme_reason": scheme_reason,
               "n_folds": n_folds, "reason": _why(eligible[0], ranked, objective, n_folds, tolerance),
               "tolerance": tolerance,
-              "class_weight": _weighting(ranked, y, n_classes, class_weight),
+              "class_weight": _weighting(eligible[0], ranked, y, n_classes, class_weight, objective),
               "seconds": round(time.perf_counter() - start, 2)}
     logger.info("Chosen by %d-fold cross-validation on %d training samples (%s): %s.", n_folds, len(large),
                 objective.replace("_", " "), report["reason"])
@@ -341,36 +341,45 @@ def _combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             "note": f"mean of two rounds of {len(first['fold_scores'])}-fold cross-validation with other folds"}
 
 
+def _fmt(value: float, objective: str) -> str:
+    """A score as users read it: accuracies in percent, F1 as a 0..1 score."""
+    return f"{value:.3f}" if objective == "macro_f1" else f"{100 * value:.1f} %"
+
+
 def _why(winner: dict[str, Any], ranked: list[dict[str, Any]], objective: str, n_folds: int,
          tolerance: float) -> str:
     """One sentence: why the winner won."""
     best = ranked[0]
     label = objective.replace("_", " ")
     if winner["name"] != best["name"]:
-        return (f"{winner['name']} scored {winner['score']:.3f} ({label}, {n_folds}-fold cross-validation), within "
-                f"one standard error ({tolerance:.3f}) of the best, {best['name']} ({best['score']:.3f}): a gap that "
-                "small is noise, so the candidate first in the order of preference is kept.")
-    text = (f"{best['name']} had the highest cross-validated {label}, {best['score']:.3f} "
-            f"(± {best['score_std']:.3f} over the folds)")
+        return (f"{winner['name']} scored {_fmt(winner['score'], objective)} ({label}, {n_folds}-fold "
+                f"cross-validation), within one standard error ({_fmt(tolerance, objective)}) of the best, "
+                f"{best['name']} ({_fmt(best['score'], objective)}): a gap that small is noise, so the candidate "
+                "first in the order of preference is kept.")
+    text = (f"{best['name']} had the highest cross-validated {label}, {_fmt(best['score'], objective)} "
+            f"(± {_fmt(best['score_std'], objective)} over the folds)")
     if len(ranked) > 1:
         runner = ranked[1]
-        text += f", {best['score'] - runner['score']:.3f} above the runner-up, {runner['name']} ({runner['score']:.3f})"
+        text += (f", {_fmt(best['score'] - runner['score'], objective)} above the runner-up, {runner['name']} "
+                 f"({_fmt(runner['score'], objective)})")
     return text + "."
 
 
-def _weighting(ranked: list[dict[str, Any]], y: np.ndarray, n_classes: int, option: str) -> dict[str, Any]:
+def _weighting(winner: dict[str, Any], ranked: list[dict[str, Any]], y: np.ndarray, n_classes: int, option: str,
+               objective: str) -> dict[str, Any]:
     """Which class weighting the winner uses, and why, in words."""
     import numpy as np
 
-    used = ranked[0]["class_weight"]
+    used = winner["class_weight"]
     shares = np.bincount(y, minlength=n_classes) / max(len(y), 1)
     dominant = float(shares.max())
     best = {w: next((r for r in ranked if r["class_weight"] == w), None) for w in CLASS_WEIGHTS}
     if option != AUTO:
         why = f"Set by the user ({option})."
     elif best["balanced"] and best["none"]:
-        why = (f"Chosen by cross-validation: the best balanced candidate scored {best['balanced']['score']:.3f}, "
-               f"the best unweighted one {best['none']['score']:.3f}.")
+        why = (f"Chosen by cross-validation: the best balanced candidate scored "
+               f"{_fmt(best['balanced']['score'], objective)}, the best unweighted one "
+               f"{_fmt(best['none']['score'], objective)}.")
     else:
         why = "The winner takes no class weights."
     why += (f" The largest class holds {dominant:.0%} of the training pixels: weighting classes by inverse frequency "
