@@ -107,8 +107,8 @@ def test_qgis_process_failure_has_exit_code_and_message(
     assert not list(tmp_path.glob(".*.landprobe-tmp-*"))
 
 
-@pytest.mark.parametrize("method", ["1"])
-def test_qgis_process_xgboost(
+@pytest.mark.parametrize(("method", "extra"), [("1", []), ("5", ["OBJECTIVE=1", "CLASS_WEIGHTS=2"])])
+def test_qgis_process_trains_with_a_method(
     qgis_process_bin: str,
     qgis_process_env: dict[str, str],
     engine_python: str,
@@ -116,8 +116,9 @@ def test_qgis_process_xgboost(
     sample_labels: Path,
     tmp_path: Path,
     method: str,
+    extra: list[str],
 ) -> None:
-    model = tmp_path / "model.lpmodel"
+    model, report = tmp_path / "model.lpmodel", tmp_path / "report.json"
     proc = _run(
         qgis_process_bin,
         qgis_process_env,
@@ -130,11 +131,21 @@ def test_qgis_process_xgboost(
         f"LABELS={sample_labels}",
         "FIELD=class",
         f"METHOD={method}",
+        *extra,
         f"OUTPUT_MODEL={model}",
+        f"OUTPUT_REPORT={report}",
     )
     results = _json(proc)["results"]
     assert model.is_file()
     assert results["OVERALL_ACCURACY"] > 0.6
+    written = json.loads(report.read_text())
+    if method == "1":
+        assert written["method"] == "xgboost" and written["selection"]["class_weight_option"] == "auto"
+    else:  # automatic, balanced accuracy, no class weights: every candidate unweighted, the objective reported
+        selection = written["selection"]
+        assert selection["method"] == "auto" and selection["objective"] == "balanced_accuracy"
+        assert {c["class_weight"] for c in selection["candidates"]} == {"none"}
+        assert len(selection["candidates"]) == 9 and selection["winner"] == written["method_name"]
 
 
 MODELS = Path(__file__).resolve().parents[2] / "resources" / "models"
