@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .feedback import Feedback
 from .labels import Samples, burn_classes, labels_over_raster
-from .rasters import iter_windows, open_raster, valid_mask
+from .rasters import band_nodata, iter_windows, open_raster, read_block, valid_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +99,7 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
         gdf, classes, area = labels_over_raster(src, labels, field_name, class_colors)
-        nodatavals = [nodata] * src.count if nodata is not None else src.nodatavals
+        nodatavals = [nodata] * src.count if nodata is not None else band_nodata(src)
         blocks = list(iter_windows(int(area.width), int(area.height), block=256))
         parts: list[tuple[np.ndarray, ...]] = []
         dropped = conflicts = invalid = 0
@@ -113,7 +113,7 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
                                                                      len(classes), min_coverage)
                 dropped, conflicts = dropped + n_dropped, conflicts + n_conflicts
                 if (cls >= 0).any():
-                    data = src.read(window=win)
+                    data = read_block(src, win)
                     ok = valid_mask(data, nodatavals)
                     invalid += int(((cls >= 0) & ~ok).sum())
                     keep = (cls >= 0) & ok

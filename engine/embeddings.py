@@ -23,7 +23,19 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError
 from .features import mean_and_scale
 from .feedback import Feedback
-from .rasters import atomic_output, band_stack, check_writable, open_raster, read_normalised, streaming_env, valid_mask
+from .rasters import (
+    atomic_output,
+    band_label,
+    band_nodata,
+    band_scaling,
+    band_stack,
+    check_writable,
+    open_raster,
+    read_block,
+    read_normalised,
+    streaming_env,
+    valid_mask,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,20 +81,57 @@ def choose_device(device: str = "auto") -> str:
     return device
 
 
-def band_statistics(src: Any, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and std of the valid pixels, from a read decimated to at most ``max_side`` pixels a side."""
+def _decimated(src: Any, max_side: int) -> np.ndarray:
+    """All bands of ``src`` read at most ``max_side`` pixels a side (GDAL's overviews or nearest)."""
     scale = max(1, math.ceil(max(src.width, src.height) / max_side))
-    data = src.read(out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
-    valid = valid_mask(data, src.nodatavals)
+    return read_block(src, out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
+
+
+def empty_bands(src: Any, max_side: int = 1024, data: np.ndarray | None = None) -> list[int]:
+    """Bands (1-based) of ``src`` that hold no value (nodata or NaN) anywhere in a read decimated to ``max_side``."""
+    data = _decimated(src, max_side) if data is None else data
+    nodata = band_nodata(src)
+    return [b + 1 for b in range(src.count) if not valid_mask(data[b:b + 1], [nodata[b]]).any()]
+
+
+def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], list[float]] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std of the valid pixels, from a read decimated to at most ``max_side`` pixels a side.
+
+    With ``scaling`` (each band's scale and offset, see :func:`engine.rasters.band_scaling`), of physical values.
+
+    Raises:
+        InputError: when no pixel holds a value in every band, naming the bands that hold none.
+
+    """
+    import numpy as np
+
+    data = _decimated(src, max_side)
+    valid = valid_mask(data, band_nodata(src))
     if not valid.any():
+        empty = empty_bands(src, max_side, data)
+        if empty and len(empty) < src.count:
+            names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
+            raise InputError(
+                f"Raster {src.name}: {', '.join(band_label(b, names[b - 1]) for b in empty)} hold no value (nodata "
+                "or NaN) anywhere, so every pixel counts as nodata; leave those bands out and try again."
+            )
         raise InputError(f"Raster {src.name} holds only nodata: nothing to encode.")
-    return mean_and_scale(data[:, valid].astype("float64"), axis=1)
+    values = data[:, valid].astype("float64")
+    if scaling is not None:
+        values = values * np.asarray(scaling[0])[:, None] + np.asarray(scaling[1])[:, None]
+    return mean_and_scale(values, axis=1)
 
 
-def patch_sampler(src: Any) -> Any:
-    """A function drawing ``n`` random ``size`` x ``size`` patches (raw values) from valid parts of ``src``."""
+def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = None) -> Any:
+    """A function drawing ``n`` random ``size`` x ``size`` patches (raw values) from valid parts of ``src``.
+
+    With ``scaling`` (each band's scale and offset), the patches hold physical values.
+    """
     import numpy as np
     from rasterio.windows import Window
+
+    nodata = band_nodata(src)
 
     def sample(n: int, size: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -91,14 +140,27 @@ def patch_sampler(src: Any) -> Any:
             if len(patches) == n:
                 break
             row, col = rng.integers(0, src.height - size + 1), rng.integers(0, src.width - size + 1)
-            data = src.read(window=Window(col, row, size, size))
-            if valid_mask(data, src.nodatavals).all():
-                patches.append(data.astype("float64"))
+            data = read_block(src, Window(col, row, size, size))
+            if valid_mask(data, nodata).all():
+                patch = data.astype("float64")
+                if scaling is not None:
+                    patch = patch * np.asarray(scaling[0])[:, None, None] + np.asarray(scaling[1])[:, None, None]
+                patches.append(patch)
         if len(patches) < n:
             raise InputError(f"Raster {src.name}: too few patches without nodata to draw empirical filters from.")
         return np.stack(patches)
 
     return sample
+
+
+def encoder_scaling(built: BuiltEncoder) -> tuple[list[float], list[float]] | None:
+    """The scale and offset of each raster band the encoder applies before its normalisation (``None``: none).
+
+    Recorded when its normalisation comes from the raster's own statistics; pretrained weights normalise the values
+    as stored, as their training data held them.
+    """
+    scales, offsets = built.metadata.get("scales"), built.metadata.get("offsets")
+    return (list(scales), list(offsets)) if scales is not None and offsets is not None else None
 
 
 def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf_gaussian",
@@ -171,10 +233,14 @@ def prepare_encoder(src: Any, options: EncoderOptions, device: str = "auto") -> 
     if spec.architecture.startswith("vit") and patch % 16:
         raise InputError(f"{spec.label}: the patch size must be a multiple of 16 (got {patch}).")
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
-    request = EncoderRequest(spec, names, band_statistics(src), patch_sampler(src), options.weights,
-                             options.weights_file, options.band_map, options.architecture, options.n_features,
-                             options.seed)
+    # physical values (scale and offset tags) where the normalisation comes from the raster's statistics
+    scaling = None if spec.family == "torchgeo" and options.weights else band_scaling(src)
+    request = EncoderRequest(spec, names, band_statistics(src, scaling=scaling), patch_sampler(src, scaling),
+                             options.weights, options.weights_file, options.band_map, options.architecture,
+                             options.n_features, options.seed)
     built = build_encoder(request)
+    if scaling is not None:
+        built.metadata |= {"scales": scaling[0], "offsets": scaling[1]}
     chosen = choose_device(device)
     logger.info("Encoding with %s (%d dimensions) on %s, patches of %d px every %d px.", spec.label, built.dim,
                 chosen, patch, step)
@@ -206,6 +272,7 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     row_a, row_b, col_a, col_b = cell_window or (0, all_rows, 0, all_cols)
     rows, cols = row_b - row_a, col_b - col_a
     offset = (patch - step) // 2
+    scaling = encoder_scaling(built)
     strip_rows = max(1, STRIP_PIXELS // max(1, cols * step * step))
     metadata = {"encoder": encoder, **built.metadata, "dim": built.dim, "patch_size": patch, "stride": step,
                 "input_bands": [names[b - 1] for b in built.bands], "band_indices": built.bands,
@@ -224,7 +291,8 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
             n_rows = min(strip_rows, rows - r0)
             top, height = (row_a + r0) * step - offset, (n_rows - 1) * step + patch
             left, width = col_a * step - offset, (cols - 1) * step + patch
-            data, valid = read_normalised(src, built.bands, top, left, height, width, built.mean, built.std)
+            data, valid = read_normalised(src, built.bands, top, left, height, width, built.mean, built.std,
+                                          scaling)
             inside = np.zeros((height, width), dtype=bool)  # the part of the strip within the raster
             inside[max(0, -top):src.height - top, max(0, -left):src.width - left] = True
             patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p

@@ -1,6 +1,8 @@
 """Feature recipes: what a probe sees for each pixel. Recorded in the model so that prediction computes the same.
 
-- ``raw_bands``: the raster's band values as stored.
+- ``raw_bands``: the raster's band values; as physical values (stored value x scale + offset) when the recipe has
+  ``scales`` and ``offsets`` (one per input band, recorded at training from the bands' tags; older models have none
+  and see the values as stored).
 - ``raw_bands+indices``: the band values followed by normalised-difference spectral indices, for every index
   whose bands have a known role (blue, green, red, nir, swir1, swir2).
 - ``embeddings``: the bands of an embedding raster, de-quantised when stored as integers (see
@@ -125,6 +127,11 @@ def compute_features(x: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
 
         return dequantize(x, recipe.get("embedding", {}).get("dequantize"))
     raw = np.asarray(x, dtype="float32")[:, [b - 1 for b in recipe["bands"]]]
+    if "scales" in recipe or "offsets" in recipe:  # physical values: indices need reflectances, not numbers stored
+        n = x.shape[1]
+        scales = np.asarray(recipe.get("scales") or [1.0] * n, dtype="float64")[[b - 1 for b in recipe["bands"]]]
+        offsets = np.asarray(recipe.get("offsets") or [0.0] * n, dtype="float64")[[b - 1 for b in recipe["bands"]]]
+        raw = (raw * scales.astype("float32") + offsets.astype("float32")).astype("float32")
     pairs = list(recipe.get("indices", {}).values())
     if not pairs:
         return raw

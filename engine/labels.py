@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .feedback import Feedback
-from .rasters import iter_windows, open_raster, valid_mask
+from .rasters import band_label, band_nodata, iter_windows, open_raster, read_block
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -74,7 +74,9 @@ class Samples:
     """Pixel samples: features, classes, polygons and positions.
 
     ``x`` (n, bands) holds the band values, ``y`` the class index into ``classes``, ``groups`` the polygon id, and
-    ``rows`` and ``cols`` the pixel's position on the raster grid.
+    ``rows`` and ``cols`` the pixel's position on the raster grid. ``empty_bands`` (1-based) are the bands that hold
+    no value under any labelled pixel: their column of ``x`` holds nodata, and the samples are the pixels valid on
+    every other band.
     """
 
     x: np.ndarray
@@ -84,6 +86,7 @@ class Samples:
     cols: np.ndarray
     classes: list[LabelClass]
     stats: dict[str, Any] = field(default_factory=dict)
+    empty_bands: list[int] = field(default_factory=list)
 
 
 def _valid_color(color: str | None) -> str | None:
@@ -243,12 +246,20 @@ def labels_over_raster(src: Any, labels: str, field_name: str,
     return gdf, classes, window
 
 
+#: Share of the labelled pixels lost to nodata above which the log says so.
+NODATA_SHARE_NOTED = 0.2
+
+
 def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None,
                   class_colors: dict[str, str] | None = None) -> Samples:
     """Read the raster's band values under the labels, skipping nodata, block by block.
 
+    A band that holds no value (nodata or NaN) under any labelled pixel, such as a hyperspectral water-absorption
+    band, does not make every pixel nodata: it is listed in ``empty_bands`` (and logged), and a pixel is kept when
+    every other band holds a value. Its column of ``x`` holds nodata, for the caller to leave out.
+
     Raises:
-        InputError: when the labels do not overlap the raster or cover only nodata pixels.
+        InputError: when the labels do not overlap the raster, cover only nodata pixels, or every band is empty.
 
     """
     import numpy as np
@@ -258,8 +269,10 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
         gdf, classes, label_window = labels_over_raster(src, labels, field_name, class_colors)
+        nodata = band_nodata(src)
+        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
-        xs, ys, groups, rows, cols = [], [], [], [], []
+        xs, ys, groups, rows, cols, oks = [], [], [], [], [], []
         conflicts = 0
         sindex = gdf.sindex
         for i, block in enumerate(blocks):
@@ -278,25 +291,57 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                 conflicts += int((claims > 1).sum())
                 labelled = claims == 1
                 if labelled.any():
-                    data = src.read(window=win)
-                    keep = labelled & valid_mask(data, src.nodatavals)
-                    xs.append(data[:, keep].T.astype("float32"))
-                    ys.append(index[keep])
-                    groups.append(burnt[keep])
-                    r, c = np.nonzero(keep)
+                    data = read_block(src, win)[:, labelled]  # (bands, labelled pixels)
+                    # per band and pixel: does it hold a value? Packed 8 bands a byte, to stay small with 200 bands.
+                    oks.append(np.packbits(_band_validity(data, nodata), axis=0))
+                    xs.append(data.T.astype("float32"))
+                    ys.append(index[labelled])
+                    groups.append(burnt[labelled])
+                    r, c = np.nonzero(labelled)
                     rows.append((r + int(win.row_off)).astype("int32"))
                     cols.append((c + int(win.col_off)).astype("int32"))
             feedback.progress((i + 1) / len(blocks), "Reading pixels under the labels")
-    if not xs or sum(len(g) for g in groups) == 0:
-        raise InputError(f"The labels of {labels} cover only nodata pixels of {raster}: no sample to train on.")
+        n_bands = src.count
     if conflicts:
         logger.warning("Dropped %d pixels claimed by labels of different classes (overlapping features).", conflicts)
-    x = np.concatenate(xs)
-    g = np.concatenate(groups)
-    y = np.concatenate(ys)
+    n_labelled = sum(len(g) for g in groups)
+    if not n_labelled:
+        raise InputError(
+            f"The labels of {labels} claim no pixel of {raster}: no pixel centre lies in a feature of a single class "
+            "(features smaller than a pixel, or overlapping features of different classes). Draw larger polygons."
+        )
+    ok = np.unpackbits(np.concatenate(oks, axis=1), axis=0, count=n_bands).astype(bool)  # (bands, pixels)
+    empty = np.flatnonzero(~ok.any(axis=1))
+    keep = np.delete(ok, empty, axis=0).all(axis=0) & (len(empty) < n_bands)
+    if not keep.any():
+        what = "every band is nodata" if len(empty) == n_bands else "each of them is nodata in some band"
+        raise InputError(
+            f"The labels of {labels} cover only nodata pixels of {raster} ({what} under the {n_labelled} labelled "
+            "pixels): check the raster's nodata value, or draw labels where the image has data."
+        )
+    if len(empty):
+        logger.warning("Left out %d band(s) of %s that hold no value under the labels (nodata or NaN): %s.",
+                       len(empty), raster, ", ".join(band_label(b + 1, names[b]) for b in empty))
+    x, y, g = np.concatenate(xs)[keep], np.concatenate(ys)[keep], np.concatenate(groups)[keep]
+    lost = n_labelled - len(y)
+    if lost > NODATA_SHARE_NOTED * n_labelled:
+        logger.info("%d of the %d labelled pixels (%.0f %%) are nodata in some band of %s and were left out.", lost,
+                    n_labelled, 100 * lost / n_labelled, raster)
     stats = {"n_samples": len(y), "n_polygons": len(np.unique(g)), "conflicting_pixels": conflicts,
+             "labelled_pixels_on_nodata": lost,
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d pixels from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
-    return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows), cols=np.concatenate(cols), classes=classes,
-                   stats=stats)
+    return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows)[keep], cols=np.concatenate(cols)[keep],
+                   classes=classes, stats=stats, empty_bands=[int(b) + 1 for b in empty])
+
+
+def _band_validity(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
+    """Whether each band of ``data`` (bands, pixels) holds a value at each pixel: not its nodata, not NaN."""
+    import numpy as np
+
+    ok = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, dtype=bool)
+    for band, value in enumerate(nodata):
+        if value is not None and not np.isnan(value):
+            ok[band] &= data[band] != data.dtype.type(value)
+    return ok

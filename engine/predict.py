@@ -25,10 +25,13 @@ from .legend import write_category_names, write_paletted_style, write_ramp_style
 from .model_file import LoadedModel, load_model, read_manifest
 from .rasters import (
     atomic_output,
+    band_nodata,
+    band_scaling,
     band_stack,
     check_writable,
     iter_windows,
     open_raster,
+    read_block,
     streaming_env,
     temporary_path,
     valid_mask,
@@ -100,6 +103,23 @@ def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
         check_same_embeddings(manifest["features"]["embedding"], source, raster)
         return
     check_band_count(manifest, src, raster)
+    check_scaling(manifest["features"], src, raster)
+
+
+def check_scaling(recipe: dict[str, Any], src: Any, raster: str) -> None:
+    """Warn when the raster's scale and offset tags differ from those the model recorded (the model's apply)."""
+    if recipe.get("recipe") not in ("raw_bands", "raw_bands+indices"):
+        return
+    tags = band_scaling(src)
+    recorded = (list(recipe["scales"]), list(recipe["offsets"])) if "scales" in recipe else None
+    if tags == recorded:
+        return
+    if recorded is None:
+        logger.warning("Raster %s has scale and offset tags, but the model was trained on values as stored (by an "
+                       "older Landprobe): the values are used as stored.", raster)
+    else:
+        logger.warning("The scale and offset tags of raster %s differ from those the model was trained with: the "
+                       "model's are applied. Retrain if the raster's are right.", raster)
 
 
 class _WindowPredictor:
@@ -131,8 +151,8 @@ class _WindowPredictor:
         import numpy as np
 
         src = self._src()
-        data = src.read(window=window)
-        valid = valid_mask(data, src.nodatavals if self._nodata is None else self._nodata)
+        data = read_block(src, window)
+        valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
         index = np.full(valid.shape, -1, dtype="int32")
         proba_block = None
         if self._want_proba:

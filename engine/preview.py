@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .feedback import Feedback
-from .rasters import atomic_output, iter_windows, open_raster, valid_mask
+from .rasters import atomic_output, band_nodata, iter_windows, open_raster, read_block, valid_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,8 +23,8 @@ def _fit(src: Any, max_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     import numpy as np
 
     scale = max(1, int(np.ceil(np.sqrt(src.width * src.height / max_cells))))
-    data = src.read(out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
-    cells = data[:, valid_mask(data, src.nodatavals)].T.astype("float64")
+    data = read_block(src, out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
+    cells = data[:, valid_mask(data, band_nodata(src))].T.astype("float64")
     if len(cells) < 3:
         raise ValueError("too few valid cells for a preview")
     mean = cells.mean(axis=0)
@@ -56,8 +56,8 @@ def write_embedding_preview(embedding: str | Path, output: str | Path, max_cells
         with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             for i, window in enumerate(windows):
                 feedback.check_cancel()
-                data = src.read(window=window)
-                ok = valid_mask(data, src.nodatavals)
+                data = read_block(src, window)
+                ok = valid_mask(data, band_nodata(src))
                 rgb = np.zeros((3, *ok.shape), dtype="uint8")
                 projected = (data[:, ok].T.astype("float64") - mean) @ components.T
                 stretched = np.clip((projected - low) / (high - low), 0, 1) * 254 + 1

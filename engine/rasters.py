@@ -38,7 +38,11 @@ def streaming_env() -> Any:
 
 @dataclass(frozen=True)
 class RasterInfo:
-    """What the engine needs to know about an input raster."""
+    """What the engine needs to know about an input raster.
+
+    ``dtype`` is the type the engine reads all bands as (:func:`common_dtype`: the bands' own type when they share
+    one); ``dtypes``, ``nodatavals``, ``scales`` and ``offsets`` are per band, as rasterio gives them.
+    """
 
     path: str
     width: int
@@ -49,6 +53,10 @@ class RasterInfo:
     transform: tuple[float, ...]
     nodata: float | None
     band_names: tuple[str, ...]
+    dtypes: tuple[str, ...] = ()
+    nodatavals: tuple[float | None, ...] = ()
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
 
 
 def open_raster(path: str | os.PathLike[str]) -> Any:
@@ -71,12 +79,102 @@ def raster_info(path: str | os.PathLike[str]) -> RasterInfo:
             width=src.width,
             height=src.height,
             count=src.count,
-            dtype=src.dtypes[0],
+            dtype=common_dtype(src.dtypes),
             crs_wkt=src.crs.to_wkt() if src.crs else None,
             transform=tuple(src.transform)[:6],
             nodata=src.nodata,
             band_names=tuple(d or f"band {i + 1}" for i, d in enumerate(src.descriptions)),
+            dtypes=tuple(src.dtypes),
+            nodatavals=tuple(src.nodatavals),
+            scales=tuple(float(v) for v in src.scales),
+            offsets=tuple(float(v) for v in src.offsets),
         )
+
+
+def common_dtype(dtypes: Sequence[str]) -> str:
+    """One numpy type that holds the values of bands of every type in ``dtypes`` exactly.
+
+    The bands' own type when they share one; for a mixed stack float32 (bands of up to 16-bit integers and
+    float32), else float64 (a band of 32-bit or wider integers, or float64).
+    """
+    import numpy as np
+
+    kinds = set(dtypes)
+    if len(kinds) <= 1:
+        return next(iter(kinds), "float32")
+    small = all((np.dtype(d).kind in "iub" and np.dtype(d).itemsize <= 2) or np.dtype(d) == np.float32
+                for d in kinds)
+    return "float32" if small else "float64"
+
+
+def read_block(src: Any, window: Window | None = None, bands: Sequence[int] | None = None, **kwargs: Any
+               ) -> np.ndarray:
+    """Bands ``bands`` (1-based, default all) of the open raster ``src`` as one array, whatever their data types.
+
+    rasterio refuses to read bands of different types at once ("more than one 'dtype' found"), as a stack of files
+    delivered one per band has them; those are read one type at a time into :func:`common_dtype`, which holds every
+    band's values (and its nodata value) exactly. ``kwargs`` go to ``src.read`` (``out_shape``, ``resampling``,
+    ``boundless``, ``masked``...; not ``out``).
+
+    Returns:
+        An array (bands, rows, cols), masked with ``masked=True``.
+
+    """
+    import numpy as np
+
+    indexes = [int(b) for b in bands] if bands is not None else list(src.indexes)
+    types = [src.dtypes[b - 1] for b in indexes]
+    if len(set(types)) <= 1:
+        return src.read(indexes, window=window, **kwargs)
+    out_shape = kwargs.pop("out_shape", None)
+    out: np.ndarray | None = None
+    for kind in dict.fromkeys(types):
+        where = [i for i, t in enumerate(types) if t == kind]
+        shape = {"out_shape": (len(where), *out_shape[-2:])} if out_shape is not None else {}
+        part = src.read([indexes[i] for i in where], window=window, **shape, **kwargs)
+        if out is None:
+            out = np.empty((len(indexes), *part.shape[1:]), dtype=common_dtype(types))
+            if isinstance(part, np.ma.MaskedArray):
+                out = np.ma.MaskedArray(out, mask=np.zeros(out.shape, dtype=bool))
+        out[where] = part
+    assert out is not None
+    return out
+
+
+def band_nodata(src: Any, bands: Sequence[int] | None = None) -> list[float | None]:
+    """The nodata value of each band of ``bands`` (1-based, default all), as its own data type stores it.
+
+    So a float32 band's nodata compares exactly once the band is read into float64 with bands of other types.
+    """
+    import numpy as np
+
+    indexes = [int(b) for b in bands] if bands is not None else list(src.indexes)
+    values: list[float | None] = []
+    for b in indexes:
+        value = src.nodatavals[b - 1]
+        kind = np.dtype(src.dtypes[b - 1])
+        if value is not None and kind.kind == "f" and np.isfinite(value):
+            value = float(np.array(value).astype(kind))
+        values.append(value)
+    return values
+
+
+def band_scaling(src: Any, bands: Sequence[int] | None = None) -> tuple[list[float], list[float]] | None:
+    """Each band's scale and offset tags (physical value = stored value x scale + offset).
+
+    ``None`` when all bands are stored as physical values already (scales 1, offsets 0).
+    """
+    indexes = [int(b) for b in bands] if bands is not None else list(src.indexes)
+    scales = [float(src.scales[b - 1]) for b in indexes]
+    offsets = [float(src.offsets[b - 1]) for b in indexes]
+    if all(v == 1 for v in scales) and all(v == 0 for v in offsets):
+        return None
+    return scales, offsets
+
+
+def band_label(number: int, name: str | None) -> str:
+    """How a band is named in messages: its number, and its description when it has one."""
+    return f"band {number}" + (f" ({name})" if name and name != f"band {number}" else "")
 
 
 def iter_windows(width: int, height: int, block: int = 512) -> Iterator[Window]:
@@ -147,12 +245,16 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
                              f"{'has' if len(files) == 1 else 'have'} {len(sources)} bands.")
         sources = [sources[int(b) - 1] for b in bands]
     entries = []
-    for info, b in sources:
-        nodata = "" if info.nodata is None else f"<NoDataValue>{info.nodata!r}</NoDataValue>"
+    for info, b in sources:  # each band keeps its own type, nodata, scale and offset
+        value = info.nodatavals[b - 1]
+        nodata = "" if value is None else f"<NoDataValue>{value!r}</NoDataValue>"
+        scaling = ""
+        if info.offsets[b - 1] != 0 or info.scales[b - 1] != 1:
+            scaling = f"<Offset>{info.offsets[b - 1]!r}</Offset><Scale>{info.scales[b - 1]!r}</Scale>"
         name = info.band_names[b - 1] if info.count > 1 else Path(info.path).stem
         entries.append(
-            f'<VRTRasterBand dataType="{_GDAL_TYPES.get(info.dtype, "Float64")}" band="{len(entries) + 1}">'
-            f"{nodata}<Description>{escape(name)}</Description><SimpleSource>"
+            f'<VRTRasterBand dataType="{_GDAL_TYPES.get(info.dtypes[b - 1], "Float64")}" band="{len(entries) + 1}">'
+            f"{nodata}<Description>{escape(name)}</Description>{scaling}<SimpleSource>"
             f'<SourceFilename relativeToVRT="0">{escape(str(Path(info.path).resolve()))}</SourceFilename>'
             f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
         )
@@ -218,8 +320,12 @@ def _side_cars(tmp: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def read_normalised(src: Any, bands: list[int], row0: int, col0: int, height: int, width: int, mean: np.ndarray,
-                    std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    std: np.ndarray, scaling: tuple[list[float], list[float]] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Bands ``bands`` of the window at (``row0``, ``col0``), which may reach outside the raster, normalised.
+
+    ``scaling`` (scale and offset of each band of the raster, as :func:`band_scaling` gives them) turns the stored
+    values into physical ones first, for a ``mean`` and ``std`` in physical units.
 
     Returns:
         The values (bands, height, width) as float32, 0 on nodata and outside the raster, and the valid mask.
@@ -234,11 +340,17 @@ def read_normalised(src: Any, bands: list[int], row0: int, col0: int, height: in
     c0, c1 = max(0, col0), min(src.width, col0 + width)
     if r1 <= r0 or c1 <= c0:
         return data, valid
-    raw = src.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0))
-    ok = valid_mask(raw, [src.nodatavals[b - 1] for b in bands])
+    raw = read_block(src, Window(c0, r0, c1 - c0, r1 - r0), bands)
+    ok = valid_mask(raw, band_nodata(src, bands))
     inner = data[:, r0 - row0:r1 - row0, c0 - col0:c1 - col0]
-    np.subtract(raw, mean[:, None, None].astype("float32"), out=inner, casting="unsafe")
-    inner /= std[:, None, None].astype("float32")
+    shift, scale = np.asarray(mean, dtype="float64"), np.asarray(std, dtype="float64")
+    if scaling is not None:  # ((x s + o) - mean) / std == (x - (mean - o) / s) / (std / s)
+        gain = np.array([scaling[0][b - 1] for b in bands], dtype="float64")
+        gain = np.where(gain != 0, gain, 1)
+        shift = (shift - np.array([scaling[1][b - 1] for b in bands])) / gain
+        scale = scale / gain
+    np.subtract(raw, shift[:, None, None].astype("float32"), out=inner, casting="unsafe")
+    inner /= scale[:, None, None].astype("float32")
     inner[:, ~ok] = 0
     valid[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = ok
     return data, valid

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .feedback import Feedback
-from .rasters import iter_windows, open_raster
+from .rasters import common_dtype, iter_windows, open_raster, read_block
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,7 +42,7 @@ def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback 
     lookup = {code: i for i, code in enumerate(count_classes or [])}
     with open_raster(reference) as ref, open_raster(source) as src:
         grid = {"crs": ref.crs or src.crs, "transform": ref.transform, "width": ref.width, "height": ref.height}
-        profile = {"driver": "GTiff", "count": src.count, "dtype": src.dtypes[0], "nodata": src.nodata,
+        profile = {"driver": "GTiff", "count": src.count, "dtype": common_dtype(src.dtypes), "nodata": src.nodata,
                    "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
                    "BIGTIFF": "IF_SAFER", **grid}
         colormap = _colormap(src)
@@ -53,7 +53,7 @@ def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback 
             windows = list(iter_windows(ref.width, ref.height, 1024))
             for i, win in enumerate(windows):
                 feedback.check_cancel()
-                data = vrt.read(window=win)
+                data = read_block(vrt, win)
                 dst.write(data, window=win)
                 if counts is not None:
                     values, n = np.unique(data[0], return_counts=True)

@@ -243,7 +243,9 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         "classes": [asdict(c) for c in samples.classes],
         "field": field,
         "input": {"band_count": info.count, "band_names": list(info.band_names), "dtype": info.dtype,
-                  "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster, "band_selection": bands},
+                  "nodata": info.nodata, "crs_wkt": info.crs_wkt, "raster": raster,
+                  "band_selection": loaded.bands if loaded.bands is not None else bands,
+                  "nodatavals": list(info.nodatavals), "dtypes": list(info.dtypes)},
         "features": recipe,
         "training": {**samples.stats, "labels": labels},
         "validation": figures,
@@ -258,6 +260,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
                   "class_weight": selection.get("class_weight") or {"used": candidate.as_dict()["class_weight"],
                                                                    "why": "Set by the user."},
                   "dropped_classes": samples.stats.get("dropped_classes", []),
+                  "dropped_bands": samples.stats.get("dropped_bands", []),
                   "raster": raster, "labels": labels,
                   "field": field, "features": shown, "validation": figures, "training": manifest["training"],
                   "classes": manifest["classes"], "model": str(output_model), **insight}

@@ -28,8 +28,10 @@ class PreparedData:
 
 
 def _input_info(src: Any, raster: str) -> dict[str, Any]:
+    from ..rasters import common_dtype
+
     return {"band_count": src.count, "band_names": [d or f"band {i}" for i, d in enumerate(src.descriptions, 1)],
-            "dtype": src.dtypes[0], "nodata": src.nodata, "crs_wkt": src.crs.to_wkt() if src.crs else None,
+            "dtype": common_dtype(src.dtypes), "nodata": src.nodata, "crs_wkt": src.crs.to_wkt() if src.crs else None,
             "raster": raster}
 
 
@@ -61,6 +63,13 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
     from .data import ChipDataset, ChipStore
 
     samples = drop_empty_classes(sample_pixels(raster, labels, field, feedback, class_colors))
+    if samples.empty_bands:  # a network reads every band of each chip: it cannot do without one
+        from ..rasters import band_label
+
+        raise InputError(
+            f"Raster {raster}: {', '.join(band_label(b, names[b - 1]) for b in samples.empty_bands)} hold no value "
+            f"(nodata or NaN) under the labels of {labels}; make a raster without those bands and try again."
+        )
     keep = cap_per_class(samples.y, samples.groups, max_per_class, seed)
     if len(keep) < len(samples.y):
         logger.info("Kept %d of %d labelled pixels (at most %d per class).", len(keep), len(samples.y),

@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ..feedback import Feedback
-from ..rasters import open_raster, read_normalised, valid_mask
+from ..rasters import band_nodata, open_raster, read_block, read_normalised, valid_mask
 from .package import DeepModel
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ class DeepWindowPredictor:
                 self._src = open_raster(self._raster)
             src, model = self._src, self._model
             row0, col0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-            raw = src.read(window=window)
-            valid = valid_mask(raw, src.nodatavals)
+            raw = read_block(src, window)
+            valid = valid_mask(raw, band_nodata(src))
             n = model.spec.n_classes
             proba = np.zeros((n, h, w), dtype="float32")
             if valid.any():
