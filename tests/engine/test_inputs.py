@@ -476,3 +476,42 @@ def test_labels_in_another_crs_sample_the_same_pixels(tmp_path: Path) -> None:
     for samples in (native, degrees, mercator):
         assert sorted(zip(samples.rows.tolist(), samples.cols.tolist(), strict=True)) == expected
         np.testing.assert_array_equal(samples.x, data[:, samples.rows, samples.cols].T)
+
+
+def test_a_class_on_nodata_is_dropped_cleanly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Whole-number codes 1, 2, 3 where class 2's polygons lie on nodata: named in the log and the report, absent
+    from the model, and the map's legend names every code the map can hold (no empty category name)."""
+    import json
+    import logging
+    import xml.etree.ElementTree as ET
+
+    from engine.predict import classify_raster
+    from engine.training import train_classifier
+
+    data = scene(4, seed=3)
+    data[:, :, 12:24] = -9999  # the middle stripe ("forest", code 2) holds no value
+    raster = write(tmp_path / "scene.tif", data, "float32", -9999)
+    shapes, codes = [], []
+    for k in range(3):
+        for top in (2, 14, 26):
+            shapes.append(pixel_box(top, 12 * k + 4, 3, 3))
+            codes.append(k + 1)
+    labels = tmp_path / "codes.gpkg"
+    gpd.GeoDataFrame({"code": codes}, geometry=shapes, crs=CRS).to_file(labels)
+    model, report = tmp_path / "m.lpmodel", tmp_path / "r.json"
+    with caplog.at_level(logging.WARNING):
+        train_classifier(str(raster), str(labels), "code", str(model), output_report=str(report),
+                         validation="none")
+    assert "Left out of the model, no valid pixel under their labels: 2" in caplog.text
+    written = json.loads(report.read_text())
+    assert written["dropped_classes"] == ["2"] and [c["code"] for c in written["classes"]] == [1, 3]
+    out = tmp_path / "map.tif"
+    classify_raster(str(raster), str(model), str(out))
+    with rasterio.open(out) as src:
+        values = set(np.unique(src.read(1)).tolist())
+        nodata = int(src.nodata)
+    assert values <= {1, 3, nodata} and nodata in values  # the nodata stripe stays nodata
+    names = [c.text or "" for c in ET.parse(str(out) + ".aux.xml").iter("Category")]
+    assert names[1] == "1" and names[3] == "3" and names[nodata] == "no data"
+    assert all(name.strip() for name in names)  # every code, even one the map cannot hold, has a name
+    assert "2" not in {names[1], names[3]}
