@@ -109,11 +109,13 @@ def tool_missing(name: str) -> str | None:
     return None
 
 
-def otb_commands(image: Path, train_vector: Path, model: Path, output: Path, seed: int = 0) -> list[list[str]]:
-    """Orfeo ToolBox random forest with its defaults: train from image + polygons, then classify the image."""
+def otb_commands(image: Path, train_vector: Path, model: Path, output: Path, seed: int = 0,
+                 classifier: str = "rf") -> list[list[str]]:
+    """Orfeo ToolBox ``classifier`` (random forest by default) with its defaults: train from image + polygons, then
+    classify the image."""
     return [
         ["otbcli_TrainImagesClassifier", "-io.il", str(image), "-io.vd", str(train_vector), "-sample.vfn", "code",
-         "-classifier", "rf", "-io.out", str(model), "-rand", str(seed)],
+         "-classifier", classifier, "-io.out", str(model), "-rand", str(seed)],
         ["otbcli_ImageClassifier", "-in", str(image), "-model", str(model), "-out", str(output), "uint8"],
     ]
 
