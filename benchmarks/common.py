@@ -111,8 +111,10 @@ def tool_missing(name: str) -> str | None:
 
 def otb_commands(image: Path, train_vector: Path, model: Path, output: Path, seed: int = 0,
                  classifier: str = "rf") -> list[list[str]]:
-    """Orfeo ToolBox ``classifier`` (random forest by default) with its defaults: train from image + polygons, then
-    classify the image."""
+    """Orfeo ToolBox ``classifier`` (``rf`` or ``libsvm``) with its defaults: train on image + polygons, classify.
+
+    Random forest by default.
+    """
     return [
         ["otbcli_TrainImagesClassifier", "-io.il", str(image), "-io.vd", str(train_vector), "-sample.vfn", "code",
          "-classifier", classifier, "-io.out", str(model), "-rand", str(seed)],

@@ -11,10 +11,12 @@ The cost is bounded by successive halving: every candidate is scored on a subsam
 are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`). With few labels the two samples are about the
 same: the finalists are then scored on all of them twice, with folds drawn anew, and their two scores averaged (on
 a few dozen polygons, which polygons share a fold moves a score by more than the gaps between candidates). The
-winner is the candidate listed first (:data:`GRID`'s order of preference) among those whose pooled
-cross-validated score is within one standard error of the best: a smaller gap is noise, and choosing the noisiest
-maximum among many candidates overfits the choice itself (the "one standard error" rule of Breiman et al. 1984,
-applied to a preference order instead of model size).
+winner is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best by no
+more than one standard error. The gap is measured fold by fold (all candidates of a round share their folds, and
+the folds differ in difficulty far more than the candidates do), so a candidate that is consistently better wins
+even by a little, while a gap that comes and goes with the folds is noise; choosing the noisiest maximum among many
+candidates would overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a
+preference order instead of model size).
 
 The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
 settings with and without inverse-frequency class weights.
@@ -316,8 +318,10 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
                                  "reason": f"Not chosen by the data: {why}; {fallback.name} is the fallback.",
                                  "seconds": round(time.perf_counter() - start, 2)})
     best = max(scored, key=lambda r: r["score"])
-    tolerance = best["score_std"] / max(len(best["fold_scores"]), 1) ** 0.5  # the best score's standard error
-    eligible = [r for r in scored if r["score"] >= best["score"] - tolerance]  # in the order of preference
+    for r in scored:
+        r["gap"], r["gap_se"] = _paired_gap(best, r)
+    eligible = [r for r in scored if r is best or r["gap"] <= r["gap_se"]]  # in the order of preference
+    tolerance = eligible[0]["gap_se"]
     ranked = sorted(scored, key=lambda r: -r["score"])
     winner = next(c for c in pool if c.name == eligible[0]["name"])
     report = {**base, "candidates": results, "winner": winner.name, "scheme": scheme, "scheme_reason": scheme_reason,
@@ -341,6 +345,23 @@ def _combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             "note": f"mean of two rounds of {len(first['fold_scores'])}-fold cross-validation with other folds"}
 
 
+def _paired_gap(best: dict[str, Any], other: dict[str, Any]) -> tuple[float, float]:
+    """How far ``other`` trails ``best``, fold by fold: the mean difference and its standard error.
+
+    Both were scored on the same folds, and the folds differ in difficulty far more than the candidates do; the
+    differences on each fold cancel that out (a paired comparison).
+    """
+    import numpy as np
+
+    a, b = np.asarray(best["fold_scores"]), np.asarray(other["fold_scores"])
+    if other is best:
+        return 0.0, 0.0
+    if len(a) != len(b) or len(a) < 2:  # not on the same folds: the scores' own spread
+        return float(best["score"] - other["score"]), float(best["score_std"] / max(len(a), 1) ** 0.5)
+    diff = a - b
+    return float(diff.mean()), float(diff.std(ddof=1) / len(diff) ** 0.5)
+
+
 def _fmt(value: float, objective: str) -> str:
     """A score as users read it: accuracies in percent, F1 as a 0..1 score."""
     return f"{value:.3f}" if objective == "macro_f1" else f"{100 * value:.1f} %"
@@ -353,9 +374,10 @@ def _why(winner: dict[str, Any], ranked: list[dict[str, Any]], objective: str, n
     label = objective.replace("_", " ")
     if winner["name"] != best["name"]:
         return (f"{winner['name']} scored {_fmt(winner['score'], objective)} ({label}, {n_folds}-fold "
-                f"cross-validation), within one standard error ({_fmt(tolerance, objective)}) of the best, "
-                f"{best['name']} ({_fmt(best['score'], objective)}): a gap that small is noise, so the candidate "
-                "first in the order of preference is kept.")
+                f"cross-validation), {_fmt(winner['gap'], objective)} a fold below the best, {best['name']} "
+                f"({_fmt(best['score'], objective)}), on average: within one standard error of that gap "
+                f"({_fmt(tolerance, objective)}), so the gap is noise and the candidate first in the order of "
+                "preference is kept.")
     text = (f"{best['name']} had the highest cross-validated {label}, {_fmt(best['score'], objective)} "
             f"(± {_fmt(best['score_std'], objective)} over the folds)")
     if len(ranked) > 1:

@@ -170,14 +170,24 @@ def test_the_report_lists_every_candidate_and_why_the_winner_won() -> None:
     scored = [c for c in report["candidates"] if c["status"] == "scored"]
     assert selection.FINALISTS <= len(scored) <= selection.FINALISTS + 1  # the preferred candidate is kept in
     assert all(c["score"] is not None and c["seconds"] >= 0 and c["score_std"] >= 0 for c in report["candidates"])
-    best = max(c["score"] for c in scored)
     winner = next(c for c in scored if c["name"] == choice.candidate.name == report["winner"])
-    assert winner["score"] >= best - report["tolerance"]  # within one standard error of the best ...
-    first = next(c for c in scored if c["score"] >= best - report["tolerance"])
-    assert winner is first  # ... and the first such in the order of preference
+    assert winner["gap"] <= winner["gap_se"]  # it trails the best by at most one standard error, fold by fold ...
+    first = next(c for c in scored if c["gap"] <= c["gap_se"])
+    assert winner is first  # ... and is the first such in the order of preference
+    assert max(scored, key=lambda c: c["score"])["gap"] == 0
     assert report["winner"] in report["reason"] and "balanced accuracy" in report["reason"]
     assert report["class_weight"]["used"] == choice.candidate.as_dict()["class_weight"]
     assert report["scheme"] == "group_kfold" and report["n_folds"] == selection.N_FOLDS
+
+
+def test_a_consistent_gap_wins_and_a_noisy_one_does_not() -> None:
+    best = {"name": "b", "score": 0.80, "score_std": 0.2, "fold_scores": [0.6, 0.9, 0.7, 1.0, 0.8]}
+    steady = {"name": "s", "score": 0.78, "fold_scores": [0.58, 0.88, 0.68, 0.98, 0.78]}  # 0.02 below on every fold
+    noisy = {"name": "n", "score": 0.78, "fold_scores": [0.7, 0.8, 0.8, 0.9, 0.7]}  # sometimes above, sometimes below
+    gap, se = selection._paired_gap(best, steady)
+    assert gap == pytest.approx(0.02) and se == pytest.approx(0, abs=1e-12) and gap > se
+    gap, se = selection._paired_gap(best, noisy)
+    assert gap == pytest.approx(0.02) and gap <= se
 
 
 def test_too_few_polygons_fall_back_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
