@@ -13,10 +13,11 @@ same: the finalists are then scored on all of them twice, with folds drawn anew,
 a few dozen polygons, which polygons share a fold moves a score by more than the gaps between candidates). The
 winner is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best by no
 more than one standard error. The gap is measured fold by fold (all candidates of a round share their folds, and
-the folds differ in difficulty far more than the candidates do), so a candidate that is consistently better wins
-even by a little, while a gap that comes and goes with the folds is noise; choosing the noisiest maximum among many
-candidates would overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a
-preference order instead of model size).
+the folds differ in difficulty far more than the candidates do), with the standard error corrected for folds that
+share training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a little,
+while a gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates would
+overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order
+instead of model size).
 
 The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
 settings with and without inverse-frequency class weights.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -208,9 +210,11 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
     """Folds of ``scheme`` (whole polygons if too few blocks hold labels) whose training side has two classes."""
     import numpy as np
 
-    folds = make_folds(scheme, y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
-    if len(folds) < 2 and scheme != "group_kfold":  # too few blocks hold labels: whole polygons instead
-        folds = make_folds("group_kfold", y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
+    with warnings.catch_warnings():  # a class with fewer polygons than folds is expected here, and harmless
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = make_folds(scheme, y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
+        if len(folds) < 2 and scheme != "group_kfold":  # too few blocks hold labels: whole polygons instead
+            folds = make_folds("group_kfold", y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
     return [test for test in folds if len(np.unique(y[~test])) >= 2]
 
 
@@ -349,7 +353,8 @@ def _paired_gap(best: dict[str, Any], other: dict[str, Any]) -> tuple[float, flo
     """How far ``other`` trails ``best``, fold by fold: the mean difference and its standard error.
 
     Both were scored on the same folds, and the folds differ in difficulty far more than the candidates do; the
-    differences on each fold cancel that out (a paired comparison).
+    differences on each fold cancel that out (a paired comparison). The standard error is the corrected resampled
+    one (Nadeau and Bengio 2003; Bouckaert and Frank 2004), as cross-validation folds overlap in training samples.
     """
     import numpy as np
 
@@ -359,7 +364,10 @@ def _paired_gap(best: dict[str, Any], other: dict[str, Any]) -> tuple[float, flo
     if len(a) != len(b) or len(a) < 2:  # not on the same folds: the scores' own spread
         return float(best["score"] - other["score"]), float(best["score_std"] / max(len(a), 1) ** 0.5)
     diff = a - b
-    return float(diff.mean()), float(diff.std(ddof=1) / len(diff) ** 0.5)
+    # Nadeau and Bengio's (2003) correction: fold results share training samples, so their differences are not
+    # independent; the variance of the mean is sigma^2 (1 / J + n_test / n_train), not sigma^2 / J.
+    test_over_train = 1 / (N_FOLDS - 1)
+    return float(diff.mean()), float(diff.std(ddof=1) * (1 / len(diff) + test_over_train) ** 0.5)
 
 
 def _fmt(value: float, objective: str) -> str:

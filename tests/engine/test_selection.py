@@ -187,7 +187,9 @@ def test_a_consistent_gap_wins_and_a_noisy_one_does_not() -> None:
     gap, se = selection._paired_gap(best, steady)
     assert gap == pytest.approx(0.02) and se == pytest.approx(0, abs=1e-12) and gap > se
     gap, se = selection._paired_gap(best, noisy)
-    assert gap == pytest.approx(0.02) and gap <= se
+    diffs = np.array([-0.1, 0.1, -0.1, 0.1, 0.1])
+    assert gap == pytest.approx(0.02) and se == pytest.approx(diffs.std(ddof=1) * (1 / 5 + 1 / 4) ** 0.5)
+    assert gap <= se
 
 
 def test_too_few_polygons_fall_back_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
