@@ -19,7 +19,7 @@ from .metrics import accuracy_figures, confusion_matrix
 from .model_file import save_model
 from .rasters import check_writable
 from .report import html_path, write_report
-from .selection import AUTO, DEFAULT_OBJECTIVE, Candidate, Choice, check_options, choose
+from .selection import AUTO, DEFAULT_OBJECTIVE, UNWEIGHTED_METHODS, Candidate, Choice, check_options, choose
 from .validation import SCHEMES, cap_per_class, make_folds
 
 logger = logging.getLogger(__name__)
@@ -257,8 +257,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         shown = {k: v for k, v in recipe.items() if k not in ("encoder",)}
         report = {"title": "Landprobe training report", "method": candidate.method, "method_option": method,
                   "method_name": candidate.name, "selection": selection,
-                  "class_weight": selection.get("class_weight") or {"used": candidate.as_dict()["class_weight"],
-                                                                   "why": "Set by the user."},
+                  "class_weight": selection.get("class_weight") or _weighting_note(candidate, class_weight),
                   "dropped_classes": samples.stats.get("dropped_classes", []),
                   "dropped_bands": samples.stats.get("dropped_bands", []),
                   "raster": raster, "labels": labels,
@@ -276,6 +275,18 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         n_polygons=samples.stats["n_polygons"], method=candidate.name,
         method_reason=str(selection.get("reason", "")),
     )
+
+
+def _weighting_note(candidate: Candidate, option: str) -> dict[str, str]:
+    """The class weighting used when no cross-validation compared weightings, and why, in words."""
+    used = candidate.as_dict()["class_weight"]
+    if candidate.method in UNWEIGHTED_METHODS:
+        why = "k-nearest neighbours vote without class weights."
+    elif option == AUTO:
+        why = "Not chosen by cross-validation (too few polygons to make folds): the fallback's weighting."
+    else:
+        why = "Set by the user."
+    return {"used": used, "why": why}
 
 
 def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: Candidate, test_fraction: float,

@@ -233,3 +233,16 @@ def test_train_classifier_auto_saves_the_winner_and_reports_the_choice(
     assert written["selection"]["n_samples"] < result.n_samples  # chosen on the training polygons only
     assert written["class_weight"]["used"] == chosen["class_weight"]
     assert 0.5 < result.overall_accuracy <= 1
+
+
+def test_a_single_method_reports_its_class_weighting(tmp_path: Path, sample_raster: Path,
+                                                      sample_labels: Path) -> None:
+    report = tmp_path / "knn.json"
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "knn.lpmodel"), method="knn",
+                     output_report=str(report))
+    written = json.loads(report.read_text())
+    assert written["selection"]["winner"] == "knn" and written["selection"]["n_folds"] == 0
+    assert written["class_weight"] == {"used": "none", "why": "k-nearest neighbours vote without class weights."}
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "lr.lpmodel"),
+                     method="logistic_regression", class_weight="none", output_report=str(report))
+    assert json.loads(report.read_text())["class_weight"] == {"used": "none", "why": "Set by the user."}
