@@ -31,11 +31,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .errors import InputError, MissingDependencyError
 from .feedback import Feedback
 from .metrics import confusion_matrix
 from .probe_base import CLASS_WEIGHTS, Probe
-from .probes import get_probe
+from .probes import PROBES, get_probe
 from .validation import cap_per_class, make_folds
 
 if TYPE_CHECKING:
@@ -128,8 +128,8 @@ def check_options(method: str, objective: str, class_weight: str) -> None:
         InputError: for an unknown value.
 
     """
-    if method != AUTO:
-        get_probe(method)
+    if method != AUTO and method not in PROBES:
+        raise InputError(f"Unknown method {method!r}; choose one of: {AUTO}, {', '.join(PROBES)}.")
     if objective not in OBJECTIVES:
         raise InputError(f"Unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}.")
     if class_weight not in CLASS_WEIGHT_CHOICES:
@@ -253,7 +253,7 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
         feedback.progress(i / len(pool), f"Cross-validating {candidate.name}")
         try:
             results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback))
-        except (ValueError, ArithmeticError, MemoryError) as exc:  # a candidate that cannot fit these data
+        except (ValueError, ArithmeticError, MemoryError, MissingDependencyError) as exc:  # cannot fit here
             logger.info("Candidate %s failed: %s", candidate.name, exc)
             results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
                             "status": "failed", "note": str(exc)})
@@ -303,8 +303,9 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
             if r["status"] == "scored" and r["name"] not in names:
                 r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(first)} samples, "
                                                f"not among the best {FINALISTS}")
-        final, _ = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme, seed + 1,
-                          feedback.stage(0.6, 1.0))
+        final, n_final = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme,
+                                seed + 1, feedback.stage(0.6, 1.0))
+        n_folds = n_final or n_folds
         by_name = {r["name"]: r for r in results}
         for r in final:
             if repeat and r["score"] is not None and by_name[r["name"]]["score"] is not None:
@@ -313,7 +314,7 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
         results = [by_name[r["name"]] for r in results]
     scored = [r for r in results if r["status"] == "scored"]
     if not n_folds or not scored:
-        fallback = pool[0] if method != AUTO else Candidate("svm", (("c", 1.0),), "balanced")
+        fallback = pool[0]  # the first in the order of preference, with the weighting asked for
         why = ("no candidate could be cross-validated" if n_folds else
                f"too few polygons ({len(np.unique(groups))}) to make {N_FOLDS} folds")
         logger.warning("The method could not be chosen by cross-validation (%s): using %s.", why, fallback.name)
@@ -323,7 +324,7 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
                                  "seconds": round(time.perf_counter() - start, 2)})
     best = max(scored, key=lambda r: r["score"])
     for r in scored:
-        r["gap"], r["gap_se"] = _paired_gap(best, r)
+        r["gap"], r["gap_se"] = _paired_gap(best, r, n_folds)
     eligible = [r for r in scored if r is best or r["gap"] <= r["gap_se"]]  # in the order of preference
     tolerance = eligible[0]["gap_se"]
     ranked = sorted(scored, key=lambda r: -r["score"])
@@ -349,7 +350,7 @@ def _combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             "note": f"mean of two rounds of {len(first['fold_scores'])}-fold cross-validation with other folds"}
 
 
-def _paired_gap(best: dict[str, Any], other: dict[str, Any]) -> tuple[float, float]:
+def _paired_gap(best: dict[str, Any], other: dict[str, Any], n_folds: int = N_FOLDS) -> tuple[float, float]:
     """How far ``other`` trails ``best``, fold by fold: the mean difference and its standard error.
 
     Both were scored on the same folds, and the folds differ in difficulty far more than the candidates do; the
@@ -366,7 +367,7 @@ def _paired_gap(best: dict[str, Any], other: dict[str, Any]) -> tuple[float, flo
     diff = a - b
     # Nadeau and Bengio's (2003) correction: fold results share training samples, so their differences are not
     # independent; the variance of the mean is sigma^2 (1 / J + n_test / n_train), not sigma^2 / J.
-    test_over_train = 1 / (N_FOLDS - 1)
+    test_over_train = 1 / max(n_folds - 1, 1)  # k-fold: each test fold is 1 / (k - 1) of its training side
     return float(diff.mean()), float(diff.std(ddof=1) * (1 / len(diff) + test_over_train) ** 0.5)
 
 
@@ -404,7 +405,9 @@ def _weighting(winner: dict[str, Any], ranked: list[dict[str, Any]], y: np.ndarr
     shares = np.bincount(y, minlength=n_classes) / max(len(y), 1)
     dominant = float(shares.max())
     best = {w: next((r for r in ranked if r["class_weight"] == w), None) for w in CLASS_WEIGHTS}
-    if option != AUTO:
+    if winner["method"] in UNWEIGHTED_METHODS:
+        why = "k-nearest neighbours vote without class weights."
+    elif option != AUTO:
         why = f"Set by the user ({option})."
     elif best["balanced"] and best["none"]:
         why = (f"Chosen by cross-validation: the best balanced candidate scored "

@@ -283,7 +283,7 @@ def _weighting_note(candidate: Candidate, option: str) -> dict[str, str]:
     if candidate.method in UNWEIGHTED_METHODS:
         why = "k-nearest neighbours vote without class weights."
     elif option == AUTO:
-        why = "Not chosen by cross-validation (too few polygons to make folds): the fallback's weighting."
+        why = "Not chosen by cross-validation (see why the method was not either): the fallback's weighting."
     else:
         why = "Set by the user."
     return {"used": used, "why": why}

@@ -246,3 +246,26 @@ def test_a_single_method_reports_its_class_weighting(tmp_path: Path, sample_rast
     train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "lr.lpmodel"),
                      method="logistic_regression", class_weight="none", output_report=str(report))
     assert json.loads(report.read_text())["class_weight"] == {"used": "none", "why": "Set by the user."}
+
+
+def test_the_fallback_keeps_the_weighting_asked_for_and_a_failed_candidate_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.errors import MissingDependencyError
+
+    y, groups, rows, cols = _square_polygons(1, 2, size=4, gap=2)
+    x = np.random.default_rng(0).normal(size=(len(y), 2)).astype("float32")
+    choice = selection.choose(x, y, groups, rows, cols, 2, class_weight="none")
+    assert choice.candidate.class_weight == "none" and "Not chosen by the data" in choice.report["reason"]
+
+    def no_xgboost(*args, **kwargs):
+        raise MissingDependencyError("XGBoost is not installed in the engine's environment.")
+
+    monkeypatch.setattr(selection, "GRID", {"svm": [{"c": 1.0}], "xgboost": [{}]})
+    monkeypatch.setattr("engine.probes.XGBoostProbe.fit", no_xgboost)
+    y, groups, rows, cols = _square_polygons(6, 2, size=4, gap=2)
+    x = (y[:, None] * 2 + np.random.default_rng(1).normal(size=(len(y), 2))).astype("float32")
+    choice = selection.choose(x, y, groups, rows, cols, 2, class_weight="balanced")
+    failed = [c for c in choice.report["candidates"] if c["status"] == "failed"]
+    assert choice.candidate.method == "svm" and [c["method"] for c in failed] == ["xgboost"]
+    assert "not installed" in failed[0]["note"]
