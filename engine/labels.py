@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .feedback import Feedback
-from .rasters import band_label, band_nodata, iter_windows, open_raster, read_block
+from .rasters import band_label, band_nodata, band_validity, iter_windows, open_raster, read_block
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -293,7 +293,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                 if labelled.any():
                     data = read_block(src, win)[:, labelled]  # (bands, labelled pixels)
                     # per band and pixel: does it hold a value? Packed 8 bands a byte, to stay small with 200 bands.
-                    oks.append(np.packbits(_band_validity(data, nodata), axis=0))
+                    oks.append(np.packbits(band_validity(data, nodata), axis=0))
                     xs.append(data.T.astype("float32"))
                     ys.append(index[labelled])
                     groups.append(burnt[labelled])
@@ -334,14 +334,3 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
     return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows)[keep], cols=np.concatenate(cols)[keep],
                    classes=classes, stats=stats, empty_bands=[int(b) + 1 for b in empty])
-
-
-def _band_validity(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
-    """Whether each band of ``data`` (bands, pixels) holds a value at each pixel: not its nodata, not NaN."""
-    import numpy as np
-
-    ok = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, dtype=bool)
-    for band, value in enumerate(nodata):
-        if value is not None and not np.isnan(value):
-            ok[band] &= data[band] != data.dtype.type(value)
-    return ok

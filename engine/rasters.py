@@ -202,10 +202,18 @@ def valid_mask(data: np.ndarray, nodata: float | Sequence[float | None] | None) 
         if value is not None and not np.isnan(value):
             valid &= (data != data.dtype.type(value)).all(axis=0)
         return valid
-    for band, value in zip(data, per_band, strict=True):
+    return valid & band_validity(data, per_band).all(axis=0)
+
+
+def band_validity(data: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
+    """Whether each band of ``data`` (bands, ...) holds a value at each pixel: not its own nodata, not NaN."""
+    import numpy as np
+
+    ok = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, dtype=bool)
+    for band, value in enumerate(nodata):
         if value is not None and not np.isnan(value):
-            valid &= band != data.dtype.type(value)
-    return valid
+            ok[band] &= data[band] != data.dtype.type(value)
+    return ok
 
 
 _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",

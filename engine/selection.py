@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, MissingDependencyError
 from .feedback import Feedback
-from .metrics import confusion_matrix
+from .metrics import accuracy_figures, confusion_matrix
 from .probe_base import CLASS_WEIGHTS, Probe
 from .probes import PROBES, get_probe
 from .validation import cap_per_class, make_folds
@@ -153,17 +153,16 @@ def candidates(method: str, class_weight: str) -> list[Candidate]:
 
 
 def objective_score(cm: np.ndarray, objective: str) -> float:
-    """The objective from a confusion matrix (reference rows); class means over the classes in the reference."""
-    import numpy as np
+    """The objective from a confusion matrix, as :func:`engine.metrics.accuracy_figures` computes it (0 if empty).
 
-    cm = np.asarray(cm, dtype="float64")
-    diag, reference, mapped = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-    if objective == "overall_accuracy":
-        return float(diag.sum() / cm.sum()) if cm.sum() else 0.0
-    present = reference > 0
-    if objective == "balanced_accuracy":
-        return float((diag[present] / reference[present]).mean())
-    return float((2 * diag[present] / (reference[present] + mapped[present])).mean())
+    Class means (balanced accuracy, macro F1) are taken over the classes present in the reference.
+    """
+    return _figures(cm)[objective] or 0.0
+
+
+def _figures(cm: np.ndarray) -> dict[str, Any]:
+    """:func:`engine.metrics.accuracy_figures` with the class indices as names."""
+    return accuracy_figures(cm, [str(i) for i in range(len(cm))])
 
 
 def fold_scheme(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[str, str]:
@@ -233,11 +232,11 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
         predicted[test] = probe.predict(x[test], proba=False)[0]
         tested |= test
         fold_scores.append(objective_score(confusion_matrix(y[test], predicted[test], n_classes), objective))
-    pooled = confusion_matrix(y[tested], predicted[tested], n_classes)
-    return {**candidate.as_dict(), "score": objective_score(pooled, objective),
+    pooled = _figures(confusion_matrix(y[tested], predicted[tested], n_classes))
+    return {**candidate.as_dict(), "score": pooled[objective] or 0.0,
             "score_std": float(np.std(fold_scores, ddof=1)) if len(fold_scores) > 1 else 0.0,
-            "fold_scores": fold_scores, "overall_accuracy": objective_score(pooled, "overall_accuracy"),
-            "balanced_accuracy": objective_score(pooled, "balanced_accuracy"),
+            "fold_scores": fold_scores, "overall_accuracy": pooled["overall_accuracy"] or 0.0,
+            "balanced_accuracy": pooled["balanced_accuracy"] or 0.0,
             "seconds": round(time.perf_counter() - start, 3), "status": "scored", "note": None}
 
 
