@@ -15,7 +15,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .labels import burn_classes, read_labels
 from .metrics import accuracy_figures, area_adjusted
-from .rasters import check_writable, iter_windows, open_raster, valid_mask
+from .rasters import check_writable, iter_windows, open_raster, pixel_area_m2, valid_mask
 from .report import html_path, write_report
 
 if TYPE_CHECKING:
@@ -59,24 +59,6 @@ def _colors(src: Any) -> dict[int, str]:
     except ValueError:  # no colour table
         return {}
     return {int(k): "#{:02x}{:02x}{:02x}".format(*v[:3]) for k, v in colormap.items()}
-
-
-def pixel_area_m2(src: Any) -> float | None:
-    """Area of one pixel in square metres; ``None`` for a geographic CRS, where pixel areas vary."""
-    t = src.transform
-    area = abs(t.a * t.e - t.b * t.d)
-    if src.crs is None:
-        logger.warning("Classified raster has no CRS; assuming its units are metres for the areas.")
-        return area
-    if src.crs.is_geographic:
-        logger.warning("Classified raster is in a geographic CRS: areas are not estimated, only proportions. "
-                       "Reproject the map to a projected (equal-area) CRS for areas in hectares.")
-        return None
-    try:
-        factor = src.crs.linear_units_factor[1]
-    except Exception:  # CRS without linear units known to PROJ
-        factor = 1.0
-    return area * factor**2
 
 
 def _match_reference(ref_name: str, names: list[str]) -> int | None:

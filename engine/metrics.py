@@ -212,3 +212,41 @@ def area_adjusted(cm: np.ndarray, map_pixels: np.ndarray, pixel_area_m2: float |
         "unsampled_strata": [names[i] for i in unsampled],
         "classes": names,
     }
+
+
+def held_out_area_estimate(validation: dict[str, Any] | None, class_names: list[str], map_pixels: list[int],
+                           pixel_area_m2: float | None) -> dict[str, Any] | None:
+    """:func:`area_adjusted` for a new map, from the confusion matrix of its model's held-out polygons.
+
+    What class weighting (or any bias of the model) means for the mapped areas: the held-out polygons' confusion
+    matrix, with the map's own class shares as strata weights. The polygons were drawn by hand, not as a
+    probability sample of the map, so the estimate is indicative; *Assess accuracy* with a random reference sample
+    gives the unbiased one. ``None`` without a held-out confusion matrix of these classes.
+    """
+    import numpy as np
+
+    cm = (validation or {}).get("confusion_matrix")
+    if cm is None or np.shape(cm) != (len(class_names), len(class_names)) or not sum(map_pixels):
+        return None
+    estimate = area_adjusted(np.asarray(cm), np.asarray(map_pixels), pixel_area_m2, class_names)
+    estimate["basis"] = ("the confusion matrix of the model's held-out polygons (not a random sample of the map: "
+                         "indicative only; Assess accuracy with a random sample gives the unbiased estimate)")
+    return estimate
+
+
+def area_estimate_lines(estimate: dict[str, Any]) -> list[str]:
+    """One line per class: mapped share and area-adjusted share with its 95 % interval (and hectares)."""
+    if estimate["unsampled_strata"]:
+        return [f"Not estimated: no held-out pixel was mapped as {', '.join(estimate['unsampled_strata'])}, which "
+                "the map contains."]
+    lines = []
+    for row in estimate["per_class"]:
+        line = f"{row['class']}: mapped {100 * row['mapped_proportion']:.1f} %"
+        if row["proportion"] is not None:
+            ci = row["proportion_ci95"]
+            line += f", estimated {100 * row['proportion']:.1f}" + (f" ± {100 * ci:.1f} %" if ci is not None else " %")
+            if row["area_ha"] is not None:
+                ha_ci = row["area_ha_ci95"]
+                line += f" ({row['area_ha']:,.1f} ha" + (f" ± {ha_ci:,.1f})" if ha_ci is not None else ")")
+        lines.append(line)
+    return lines

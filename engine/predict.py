@@ -22,6 +22,7 @@ from .errors import InputError, ModelFileError
 from .features import RECIPES, compute_features
 from .feedback import Feedback
 from .legend import write_category_names, write_paletted_style, write_ramp_style
+from .metrics import area_estimate_lines, held_out_area_estimate
 from .model_file import LoadedModel, load_model, read_manifest
 from .rasters import (
     atomic_output,
@@ -31,6 +32,7 @@ from .rasters import (
     check_writable,
     iter_windows,
     open_raster,
+    pixel_area_m2,
     read_block,
     streaming_env,
     temporary_path,
@@ -58,6 +60,8 @@ class ClassifyResult:
     height: int
     class_pixels: dict[str, int]
     nodata_pixels: int
+    #: Mapped and area-adjusted class shares from the model's held-out polygons (:func:`held_out_area_estimate`).
+    area_estimate: dict[str, Any] | None = None
 
 
 def output_encoding(codes: list[int]) -> tuple[str, int]:
@@ -202,9 +206,29 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         threads: threads reading and predicting windows (default: all cores).
 
     Returns:
-        The paths written and the pixel count of each class.
+        The paths written, the pixel count of each class, and the area-adjusted class shares that the model's
+        held-out confusion matrix gives for this map (indicative: see :func:`held_out_area_estimate`).
 
     """
+    result = _classify_raster(raster, model, output, output_probability, output_confidence, output_grid,
+                              grid_raster, feedback, block, threads)
+    manifest = read_manifest(model)
+    with open_raster(result.output) as dst:
+        area = pixel_area_m2(dst)
+    names = [c["name"] for c in manifest["classes"]]
+    result.area_estimate = held_out_area_estimate(manifest.get("validation"), names,
+                                                  [result.class_pixels.get(n, 0) for n in names], area)
+    if result.area_estimate:
+        logger.info("Class shares of the map, adjusted by the model's held-out confusion matrix (Olofsson et al. "
+                    "2014; indicative, the polygons are not a random sample: Assess accuracy with a random sample "
+                    "gives the unbiased estimate): %s.", "; ".join(area_estimate_lines(result.area_estimate)))
+    return result
+
+
+def _classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None,
+                     output_confidence: str | None, output_grid: str, grid_raster: str | None,
+                     feedback: Feedback | None, block: int, threads: int | None) -> ClassifyResult:
+    """:func:`classify_raster` without the area estimate."""
     if output_grid not in OUTPUT_GRIDS:
         raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
     feedback = feedback or Feedback()

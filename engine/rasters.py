@@ -177,6 +177,24 @@ def band_label(number: int, name: str | None) -> str:
     return f"band {number}" + (f" ({name})" if name and name != f"band {number}" else "")
 
 
+def pixel_area_m2(src: Any) -> float | None:
+    """Area of one pixel of ``src`` (a map) in square metres; ``None`` for a geographic CRS, where pixel areas vary."""
+    t = src.transform
+    area = abs(t.a * t.e - t.b * t.d)
+    if src.crs is None:
+        logger.warning("The map has no CRS; assuming its units are metres for the areas.")
+        return area
+    if src.crs.is_geographic:
+        logger.warning("The map is in a geographic CRS: areas are not estimated, only proportions. "
+                       "Reproject the map to a projected (equal-area) CRS for areas in hectares.")
+        return None
+    try:
+        factor = src.crs.linear_units_factor[1]
+    except Exception:  # CRS without linear units known to PROJ
+        factor = 1.0
+    return area * factor**2
+
+
 def iter_windows(width: int, height: int, block: int = 512) -> Iterator[Window]:
     """Square windows of ``block`` pixels covering a ``width`` x ``height`` grid, row by row."""
     from rasterio.windows import Window

@@ -8,16 +8,18 @@ never scored on the neighbours of its own training pixels (which would reward th
 
 The cost is bounded by successive halving: every candidate is scored on a subsample (at most
 :data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons); only the best :data:`FINALISTS`
-are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`). With few labels the two samples are about the
-same: the finalists are then scored on all of them twice, with folds drawn anew, and their two scores averaged (on
-a few dozen polygons, which polygons share a fold moves a score by more than the gaps between candidates). The
-winner is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best by no
-more than one standard error. The gap is measured fold by fold (all candidates of a round share their folds, and
-the folds differ in difficulty far more than the candidates do), with the standard error corrected for folds that
-share training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a little,
-while a gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates would
-overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order
-instead of model size).
+and the preferred candidate (the RBF SVM) are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`), with
+:data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few dozen polygons, which polygons share a fold moves
+a score by more than the gaps between candidates). Scores on a subsample capped per class are weighted back to the
+classes' real shares (otherwise an overall accuracy measured there would favour class weighting), and test pixels of
+a class that a fold's training side lacks (a class with a single polygon) are not scored in that fold. The winner
+is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best by no more than
+one standard error. The gap is measured fold by fold (all candidates of a round share their folds, and the folds
+differ in difficulty far more than the candidates do), with the standard error corrected for folds that share
+training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a little, while a
+gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates would overfit
+the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order instead of
+model size).
 
 The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
 settings with and without inverse-frequency class weights.
@@ -74,6 +76,9 @@ FIRST_ROUND_PER_CLASS = 200
 FINAL_ROUND_PER_CLASS = 2000
 #: Candidates kept for the second round.
 FINALISTS = 5
+#: Times the second round draws its folds anew (pooled): which polygons share a fold moves a score by more than
+#: the gaps between candidates on a few dozen polygons.
+FINAL_REPEATS = 2
 #: Folds of the inner cross-validation.
 N_FOLDS = 5
 #: Polygons of at most this many sampled pixels (median) are "tiny": their neighbours would leak into the folds.
@@ -218,46 +223,66 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
 
 
 def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
-          objective: str, feedback: Feedback) -> dict[str, Any]:
-    """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores."""
+          objective: str, feedback: Feedback, class_weights: np.ndarray | None = None) -> dict[str, Any]:
+    """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores.
+
+    Test pixels of a class that the fold's training side lacks (a class with one polygon) are not scored: no
+    candidate can learn them there. ``class_weights`` (one per class) scale the rows of every confusion matrix:
+    with a subsample capped per class, ``full count / subsample count`` gives back the scores at the classes' real
+    shares (an overall accuracy measured on a class-balanced subsample would otherwise be a balanced accuracy, and
+    favour weighted classes). ``folds`` may hold several repeats of a k-fold split: the pooled matrix sums them.
+    """
     import numpy as np
 
     start = time.perf_counter()
-    predicted = np.zeros(len(y), dtype="int64")
-    tested = np.zeros(len(y), dtype=bool)
+    pooled = np.zeros((n_classes, n_classes))
     fold_scores = []
     for test in folds:
         feedback.check_cancel()
         probe = candidate.build().fit(x[~test], y[~test], n_classes)
-        predicted[test] = probe.predict(x[test], proba=False)[0]
-        tested |= test
-        fold_scores.append(objective_score(confusion_matrix(y[test], predicted[test], n_classes), objective))
-    pooled = _figures(confusion_matrix(y[tested], predicted[tested], n_classes))
-    return {**candidate.as_dict(), "score": pooled[objective] or 0.0,
+        learnable = test & np.isin(y, np.unique(y[~test]))
+        cm = confusion_matrix(y[learnable], probe.predict(x[learnable], proba=False)[0], n_classes).astype(float)
+        cm = cm if class_weights is None else cm * class_weights[:, None]
+        pooled += cm
+        fold_scores.append(objective_score(cm, objective))
+    figures = _figures(pooled)
+    return {**candidate.as_dict(), "score": figures[objective] or 0.0,
             "score_std": float(np.std(fold_scores, ddof=1)) if len(fold_scores) > 1 else 0.0,
-            "fold_scores": fold_scores, "overall_accuracy": pooled["overall_accuracy"] or 0.0,
-            "balanced_accuracy": pooled["balanced_accuracy"] or 0.0,
+            "fold_scores": fold_scores, "overall_accuracy": figures["overall_accuracy"] or 0.0,
+            "balanced_accuracy": figures["balanced_accuracy"] or 0.0,
             "seconds": round(time.perf_counter() - start, 3), "status": "scored", "note": None}
 
 
 def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
            rows: np.ndarray, cols: np.ndarray, n_classes: int, objective: str, scheme: str, seed: int,
-           feedback: Feedback) -> tuple[list[dict[str, Any]], int]:
-    """Score every candidate of ``pool`` on the samples ``keep``; returns the rows and the number of folds."""
-    folds = _folds(y[keep], groups[keep], rows[keep], cols[keep], scheme, seed)
-    if len(folds) < 2:
-        return [], 0
+           feedback: Feedback, repeats: int = 1) -> tuple[list[dict[str, Any]], int]:
+    """Score every candidate of ``pool`` on the samples ``keep`` (``repeats`` k-fold splits drawn anew, pooled).
+
+    Returns the rows and the number of folds of one split.
+    """
+    import numpy as np
+
+    folds: list[np.ndarray] = []
+    n_folds = 0
+    for r in range(repeats):
+        split = _folds(y[keep], groups[keep], rows[keep], cols[keep], scheme, seed + 1000 * r)
+        if len(split) < 2:
+            return [], 0
+        folds += split
+        n_folds = len(split)
+    full, kept = np.bincount(y, minlength=n_classes), np.bincount(y[keep], minlength=n_classes)
+    weights = np.divide(full, kept, out=np.ones(n_classes), where=kept > 0) if len(keep) < len(y) else None
     results = []
     for i, candidate in enumerate(pool):
         feedback.progress(i / len(pool), f"Cross-validating {candidate.name}")
         try:
-            results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback))
+            results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback, weights))
         except (ValueError, ArithmeticError, MemoryError, MissingDependencyError) as exc:  # cannot fit here
             logger.info("Candidate %s failed: %s", candidate.name, exc)
             results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
                             "status": "failed", "note": str(exc)})
     feedback.progress(1.0, "Cross-validation done")
-    return results, len(folds)
+    return results, n_folds
 
 
 def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_classes: int,
@@ -290,26 +315,20 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
     scheme, scheme_reason = fold_scheme(groups, rows, cols)
     small = cap_per_class(y, groups, FIRST_ROUND_PER_CLASS, seed)
     large = cap_per_class(y, groups, FINAL_ROUND_PER_CLASS, seed)
-    repeat = len(large) <= 1.5 * len(small)  # few labels: the second round repeats the folds, drawn anew
-    first = large if repeat else small
-    results, n_folds = _round(pool, first, x, y, groups, rows, cols, n_classes, objective, scheme, seed,
-                              feedback.stage(0.0, 0.6))
+    results, n_folds = _round(pool, small, x, y, groups, rows, cols, n_classes, objective, scheme, seed,
+                              feedback.stage(0.0, 0.5))
     if n_folds:
         ranked = sorted((r for r in results if r["score"] is not None), key=lambda r: -r["score"])
         names = {r["name"] for r in ranked[:FINALISTS]} | {pool[0].name}  # the preferred one stays in
         finalists = [c for c in pool if c.name in names]
         for r in results:
             if r["status"] == "scored" and r["name"] not in names:
-                r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(first)} samples, "
+                r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(small)} samples, "
                                                f"not among the best {FINALISTS}")
         final, n_final = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme,
-                                seed + 1, feedback.stage(0.6, 1.0))
+                                seed + 1, feedback.stage(0.5, 1.0), FINAL_REPEATS)
         n_folds = n_final or n_folds
-        by_name = {r["name"]: r for r in results}
-        for r in final:
-            if repeat and r["score"] is not None and by_name[r["name"]]["score"] is not None:
-                r = _combine(by_name[r["name"]], r)
-            by_name[r["name"]] = r
+        by_name = {r["name"]: r for r in results} | {r["name"]: r for r in final}
         results = [by_name[r["name"]] for r in results]
     scored = [r for r in results if r["status"] == "scored"]
     if not n_folds or not scored:
@@ -336,17 +355,6 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
     logger.info("Chosen by %d-fold cross-validation on %d training samples (%s): %s.", n_folds, len(large),
                 objective.replace("_", " "), report["reason"])
     return Choice(winner, report)
-
-
-def _combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Two rounds of cross-validation on the same samples with other folds: mean score, spread over all folds."""
-    import numpy as np
-
-    folds = [*first["fold_scores"], *second["fold_scores"]]
-    mean = {k: (first[k] + second[k]) / 2 for k in ("score", "overall_accuracy", "balanced_accuracy")}
-    return {**second, **mean, "fold_scores": folds, "score_std": float(np.std(folds, ddof=1)),
-            "seconds": round(first["seconds"] + second["seconds"], 3),
-            "note": f"mean of two rounds of {len(first['fold_scores'])}-fold cross-validation with other folds"}
 
 
 def _paired_gap(best: dict[str, Any], other: dict[str, Any], n_folds: int = N_FOLDS) -> tuple[float, float]:

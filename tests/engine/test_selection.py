@@ -269,3 +269,40 @@ def test_the_fallback_keeps_the_weighting_asked_for_and_a_failed_candidate_is_sk
     failed = [c for c in choice.report["candidates"] if c["status"] == "failed"]
     assert choice.candidate.method == "svm" and [c["method"] for c in failed] == ["xgboost"]
     assert "not installed" in failed[0]["note"]
+
+
+def test_scores_on_a_class_capped_subsample_count_classes_at_their_real_shares() -> None:
+    # A dominant class (90 % of the pixels) that a candidate always gets right, and a rare one it always gets wrong:
+    # overall accuracy is 0.9 at the real shares, 0.5 on a subsample capped to the same count per class.
+    y = np.array([0] * 10 + [1] * 10)
+    x = np.zeros((20, 1), dtype="float32")
+    folds = [np.arange(20) % 2 == 0, np.arange(20) % 2 == 1]
+
+    class Always0(selection.Candidate):
+        def build(self):
+            probe = selection.Candidate("knn").build()
+            probe.fit = lambda x_, y_, n: probe  # type: ignore[method-assign]
+            probe.predict = lambda x_, proba=True: (np.zeros(len(x_), dtype="int64"), None)  # type: ignore
+            return probe
+
+    feedback = selection.Feedback()
+    plain = selection.score(Always0("knn"), x, y, folds, 2, "overall_accuracy", feedback)
+    assert plain["score"] == pytest.approx(0.5)
+    real = selection.score(Always0("knn"), x, y, folds, 2, "overall_accuracy", feedback, np.array([9.0, 1.0]))
+    assert real["score"] == pytest.approx(0.9) and real["fold_scores"] == pytest.approx([0.9, 0.9])
+    balanced = selection.score(Always0("knn"), x, y, folds, 2, "balanced_accuracy", feedback, np.array([9.0, 1.0]))
+    assert balanced["score"] == pytest.approx(0.5)  # a class mean does not depend on the shares
+
+
+def test_a_class_missing_from_a_folds_training_side_is_not_scored_there() -> None:
+    # Class 2 has a single polygon: in the fold that tests it, no candidate can have learnt it.
+    rng = np.random.default_rng(0)
+    y, groups, rows, cols = _square_polygons(5, 2, size=4, gap=2)
+    y = np.concatenate([y, np.full(16, 2)])
+    groups = np.concatenate([groups, np.full(16, groups.max() + 1)])
+    rows, cols = np.concatenate([rows, np.arange(16) // 4 + 50]), np.concatenate([cols, np.arange(16) % 4])
+    x = (np.eye(3)[y] * 4 + rng.normal(0, 0.3, (len(y), 3))).astype("float32")
+    folds = selection._folds(y, groups, rows, cols, "group_kfold", 0)
+    result = selection.score(selection.Candidate("logistic_regression", (("c", 1.0),)), x, y, folds, 3,
+                             "overall_accuracy", selection.Feedback())
+    assert result["score"] == pytest.approx(1.0)  # separable classes; the lone polygon's fold does not count it

@@ -200,3 +200,23 @@ def test_chosen_bands_are_kept_by_the_model_and_picked_again_when_classifying(tm
         assert np.array_equal(x.read(1), y.read(1))
     with pytest.raises(InputError, match="Band 9 does not exist"):
         train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "x.lpmodel"), bands=[1, 9])
+
+
+def test_classify_adjusts_the_mapped_areas_by_the_held_out_confusion_matrix(tmp_path: Path, sample_raster: Path,
+                                                                           sample_model: Path) -> None:
+    result = classify_raster(str(sample_raster), str(sample_model), str(tmp_path / "classes.tif"))
+    manifest = load_model(sample_model).manifest
+    cm = np.array(manifest["validation"]["confusion_matrix"], dtype=float)  # reference rows, map columns
+    names = [c["name"] for c in manifest["classes"]]
+    pixels = np.array([result.class_pixels[n] for n in names], dtype=float)
+    weights = pixels / pixels.sum()
+    # Olofsson et al. (2014) eq. 9 by hand: p_.j = sum_i W_i n_ij / n_i. (i: map class, j: reference class)
+    expected = (weights[:, None] * cm.T / cm.T.sum(axis=1, keepdims=True)).sum(axis=0)
+    estimate = result.area_estimate
+    assert estimate is not None and "held-out polygons" in estimate["basis"]
+    got = [row["proportion"] for row in estimate["per_class"]]
+    assert np.allclose(got, expected) and np.isclose(sum(got), 1.0)
+    assert [row["mapped_proportion"] for row in estimate["per_class"]] == pytest.approx(weights.tolist())
+    with rasterio.open(sample_raster) as src:  # a projected CRS in metres: areas in hectares too
+        pixel_ha = abs(src.transform.a * src.transform.e) / 1e4
+    assert estimate["per_class"][0]["area_ha"] == pytest.approx(expected[0] * pixels.sum() * pixel_ha)
