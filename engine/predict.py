@@ -221,7 +221,9 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     if result.area_estimate:
         logger.info("Class shares of the map, adjusted by the model's held-out confusion matrix (Olofsson et al. "
                     "2014; indicative, the polygons are not a random sample: Assess accuracy with a random sample "
-                    "gives the unbiased estimate): %s.", "; ".join(area_estimate_lines(result.area_estimate)))
+                    "gives the unbiased estimate):")
+        for line in area_estimate_lines(result.area_estimate):
+            logger.info("  %s", line)
     return result
 
 

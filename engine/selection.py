@@ -424,7 +424,8 @@ def _weighting(winner: dict[str, Any], ranked: list[dict[str, Any]], y: np.ndarr
         why = "The winner takes no class weights."
     why += (f" The largest class holds {dominant:.0%} of the training pixels: weighting classes by inverse frequency "
             "raises the rare classes' accuracy and lowers the overall accuracy when one class dominates; "
-            "Assess accuracy's area-adjusted estimates (Olofsson et al. 2014) correct the mapped areas for either.")
+            "Classify raster logs the map's class shares adjusted by the held-out confusion matrix, and Assess "
+            "accuracy's area-adjusted estimates (Olofsson et al. 2014) correct the mapped areas for either.")
     return {"used": used, "why": why, "largest_class_share": dominant}
 
 
