@@ -56,8 +56,24 @@ def default_colors(names: list[str]) -> list[str]:
     for name in names:
         words = set(re.findall(r"[a-z]+", name.lower()))
         chosen.append(next((color for keys, color in LAND_COVER_COLORS if words & set(keys)), None))
-    free = iter([c for c in PALETTE if c not in chosen] + list(PALETTE))
+    free = iter([c for c in palette(len(names) + len(PALETTE)) if c not in chosen])
     return [c or next(free) for c in chosen]
+
+
+def palette(n: int) -> list[str]:
+    """``n`` distinct colours: :data:`PALETTE`, then hues spaced by the golden angle at two lightness levels."""
+    import colorsys
+
+    colors = list(PALETTE[:n])
+    i = 0
+    while len(colors) < n:
+        hue = (i * 0.618033988749895) % 1.0
+        red, green, blue = colorsys.hls_to_rgb(hue, 0.45 if i % 2 else 0.65, 0.75)
+        color = f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+        if color not in colors:
+            colors.append(color)
+        i += 1
+    return colors
 
 
 @dataclass(frozen=True)
@@ -132,12 +148,16 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise InputError(f"Cannot read label layer {path}: {exc}") from exc
     name = layer or file_path
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.active_geometry_name is None:
+        raise InputError(f"Label layer {name} is a table without geometry; give a polygon or point layer (for a CSV "
+                         "with coordinates, load it in QGIS as a delimited-text layer with its CRS and save it as a "
+                         "GeoPackage).")
     if len(gdf) == 0:
         raise InputError(f"Label layer {name} has no features. Draw or load labelled polygons first.")
     if field_name not in gdf.columns:
         fields = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
         raise InputError(f"Label layer {name} has no field {field_name!r}. Its fields are: {fields}.")
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    gdf = _areas_or_points(gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy(), name)
     values = gdf[field_name]
     null = values.isna() | (values.astype(str).str.strip() == "")
     if null.all():
@@ -153,7 +173,7 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
                 f"Field {field_name!r} of {name} holds decimal numbers; use a text field or whole-number class codes."
             )
         unique = sorted(set(as_int.tolist()))
-        classes = [LabelClass(int(c), str(c), PALETTE[i % len(PALETTE)]) for i, c in enumerate(unique)]
+        classes = [LabelClass(int(c), str(c), color) for c, color in zip(unique, palette(len(unique)), strict=True)]
         index = {c: i for i, c in enumerate(unique)}
         gdf["_class"] = as_int.map(index).astype("int32")
     else:
@@ -170,6 +190,7 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
     if class_colors:
         classes = [LabelClass(c.code, c.name, _valid_color(class_colors.get(c.name)) or c.color) for c in classes]
     gdf["_group"] = np.arange(1, len(gdf) + 1, dtype="int32")
+    source_crs = gdf.crs.to_string() if gdf.crs else "none"
     if crs_wkt is not None:
         if gdf.crs is None:
             logger.warning("Label layer %s has no CRS; assuming the raster's.", name)
@@ -177,11 +198,38 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
         elif not gdf.crs.equals(crs_wkt):
             logger.info("Reprojecting labels from %s to the raster's CRS.", gdf.crs.to_string())
             gdf = gdf.to_crs(crs_wkt)
+    if len(gdf) and not np.isfinite(gdf.total_bounds).all():
+        raise InputError(f"Label layer {name} cannot be placed on the raster: its coordinates do not convert from its "
+                         f"CRS ({source_crs}) to the raster's. Set the layer's "
+                         "real CRS (Layer Properties > Source) and try again.")
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
         logger.warning("Repaired %d invalid geometries in %s.", int(invalid.sum()), name)
         gdf.loc[invalid, gdf.geometry.name] = gdf.geometry[invalid].make_valid()
     return gdf, classes
+
+
+def _areas_or_points(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
+    """Keep polygons and points; reduce geometry collections to their polygons (or points); refuse lines by name."""
+    import shapely
+
+    def kept_parts(geometry: Any) -> Any:
+        if geometry.geom_type != "GeometryCollection":
+            return geometry
+        parts = [g for g in shapely.get_parts(geometry) if g.geom_type in ("Polygon", "MultiPolygon")]
+        parts = parts or [g for g in shapely.get_parts(geometry) if g.geom_type in ("Point", "MultiPoint")]
+        return shapely.union_all(parts) if parts else None
+
+    gdf[gdf.geometry.name] = gdf.geometry.apply(kept_parts)
+    gdf = gdf[gdf.geometry.notna()]
+    kinds = gdf.geom_type
+    lines = kinds.str.contains("LineString|LinearRing", regex=True)
+    if len(gdf) and lines.all():
+        raise InputError(f"Label layer {name} holds lines; a classifier learns from polygons or points. Draw polygons, "
+                         "or buffer the lines (Vector geometry > Buffer) into polygons first.")
+    if lines.any():
+        logger.warning("Skipped %d line features of %s: only polygons and points are labels.", int(lines.sum()), name)
+    return gdf[~lines].copy()
 
 
 def burn_classes(features_: gpd.GeoDataFrame, shape: tuple[int, int],

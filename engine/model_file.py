@@ -8,6 +8,12 @@ Layout of ``*.lpmodel``::
     blobs/<name>    raw bytes in a data format (for example XGBoost UBJSON)
     encoder.npz     optional: the weights of an encoder the model runs on the fly (a state dict as numpy arrays,
                     read with ``allow_pickle=False``)
+
+Reading is defensive, as a model file may come from anywhere: the manifest is checked (:func:`check_manifest`) before
+anything else is used, with one sentence per problem; every member is read with a size limit, the size the manifest
+recorded when it was written (``members``, bytes per member) or, for files written before that record, a cap on the
+member's compression ratio; the zip's declared sizes are checked before anything is inflated, so a member that would
+inflate to gigabytes is refused at a few megabytes of memory.
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ if TYPE_CHECKING:
 FORMAT = "landprobe-model"
 FORMAT_VERSION = 1
 SUFFIX = ".lpmodel"
+#: The manifest is small JSON: refuse a larger one before reading it.
+MAX_MANIFEST_BYTES = 16 * 2**20
+#: No member of a model file is larger than this, whatever its manifest says.
+MAX_MEMBER_BYTES = 8 * 2**30
+#: Without a recorded size (files written before the record): numpy arrays and XGBoost blobs deflate by well under
+#: 20x; a member that would inflate by more than this is taken for a zip bomb.
+MAX_COMPRESSION_RATIO = 100
 
 
 @dataclass
@@ -48,16 +61,31 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def _read_npz(data: bytes) -> dict[str, np.ndarray]:
+def _read_npz(data: bytes, path: str | Path = "") -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` member: plain numbers only (an object array, which would run code, is refused)."""
     import numpy as np
 
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise ModelFileError(f"Model file {path} is refused: it holds Python objects instead of plain numbers, "
+                                 "which could run code when read. Use a model written by Landprobe.") from exc
+        raise ModelFileError(f"Model file {path} is damaged (an array does not match its own header). Train the "
+                             "model again, or use the original file.") from exc
+    except (MemoryError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"Model file {path} is damaged (an array does not match its own header: "
+                             f"{type(exc).__name__}). Train the model again, or use the original file.") from exc
 
 
 def write_model_zip(path: str | Path, manifest: dict[str, Any], members: dict[str, bytes]) -> Path:
-    """Write a model file atomically: the manifest (stamped with the format) and the ``members`` given as bytes."""
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
+    """Write a model file atomically: the manifest and the ``members`` given as bytes.
+
+    The manifest is stamped with the format and the size of every member, the limit each is read with.
+    """
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest,
+                "members": {name: len(data) for name, data in members.items()}}
     with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
         for name, data in members.items():
@@ -91,16 +119,99 @@ def _open(path: str | Path) -> tuple[dict[str, Any], zipfile.ZipFile]:
         raise ModelFileError(f"Model file {path} does not exist. Train one with 'Train classifier' first.")
     try:
         zf = zipfile.ZipFile(path)
-        manifest = json.loads(zf.read("manifest.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        info = zf.getinfo("manifest.json")
+        if info.file_size > MAX_MANIFEST_BYTES:
+            raise ModelFileError(f"{path} is not a Landprobe model file (its manifest is {info.file_size:,} bytes).")
+        manifest = json.loads(zf.read(info))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise ModelFileError(f"{path} is not a Landprobe model file ({exc}).") from exc
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a Landprobe model file.")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"Model {path} was written by a newer Landprobe (format {manifest['format_version']}); update the plugin."
-        )
+    version = manifest.get("format_version", 0)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelFileError(f"Model {path} was written by a newer Landprobe (format {version}); update the plugin.")
+    check_manifest(manifest, path)
     return manifest, zf
+
+
+def _problems(manifest: dict[str, Any]) -> list[str]:
+    """What is wrong with a manifest's structure: one phrase per problem (empty when it is sound)."""
+    problems = []
+
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not is_int(manifest.get("format_version")) or manifest["format_version"] < 1:
+        problems.append("format_version is not a whole number from 1")
+    classes = manifest.get("classes")
+    if not isinstance(classes, list) or not classes:
+        problems.append("classes is not a non-empty list")
+    else:
+        for i, c in enumerate(classes, start=1):
+            if not isinstance(c, dict) or not is_int(c.get("code")) or not isinstance(c.get("name"), str):
+                problems.append(f"class {i} lacks a whole-number code and a text name")
+            elif not -(2**31) < c["code"] < 2**31:
+                problems.append(f"class {c['name']!r} has code {c['code']}, out of range")
+        codes = [c.get("code") for c in classes if isinstance(c, dict)]
+        if len(set(map(str, codes))) != len(codes):
+            problems.append("two classes share a code")
+    inputs = manifest.get("input")
+    if not isinstance(inputs, dict):
+        problems.append("input is missing")
+    else:
+        count = inputs.get("band_count")
+        if not is_int(count) or not 1 <= count <= 100_000:
+            problems.append(f"input.band_count is {count!r}, not a whole number of bands")
+        selection = inputs.get("band_selection")
+        if selection is not None and (not isinstance(selection, list) or not all(is_int(b) and b >= 1
+                                                                                  for b in selection)):
+            problems.append("input.band_selection is not a list of band numbers")
+    if not isinstance(manifest.get("method"), str):
+        problems.append("method is not a name")
+    for key in ("method_params", "features"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            problems.append(f"{key} is not a table")
+    members = manifest.get("members")
+    if members is not None and (not isinstance(members, dict) or not all(
+            is_int(v) and 0 <= v <= MAX_MEMBER_BYTES for v in members.values())):
+        problems.append("members does not give a size in bytes for each member")
+    return problems
+
+
+def check_manifest(manifest: dict[str, Any], path: str | Path) -> None:
+    """Refuse a manifest whose structure is not what this engine writes, naming every problem.
+
+    Raises:
+        ModelFileError: one sentence listing the problems, and what to do.
+
+    """
+    problems = _problems(manifest)
+    if problems:
+        raise ModelFileError(f"Model file {path} is damaged or was not written by Landprobe: {'; '.join(problems)}. "
+                             "Train the model again, or use the original file.")
+
+
+def read_member(zf: zipfile.ZipFile, name: str, manifest: dict[str, Any], path: str | Path) -> bytes:
+    """One member of a model file, read only if its size is the one the manifest recorded (or plausible).
+
+    The zip's declared size is checked before inflating anything; :mod:`zipfile` never inflates past it.
+
+    Raises:
+        KeyError: when the member is missing.
+        ModelFileError: when the member is larger than the manifest says, or inflates like a zip bomb.
+
+    """
+    info = zf.getinfo(name)
+    recorded = (manifest.get("members") or {}).get(name)
+    if recorded is not None and info.file_size != recorded:
+        raise ModelFileError(f"Model file {path} is damaged or altered: its member {name} holds {info.file_size:,} "
+                             f"bytes, its manifest says {recorded:,}. Train the model again, or use the original file.")
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > MAX_MEMBER_BYTES or (recorded is None and info.file_size > 2**20
+                                             and ratio > MAX_COMPRESSION_RATIO):
+        raise ModelFileError(f"Model file {path} is refused: its member {name} would inflate {info.compress_size:,} "
+                             f"bytes into {info.file_size:,}, which no Landprobe model does. Use the original file.")
+    return zf.read(info)
 
 
 def load_model(path: str | Path) -> LoadedModel:
@@ -108,12 +219,20 @@ def load_model(path: str | Path) -> LoadedModel:
     manifest, zf = _open(path)
     with zf:
         try:
-            arrays = _read_npz(zf.read("arrays.npz"))
-            encoder = _read_npz(zf.read("encoder.npz")) if "encoder.npz" in zf.namelist() else {}
-            blobs = {n.removeprefix("blobs/"): zf.read(n) for n in zf.namelist() if n.startswith("blobs/")}
-        except (KeyError, ValueError, OSError) as exc:
-            raise ModelFileError(f"Model file {path} is damaged: {exc}.") from exc
+            arrays = _read_npz(read_member(zf, "arrays.npz", manifest, path), path)
+            encoder = (_read_npz(read_member(zf, "encoder.npz", manifest, path), path)
+                       if "encoder.npz" in zf.namelist() else {})
+            blobs = {n.removeprefix("blobs/"): read_member(zf, n, manifest, path) for n in zf.namelist()
+                     if n.startswith("blobs/")}
+        except (KeyError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise ModelFileError(f"Model file {path} is damaged ({exc}). Train the model again, or use the original "
+                                 "file.") from exc
     if manifest.get("method") not in PROBES:
         raise ModelFileError(f"Model {path} uses method {manifest.get('method')!r}, unknown to this engine; update it.")
-    probe = PROBES[manifest["method"]].from_state(manifest.get("method_params", {}), arrays, blobs)
+    try:
+        probe = PROBES[manifest["method"]].from_state(manifest.get("method_params", {}), arrays, blobs)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise ModelFileError(f"Model file {path} is damaged: its {manifest['method']} parameters do not fit its "
+                             f"arrays ({type(exc).__name__}: {exc}). Train the model again, or use the original "
+                             "file.") from exc
     return LoadedModel(manifest=manifest, probe=probe, encoder_arrays=encoder)

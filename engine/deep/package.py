@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelFileError
-from ..model_file import read_manifest, write_model_zip
+from ..model_file import read_manifest, read_member, write_model_zip
 from .networks import NetworkSpec, network_skeleton
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def load_deep_model(path: str | Path, device: str = "cpu") -> DeepModel:
 
     """
     import numpy as np
+    from safetensors import SafetensorError
     from safetensors.torch import load
 
     manifest = read_manifest(path)
@@ -68,9 +69,14 @@ def load_deep_model(path: str | Path, device: str = "cpu") -> DeepModel:
         raise ModelFileError(f"{path} is a probe model, not a deep model.")
     try:
         with zipfile.ZipFile(path) as zf:
-            state = load(zf.read(WEIGHTS))
+            data = read_member(zf, WEIGHTS, manifest, path)
+        state = load(data)
     except (KeyError, OSError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"Model file {path} is damaged: {exc}.") from exc
+        raise ModelFileError(f"Model file {path} is damaged ({exc}). Train the model again, or use the original "
+                             "file.") from exc
+    except SafetensorError as exc:  # a header that lies about its tensors
+        raise ModelFileError(f"Model file {path} is damaged: its weights do not match their own header ({exc}). "
+                             "Train the model again, or use the original file.") from exc
     spec = NetworkSpec.from_dict(manifest["network"])
     network = network_skeleton(spec)
     try:

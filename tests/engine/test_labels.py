@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import shapely
 from rasterdata import write_like
 from rasterio import features
 
@@ -120,3 +121,53 @@ def test_land_cover_names_get_the_colours_map_readers_expect() -> None:
     assert colors[:5] == ["#b4a078", "#006400", "#b5d25f", "#fa0000", "#0064c8"]
     assert colors[5:] == list(PALETTE[:2])  # unknown names: the palette, without repeating a colour in use
     assert len(set(colors)) == len(colors)
+
+
+@pytest.mark.parametrize("kind", ["text", "integer"])
+def test_any_number_of_classes_gets_distinct_colours(tmp_path: Path, sample_raster: Path, kind: str) -> None:
+    with rasterio.open(sample_raster) as src:
+        left, top, res, crs = src.bounds.left, src.bounds.top, src.res[0], src.crs
+    n = 60
+    values = [f"class {i:02d}" for i in range(n)] if kind == "text" else [10 * i + 1 for i in range(n)]
+    boxes = [shapely.box(left + res * (2 * i), top - res * 3, left + res * (2 * i + 1), top - res * 2)
+             for i in range(n)]
+    path = tmp_path / "many.gpkg"
+    gpd.GeoDataFrame({"cls": values}, geometry=boxes, crs=crs).to_file(path)
+    samples = sample_pixels(str(sample_raster), str(path), "cls")
+    colors = [c.color for c in samples.classes]
+    assert len(samples.classes) == n and len(set(colors)) == n
+    assert all(len(c) == 7 and c.startswith("#") for c in colors)
+
+
+def test_a_table_without_geometry_is_refused_by_name(tmp_path: Path, sample_raster: Path) -> None:
+    table = tmp_path / "labels.csv"
+    table.write_text("id,class\n1,forest\n2,water\n")
+    with pytest.raises(InputError, match=r"labels\.csv is a table without geometry"):
+        sample_pixels(str(sample_raster), str(table), "class")
+
+
+def test_lines_are_refused_and_collections_keep_their_polygons(tmp_path: Path, sample_raster: Path,
+                                                               sample_labels: Path) -> None:
+    gdf = gpd.read_file(sample_labels)
+    lines = tmp_path / "lines.gpkg"
+    gdf.set_geometry(gdf.geometry.boundary).to_file(lines)
+    with pytest.raises(InputError, match=r"holds lines.*Buffer"):
+        sample_pixels(str(sample_raster), str(lines), "class")
+    # each polygon in a collection beside a line: the line is dropped, the polygon kept
+    mixed = gdf.copy()
+    mixed["geometry"] = [shapely.GeometryCollection([g, g.boundary]) for g in gdf.geometry]
+    collections = tmp_path / "collections.gpkg"
+    mixed.to_file(collections)
+    expected = sample_pixels(str(sample_raster), str(sample_labels), "class")
+    got = sample_pixels(str(sample_raster), str(collections), "class")
+    assert np.array_equal(got.y, expected.y) and np.array_equal(got.x, expected.x)
+
+
+def test_labels_whose_crs_does_not_convert_are_refused(tmp_path: Path, sample_raster: Path,
+                                                       sample_labels: Path) -> None:
+    gdf = gpd.read_file(sample_labels)
+    # metre coordinates declared as degrees: they do not convert to the raster's UTM zone
+    wrong = tmp_path / "wrong.gpkg"
+    gdf.set_crs("EPSG:4326", allow_override=True).to_file(wrong)
+    with pytest.raises(InputError, match=r"cannot be placed on the raster: .* from its CRS \(EPSG:4326\)"):
+        sample_pixels(str(sample_raster), str(wrong), "class")
