@@ -413,9 +413,14 @@ def run_engine_job(
         exit_deadline: float | None = None
         while True:
             if feedback.isCanceled():
-                feedback.pushInfo("Cancelling the engine job…")
-                _stop(proc, feedback)
-                raise EngineCancelledError("The Landprobe job was cancelled; no output was written.")
+                if handler.outputs is None:
+                    feedback.pushInfo("Cancelling the engine job…")
+                    _stop(proc, feedback)
+                    _drain(lines, readers, handler)  # a result written just before the cancel still counts
+                if handler.outputs is None:
+                    raise EngineCancelledError("The Landprobe job was cancelled; no output was written.")
+                feedback.pushInfo("The job had finished before the cancel reached it: its outputs are kept.")
+                break
             try:
                 tag, line = lines.get(timeout=_POLL_S)
             except queue.Empty:
@@ -471,6 +476,19 @@ def run_engine_job(
                 _close(stream)
         if not succeeded:
             remove_temp_files(params, feedback)
+
+
+def _drain(lines: queue.Queue, readers: list[threading.Thread], handler: _EventHandler) -> None:
+    """Handle what the stopped engine wrote last (its result, if it finished before it saw the cancel)."""
+    for reader in readers:
+        reader.join(1.0)
+    while True:
+        try:
+            tag, line = lines.get_nowait()
+        except queue.Empty:
+            return
+        if tag == "out" and line is not None:
+            handler.handle(line)
 
 
 def _past(start: float | None, seconds: float) -> bool:

@@ -57,7 +57,18 @@ FAKE_WORKER = textwrap.dedent(
             sys.stderr.write("fatal: something broke\\n")
             sys.stderr.flush()
             os._exit(7)
+        if scenario == "late":  # the result is out before the user's cancel arrives
+            open(params["output"], "w").close()
+            emit(event="result", outputs={"output": params["output"]})
+            emit(event="progress", value=1.0, message="Done")
+            sys.stdin.read()
+            return 0
         emit(event="progress", value=0.1, message="Working")
+        if scenario == "finishes_on_cancel":  # the last step ends while the cancel line is on its way
+            sys.stdin.readline()
+            open(params["output"], "w").close()
+            emit(event="result", outputs={"output": params["output"]})
+            return 0
         if scenario == "cooperative":
             for line in sys.stdin:
                 if line.strip() == "cancel":
@@ -189,6 +200,19 @@ def test_cancel_stops_the_engine_and_removes_partial_outputs(
     assert any(expected[scenario] in line for line in feedback.of("debug")), feedback.of("debug")
     assert not output.exists()
     assert not [name for name in os.listdir(tmp_path) if ".landprobe-tmp-" in name]
+
+
+@pytest.mark.parametrize("scenario", ["late", "finishes_on_cancel"])
+def test_a_result_that_arrived_before_the_cancel_is_kept_and_reported_done(
+    fake: dict[str, Any], tmp_path: Path, scenario: str
+) -> None:
+    output = tmp_path / "out.tif"
+    feedback = RecordingFeedback(cancel_after=1)
+    outputs = ep.run_engine_job("op", _params(tmp_path, scenario, output=str(output)), feedback, **fake)
+    assert feedback.cancel_time is not None  # the user did cancel ...
+    assert outputs == {"output": str(output)} and output.exists()  # ... and is told the truth: the map is there
+    assert any("outputs are kept" in line for line in feedback.of("info"))
+    _assert_dead(tmp_path / "pid")
 
 
 def test_environment_drops_qgis_variables(monkeypatch: pytest.MonkeyPatch) -> None:
