@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import Any
 
-from .errors import CancelledError, LandprobeError
+from .errors import CancelledError, LandprobeError, user_fault
 from .feedback import ThrottledFeedback
 
 
@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except LandprobeError as exc:
         print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        fault = user_fault(exc)
+        if fault is None:
+            raise
+        print(f"Error: {fault}", file=sys.stderr)
         return 1
     if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # one answer from a distributed run
         print(json.dumps(result, indent=2, default=str))

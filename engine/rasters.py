@@ -120,6 +120,18 @@ def read_block(src: Any, window: Window | None = None, bands: Sequence[int] | No
         An array (bands, rows, cols), masked with ``masked=True``.
 
     """
+    try:
+        return _read_block(src, window, bands, **kwargs)
+    except Exception as exc:
+        if type(exc).__name__ != "RasterioIOError":
+            raise
+        detail = str(exc.__cause__ or exc).rstrip(".")  # GDAL's own error (e.g. a missing VRT source) is the cause
+        raise InputError(f"Cannot read raster {src.name}: {detail}. The file may be truncated or damaged, or a file "
+                         "it refers to (a VRT's source) may be missing; check it, or export it again.") from exc
+
+
+def _read_block(src: Any, window: Window | None, bands: Sequence[int] | None, **kwargs: Any) -> np.ndarray:
+    """:func:`read_block` without the error translation."""
     import numpy as np
 
     indexes = [int(b) for b in bands] if bands is not None else list(src.indexes)

@@ -35,7 +35,7 @@ import traceback
 from typing import IO, Any
 
 from . import __version__
-from .errors import CancelledError, InputError, LandprobeError
+from .errors import CancelledError, InputError, LandprobeError, user_fault
 from .feedback import ThrottledFeedback
 
 PROTOCOL = 1
@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         })
         return 1
     except Exception as exc:
+        fault = user_fault(exc)
+        if fault is not None:
+            logging.getLogger(__name__).debug("%s", traceback.format_exc())
+            feedback.emit({"event": "error", "kind": fault.kind, "message": str(fault)})
+            return 1
         feedback.emit({
             "event": "error",
             "kind": "internal",
