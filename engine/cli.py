@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 from .errors import CancelledError, LandprobeError, user_fault
 from .feedback import ThrottledFeedback
+from .workspace import job_workspace
 
 
 class _ConsoleFeedback(ThrottledFeedback):
@@ -190,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     operation, params = _job(args)
     feedback = _ConsoleFeedback()
     signal.signal(signal.SIGINT, lambda *_: feedback.cancel())
+    helper = os.environ.get("LOCAL_RANK", "0") != "0"  # a distributed job's extra process: the first one's folder
     try:
-        result: dict[str, Any] = call_operation(operation, params, feedback)
+        with contextlib.nullcontext() if helper else job_workspace():
+            result: dict[str, Any] = call_operation(operation, params, feedback)
     except CancelledError as exc:
         print(f"Cancelled: {exc}", file=sys.stderr)
         return 3

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, OutputError
+from .workspace import record_partial
 
 if TYPE_CHECKING:
     import numpy as np
@@ -311,7 +312,9 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
 def temporary_path(path: str | os.PathLike[str]) -> Path:
     """A hidden temporary file name next to ``path``, recognisable by :data:`TMP_MARKER`."""
     target = Path(path)
-    return target.with_name(f".{target.name}{TMP_MARKER}{uuid.uuid4().hex[:8]}{target.suffix}")
+    token = f"{TMP_MARKER}{uuid.uuid4().hex[:8]}"
+    record_partial(target.parent, token)  # a killed engine's partial files are removed by the next job
+    return target.with_name(f".{target.name}{token}{target.suffix}")
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:

@@ -7,7 +7,9 @@ standard input::
 
 The worker answers on standard output with one JSON object per line, each with an ``event`` key:
 
-- ``{"event": "started", "pid": 123, "protocol": 1, "version": "0.1.0"}``
+- ``{"event": "started", "pid": 123, "protocol": 1, "version": "0.1.0", "workspace": "/tmp/landprobe-jobs/123-x"}``
+  (the job's temporary folder, :mod:`engine.workspace`: removed at exit, by the next job, or by the plugin when it
+  has to kill the engine)
 - ``{"event": "progress", "value": 0.42, "message": "Classifying window 3 of 8"}``
 - ``{"event": "log", "level": "info" | "warning" | "debug", "text": "..."}``
 - ``{"event": "result", "outputs": {...}}`` — the last line of a job that succeeded (exit code 0);
@@ -25,6 +27,7 @@ standard error, so the plugin still reads exactly one job's events.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +40,7 @@ from typing import IO, Any
 from . import __version__
 from .errors import CancelledError, InputError, LandprobeError, user_fault
 from .feedback import ThrottledFeedback
+from .workspace import job_workspace
 
 PROTOCOL = 1
 JOB_VARIABLE = "LANDPROBE_JOB"
@@ -132,7 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     signal.signal(signal.SIGTERM, lambda *_: feedback.cancel())
-    feedback.emit({"event": "started", "pid": os.getpid(), "protocol": PROTOCOL, "version": __version__})
+    with contextlib.ExitStack() as stack:
+        # the processes of a distributed job share the first one's workspace (TMPDIR) instead of making their own
+        workspace = None if helper else stack.enter_context(job_workspace())
+        feedback.emit({"event": "started", "pid": os.getpid(), "protocol": PROTOCOL, "version": __version__,
+                       "workspace": str(workspace) if workspace else None})
+        return _run(helper, stdin_control, feedback, root)
+
+
+def _run(helper: bool, stdin_control: bool, feedback: JsonLinesFeedback, root: logging.Logger) -> int:
+    """Read the job, run it and emit its result or its error; returns the exit code."""
     try:
         line = os.environ[JOB_VARIABLE] if helper else sys.stdin.readline()
         os.environ[JOB_VARIABLE] = line  # for the processes of a distributed job

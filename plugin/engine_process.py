@@ -270,6 +270,7 @@ class _EventHandler:
         self.last_message: str | None = None
         self.outputs: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
+        self.workspace: str | None = None
 
     def handle(self, line: str) -> None:
         """Handle one standard output line of the worker."""
@@ -284,6 +285,8 @@ class _EventHandler:
         kind = event.get("event")
         feedback = self.feedback
         if kind == "started":
+            workspace = event.get("workspace")
+            self.workspace = workspace if isinstance(workspace, str) else None
             feedback.pushDebugInfo(
                 f"Engine process started: pid {event.get('pid')}, version {event.get('version')}, python {self.python}"
             )
@@ -469,6 +472,7 @@ def run_engine_job(
             else:
                 _kill(proc)
         feedback.pushDebugInfo(f"Engine process {proc.pid} {_describe_exit(proc.poll())}")
+        _remove_workspace(handler.workspace, proc)
         _close(proc.stdin)
         for reader, stream in ((readers[0], proc.stdout), (readers[1], proc.stderr)):
             reader.join(1.0)
@@ -476,6 +480,18 @@ def run_engine_job(
                 _close(stream)
         if not succeeded:
             remove_temp_files(params, feedback)
+
+
+def _remove_workspace(workspace: str | None, proc: subprocess.Popen) -> None:
+    """Remove the temporary folder of an engine that is gone (one it had to kill could not remove it itself).
+
+    Only a folder under ``landprobe-jobs`` is touched, whatever the event said.
+    """
+    if not workspace or proc.poll() is None:
+        return
+    folder = Path(workspace)
+    if folder.parent.name == "landprobe-jobs" and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _drain(lines: queue.Queue, readers: list[threading.Thread], handler: _EventHandler) -> None:

@@ -101,3 +101,51 @@ def test_cancel_stops_promptly_and_leaves_no_output(large_raster: Path, sample_m
     assert json.loads(rest.splitlines()[-1])["kind"] == "cancelled"
     assert not output.exists()
     assert not list(tmp_path.iterdir())
+
+
+def _worker_in(root: Path, job: dict[str, Any]) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PROJ_DATA", "PROJ_LIB", "GDAL_DATA")}
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "worker", "--stdin-control"], cwd=ROOT,
+                            env=env | {"LANDPROBE_TMPDIR": str(root)}, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"protocol": 1, **job}) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
+def test_a_killed_engine_leaves_only_its_workspace_and_the_next_job_removes_it(
+        tmp_path: Path, large_raster: Path, sample_raster: Path, sample_model: Path) -> None:
+    root, out = tmp_path / "tmp", tmp_path / "out"
+    out.mkdir()
+    # two files: the engine stacks them in a temporary VRT, inside the job's workspace
+    job = {"operation": "classify_raster", "params": {"raster": [str(large_raster)], "model": str(sample_model),
+                                                       "output": str(out / "map.tif"), "block": 256}}
+    proc = _worker_in(root, job)
+    started = json.loads(proc.stdout.readline())
+    workspace = Path(started["workspace"])
+    assert workspace.parent == root / "landprobe-jobs" and workspace.is_dir()
+    for line in proc.stdout:  # wait until it works, then kill it as the out-of-memory killer would
+        if json.loads(line).get("event") == "progress" and json.loads(line)["value"] > 0.05:
+            break
+    proc.kill()
+    proc.wait()
+    assert workspace.is_dir()  # a SIGKILL leaves the workspace and the partial map ...
+    partial = list(out.iterdir())
+    assert partial and all(TMP_MARKER in p.name for p in partial)
+    ping = _worker_in(root, {"operation": "ping", "params": {}})
+    events = [json.loads(line) for line in ping.communicate(timeout=60)[0].splitlines()]
+    assert events[-1]["event"] == "result"
+    assert not workspace.exists() and not list(out.iterdir())  # ... and the next job removes both
+    assert not list((root / "landprobe-jobs").iterdir())  # the ping's own workspace is gone too
+
+
+def test_a_workspace_of_a_live_engine_is_left_alone(tmp_path: Path) -> None:
+    from engine.workspace import OWNER, sweep
+
+    live, dead = tmp_path / f"{os.getpid()}-a", tmp_path / "999999999-b"
+    for folder, pid in ((live, os.getpid()), (dead, 999_999_999)):
+        folder.mkdir()
+        (folder / OWNER).write_text(str(pid))
+    assert sweep(tmp_path) == [dead]
+    assert live.is_dir() and not dead.exists()
