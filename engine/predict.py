@@ -290,6 +290,7 @@ def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], final
         counts = regrid_nearest(Path(str(staged[key])), target, work, part,
                                 count_classes=codes if key == "class" else None)
         final = str(finals[key])
+        feedback.check_cancel()  # the copy below is one long step
         with atomic_output(final) as tmp:
             _to_cog(work, tmp, "NEAREST" if key == "class" else "AVERAGE")
             if key != "class":

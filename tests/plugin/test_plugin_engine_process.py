@@ -184,8 +184,9 @@ def test_crash_without_result_reports_exit_code_and_stderr(fake: dict[str, Any],
 
 @pytest.mark.parametrize("scenario", ["cooperative", "hang", "stubborn"])
 def test_cancel_stops_the_engine_and_removes_partial_outputs(
-    fake: dict[str, Any], tmp_path: Path, scenario: str
+    fake: dict[str, Any], tmp_path: Path, scenario: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(ep, "_CANCEL_GRACE_S", 3.0)  # the escalation, not the length of the grace, is tested here
     output = tmp_path / "out.tif"
     feedback = RecordingFeedback(cancel_after=1)
     started = time.monotonic()
