@@ -72,8 +72,9 @@ def user_fault(exc: BaseException) -> LandprobeError | None:
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
         return OutputError(f"The disk is full{where}: free some space, or write the outputs to another disk.")
     if isinstance(exc, PermissionError):
-        return OutputError(f"Permission denied on {exc.filename or 'a file'}: choose a folder you can write to, or "
-                           "close the program that holds the file.")
+        return OutputError(f"Permission denied on {exc.filename or 'a file'}: check that you may read it (an input) "
+                           "or write there (an output: choose a folder you can write to), and that no other program "
+                           "holds it.")
     if type(exc).__name__ == "RasterioIOError":
         if "Write failed" in text or ("write" in text.lower() and "read" not in text.lower()):
             return OutputError(f"Writing a raster failed ({text}): the disk may be full or the folder not "

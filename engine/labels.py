@@ -65,15 +65,17 @@ def palette(n: int) -> list[str]:
     import colorsys
 
     colors = list(PALETTE[:n])
-    i = 0
-    while len(colors) < n:
+    seen = set(colors)
+    for i in range(20 * n):  # about 1,800 distinct colours come out of this; beyond them, colours repeat
+        if len(colors) >= n:
+            break
         hue = (i * 0.618033988749895) % 1.0
         red, green, blue = colorsys.hls_to_rgb(hue, 0.45 if i % 2 else 0.65, 0.75)
         color = f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
-        if color not in colors:
+        if color not in seen:
             colors.append(color)
-        i += 1
-    return colors
+            seen.add(color)
+    return [colors[i % len(colors)] for i in range(n)] if n else []
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,12 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
         elif not gdf.crs.equals(crs_wkt):
             logger.info("Reprojecting labels from %s to the raster's CRS.", gdf.crs.to_string())
             gdf = gdf.to_crs(crs_wkt)
-    if len(gdf) and not np.isfinite(gdf.total_bounds).all():
+    finite = np.isfinite(gdf.geometry.bounds.to_numpy()).all(axis=1) if len(gdf) else np.ones(0, dtype=bool)
+    if finite.any() and not finite.all():
+        logger.warning("Skipped %d features of %s whose coordinates do not convert to the raster's CRS.",
+                       int((~finite).sum()), name)
+        gdf = gdf[finite].copy()
+    elif len(gdf) and not finite.any():
         raise InputError(f"Label layer {name} cannot be placed on the raster: its coordinates do not convert from its "
                          f"CRS ({source_crs}) to the raster's. Set the layer's "
                          "real CRS (Layer Properties > Source) and try again.")
@@ -220,8 +227,12 @@ def _areas_or_points(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
         parts = parts or [g for g in shapely.get_parts(geometry) if g.geom_type in ("Point", "MultiPoint")]
         return shapely.union_all(parts) if parts else None
 
+    had = len(gdf)
     gdf[gdf.geometry.name] = gdf.geometry.apply(kept_parts)
     gdf = gdf[gdf.geometry.notna()]
+    if had and not len(gdf):
+        raise InputError(f"Label layer {name} holds no polygons or points (only geometry collections of lines); "
+                         "draw polygons, or buffer the lines (Vector geometry > Buffer) into polygons first.")
     kinds = gdf.geom_type
     lines = kinds.str.contains("LineString|LinearRing", regex=True)
     if len(gdf) and lines.all():

@@ -11,9 +11,10 @@ Layout of ``*.lpmodel``::
 
 Reading is defensive, as a model file may come from anywhere: the manifest is checked (:func:`check_manifest`) before
 anything else is used, with one sentence per problem; every member is read with a size limit, the size the manifest
-recorded when it was written (``members``, bytes per member) or, for files written before that record, a cap on the
-member's compression ratio; the zip's declared sizes are checked before anything is inflated, so a member that would
-inflate to gigabytes is refused at a few megabytes of memory.
+recorded when it was written (``members``, bytes per member, when there is a record) and a cap on the member's
+compression ratio; the zip's declared sizes are checked before anything is inflated, so a member that would inflate to
+gigabytes is refused at a few megabytes of memory. An ``.npz`` member is itself a zip: its arrays must be stored
+uncompressed, as :func:`numpy.savez` writes them, so that nothing inflates inside it either.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +41,8 @@ SUFFIX = ".lpmodel"
 MAX_MANIFEST_BYTES = 16 * 2**20
 #: No member of a model file is larger than this, whatever its manifest says.
 MAX_MEMBER_BYTES = 8 * 2**30
-#: Without a recorded size (files written before the record): numpy arrays and XGBoost blobs deflate by well under
-#: 20x; a member that would inflate by more than this is taken for a zip bomb.
+#: Numpy arrays and XGBoost blobs deflate by well under 20x: a member that would inflate by more than this is taken
+#: for a zip bomb (also when the manifest's own record agrees with it: both are in the same file).
 MAX_COMPRESSION_RATIO = 100
 
 
@@ -66,10 +68,20 @@ def _read_npz(data: bytes, path: str | Path = "") -> dict[str, np.ndarray]:
     import numpy as np
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            packed = [i.filename for i in inner.infolist() if i.compress_type != zipfile.ZIP_STORED
+                      or i.file_size > len(data)]
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelFileError(f"Model file {path} is damaged (an array member is not an .npz archive). Train the "
+                             "model again, or use the original file.") from exc
+    if packed:
+        raise ModelFileError(f"Model file {path} is refused: its arrays {', '.join(packed[:3])} are compressed inside "
+                             "their .npz member, which Landprobe never writes. Use the original file.")
+    try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+        if "Object arrays" in str(exc):
             raise ModelFileError(f"Model file {path} is refused: it holds Python objects instead of plain numbers, "
                                  "which could run code when read. Use a model written by Landprobe.") from exc
         raise ModelFileError(f"Model file {path} is damaged (an array does not match its own header). Train the "
@@ -123,14 +135,20 @@ def _open(path: str | Path) -> tuple[dict[str, Any], zipfile.ZipFile]:
         if info.file_size > MAX_MANIFEST_BYTES:
             raise ModelFileError(f"{path} is not a Landprobe model file (its manifest is {info.file_size:,} bytes).")
         manifest = json.loads(zf.read(info))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError, zlib.error,
+            NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"{path} is not a Landprobe model file ({exc}).") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a Landprobe model file.")
-    version = manifest.get("format_version", 0)
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ModelFileError(f"Model {path} was written by a newer Landprobe (format {version}); update the plugin.")
-    check_manifest(manifest, path)
+    try:
+        version = manifest.get("format_version", 0)
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise ModelFileError(f"Model {path} was written by a newer Landprobe (format {version}); update the "
+                                 "plugin.")
+        check_manifest(manifest, path)
+    except ModelFileError:
+        zf.close()
+        raise
     return manifest, zf
 
 
@@ -206,9 +224,8 @@ def read_member(zf: zipfile.ZipFile, name: str, manifest: dict[str, Any], path: 
     if recorded is not None and info.file_size != recorded:
         raise ModelFileError(f"Model file {path} is damaged or altered: its member {name} holds {info.file_size:,} "
                              f"bytes, its manifest says {recorded:,}. Train the model again, or use the original file.")
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > MAX_MEMBER_BYTES or (recorded is None and info.file_size > 2**20
-                                             and ratio > MAX_COMPRESSION_RATIO):
+    ratio = info.file_size / max(info.compress_size, 1)  # the record is in the same file: the ratio always counts
+    if info.file_size > MAX_MEMBER_BYTES or (info.file_size > 2**20 and ratio > MAX_COMPRESSION_RATIO):
         raise ModelFileError(f"Model file {path} is refused: its member {name} would inflate {info.compress_size:,} "
                              f"bytes into {info.file_size:,}, which no Landprobe model does. Use the original file.")
     return zf.read(info)
@@ -224,7 +241,7 @@ def load_model(path: str | Path) -> LoadedModel:
                        if "encoder.npz" in zf.namelist() else {})
             blobs = {n.removeprefix("blobs/"): read_member(zf, n, manifest, path) for n in zf.namelist()
                      if n.startswith("blobs/")}
-        except (KeyError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
             raise ModelFileError(f"Model file {path} is damaged ({exc}). Train the model again, or use the original "
                                  "file.") from exc
     if manifest.get("method") not in PROBES:

@@ -213,11 +213,17 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     result = _classify_raster(raster, model, output, output_probability, output_confidence, output_grid,
                               grid_raster, feedback, block, threads)
     manifest = read_manifest(model)
-    with open_raster(result.output) as dst:
-        area = pixel_area_m2(dst)
-    names = [c["name"] for c in manifest["classes"]]
-    result.area_estimate = held_out_area_estimate(manifest.get("validation"), names,
-                                                  [result.class_pixels.get(n, 0) for n in names], area)
+    validation = manifest.get("validation")
+    if isinstance(validation, dict) and validation.get("confusion_matrix") is not None:
+        with open_raster(result.output) as dst:
+            area = pixel_area_m2(dst)
+        names = [c["name"] for c in manifest["classes"]]
+        try:
+            result.area_estimate = held_out_area_estimate(validation, names,
+                                                          [result.class_pixels.get(n, 0) for n in names], area)
+        except (TypeError, ValueError) as exc:  # a matrix this engine did not write: no estimate, the map stands
+            logger.warning("No area-adjusted class shares: the model's held-out confusion matrix is unusable (%s).",
+                           exc)
     if result.area_estimate:
         logger.info("Class shares of the map, adjusted by the model's held-out confusion matrix (Olofsson et al. "
                     "2014; indicative, the polygons are not a random sample: Assess accuracy with a random sample "

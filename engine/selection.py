@@ -241,6 +241,8 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
         feedback.check_cancel()
         probe = candidate.build().fit(x[~test], y[~test], n_classes)
         learnable = test & np.isin(y, np.unique(y[~test]))
+        if not learnable.any():  # only classes this fold cannot learn: nothing to score
+            continue
         cm = confusion_matrix(y[learnable], probe.predict(x[learnable], proba=False)[0], n_classes).astype(float)
         cm = cm if class_weights is None else cm * class_weights[:, None]
         pooled += cm

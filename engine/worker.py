@@ -7,7 +7,7 @@ standard input::
 
 The worker answers on standard output with one JSON object per line, each with an ``event`` key:
 
-- ``{"event": "started", "pid": 123, "protocol": 1, "version": "0.1.0", "workspace": "/tmp/landprobe-jobs/123-x"}``
+- ``{"event": "started", "pid": 123, "protocol": 1, "version": "0.1.0", "workspace": "/tmp/landprobe-jobs-1000/123-x"}``
   (the job's temporary folder, :mod:`engine.workspace`: removed at exit, by the next job, or by the plugin when it
   has to kill the engine)
 - ``{"event": "progress", "value": 0.42, "message": "Classifying window 3 of 8"}``

@@ -1,7 +1,7 @@
 """One temporary folder per job, so that nothing leaks whatever stops the engine.
 
 Every temporary file or folder a job makes (the engine's own, GDAL's, and any library's that asks :mod:`tempfile`)
-goes under ``<root>/landprobe-jobs/<pid>-<random>/``: the job's workspace. The worker makes it at start and removes
+goes under ``<root>/landprobe-jobs-<uid>/<pid>-<random>/``: the job's workspace. The worker makes it and removes
 it at exit; a process killed outright (SIGKILL, the out-of-memory killer, a power cut) cannot, so each new job first
 removes the workspaces whose process is gone, and the plugin removes the workspace of an engine it had to kill (the
 ``started`` event names it). The root is :func:`tempfile.gettempdir` unless ``LANDPROBE_TMPDIR`` says otherwise.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-#: The folder under the temporary root that holds the workspaces.
+#: The folder under the temporary root that holds the workspaces (one per user: ``landprobe-jobs-<uid>`` on POSIX).
 FOLDER = "landprobe-jobs"
 #: The file in a workspace that names the process owning it.
 OWNER = "owner.pid"
@@ -34,17 +34,35 @@ VARIABLE = "LANDPROBE_WORKSPACE"
 
 
 def jobs_root() -> Path:
-    """``<root>/landprobe-jobs``: ``LANDPROBE_TMPDIR`` or the system's temporary folder."""
-    return Path(os.environ.get("LANDPROBE_TMPDIR") or tempfile.gettempdir()) / FOLDER
+    """The folder of the workspaces: ``<root>/landprobe-jobs-<uid>`` (``landprobe-jobs`` on Windows).
+
+    The root is ``LANDPROBE_TMPDIR`` or the system's temporary folder; one folder per user, so that the users of a
+    shared machine never share (or sweep) each other's.
+    """
+    user = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return Path(os.environ.get("LANDPROBE_TMPDIR") or tempfile.gettempdir()) / f"{FOLDER}{user}"
 
 
 def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (a process of another user counts as alive)."""
+    """Whether process ``pid`` exists (one that cannot be queried counts as alive)."""
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel32.GetLastError() == 5  # ERROR_ACCESS_DENIED: it exists
+        code = ctypes.c_ulong()
+        try:
+            kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        finally:
+            kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True
     return True
 
@@ -93,17 +111,27 @@ def remove_partials(workspace: Path) -> None:
 
 
 @contextlib.contextmanager
-def job_workspace() -> Iterator[Path]:
+def job_workspace() -> Iterator[Path | None]:
     """Make this process's workspace, send every temporary file there, and remove it at the end.
 
     Sets :data:`tempfile.tempdir` and ``TMPDIR``/``CPL_TMPDIR`` (for GDAL and for child processes, e.g. the
-    processes of a distributed fine-tune) to the workspace; restores them afterwards.
+    processes of a distributed fine-tune) to the workspace; restores them afterwards. When the workspace cannot be
+    made (a read-only or foreign temporary folder), the job runs with the usual temporary folder and a warning:
+    yields ``None``.
     """
     root = jobs_root()
-    root.mkdir(parents=True, exist_ok=True)
-    sweep(root)
-    folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
-    (folder / OWNER).write_text(str(os.getpid()))
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if hasattr(os, "getuid") and root.stat().st_uid != os.getuid():
+            raise PermissionError(f"{root} belongs to another user")
+        sweep(root)
+        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+        (folder / OWNER).write_text(str(os.getpid()))
+    except OSError as exc:
+        logger.warning("No job folder for temporary files (%s); they go to %s as usual, and a killed engine may "
+                       "leave some there.", exc, tempfile.gettempdir())
+        yield None
+        return
     saved = tempfile.tempdir, {k: os.environ.get(k) for k in ("TMPDIR", "CPL_TMPDIR", VARIABLE)}
     tempfile.tempdir = str(folder)
     os.environ["TMPDIR"] = os.environ["CPL_TMPDIR"] = os.environ[VARIABLE] = str(folder)

@@ -488,12 +488,27 @@ def run_engine_job(
 def _remove_workspace(workspace: str | None, proc: subprocess.Popen) -> None:
     """Remove the temporary folder of an engine that is gone (one it had to kill could not remove it itself).
 
-    Only a folder under ``landprobe-jobs`` is touched, whatever the event said.
+    Only a job folder (``<pid>-<random>``) under ``landprobe-jobs[-<uid>]`` is touched, whatever the event said; the
+    partial outputs it recorded are removed first.
     """
     if not workspace or proc.poll() is None:
         return
     folder = Path(workspace)
-    if folder.parent.name == "landprobe-jobs" and folder.is_dir():
+    if not (re.fullmatch(r"landprobe-jobs(-\d+)?", folder.parent.name) and re.fullmatch(r"\d+-\w+", folder.name)):
+        return  # not an engine's job folder: never touch it
+    try:
+        partials = (folder / "partials.txt").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        partials = []
+    for line in partials:  # the partial outputs the job recorded (engine/workspace.py writes this list)
+        where, _, token = line.partition("\t")
+        if token.startswith(TEMP_MARKER) and re.fullmatch(r"[\w.-]+", token):
+            for leftover in Path(where).glob(f"*{token}*"):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
+    if folder.is_dir() and not folder.is_symlink():
         shutil.rmtree(folder, ignore_errors=True)
 
 

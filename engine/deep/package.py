@@ -12,6 +12,7 @@ Loading rebuilds the architecture from the manifest and loads the tensors strict
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,7 @@ def load_deep_model(path: str | Path, device: str = "cpu") -> DeepModel:
         with zipfile.ZipFile(path) as zf:
             data = read_member(zf, WEIGHTS, manifest, path)
         state = load(data)
-    except (KeyError, OSError, zipfile.BadZipFile) as exc:
+    except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise ModelFileError(f"Model file {path} is damaged ({exc}). Train the model again, or use the original "
                              "file.") from exc
     except SafetensorError as exc:  # a header that lies about its tensors

@@ -171,3 +171,10 @@ def test_labels_whose_crs_does_not_convert_are_refused(tmp_path: Path, sample_ra
     gdf.set_crs("EPSG:4326", allow_override=True).to_file(wrong)
     with pytest.raises(InputError, match=r"cannot be placed on the raster: .* from its CRS \(EPSG:4326\)"):
         sample_pixels(str(sample_raster), str(wrong), "class")
+
+
+def test_the_palette_ends_for_any_number_of_classes() -> None:
+    from engine.labels import palette
+
+    colors = palette(5000)  # more than the generated hues can tell apart: colours repeat, the call returns
+    assert len(colors) == 5000 and len(set(colors[:1000])) == 1000 and palette(0) == []

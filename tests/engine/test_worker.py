@@ -124,7 +124,8 @@ def test_a_killed_engine_leaves_only_its_workspace_and_the_next_job_removes_it(
     proc = _worker_in(root, job)
     started = json.loads(proc.stdout.readline())
     workspace = Path(started["workspace"])
-    assert workspace.parent == root / "landprobe-jobs" and workspace.is_dir()
+    jobs = root / f"landprobe-jobs-{os.getuid()}"
+    assert workspace.parent == jobs and workspace.is_dir()
     for line in proc.stdout:  # wait until it works, then kill it as the out-of-memory killer would
         if json.loads(line).get("event") == "progress" and json.loads(line)["value"] > 0.05:
             break
@@ -137,7 +138,7 @@ def test_a_killed_engine_leaves_only_its_workspace_and_the_next_job_removes_it(
     events = [json.loads(line) for line in ping.communicate(timeout=60)[0].splitlines()]
     assert events[-1]["event"] == "result"
     assert not workspace.exists() and not list(out.iterdir())  # ... and the next job removes both
-    assert not list((root / "landprobe-jobs").iterdir())  # the ping's own workspace is gone too
+    assert not list(jobs.iterdir())  # the ping's own workspace is gone too
 
 
 def test_a_workspace_of_a_live_engine_is_left_alone(tmp_path: Path) -> None:
@@ -149,3 +150,19 @@ def test_a_workspace_of_a_live_engine_is_left_alone(tmp_path: Path) -> None:
         (folder / OWNER).write_text(str(pid))
     assert sweep(tmp_path) == [dead]
     assert live.is_dir() and not dead.exists()
+
+
+def test_a_job_runs_when_its_workspace_cannot_be_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import tempfile
+
+    from engine.workspace import job_workspace
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("LANDPROBE_TMPDIR", str(blocker))  # a file where the folder should be
+    before = tempfile.gettempdir()
+    with caplog.at_level(logging.WARNING), job_workspace() as workspace:
+        assert workspace is None and tempfile.gettempdir() == before
+    assert "No job folder for temporary files" in caplog.text

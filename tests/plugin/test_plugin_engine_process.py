@@ -273,3 +273,24 @@ def test_temp_files_of_other_outputs_are_left_alone(tmp_path: Path) -> None:
         (tmp_path / name).write_text("")
     found = {Path(p).name for p in ep.temp_files_for({"output": str(tmp_path / "out.tif"), "raster": "x"})}
     assert found == set(names[:2])
+
+
+def test_only_a_job_folder_is_removed_for_a_dead_engine(tmp_path: Path) -> None:
+    class Dead:
+        def poll(self) -> int:
+            return -9
+
+    jobs = tmp_path / "landprobe-jobs-1000"
+    job = jobs / "4242-abc_12"
+    job.mkdir(parents=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / ".map.tif.landprobe-tmp-0123abcd.tif"
+    partial.write_text("")
+    (out / "map.tif").write_text("kept")
+    (job / "partials.txt").write_text(f"{out}\t.landprobe-tmp-0123abcd\n{tmp_path}\t*\n")
+    for hostile in (str(jobs / ".."), str(tmp_path), str(jobs / "4242-abc_12" / "..")):
+        ep._remove_workspace(hostile, Dead())
+        assert job.is_dir() and jobs.is_dir()
+    ep._remove_workspace(str(job), Dead())
+    assert not job.exists() and not partial.exists() and (out / "map.tif").read_text() == "kept"
