@@ -15,7 +15,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .labels import burn_classes, read_labels
 from .metrics import accuracy_figures, area_adjusted
-from .rasters import check_writable, iter_windows, open_raster, pixel_area_m2, valid_mask
+from .rasters import check_writable, iter_windows, open_raster, pixel_area_m2, read_block, valid_mask
 from .report import html_path, write_report
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
         blocks = list(iter_windows(src.width, src.height, block=1024))
         for i, win in enumerate(blocks):
             feedback.check_cancel()
-            data = src.read(1, window=win)
+            data = read_block(src, win, [1])[0]
             valid = valid_mask(data[None], src.nodata)
             codes = _codes(data, valid, classified)
             values, counts = np.unique(codes[valid], return_counts=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import InputError
 from .feedback import Feedback
-from .rasters import atomic_output, open_raster
+from .rasters import atomic_output, open_raster, read_block
 
 
 @dataclass
@@ -49,7 +49,7 @@ def label_raster_to_polygons(raster: str, output: str, class_names: dict[Any, st
     from shapely.geometry import shape
 
     with open_raster(raster) as src:
-        codes = src.read(1)
+        codes = read_block(src, bands=[1])[0]
         transform, crs, nodata = src.transform, src.crs, src.nodata
     labelled = codes != unlabelled
     if nodata is not None:

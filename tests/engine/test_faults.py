@@ -76,8 +76,44 @@ def _manifest_with_text_band_count(tmp: Path, raster: Path, labels: Path, model:
     return "classify_raster", {"raster": str(raster), "model": str(path)}, "damaged.lpmodel"
 
 
+def _as(operation: str, make: Case, key: str = "raster") -> Case:
+    """``make``'s faulty raster given to ``operation`` (as its parameter ``key``)."""
+
+    def case(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+        _, params, named = make(tmp, raster, labels, model)
+        extra = {"train_classifier": {"labels": str(labels), "field": "class", "method": "svm"},
+                 "assess_accuracy": {"reference": str(labels), "field": "class"},
+                 "extract_embeddings": {}, "label_polygons": {}}[operation]
+        return operation, {key: params["raster"], **extra}, named
+
+    return case
+
+
+def _bomb(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+    path = tmp / "bomb.lpmodel"
+    with zipfile.ZipFile(model) as src, zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            if name != "arrays.npz":
+                dst.writestr(name, src.read(name))
+        dst.writestr("arrays.npz", bytes(2**27))  # 128 MiB of zeros in about 130 kB
+    return "classify_raster", {"raster": str(raster), "model": str(path)}, "bomb.lpmodel"
+
+
+def _labels_in_a_wrong_crs(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+    path = tmp / "degrees.gpkg"
+    gpd.read_file(labels).set_crs("EPSG:4326", allow_override=True).to_file(path)  # metres declared as degrees
+    return ("train_classifier", {"raster": str(raster), "labels": str(path), "field": "class", "method": "svm"},
+            "degrees.gpkg")
+
+
 CASES: dict[str, tuple[Case, str]] = {
     "truncated GeoTIFF": (_truncated_raster, "input"),
+    "truncated GeoTIFF, train": (_as("train_classifier", _truncated_raster), "input"),
+    "truncated map, assess accuracy": (_as("assess_accuracy", _truncated_raster, "classified"), "input"),
+    "truncated GeoTIFF, extract embeddings": (_as("extract_embeddings", _truncated_raster), "input"),
+    "truncated ground truth, class raster to polygons": (_as("label_polygons", _truncated_raster), "input"),
+    "zip bomb as the model": (_bomb, "model"),
+    "labels whose CRS does not convert": (_labels_in_a_wrong_crs, "input"),
     "VRT whose source file is missing": (_vrt_without_its_source, "input"),
     "CSV table without geometry as labels": (_table_without_geometry, "input"),
     "line layer as labels": (_lines, "input"),
@@ -93,8 +129,9 @@ def test_a_user_fault_is_one_sentence_and_leaves_nothing(case: str, tmp_path: Pa
     inputs.mkdir()
     outputs.mkdir()
     operation, params, named = make(inputs, sample_raster, sample_labels, sample_model)
-    target = "output_model" if operation == "train_classifier" else "output"
-    params[target] = str(outputs / ("m.lpmodel" if target == "output_model" else "map.tif"))
+    target, name = {"train_classifier": ("output_model", "m.lpmodel"), "assess_accuracy": ("output_report", "r.json"),
+                    "label_polygons": ("output", "polygons.gpkg")}.get(operation, ("output", "map.tif"))
+    params[target] = str(outputs / name)
     code, events = run_worker({"operation": operation, "params": params})
     error = events[-1]
     assert code == 1 and error["event"] == "error", events[-3:]
