@@ -83,7 +83,8 @@ def _as(operation: str, make: Case, key: str = "raster") -> Case:
         _, params, named = make(tmp, raster, labels, model)
         extra = {"train_classifier": {"labels": str(labels), "field": "class", "method": "svm"},
                  "assess_accuracy": {"reference": str(labels), "field": "class"},
-                 "extract_embeddings": {}, "label_polygons": {}}[operation]
+                 "extract_embeddings": {}, "label_polygons": {},
+                 "finetune": {"labels": str(labels), "field": "class", "epochs": 1}}[operation]
         return operation, {key: params["raster"], **extra}, named
 
     return case
@@ -112,6 +113,7 @@ CASES: dict[str, tuple[Case, str]] = {
     "truncated map, assess accuracy": (_as("assess_accuracy", _truncated_raster, "classified"), "input"),
     "truncated GeoTIFF, extract embeddings": (_as("extract_embeddings", _truncated_raster), "input"),
     "truncated ground truth, class raster to polygons": (_as("label_polygons", _truncated_raster), "input"),
+    "truncated GeoTIFF, fine-tune": (_as("finetune", _truncated_raster), "input"),
     "zip bomb as the model": (_bomb, "model"),
     "labels whose CRS does not convert": (_labels_in_a_wrong_crs, "input"),
     "VRT whose source file is missing": (_vrt_without_its_source, "input"),
@@ -129,7 +131,8 @@ def test_a_user_fault_is_one_sentence_and_leaves_nothing(case: str, tmp_path: Pa
     inputs.mkdir()
     outputs.mkdir()
     operation, params, named = make(inputs, sample_raster, sample_labels, sample_model)
-    target, name = {"train_classifier": ("output_model", "m.lpmodel"), "assess_accuracy": ("output_report", "r.json"),
+    target, name = {"train_classifier": ("output_model", "m.lpmodel"), "finetune": ("output_model", "d.lpmodel"),
+                    "assess_accuracy": ("output_report", "r.json"),
                     "label_polygons": ("output", "polygons.gpkg")}.get(operation, ("output", "map.tif"))
     params[target] = str(outputs / name)
     code, events = run_worker({"operation": operation, "params": params})
