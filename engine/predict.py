@@ -210,20 +210,10 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         held-out confusion matrix gives for this map (indicative: see :func:`held_out_area_estimate`).
 
     """
-    result = _classify_raster(raster, model, output, output_probability, output_confidence, output_grid,
-                              grid_raster, feedback, block, threads)
     manifest = read_manifest(model)
-    validation = manifest.get("validation")
-    if isinstance(validation, dict) and validation.get("confusion_matrix") is not None:
-        with open_raster(result.output) as dst:
-            area = pixel_area_m2(dst)
-        names = [c["name"] for c in manifest["classes"]]
-        try:
-            result.area_estimate = held_out_area_estimate(validation, names,
-                                                          [result.class_pixels.get(n, 0) for n in names], area)
-        except (TypeError, ValueError) as exc:  # a matrix this engine did not write: no estimate, the map stands
-            logger.warning("No area-adjusted class shares: the model's held-out confusion matrix is unusable (%s).",
-                           exc)
+    result = _classify_raster(raster, model, manifest, output, output_probability, output_confidence, output_grid,
+                              grid_raster, feedback, block, threads)
+    result.area_estimate = _area_estimate(result, manifest)
     if result.area_estimate:
         logger.info("Class shares of the map, adjusted by the model's held-out confusion matrix (Olofsson et al. "
                     "2014; indicative, the polygons are not a random sample: Assess accuracy with a random sample "
@@ -233,9 +223,25 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     return result
 
 
-def _classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None,
-                     output_confidence: str | None, output_grid: str, grid_raster: str | None,
-                     feedback: Feedback | None, block: int, threads: int | None) -> ClassifyResult:
+def _area_estimate(result: ClassifyResult, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`held_out_area_estimate` for the map just written; ``None`` without a usable held-out matrix."""
+    validation = manifest.get("validation")
+    if not isinstance(validation, dict) or validation.get("confusion_matrix") is None:
+        return None
+    with open_raster(result.output) as dst:
+        area = pixel_area_m2(dst)
+    names = [c["name"] for c in manifest["classes"]]
+    try:
+        return held_out_area_estimate(validation, names, [result.class_pixels.get(n, 0) for n in names], area)
+    except (TypeError, ValueError) as exc:  # a matrix this engine did not write: no estimate, the map stands
+        logger.warning("No area-adjusted class shares: the model's held-out confusion matrix is unusable (%s).", exc)
+        return None
+
+
+def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, Any], output: str,
+                     output_probability: str | None, output_confidence: str | None, output_grid: str,
+                     grid_raster: str | None, feedback: Feedback | None, block: int,
+                     threads: int | None) -> ClassifyResult:
     """:func:`classify_raster` without the area estimate."""
     if output_grid not in OUTPUT_GRIDS:
         raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
@@ -244,7 +250,6 @@ def _classify_raster(raster: str | list[str], model: str, output: str, output_pr
     for path_ in filter(None, outputs.values()):
         check_writable(path_)  # before any work, also when the maps are first made elsewhere
     # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
-    manifest = read_manifest(model)
     selection = manifest.get("input", {}).get("band_selection")  # the bands the model was trained on
     with streaming_env(), band_stack(raster, selection) as path:
         if is_deep(manifest):

@@ -121,11 +121,11 @@ def read_block(src: Any, window: Window | None = None, bands: Sequence[int] | No
         An array (bands, rows, cols), masked with ``masked=True``.
 
     """
+    from rasterio.errors import RasterioIOError
+
     try:
         return _read_block(src, window, bands, **kwargs)
-    except Exception as exc:
-        if type(exc).__name__ != "RasterioIOError":
-            raise
+    except RasterioIOError as exc:
         detail = str(exc.__cause__ or exc).rstrip(".")  # GDAL's own error (e.g. a missing VRT source) is the cause
         raise InputError(f"Cannot read raster {src.name}: {detail}. The file may be truncated or damaged, or a file "
                          "it refers to (a VRT's source) may be missing; check it, or export it again.") from exc
