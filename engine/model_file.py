@@ -10,11 +10,14 @@ Layout of ``*.lpmodel``::
                     read with ``allow_pickle=False``)
 
 Reading is defensive, as a model file may come from anywhere: the manifest is checked (:func:`check_manifest`) before
-anything else is used, with one sentence per problem; every member is read with a size limit, the size the manifest
-recorded when it was written (``members``, bytes per member, when there is a record) and a cap on the member's
-compression ratio; the zip's declared sizes are checked before anything is inflated, so a member that would inflate to
-gigabytes is refused at a few megabytes of memory. An ``.npz`` member is itself a zip: its arrays must be stored
-uncompressed, as :func:`numpy.savez` writes them, so that nothing inflates inside it either.
+anything else is used, with one sentence per problem. Every member is read with size limits: the size the manifest
+recorded when it was written (``members``, bytes per member), the most bytes the arrays the manifest lists can take
+(``arrays``: name, data type and shape of every array in every array member, :mod:`.model_members`) and a cap on the
+member's compression ratio. The zip's declared sizes are checked before anything is inflated, so a member that would
+inflate to gigabytes is refused at a few megabytes of memory; once read, a member's array headers are compared with the
+manifest's shapes before any array is built. An ``.npz`` member is itself a zip: its arrays must be stored
+uncompressed, as :func:`numpy.savez` writes them, so that nothing inflates inside it either. Files written before
+``arrays`` was recorded are read with the other limits.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelFileError
+from .model_members import check_layout, is_safetensors, layout_problem, member_layout, member_limit
 from .probes import PROBES, Probe
 from .rasters import atomic_output
 
@@ -94,15 +98,21 @@ def _read_npz(data: bytes, path: str | Path = "") -> dict[str, np.ndarray]:
 def write_model_zip(path: str | Path, manifest: dict[str, Any], members: dict[str, bytes]) -> Path:
     """Write a model file atomically: the manifest and the ``members`` given as bytes.
 
-    The manifest is stamped with the format and the size of every member, the limit each is read with.
+    The manifest is stamped with the format, the size of every member and the arrays of every array member: the
+    limits each is read with.
     """
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest,
-                "members": {name: len(data) for name, data in members.items()}}
+                "members": {name: len(data) for name, data in members.items()},
+                "arrays": {name: member_layout(data, name) for name, data in members.items() if _holds_arrays(name)}}
     with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
         for name, data in members.items():
             zf.writestr(name, data)
     return Path(path)
+
+
+def _holds_arrays(member: str) -> bool:
+    return member.endswith(".npz") or is_safetensors(member)
 
 
 def save_model(path: str | Path, manifest: dict[str, Any], probe: Probe,
@@ -193,6 +203,13 @@ def _problems(manifest: dict[str, Any]) -> list[str]:
     if members is not None and (not isinstance(members, dict) or not all(
             is_int(v) and 0 <= v <= MAX_MEMBER_BYTES for v in members.values())):
         problems.append("members does not give a size in bytes for each member")
+    arrays = manifest.get("arrays")
+    if arrays is not None:
+        found = ["arrays is not a table of members"] if not isinstance(arrays, dict) else [
+            p for p in (layout_problem(m, layout) for m, layout in arrays.items()) if p]
+        if not found and any(member_limit(m, layout) > MAX_MEMBER_BYTES for m, layout in arrays.items()):
+            found = [f"arrays lists more than {MAX_MEMBER_BYTES // 2**30} GiB in one member"]
+        problems += found[:3]
     return problems
 
 
@@ -210,16 +227,27 @@ def check_manifest(manifest: dict[str, Any], path: str | Path) -> None:
 
 
 def read_member(zf: zipfile.ZipFile, name: str, manifest: dict[str, Any], path: str | Path) -> bytes:
-    """One member of a model file, read only if its size is the one the manifest recorded (or plausible).
+    """One member of a model file, read only if its size fits the manifest's record (or is plausible).
 
-    The zip's declared size is checked before inflating anything; :mod:`zipfile` never inflates past it.
+    The zip's declared size is checked before inflating anything (:mod:`zipfile` never inflates past it), against the
+    size recorded for the member and the most its recorded arrays can take; once read, an array member's headers are
+    checked against the recorded arrays.
 
     Raises:
         KeyError: when the member is missing.
-        ModelFileError: when the member is larger than the manifest says, or inflates like a zip bomb.
+        ModelFileError: when the member is larger than the manifest says, inflates like a zip bomb, or holds other
+            arrays than the manifest lists.
 
     """
     info = zf.getinfo(name)
+    layout = (manifest.get("arrays") or {}).get(name)
+    if layout is None and "arrays" in manifest and _holds_arrays(name):
+        raise ModelFileError(f"Model file {path} is damaged or altered: its manifest does not list the arrays of its "
+                             f"member {name}. Train the model again, or use the original file.")
+    if layout is not None and info.file_size > member_limit(name, layout):
+        raise ModelFileError(f"Model file {path} is damaged or altered: its member {name} holds {info.file_size:,} "
+                             f"bytes, more than the {member_limit(name, layout):,} its arrays take by its manifest. "
+                             "Train the model again, or use the original file.")
     recorded = (manifest.get("members") or {}).get(name)
     if recorded is not None and info.file_size != recorded:
         raise ModelFileError(f"Model file {path} is damaged or altered: its member {name} holds {info.file_size:,} "
@@ -228,7 +256,10 @@ def read_member(zf: zipfile.ZipFile, name: str, manifest: dict[str, Any], path: 
     if info.file_size > MAX_MEMBER_BYTES or (info.file_size > 2**20 and ratio > MAX_COMPRESSION_RATIO):
         raise ModelFileError(f"Model file {path} is refused: its member {name} would inflate {info.compress_size:,} "
                              f"bytes into {info.file_size:,}, which no Landprobe model does. Use the original file.")
-    return zf.read(info)
+    data = zf.read(info)
+    if layout is not None:
+        check_layout(data, name, layout, path)
+    return data
 
 
 def load_model(path: str | Path) -> LoadedModel:

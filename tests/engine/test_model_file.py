@@ -26,8 +26,9 @@ def _rewrite(source: Path, target: Path, manifest: dict | None = None, members: 
         old = json.loads(zf.read("manifest.json"))
         content = {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
     new = manifest if manifest is not None else old
-    if drop_record:
+    if drop_record:  # as written before the sizes and arrays were recorded
         new.pop("members", None)
+        new.pop("arrays", None)
     content |= members or {}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(new))
@@ -40,10 +41,12 @@ def _bomb(source: Path, target: Path, inflated: int, record: bool) -> Path:
     """``source`` with ``arrays.npz`` replaced by ``inflated`` zero bytes (about 1000x compression), streamed."""
     with zipfile.ZipFile(source) as zf:
         manifest = json.loads(zf.read("manifest.json"))
-    if record:
-        manifest["members"]["arrays.npz"] = inflated  # a manifest that lies along with the member
+    if record:  # a manifest that lies along with the member, about its size and its arrays
+        manifest["members"]["arrays.npz"] = inflated
+        manifest["arrays"]["arrays.npz"] = {"coef": ["|u1", [inflated - 4096]]}
     else:
         manifest.pop("members", None)
+        manifest.pop("arrays", None)
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("manifest.json", json.dumps(manifest))
         with zf.open("arrays.npz", "w", force_zip64=True) as member:
@@ -133,16 +136,54 @@ def test_an_oversized_manifest_is_not_read(tmp_path: Path) -> None:
 def test_a_deep_model_whose_weights_lie_about_their_shapes_is_refused(tmp_path: Path, sample_model: Path) -> None:
     from engine.deep.package import METHOD, WEIGHTS, load_deep_model
 
-    manifest = read_manifest(sample_model) | {"method": METHOD}
-    manifest.pop("members")
     header = json.dumps({"w": {"dtype": "F32", "shape": [1000, 1000], "data_offsets": [0, 4_000_000]}}).encode()
     weights = struct.pack("<Q", len(header)) + header + bytes(16)  # 16 bytes where the header claims 4 MB
-    path = tmp_path / "deep.lpmodel"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("manifest.json", json.dumps(manifest))
-        zf.writestr(WEIGHTS, weights)
-    with pytest.raises(ModelFileError, match="do not match their own header"):
-        load_deep_model(path)
+    for recorded, expected in [(False, "do not match their own header"),
+                               (True, "holds more or fewer bytes than its header lists")]:
+        manifest = read_manifest(sample_model) | {"method": METHOD}
+        manifest.pop("members")
+        manifest["arrays"] = {WEIGHTS: {"w": ["F32", [1000, 1000]]}}  # the manifest agrees with the lying header
+        if not recorded:  # a file from before the arrays were recorded: safetensors itself refuses it
+            manifest.pop("arrays")
+        path = tmp_path / f"deep-{recorded}.lpmodel"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("manifest.json", json.dumps(manifest))
+            zf.writestr(WEIGHTS, weights)
+        with pytest.raises(ModelFileError, match=expected):
+            load_deep_model(path)
+
+
+def test_the_model_records_every_arrays_type_and_shape(sample_model: Path) -> None:
+    manifest = read_manifest(sample_model)
+    with zipfile.ZipFile(sample_model) as zf, np.load(io.BytesIO(zf.read("arrays.npz"))) as npz:
+        actual = {k: [npz[k].dtype.str, list(npz[k].shape)] for k in npz.files}
+    assert manifest["arrays"] == {"arrays.npz": actual} and actual
+
+
+def test_a_member_larger_than_its_recorded_arrays_is_refused_before_it_is_read(tmp_path: Path,
+                                                                               sample_model: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(sample_model) as zf, np.load(io.BytesIO(zf.read("arrays.npz"))) as npz:
+        np.savez(buffer, **{k: npz[k] for k in npz.files}, extra=np.zeros(3_000_000, dtype="uint8"))
+    manifest = read_manifest(sample_model)
+    manifest["members"]["arrays.npz"] = len(buffer.getvalue())  # the sizes were updated, the arrays were not
+    hostile = _rewrite(sample_model, tmp_path / "extra.lpmodel", manifest=manifest,
+                       members={"arrays.npz": buffer.getvalue()})
+    with pytest.raises(ModelFileError, match=r"more than the [\d,]+ its arrays take by its manifest"):
+        load_model(hostile)
+
+
+def test_an_array_whose_header_differs_from_the_manifest_is_refused(tmp_path: Path, sample_model: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(sample_model) as zf, np.load(io.BytesIO(zf.read("arrays.npz"))) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    name = max(arrays, key=lambda k: arrays[k].ndim)
+    assert arrays[name].ndim == 2
+    arrays[name] = arrays[name].T.copy()  # same bytes, the shape transposed
+    np.savez(buffer, **arrays)
+    hostile = _rewrite(sample_model, tmp_path / "reshaped.lpmodel", members={"arrays.npz": buffer.getvalue()})
+    with pytest.raises(ModelFileError, match=f"does not hold the arrays its manifest lists .first differing: {name}"):
+        load_model(hostile)
 
 
 def test_arrays_compressed_inside_their_npz_member_are_refused(tmp_path: Path, sample_model: Path) -> None:
