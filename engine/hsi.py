@@ -61,7 +61,11 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
             arrays = {k: np.asarray(v).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
     except (ValueError, OSError, TypeError) as exc:
         raise InputError(f"Cannot read {path} as a MATLAB file: {exc}.") from exc
-    arrays = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.dtype.kind in "biuf"}
+    other = sorted(k for k, v in arrays.items() if not (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"))
+    arrays = {k: v for k, v in arrays.items() if k not in other}
+    if not arrays and other:
+        raise InputError(f"{path.name} holds no array of real numbers ({', '.join(other)}: cell arrays, structs, text "
+                         "or complex numbers): save the cube or ground truth as a numeric matrix.")
     if key is not None:
         if key not in arrays:
             raise InputError(f"{path.name} has no array named '{key}'; its arrays are: {', '.join(arrays) or 'none'}.")
@@ -97,6 +101,9 @@ def mat_to_geotiff(path: str | Path, output: str | Path, key: str | None = None)
     from rasterio.transform import Affine
 
     array = read_mat_array(path, key)
+    if array.size == 0:
+        raise InputError(f"The array of {Path(path).name} is empty (shape {array.shape}): choose another variable or "
+                         "file.")
     nodata = None
     if array.ndim == 3:
         data = np.moveaxis(array, 2, 0)

@@ -30,6 +30,7 @@ from .rasters import (
     band_scaling,
     band_stack,
     check_writable,
+    full_disk_as_output_error,
     iter_windows,
     open_raster,
     pixel_area_m2,
@@ -372,6 +373,7 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
         finals = {k: stack.enter_context(atomic_output(p)) for k, p in outputs.items() if p}
         works = {k: temporary_path(p) for k, p in finals.items()}
         stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
+        stack.enter_context(full_disk_as_output_error(*(Path(p) for p in outputs.values() if p)))
         profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
                     "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
                     "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}

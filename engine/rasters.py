@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, OutputError
+from .errors import InputError, LandprobeError, OutputError
 from .workspace import record_partial
 
 if TYPE_CHECKING:
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TMP_MARKER = ".landprobe-tmp-"
+#: A write that fails on a disk with less free space than this is taken for a full disk (GDAL reports it as an I/O
+#: error of the TIFF writer, a failed write or a free-space check, in words that change between versions).
+FULL_DISK_BYTES = 32 * 2**20
 #: GDAL's block cache while a raster is streamed (its default, 5 % of RAM, fills up as a large file is read once).
 GDAL_CACHE_MB = 64
 
@@ -342,7 +345,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = check_writable(path)
     tmp = temporary_path(target)
     try:
-        yield tmp
+        with full_disk_as_output_error(target):
+            yield tmp
         for side_tmp, side_target in _side_cars(tmp, target):
             if side_tmp.exists():
                 os.replace(side_tmp, side_target)
@@ -351,6 +355,33 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         for leftover in [tmp, *(side for side, _ in _side_cars(tmp, target))]:
             with contextlib.suppress(OSError):
                 leftover.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def full_disk_as_output_error(*targets: Path) -> Iterator[None]:
+    """Turn a failure while writing ``targets`` on a (nearly) full disk into an :class:`OutputError` naming it.
+
+    The free space is measured when the failure arrives, before the partial files are removed; enter this inside the
+    context that removes them.
+    """
+    import shutil
+
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, LandprobeError):
+            raise
+        for target in targets:
+            try:
+                free = shutil.disk_usage(target.parent).free
+            except OSError:
+                continue
+            if free < FULL_DISK_BYTES:
+                names = ", ".join(t.name for t in targets)
+                raise OutputError(f"Cannot write {names}: the disk holding {target.parent} is full ({free:,} bytes "
+                                  f"free; {type(exc).__name__}: {exc}). Free some space, or choose a folder on "
+                                  "another disk.") from exc
         raise
 
 

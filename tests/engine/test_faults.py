@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import rasterio
 from test_worker import run_worker
@@ -107,6 +110,34 @@ def _labels_in_a_wrong_crs(tmp: Path, raster: Path, labels: Path, model: Path) -
             "degrees.gpkg")
 
 
+def _probe_model_to_onnx(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+    return "export_onnx", {"model": str(model)}, model.name
+
+
+def _truncated_model_to_onnx(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+    path = tmp / "cut.lpmodel"
+    path.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    return "export_onnx", {"model": str(path)}, "cut.lpmodel"
+
+
+def _mat(content: Any, named: str = "cube.mat") -> Case:
+    """A MATLAB file holding ``content`` as its variable ``cube`` (``None``: bytes that are no MATLAB file)."""
+
+    def case(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+        import os
+
+        import scipy.io
+
+        path = tmp / named
+        if content is None:
+            path.write_bytes(os.urandom(4096))
+        else:
+            scipy.io.savemat(path, {"cube": content})
+        return "import_mat", {"mat": str(path)}, named
+
+    return case
+
+
 CASES: dict[str, tuple[Case, str]] = {
     "truncated GeoTIFF": (_truncated_raster, "input"),
     "truncated GeoTIFF, train": (_as("train_classifier", _truncated_raster), "input"),
@@ -120,6 +151,12 @@ CASES: dict[str, tuple[Case, str]] = {
     "CSV table without geometry as labels": (_table_without_geometry, "input"),
     "line layer as labels": (_lines, "input"),
     "model manifest with a text band count": (_manifest_with_text_band_count, "model"),
+    "probe model to ONNX": (_probe_model_to_onnx, "input"),
+    "truncated model to ONNX": (_truncated_model_to_onnx, "model"),
+    "MATLAB file that is not one": (_mat(None), "input"),
+    "MATLAB cell array": (_mat(np.array([[np.zeros(3), "a"]], dtype=object)), "input"),
+    "MATLAB 4-D array": (_mat(np.zeros((2, 2, 2, 2))), "input"),
+    "MATLAB empty array": (_mat(np.zeros((0, 3, 2))), "input"),
 }
 
 
@@ -132,7 +169,7 @@ def test_a_user_fault_is_one_sentence_and_leaves_nothing(case: str, tmp_path: Pa
     outputs.mkdir()
     operation, params, named = make(inputs, sample_raster, sample_labels, sample_model)
     target, name = {"train_classifier": ("output_model", "m.lpmodel"), "finetune": ("output_model", "d.lpmodel"),
-                    "assess_accuracy": ("output_report", "r.json"),
+                    "assess_accuracy": ("output_report", "r.json"), "export_onnx": ("output", "m.onnx"),
                     "label_polygons": ("output", "polygons.gpkg")}.get(operation, ("output", "map.tif"))
     params[target] = str(outputs / name)
     code, events = run_worker({"operation": operation, "params": params})
@@ -173,3 +210,48 @@ def test_library_exceptions_behind_user_faults_are_translated() -> None:
     assert isinstance(user_fault(missing), MissingDependencyError)
     assert user_fault(KeyError("a bug")) is None  # genuine bugs stay bugs
     assert user_fault(ModuleNotFoundError("No module named 'mine'", name="mine")) is None
+
+
+def _run_on_a_small_disk(job: dict[str, Any], folder: Path, mount: str) -> tuple[int, list[dict[str, Any]], str]:
+    """Run ``job`` in the worker with ``folder`` a tmpfs mounted with ``mount`` in a private mount namespace.
+
+    Returns the exit code, the events and what the folder held after the job (listed inside the namespace).
+    """
+    script = ('d=$0; o=$1; shift; mount -t tmpfs -o "$o" landprobe-test "$d" || exit 99; "$@"; rc=$?; '
+              'echo "LEFT:$(ls -A "$d" | tr "\\n" " ")" >&2; exit $rc')
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, str(folder), mount, sys.executable, "-m", "engine",
+                           "worker"], input=json.dumps({"protocol": 1, **job}) + "\n", capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[2], timeout=300)
+    if proc.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[-200:]}")
+    left = next(line for line in proc.stderr.splitlines() if line.startswith("LEFT:"))
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], left.removeprefix("LEFT:").strip()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs root and unshare to mount a small or read-only disk")
+@pytest.mark.parametrize(("operation", "mount", "expected"), [
+    ("classify_raster", "size=16k", "is full"),
+    ("classify_raster", "ro,size=1m", "not writable"),
+    ("train_classifier", "ro,size=1m", "not writable"),
+    ("import_mat", "size=16k", "is full"),
+])
+def test_a_full_or_read_only_disk_is_an_output_error_and_leaves_nothing(
+        operation: str, mount: str, expected: str, tmp_path: Path, sample_raster: Path, sample_labels: Path,
+        sample_model: Path) -> None:
+    import scipy.io
+
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    cube = tmp_path / "cube.mat"
+    scipy.io.savemat(cube, {"cube": np.random.default_rng(0).random((64, 64, 8))})
+    params = {"classify_raster": {"raster": str(sample_raster), "model": str(sample_model),
+                                  "output": str(outputs / "map.tif"), "output_probability": str(outputs / "p.tif")},
+              "train_classifier": {"raster": str(sample_raster), "labels": str(sample_labels), "field": "class",
+                                   "method": "svm", "output_model": str(outputs / "m.lpmodel")},
+              "import_mat": {"mat": str(cube), "output": str(outputs / "cube.tif")}}[operation]
+    code, events, left = _run_on_a_small_disk({"operation": operation, "params": params}, outputs, mount)
+    error = events[-1]
+    assert code == 1 and error["event"] == "error" and error["kind"] == "output", error
+    assert expected in error["message"] and str(outputs) in error["message"]
+    assert left == ""  # neither the output nor a temporary file on the full disk
