@@ -41,6 +41,19 @@ def _truncated_raster(tmp: Path, raster: Path, labels: Path, model: Path) -> tup
     return "classify_raster", {"raster": str(copy), "model": str(model)}, "truncated.tif"
 
 
+def _truncated_class_map(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+    copy = tmp / "truncated_map.tif"
+    with rasterio.open(raster) as src:
+        codes = (src.read(1) % 5 + 1).astype("uint8")
+        profile = src.profile | {"count": 1, "dtype": "uint8", "nodata": 0, "tiled": False, "compress": "none"}
+    with rasterio.open(copy, "w", **profile) as dst:
+        dst.write(codes, 1)
+    with copy.open("r+b") as stream:
+        stream.truncate(copy.stat().st_size // 2)
+    return ("assess_accuracy", {"classified": str(copy), "reference": str(labels), "field": "class"},
+            "truncated_map.tif")
+
+
 def _vrt_without_its_source(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
     source = tmp / "source.tif"
     shutil.copy(raster, source)
@@ -141,7 +154,7 @@ def _mat(content: Any, named: str = "cube.mat") -> Case:
 CASES: dict[str, tuple[Case, str]] = {
     "truncated GeoTIFF": (_truncated_raster, "input"),
     "truncated GeoTIFF, train": (_as("train_classifier", _truncated_raster), "input"),
-    "truncated map, assess accuracy": (_as("assess_accuracy", _truncated_raster, "classified"), "input"),
+    "truncated map, assess accuracy": (_truncated_class_map, "input"),
     "truncated GeoTIFF, extract embeddings": (_as("extract_embeddings", _truncated_raster), "input"),
     "truncated ground truth, class raster to polygons": (_as("label_polygons", _truncated_raster), "input"),
     "truncated GeoTIFF, fine-tune": (_as("finetune", _truncated_raster), "input"),
@@ -176,6 +189,7 @@ def test_a_user_fault_is_one_sentence_and_leaves_nothing(case: str, tmp_path: Pa
     error = events[-1]
     assert code == 1 and error["event"] == "error", events[-3:]
     assert error["kind"] == kind, error
+    print(f"\nFAULT | {case} | {error['kind']} | {error['message']}")  # the table, with pytest -s
     assert named in error["message"] and "Unexpected" not in error["message"]
     assert not list(outputs.iterdir())  # neither the output nor a temporary file
     assert not [p for p in inputs.iterdir() if TMP_MARKER in p.name]
@@ -253,5 +267,6 @@ def test_a_full_or_read_only_disk_is_an_output_error_and_leaves_nothing(
     code, events, left = _run_on_a_small_disk({"operation": operation, "params": params}, outputs, mount)
     error = events[-1]
     assert code == 1 and error["event"] == "error" and error["kind"] == "output", error
+    print(f"\nFAULT | {mount} disk, {operation} | {error['kind']} | {error['message']} | left: {left or 'nothing'}")
     assert expected in error["message"] and str(outputs) in error["message"]
     assert left == ""  # neither the output nor a temporary file on the full disk
