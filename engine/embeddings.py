@@ -94,11 +94,12 @@ def empty_bands(src: Any, max_side: int = 1024, data: np.ndarray | None = None) 
     return [b + 1 for b in range(src.count) if not valid_mask(data[b:b + 1], [nodata[b]]).any()]
 
 
-def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], list[float]] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], list[float]] | None = None,
+                    bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean and std of the valid pixels, from a read decimated to at most ``max_side`` pixels a side.
 
     With ``scaling`` (each band's scale and offset, see :func:`engine.rasters.band_scaling`), of physical values.
+    With ``bands`` (1-based), of those bands only, a pixel being valid when those bands hold a value.
 
     Raises:
         InputError: when no pixel holds a value in every band, naming the bands that hold none.
@@ -107,7 +108,11 @@ def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], 
     import numpy as np
 
     data = _decimated(src, max_side)
-    valid = valid_mask(data, band_nodata(src))
+    nodata = band_nodata(src)
+    if bands is not None:
+        data, nodata = data[[b - 1 for b in bands]], [nodata[b - 1] for b in bands]
+        scaling = None if scaling is None else ([scaling[0][b - 1] for b in bands], [scaling[1][b - 1] for b in bands])
+    valid = valid_mask(data, nodata)
     if not valid.any():
         empty = empty_bands(src, max_side, data)
         if empty and len(empty) < src.count:
@@ -123,15 +128,20 @@ def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], 
     return mean_and_scale(values, axis=1)
 
 
-def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = None) -> Any:
+def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = None,
+                  bands: list[int] | None = None) -> Any:
     """A function drawing ``n`` random ``size`` x ``size`` patches (raw values) from valid parts of ``src``.
 
-    With ``scaling`` (each band's scale and offset), the patches hold physical values.
+    With ``scaling`` (each band's scale and offset), the patches hold physical values; with ``bands`` (1-based), they
+    hold those bands only.
     """
     import numpy as np
     from rasterio.windows import Window
 
     nodata = band_nodata(src)
+    if bands is not None:
+        nodata = [nodata[b - 1] for b in bands]
+        scaling = None if scaling is None else ([scaling[0][b - 1] for b in bands], [scaling[1][b - 1] for b in bands])
 
     def sample(n: int, size: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -140,7 +150,7 @@ def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = No
             if len(patches) == n:
                 break
             row, col = rng.integers(0, src.height - size + 1), rng.integers(0, src.width - size + 1)
-            data = read_block(src, Window(col, row, size, size))
+            data = read_block(src, Window(col, row, size, size), bands)
             if valid_mask(data, nodata).all():
                 patch = data.astype("float64")
                 if scaling is not None:

@@ -27,34 +27,59 @@ class PreparedData:
     input_info: dict[str, Any]
 
 
-def _input_info(src: Any, raster: str) -> dict[str, Any]:
+def _input_info(src: Any, raster: str, left_out: list[int]) -> dict[str, Any]:
     from ..rasters import common_dtype
 
     return {"band_count": src.count, "band_names": [d or f"band {i}" for i, d in enumerate(src.descriptions, 1)],
-            "dtype": common_dtype(src.dtypes), "nodata": src.nodata, "crs_wkt": src.crs.to_wkt() if src.crs else None,
-            "raster": raster}
+            "bands_left_out": list(left_out), "dtype": common_dtype(src.dtypes), "nodata": src.nodata,
+            "crs_wkt": src.crs.to_wkt() if src.crs else None, "raster": raster}
 
 
 def prepare_data(src: Any, raster: str, labels: str, field: str, task: str, backbone: str, chip: int,
                  start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, n_pca: int,
                  seed: int, class_colors: dict[str, str] | None, feedback: Feedback) -> PreparedData:
     """Read the labelled data of ``src`` for ``task`` and build the network (see :func:`engine.deep.finetune`)."""
-    from ..embeddings import band_statistics, patch_sampler
+    from ..embeddings import empty_bands
 
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
-    stats = band_statistics(src)
     options = {"n_pca": n_pca} if task == "hyperspectral" else {}
+    empty = empty_bands(src)
     if task == "segmentation":
         return _tiles(src, raster, labels, field, backbone, chip, start, test_fraction, seed, class_colors, names,
-                      stats, validation)
+                      empty, validation)
     return _chips(src, raster, labels, field, task, backbone, chip, start, validation, test_fraction,
-                  max_per_class, seed, class_colors, names, stats, options, patch_sampler(src), feedback)
+                  max_per_class, seed, class_colors, names, empty, options, feedback)
+
+
+def _build(src: Any, raster: str, task: str, backbone: str, names: list[str], empty: list[int], n_classes: int,
+           chip: int, start: StartingPoint, options: dict[str, Any] | None = None) -> BuiltNetwork:
+    """The network on the bands of ``src`` that hold values: ``empty`` (1-based) are left out, with a log line.
+
+    The network is built on the kept bands as if they were the raster's only ones (so a pretrained encoder matches
+    its bands by name among them); its ``bands`` are then given back as the raster's band numbers.
+    """
+    from ..embeddings import band_statistics, patch_sampler
+    from ..rasters import band_label
+
+    kept = [b for b in range(1, src.count + 1) if b not in set(empty)]
+    if not kept:
+        raise InputError(f"Raster {raster} holds no value (nodata or NaN) in any band: nothing to train on.")
+    if empty:
+        logger.warning("Left out %s of %s: no value (nodata or NaN) %s; the model records the bands it reads, and "
+                       "Classify raster reads the same ones.", ", ".join(band_label(b, names[b - 1]) for b in empty),
+                       raster, "there" if len(empty) == 1 else "in them")
+    stats = band_statistics(src, bands=kept)
+    sampler = patch_sampler(src, bands=kept) if task != "segmentation" else None
+    built = build_network(task, backbone, [names[b - 1] for b in kept], stats, n_classes, chip, start, sampler,
+                          options or {})
+    built.bands = [kept[b - 1] for b in built.bands]
+    return built
 
 
 def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: str, chip: int,
            start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, seed: int,
-           class_colors: dict[str, str] | None, names: list[str], band_stats: Any, options: dict[str, Any],
-           sampler: Any, feedback: Feedback) -> PreparedData:
+           class_colors: dict[str, str] | None, names: list[str], empty: list[int], options: dict[str, Any],
+           feedback: Feedback) -> PreparedData:
     import numpy as np
 
     from ..labels import sample_pixels
@@ -63,13 +88,7 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
     from .data import ChipDataset, ChipStore
 
     samples = drop_empty_classes(sample_pixels(raster, labels, field, feedback, class_colors))
-    if samples.empty_bands:  # a network reads every band of each chip: it cannot do without one
-        from ..rasters import band_label
-
-        raise InputError(
-            f"Raster {raster}: {', '.join(band_label(b, names[b - 1]) for b in samples.empty_bands)} hold no value "
-            f"(nodata or NaN) under the labels of {labels}; make a raster without those bands and try again."
-        )
+    empty = sorted(set(empty) | set(samples.empty_bands))  # none anywhere, or none under the labels
     keep = cap_per_class(samples.y, samples.groups, max_per_class, seed)
     if len(keep) < len(samples.y):
         logger.info("Kept %d of %d labelled pixels (at most %d per class).", len(keep), len(samples.y),
@@ -80,12 +99,12 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
                        test_fraction=test_fraction, seed=seed, class_names=[c.name for c in samples.classes])
     test = folds[0] if folds else np.zeros(len(samples.y), dtype=bool)
     if task == "hyperspectral":  # no more components than bands or training pixels can give
-        n_pca = min(int(options["n_pca"]), len(names), int((~test).sum()))
+        n_pca = min(int(options["n_pca"]), len(names) - len(empty), int((~test).sum()))
         if n_pca < int(options["n_pca"]):
             logger.warning("Principal components lowered from %d to %d (the bands or training pixels available).",
                            options["n_pca"], n_pca)
         options = {**options, "n_pca": max(1, n_pca)}
-    built = build_network(task, backbone, names, band_stats, len(samples.classes), chip, start, sampler, options)
+    built = _build(src, raster, task, backbone, names, empty, len(samples.classes), chip, start, options)
     if task == "hyperspectral":
         _fit_pca(built, samples.x[~test])
     store = ChipStore(src, built.bands, built.mean, built.std, samples.rows, samples.cols, chip)
@@ -97,7 +116,7 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
              "n_validation": int(test.sum()), "n_test_polygons": len(np.unique(samples.groups[test])),
              "chip_size": chip}
     logger.info("%d training and %d validation chips of %d px.", stats["n_train"], stats["n_validation"], chip)
-    return PreparedData(samples.classes, built, train, val, counts, stats, _input_info(src, raster))
+    return PreparedData(samples.classes, built, train, val, counts, stats, _input_info(src, raster, empty))
 
 
 def _fit_pca(built: BuiltNetwork, pixels: Any) -> None:
@@ -109,7 +128,7 @@ def _fit_pca(built: BuiltNetwork, pixels: Any) -> None:
 
 
 def _tiles(src: Any, raster: str, labels: str, field: str, backbone: str, chip: int, start: StartingPoint,
-           test_fraction: float, seed: int, class_colors: dict[str, str] | None, names: list[str], band_stats: Any,
+           test_fraction: float, seed: int, class_colors: dict[str, str] | None, names: list[str], empty: list[int],
            validation: str) -> PreparedData:
     import numpy as np
 
@@ -126,7 +145,7 @@ def _tiles(src: Any, raster: str, labels: str, field: str, backbone: str, chip: 
     if validation != "none":
         mask = polygon_group_split(polygon_class, polygon_id, test_fraction, seed, [c.name for c in classes])
         test_groups = {int(g) for g in polygon_id[mask]}
-    built = build_network("segmentation", backbone, names, band_stats, len(classes), chip, start)
+    built = _build(src, raster, "segmentation", backbone, names, empty, len(classes), chip, start)
     tiles = read_tiles(src, gdf, window, built.bands, built.mean, built.std, chip, test_groups)
     if not len(tiles.data):
         raise InputError(f"The labels of {labels} cover only nodata pixels of {raster}: nothing to train on.")
@@ -143,5 +162,5 @@ def _tiles(src: Any, raster: str, labels: str, field: str, backbone: str, chip: 
              "samples_per_class": {c.name: n for c, n in zip(classes, counts, strict=True)}}
     logger.info("%d tiles of %d px: %d training and %d validation pixels.", len(tiles.data), chip, stats["n_train"],
                 n_val)
-    return PreparedData(classes, built, train, val, counts, stats, _input_info(src, raster))
+    return PreparedData(classes, built, train, val, counts, stats, _input_info(src, raster, empty))
 

@@ -59,8 +59,8 @@ class DeepWindowPredictor:
                 self._src = open_raster(self._raster)
             src, model = self._src, self._model
             row0, col0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
-            raw = read_block(src, window)
-            valid = valid_mask(raw, band_nodata(src))
+            nodata = band_nodata(src)  # a pixel is valid when the bands the network reads hold a value
+            valid = valid_mask(read_block(src, window, model.bands), [nodata[b - 1] for b in model.bands])
             n = model.spec.n_classes
             proba = np.zeros((n, h, w), dtype="float32")
             if valid.any():

@@ -347,6 +347,33 @@ def test_hundreds_of_bands_with_empty_ones_train_and_classify(tmp_path: Path) ->
     assert (classes == 0).tolist() == nodata.tolist()  # codes 1..3, nodata 0: only where a used band is nodata
 
 
+@pytest.mark.parametrize(("task", "chip"), [("patch", 5), ("hyperspectral", 5), ("segmentation", 32)])
+def test_a_deep_model_leaves_out_the_empty_bands_and_maps_with_the_others(tmp_path: Path, task: str,
+                                                                          chip: int) -> None:
+    from engine.deep.finetune import finetune
+    from engine.model_file import read_manifest
+    from engine.predict import classify_raster
+
+    raster, _ = empty_band_raster(tmp_path / "cube.tif", 12, (5,), (9,))
+    with rasterio.open(raster, "r+") as dst:  # a used band is nodata in a corner, outside the labels
+        corner = dst.read(7)
+        corner[32:, 30:] = -9999
+        dst.write(corner, 7)
+    labels = write_labels(tmp_path / "labels.gpkg")
+    model, out = tmp_path / "deep.lpmodel", tmp_path / "map.tif"
+    finetune(str(raster), str(labels), "class", str(model), task=task, chip_size=chip, epochs=1, n_pca=4,
+             validation="none", device="cpu")
+    inputs = read_manifest(model)["input"]
+    assert inputs["bands_left_out"] == [5, 9]
+    assert inputs["bands_read"] == [b for b in range(1, 13) if b not in (5, 9)]
+    classify_raster(str(raster), str(model), str(out))
+    with rasterio.open(out) as dst:
+        classes = dst.read(1)
+    nodata = np.zeros((SIZE, SIZE), dtype=bool)
+    nodata[32:, 30:] = True
+    assert (classes == dst.nodata).tolist() == nodata.tolist()  # not every pixel: only where a read band is nodata
+
+
 def test_the_encoder_leaves_out_bands_empty_everywhere(tmp_path: Path) -> None:
     from engine.encoders import EncoderOptions
     from engine.feature_sources import load_encoded
