@@ -30,8 +30,9 @@ MEMBER_OVERHEAD = 4096
 MAX_SAFETENSORS_HEADER = 64 * 2**20
 SAFETENSORS_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                         "BOOL": 1, "U16": 2, "U32": 4, "U64": 8}
-#: numpy kinds a model array may have: booleans, integers, floats, complex (never objects, strings or records).
-NUMPY_KINDS = "biufc"
+#: numpy kinds a model array may have: booleans, integers, floats, complex, and records of those (a scikit-learn
+#: tree's nodes); never objects (``hasobject``), which numpy would unpickle.
+NUMPY_KINDS = "biufcV"
 
 Layout = dict[str, list[Any]]
 
@@ -53,7 +54,7 @@ def itemsize(member: str, dtype: Any) -> int | None:
         parsed = np.dtype(dtype)
     except (TypeError, ValueError):
         return None
-    return parsed.itemsize if parsed.kind in NUMPY_KINDS and parsed.fields is None else None
+    return parsed.itemsize if parsed.kind in NUMPY_KINDS and not parsed.hasobject else None
 
 
 def layout_problem(member: str, layout: Any) -> str | None:
