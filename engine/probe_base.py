@@ -47,6 +47,8 @@ class Probe:
 
     name: ClassVar[str]
     label: ClassVar[str]
+    #: Threads ``fit`` may use (``None``: all cores); the cross-validation that fits folds in parallel sets 1.
+    fit_threads: int | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> Probe:
         """Fit on features ``x`` (n, f) and class indices ``y`` in ``0..n_classes-1``; return ``self``."""

@@ -118,7 +118,8 @@ class XGBoostProbe(Probe):
         """Train a booster with the softprob objective."""
         xgb = _xgboost()
         params = {"objective": "multi:softprob", "num_class": n_classes, "max_depth": self.max_depth,
-                  "eta": self.learning_rate, "tree_method": "hist", "nthread": os.cpu_count() or 1,
+                  "eta": self.learning_rate, "tree_method": "hist",
+                  "nthread": self.fit_threads or os.cpu_count() or 1,
                   "eval_metric": "mlogloss", "seed": 0}
         data = xgb.DMatrix(x, label=y, weight=sample_weights(y, n_classes, self.class_weight))
         self.booster_ = xgb.train(params, data, num_boost_round=self.n_estimators)
@@ -208,7 +209,7 @@ class RandomForestProbe(Probe):
         from sklearn.ensemble import RandomForestClassifier
 
         self.model_ = RandomForestClassifier(
-            n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf, n_jobs=-1,
+            n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf, n_jobs=self.fit_threads or -1,
             class_weight="balanced_subsample" if self.class_weight == "balanced" else None, random_state=self.seed,
         ).fit(x, y)
         self.n_classes_ = n_classes

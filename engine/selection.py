@@ -7,19 +7,21 @@ rasters turned into polygons, one pixel each), they are grouped into spatial blo
 never scored on the neighbours of its own training pixels (which would reward the model that overfits most).
 
 The cost is bounded by successive halving: every candidate is scored on a subsample (at most
-:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons); only the best :data:`FINALISTS`
+:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons, and the tree ensembles stopped early
+at :data:`FIRST_ROUND_TREES` trees or boosting rounds: this round only prunes); only the best :data:`FINALISTS`
 and the preferred candidate (the RBF SVM) are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`), with
-:data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few dozen polygons, which polygons share a fold moves
-a score by more than the gaps between candidates). Scores on a subsample capped per class are weighted back to the
-classes' real shares (otherwise an overall accuracy measured there would favour class weighting), and test pixels of
-a class that a fold's training side lacks (a class with a single polygon) are not scored in that fold. The winner
-is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best by no more than
-one standard error. The gap is measured fold by fold (all candidates of a round share their folds, and the folds
-differ in difficulty far more than the candidates do), with the standard error corrected for folds that share
-training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a little, while a
-gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates would overfit
-the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order instead of
-model size).
+:data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few dozen polygons, which polygons share a fold
+moves a score by more than the gaps between candidates). The folds of a candidate are fitted in parallel, one thread
+each (:mod:`joblib`, as scikit-learn's ``cross_validate`` does). Scores on a subsample capped per class are weighted
+back to the classes' real shares (otherwise an overall accuracy measured there would favour class weighting), and
+test pixels of a class that a fold's training side lacks (a class with a single polygon) are not scored in that
+fold. The winner is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best
+by no more than one standard error. The gap is measured fold by fold (all candidates of a round share their folds,
+and the folds differ in difficulty far more than the candidates do), with the standard error corrected for folds
+that share training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a
+little, while a gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates
+would overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order
+instead of model size).
 
 The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
 settings with and without inverse-frequency class weights.
@@ -28,6 +30,7 @@ settings with and without inverse-frequency class weights.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -70,6 +73,11 @@ GRID: dict[str, list[dict[str, Any]]] = {
 }
 #: Methods whose votes take no class weights.
 UNWEIGHTED_METHODS = ("knn",)
+#: Tree ensembles, whose cost grows with their number of trees (boosting rounds for XGBoost).
+TREE_METHODS = ("random_forest", "xgboost")
+#: Trees (or boosting rounds) of the ensembles in the first round, which only prunes: a forest's accuracy is close to
+#: its plateau at a few dozen trees (Probst and Boulesteix 2017), and the finalists are scored again in full.
+FIRST_ROUND_TREES = 30
 #: Samples per class in the first round, where every candidate is scored.
 FIRST_ROUND_PER_CLASS = 200
 #: Samples per class in the second round, where the finalists are scored again.
@@ -95,13 +103,17 @@ class Candidate:
     params: tuple[tuple[str, Any], ...] = ()
     class_weight: str = "balanced"
 
-    def build(self) -> Probe:
-        """A fresh, unfitted probe."""
+    def build(self, trees: int | None = None, fit_threads: int | None = None) -> Probe:
+        """A fresh, unfitted probe (a tree ensemble with ``trees`` trees, if given; fitting on ``fit_threads``)."""
         probe_class = get_probe(self.method)
         kwargs = dict(self.params)
         if self.method not in UNWEIGHTED_METHODS:
             kwargs["class_weight"] = self.class_weight
-        return probe_class(**kwargs)
+        if trees is not None and self.method in TREE_METHODS:
+            kwargs["n_estimators"] = trees
+        probe = probe_class(**kwargs)
+        probe.fit_threads = fit_threads
+        return probe
 
     @property
     def name(self) -> str:
@@ -222,8 +234,16 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
     return [test for test in folds if len(np.unique(y[~test])) >= 2]
 
 
+def _workers(n_folds: int) -> int:
+    """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than the folds."""
+    import os
+
+    return max(1, min(n_folds, int(os.environ.get("LANDPROBE_THREADS") or 0) or os.cpu_count() or 1))
+
+
 def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
-          objective: str, feedback: Feedback, class_weights: np.ndarray | None = None) -> dict[str, Any]:
+          objective: str, feedback: Feedback, class_weights: np.ndarray | None = None,
+          trees: int | None = None, parallel: Any = None) -> dict[str, Any]:
     """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores.
 
     Test pixels of a class that the fold's training side lacks (a class with one polygon) are not scored: no
@@ -231,22 +251,35 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
     with a subsample capped per class, ``full count / subsample count`` gives back the scores at the classes' real
     shares (an overall accuracy measured on a class-balanced subsample would otherwise be a balanced accuracy, and
     favour weighted classes). ``folds`` may hold several repeats of a k-fold split: the pooled matrix sums them.
+    The folds are fitted in parallel threads, one core each (the fits release the GIL), on ``parallel`` (a
+    :class:`joblib.Parallel` of threads kept open by the caller) or a pool of this call's own; ``trees`` stops a
+    tree ensemble early.
     """
     import numpy as np
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
 
-    start = time.perf_counter()
-    pooled = np.zeros((n_classes, n_classes))
-    fold_scores = []
-    for test in folds:
+    workers = parallel.n_jobs if parallel is not None else _workers(len(folds))
+
+    def fold(test: np.ndarray) -> np.ndarray | None:
         feedback.check_cancel()
-        probe = candidate.build().fit(x[~test], y[~test], n_classes)
         learnable = test & np.isin(y, np.unique(y[~test]))
         if not learnable.any():  # only classes this fold cannot learn: nothing to score
-            continue
+            return None
+        probe = candidate.build(trees, 1 if workers > 1 else None).fit(x[~test], y[~test], n_classes)
+        probe.set_threads(1 if workers > 1 else os.cpu_count() or 1)
         cm = confusion_matrix(y[learnable], probe.predict(x[learnable], proba=False)[0], n_classes).astype(float)
-        cm = cm if class_weights is None else cm * class_weights[:, None]
-        pooled += cm
-        fold_scores.append(objective_score(cm, objective))
+        return cm if class_weights is None else cm * class_weights[:, None]
+
+    start = time.perf_counter()
+    with threadpool_limits(1 if workers > 1 else None):  # no BLAS threads on top of the fold threads
+        matrices = (parallel or Parallel(n_jobs=workers, prefer="threads"))(delayed(fold)(test) for test in folds)
+    pooled = np.zeros((n_classes, n_classes))
+    fold_scores = []
+    for cm in matrices:
+        if cm is not None:
+            pooled += cm
+            fold_scores.append(objective_score(cm, objective))
     figures = _figures(pooled)
     return {**candidate.as_dict(), "score": figures[objective] or 0.0,
             "score_std": float(np.std(fold_scores, ddof=1)) if len(fold_scores) > 1 else 0.0,
@@ -257,8 +290,10 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
 
 def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
            rows: np.ndarray, cols: np.ndarray, n_classes: int, objective: str, scheme: str, seed: int,
-           feedback: Feedback, repeats: int = 1) -> tuple[list[dict[str, Any]], int]:
+           feedback: Feedback, repeats: int = 1, trees: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Score every candidate of ``pool`` on the samples ``keep`` (``repeats`` k-fold splits drawn anew, pooled).
+
+    ``trees`` stops the tree ensembles early (see :func:`score`).
 
     Returns the rows and the number of folds of one split.
     """
@@ -274,15 +309,19 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
         n_folds = len(split)
     full, kept = np.bincount(y, minlength=n_classes), np.bincount(y[keep], minlength=n_classes)
     weights = np.divide(full, kept, out=np.ones(n_classes), where=kept > 0) if len(keep) < len(y) else None
+    from joblib import Parallel
+
     results = []
-    for i, candidate in enumerate(pool):
-        feedback.progress(i / len(pool), f"Cross-validating {candidate.name}")
-        try:
-            results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback, weights))
-        except (ValueError, ArithmeticError, MemoryError, MissingDependencyError) as exc:  # cannot fit here
-            logger.info("Candidate %s failed: %s", candidate.name, exc)
-            results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
-                            "status": "failed", "note": str(exc)})
+    with Parallel(n_jobs=_workers(len(folds)), prefer="threads") as parallel:  # one pool for every candidate
+        for i, candidate in enumerate(pool):
+            feedback.progress(i / len(pool), f"Cross-validating {candidate.name}")
+            try:
+                results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback, weights,
+                                     trees, parallel))
+            except (ValueError, ArithmeticError, MemoryError, MissingDependencyError) as exc:  # cannot fit here
+                logger.info("Candidate %s failed: %s", candidate.name, exc)
+                results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
+                                "status": "failed", "note": str(exc)})
     feedback.progress(1.0, "Cross-validation done")
     return results, n_folds
 
@@ -318,14 +357,15 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
     small = cap_per_class(y, groups, FIRST_ROUND_PER_CLASS, seed)
     large = cap_per_class(y, groups, FINAL_ROUND_PER_CLASS, seed)
     results, n_folds = _round(pool, small, x, y, groups, rows, cols, n_classes, objective, scheme, seed,
-                              feedback.stage(0.0, 0.5))
+                              feedback.stage(0.0, 0.5), trees=FIRST_ROUND_TREES)
     if n_folds:
         ranked = sorted((r for r in results if r["score"] is not None), key=lambda r: -r["score"])
         names = {r["name"] for r in ranked[:FINALISTS]} | {pool[0].name}  # the preferred one stays in
         finalists = [c for c in pool if c.name in names]
         for r in results:
             if r["status"] == "scored" and r["name"] not in names:
-                r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(small)} samples, "
+                early = f" with {FIRST_ROUND_TREES} trees" if r["method"] in TREE_METHODS else ""
+                r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(small)} samples{early}, "
                                                f"not among the best {FINALISTS}")
         final, n_final = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme,
                                 seed + 1, feedback.stage(0.5, 1.0), FINAL_REPEATS)

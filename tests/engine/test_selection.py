@@ -279,9 +279,10 @@ def test_scores_on_a_class_capped_subsample_count_classes_at_their_real_shares()
     folds = [np.arange(20) % 2 == 0, np.arange(20) % 2 == 1]
 
     class Always0(selection.Candidate):
-        def build(self):
+        def build(self, trees=None, fit_threads=None):
             probe = selection.Candidate("knn").build()
             probe.fit = lambda x_, y_, n: probe  # type: ignore[method-assign]
+            probe.set_threads = lambda n: None  # type: ignore[method-assign]
             probe.predict = lambda x_, proba=True: (np.zeros(len(x_), dtype="int64"), None)  # type: ignore
             return probe
 
@@ -306,3 +307,26 @@ def test_a_class_missing_from_a_folds_training_side_is_not_scored_there() -> Non
     result = selection.score(selection.Candidate("logistic_regression", (("c", 1.0),)), x, y, folds, 3,
                              "overall_accuracy", selection.Feedback())
     assert result["score"] == pytest.approx(1.0)  # separable classes; the lone polygon's fold does not count it
+
+
+def test_folds_fitted_in_parallel_score_as_folds_fitted_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(3), 60)
+    x = rng.normal(size=(180, 4)) + y[:, None] * 0.8
+    folds = [np.arange(180) % 4 == k for k in range(4)]
+    candidate = selection.Candidate("random_forest", (), "balanced")
+    scores = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("LANDPROBE_THREADS", threads)
+        assert selection._workers(len(folds)) == int(threads)
+        scores[threads] = selection.score(candidate, x, y, folds, 3, "overall_accuracy", selection.Feedback(),
+                                          trees=12)["fold_scores"]
+    assert scores["1"] == scores["2"] and len(scores["1"]) == 4
+
+
+def test_the_first_round_stops_tree_ensembles_early_and_nothing_else() -> None:
+    assert selection.Candidate("random_forest").build(trees=7).n_estimators == 7
+    assert selection.Candidate("xgboost").build(trees=7, fit_threads=1).n_estimators == 7
+    assert selection.Candidate("random_forest").build().n_estimators == 100  # the finalists are scored in full
+    svm = selection.Candidate("svm", (("c", 10.0),)).build(trees=7, fit_threads=1)
+    assert svm.fit_threads == 1 and not hasattr(svm, "n_estimators")
