@@ -41,6 +41,8 @@ class EmbeddingSource:
     dequantize: str | None = None  # "alphaearth" or None
     nodata: float | None = None  # a nodata value that overrides the file's
     identity: dict[str, Any] = field(default_factory=dict)
+    scales: list[float] | None = None  # the bands' scale and offset tags: value = stored x scale + offset
+    offsets: list[float] | None = None
 
     def label(self) -> str:
         """A short human description, e.g. ``rcf_gaussian embeddings (128 dimensions, patch 16 px, stride 16 px)``."""
@@ -50,13 +52,16 @@ class EmbeddingSource:
             return (f"{ident.get('encoder')} embeddings ({self.dim} dimensions, patch {ident.get('patch_size')} px, "
                     f"stride {ident.get('stride')} px{weights})")
         names = {"alphaearth": "Google Satellite Embedding (AlphaEarth, int8 de-quantised)",
-                 "tessera": "TESSERA embeddings", "float": "float embeddings"}
-        return f"{names[self.kind]} ({self.dim} dimensions)"
+                 "tessera": "TESSERA embeddings", "float": "float embeddings",
+                 "scaled": "embeddings stored as whole numbers"}
+        tags = ", scale and offset tags applied" if self.scales is not None else ""
+        return f"{names[self.kind]} ({self.dim} dimensions{tags})"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the model's manifest."""
+        tags = {"scales": self.scales, "offsets": self.offsets} if self.scales is not None else {}
         return {"kind": self.kind, "dim": self.dim, "dequantize": self.dequantize, "nodata": self.nodata,
-                "identity": self.identity}
+                "identity": self.identity, **tags}
 
 
 def describe_embeddings(path: str) -> EmbeddingSource:
@@ -69,15 +74,20 @@ def describe_embeddings(path: str) -> EmbeddingSource:
     import json
 
     from .embeddings import METADATA_KEY
-    from .rasters import open_raster
+    from .rasters import band_scaling, open_raster
 
     with open_raster(path) as src:
         tag = src.tags().get(METADATA_KEY)
         count, dtype = src.count, src.dtypes[0]
+        scaling = band_scaling(src)
     if tag:
         meta = json.loads(tag)
         identity = {k: meta.get(k) for k in _IDENTITY_KEYS if k in meta}
         return EmbeddingSource("landprobe", count, identity=identity)
+    if scaling is not None:  # the file says how its values become embeddings: that wins over any guess
+        kind = "scaled" if not dtype.startswith("float") else "tessera" if count == TESSERA_BANDS else "float"
+        return EmbeddingSource(kind, count, identity={"product": kind, "dim": count}, scales=scaling[0],
+                               offsets=scaling[1])
     if dtype == "int8" and count == ALPHAEARTH_BANDS:
         return EmbeddingSource("alphaearth", count, "alphaearth", ALPHAEARTH_NODATA,
                                {"product": "Google Satellite Embedding V1", "dim": count})
@@ -91,11 +101,19 @@ def describe_embeddings(path: str) -> EmbeddingSource:
     )
 
 
-def dequantize(x: np.ndarray, how: str | None) -> np.ndarray:
-    """Values as float32; AlphaEarth's int8 become ``sign(q) * (q / 127.5) ** 2``."""
+def dequantize(x: np.ndarray, how: str | None, scales: list[float] | None = None,
+               offsets: list[float] | None = None) -> np.ndarray:
+    """Values (n, bands) as float32, in embedding units.
+
+    With the bands' scale and offset tags, ``stored x scale + offset``; AlphaEarth's int8 (no tags) become
+    ``sign(q) * (q / 127.5) ** 2``.
+    """
     import numpy as np
 
     values = np.asarray(x, dtype="float32")
+    if scales is not None:
+        return (values * np.asarray(scales, dtype="float32") + np.asarray(offsets or 0.0, dtype="float32")
+                ).astype("float32")
     if how == "alphaearth":
         scaled = values / 127.5
         return np.sign(scaled) * scaled * scaled

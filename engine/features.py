@@ -125,7 +125,8 @@ def compute_features(x: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
     if recipe["recipe"] in EMBEDDING_RECIPES:
         from .embedding_inputs import dequantize
 
-        return dequantize(x, recipe.get("embedding", {}).get("dequantize"))
+        embedding = recipe.get("embedding", {})
+        return dequantize(x, embedding.get("dequantize"), embedding.get("scales"), embedding.get("offsets"))
     raw = np.asarray(x, dtype="float32")[:, [b - 1 for b in recipe["bands"]]]
     if "scales" in recipe or "offsets" in recipe:  # physical values: indices need reflectances, not numbers stored
         n = x.shape[1]

@@ -180,3 +180,34 @@ def test_other_embedding_rasters_are_recognised_and_raw_bands_are_not(tmp_path: 
     assert describe_embeddings(str(other)).dequantize is None
     with pytest.raises(InputError, match=r"6 bands of uint16.*choose 'raw bands'"):
         describe_embeddings(str(raw))
+
+
+def test_embeddings_stored_as_whole_numbers_with_scale_and_offset_tags_are_used_as_embeddings(
+        tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
+    from engine.model_file import read_manifest
+
+    ae = _alphaearth(tmp_path / "ae.tif", sample_raster, sample_labels)
+    with rasterio.open(ae) as src:
+        q = src.read().astype("int16")
+        profile = src.profile | {"dtype": "int16", "count": 64, "nodata": -32768}
+    physical = dequantize(np.moveaxis(q, 0, -1).reshape(-1, 64), "alphaearth").reshape(*q.shape[1:], 64)
+    stored = np.round((np.moveaxis(physical, -1, 0) - 0.5) / 1e-4).astype("int16")  # value = stored x 1e-4 + 0.5
+    stored[:, :20, :20] = -32768
+    path = tmp_path / "scaled.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(stored)
+        dst.scales, dst.offsets = [1e-4] * 64, [0.5] * 64
+    source = describe_embeddings(str(path))
+    assert source.kind == "scaled" and source.scales == [pytest.approx(1e-4)] * 64 and "tags applied" in source.label()
+    np.testing.assert_allclose(dequantize(np.array([[100, -200]]), None, [1e-4, 1e-4], [0.5, 0.5]), [[0.51, 0.48]],
+                               rtol=1e-6)
+    model = tmp_path / "scaled.lpmodel"
+    result = train_classifier(str(path), str(sample_labels), "class", str(model), features="embeddings",
+                              method="knn")
+    assert result.overall_accuracy > 0.9
+    assert read_manifest(model)["features"]["embedding"]["offsets"] == [0.5] * 64
+    out = tmp_path / "scaled_map.tif"
+    classify_raster(str(path), str(model), str(out))
+    with rasterio.open(out) as m:
+        classes = m.read(1)
+        assert (classes[:20, :20] == m.nodata).all() and (classes[20:, 20:] != m.nodata).all()
