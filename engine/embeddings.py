@@ -94,6 +94,12 @@ def empty_bands(src: Any, max_side: int = 1024, data: np.ndarray | None = None) 
     return [b + 1 for b in range(src.count) if not valid_mask(data[b:b + 1], [nodata[b]]).any()]
 
 
+def _scaling_of(scaling: tuple[list[float], list[float]] | None, bands: list[int]
+                ) -> tuple[list[float], list[float]] | None:
+    """The scales and offsets of ``bands`` (1-based) among every band's ``scaling``."""
+    return None if scaling is None else ([scaling[0][b - 1] for b in bands], [scaling[1][b - 1] for b in bands])
+
+
 def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], list[float]] | None = None,
                     bands: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean and std of the valid pixels, from a read decimated to at most ``max_side`` pixels a side.
@@ -111,7 +117,7 @@ def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], 
     nodata = band_nodata(src)
     if bands is not None:
         data, nodata = data[[b - 1 for b in bands]], [nodata[b - 1] for b in bands]
-        scaling = None if scaling is None else ([scaling[0][b - 1] for b in bands], [scaling[1][b - 1] for b in bands])
+        scaling = _scaling_of(scaling, bands)
     valid = valid_mask(data, nodata)
     if not valid.any():
         empty = empty_bands(src, max_side, data)
@@ -141,7 +147,7 @@ def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = No
     nodata = band_nodata(src)
     if bands is not None:
         nodata = [nodata[b - 1] for b in bands]
-        scaling = None if scaling is None else ([scaling[0][b - 1] for b in bands], [scaling[1][b - 1] for b in bands])
+        scaling = _scaling_of(scaling, bands)
 
     def sample(n: int, size: int, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)

@@ -89,8 +89,9 @@ def _npz_layout(data: bytes, member: str, path: str | Path) -> Layout:
         with zipfile.ZipFile(io.BytesIO(data)) as inner:
             for info in inner.infolist():
                 if info.compress_type != zipfile.ZIP_STORED:
-                    raise ModelFileError(f"Model file {path} is refused: its array {info.filename} is compressed "
-                                         f"inside {member}, which Landprobe never writes. Use the original file.")
+                    raise ModelFileError(f"Model file {path} is refused: its arrays ({info.filename}) are compressed "
+                                         f"inside their .npz member {member}, which Landprobe never writes. Use the "
+                                         "original file.")
                 with inner.open(info) as fp:
                     version = npy.read_magic(fp)
                     read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0

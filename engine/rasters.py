@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, LandprobeError, OutputError
-from .workspace import record_partial
+from .workspace import TMP_MARKER, record_partial
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TMP_MARKER = ".landprobe-tmp-"
 #: A write that fails on a disk with less free space than this is taken for a full disk (GDAL reports it as an I/O
 #: error of the TIFF writer, a failed write or a free-space check, in words that change between versions).
 FULL_DISK_BYTES = 32 * 2**20

@@ -241,8 +241,6 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
 
 def _workers(n_folds: int) -> int:
     """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than the folds."""
-    import os
-
     return max(1, min(n_folds, int(os.environ.get("LANDPROBE_THREADS") or 0) or os.cpu_count() or 1))
 
 
@@ -303,6 +301,7 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
     Returns the rows and the number of folds of one split.
     """
     import numpy as np
+    from joblib import Parallel
 
     folds: list[np.ndarray] = []
     n_folds = 0
@@ -314,8 +313,6 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
         n_folds = len(split)
     full, kept = np.bincount(y, minlength=n_classes), np.bincount(y[keep], minlength=n_classes)
     weights = np.divide(full, kept, out=np.ones(n_classes), where=kept > 0) if len(keep) < len(y) else None
-    from joblib import Parallel
-
     results = []
     with Parallel(n_jobs=_workers(len(folds)), prefer="threads") as parallel:  # one pool for every candidate
         for i, candidate in enumerate(pool):

@@ -29,6 +29,8 @@ FOLDER = "landprobe-jobs"
 OWNER = "owner.pid"
 #: The file in a workspace that lists where its job writes partial outputs (folder and unique token per line).
 PARTIALS = "partials.txt"
+#: The mark in the name of every partial output (:func:`engine.rasters.temporary_path`).
+TMP_MARKER = ".landprobe-tmp-"
 #: The environment variable that names the current job's workspace.
 VARIABLE = "LANDPROBE_WORKSPACE"
 
@@ -103,7 +105,7 @@ def remove_partials(workspace: Path) -> None:
         return
     for line in lines:
         folder, _, token = line.partition("\t")
-        if ".landprobe-tmp-" not in token or "/" in token:  # only the engine's own partial files, never others
+        if TMP_MARKER not in token or "/" in token:  # only the engine's own partial files, never others
             continue
         for leftover in Path(folder).glob(f"*{token}*"):
             with contextlib.suppress(OSError):

@@ -240,6 +240,17 @@ def empty_band_raster(path: Path, n_bands: int = 12, nan_bands: tuple[int, ...] 
     return write(path, data, "float32", -9999, names), data
 
 
+def nodata_corner(raster: Path, band: int = 7) -> np.ndarray:
+    """Make ``band`` (a used one) nodata in the bottom-right corner, outside the labels; the corner's mask."""
+    with rasterio.open(raster, "r+") as dst:
+        values = dst.read(band)
+        values[32:, 30:] = -9999
+        dst.write(values, band)
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    mask[32:, 30:] = True
+    return mask
+
+
 def test_an_empty_band_no_longer_makes_every_pixel_nodata(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     raster, data = empty_band_raster(tmp_path / "cube.tif")
     labels = write_labels(tmp_path / "labels.gpkg")
@@ -328,10 +339,7 @@ def test_hundreds_of_bands_with_empty_ones_train_and_classify(tmp_path: Path) ->
 
     nan_bands, nodata_bands = (104, 105, 106), (1, 150, 224)
     raster, _ = empty_band_raster(tmp_path / "hsi.tif", 224, nan_bands, nodata_bands, seed=5)
-    with rasterio.open(raster, "r+") as dst:  # a used band is nodata in a corner, outside the labels
-        corner = dst.read(7)
-        corner[32:, 30:] = -9999
-        dst.write(corner, 7)
+    corner = nodata_corner(raster)
     labels = write_labels(tmp_path / "labels.gpkg")
     model, out = tmp_path / "hsi.lpmodel", tmp_path / "map.tif"
     train_classifier(str(raster), str(labels), "class", str(model), method="logistic_regression")
@@ -342,9 +350,7 @@ def test_hundreds_of_bands_with_empty_ones_train_and_classify(tmp_path: Path) ->
     classify_raster(str(raster), str(model), str(out))
     with rasterio.open(out) as dst:
         classes = dst.read(1)
-    nodata = np.zeros((SIZE, SIZE), dtype=bool)
-    nodata[32:, 30:] = True
-    assert (classes == 0).tolist() == nodata.tolist()  # codes 1..3, nodata 0: only where a used band is nodata
+    assert (classes == 0).tolist() == corner.tolist()  # codes 1..3, nodata 0: only where a used band is nodata
 
 
 @pytest.mark.parametrize(("task", "chip"), [("patch", 5), ("hyperspectral", 5), ("segmentation", 32)])
@@ -355,10 +361,7 @@ def test_a_deep_model_leaves_out_the_empty_bands_and_maps_with_the_others(tmp_pa
     from engine.predict import classify_raster
 
     raster, _ = empty_band_raster(tmp_path / "cube.tif", 12, (5,), (9,))
-    with rasterio.open(raster, "r+") as dst:  # a used band is nodata in a corner, outside the labels
-        corner = dst.read(7)
-        corner[32:, 30:] = -9999
-        dst.write(corner, 7)
+    corner = nodata_corner(raster)
     labels = write_labels(tmp_path / "labels.gpkg")
     model, out = tmp_path / "deep.lpmodel", tmp_path / "map.tif"
     finetune(str(raster), str(labels), "class", str(model), task=task, chip_size=chip, epochs=1, n_pca=4,
@@ -369,9 +372,7 @@ def test_a_deep_model_leaves_out_the_empty_bands_and_maps_with_the_others(tmp_pa
     classify_raster(str(raster), str(model), str(out))
     with rasterio.open(out) as dst:
         classes = dst.read(1)
-    nodata = np.zeros((SIZE, SIZE), dtype=bool)
-    nodata[32:, 30:] = True
-    assert (classes == dst.nodata).tolist() == nodata.tolist()  # not every pixel: only where a read band is nodata
+    assert (classes == dst.nodata).tolist() == corner.tolist()  # not every pixel: only where a read band is nodata
 
 
 def test_the_encoder_leaves_out_bands_empty_everywhere(tmp_path: Path) -> None:
