@@ -14,6 +14,7 @@ ENGINE_PYTHON_SETTING = "LANDPROBE_ENGINE_PYTHON"
 DEVICE_SETTING = "LANDPROBE_DEVICE"
 THREADS_SETTING = "LANDPROBE_THREADS"
 CACHE_SETTING = "LANDPROBE_CACHE"
+MODELS_SETTING = "LANDPROBE_MODELS_FOLDER"
 DEVICES = ["auto", "cpu", "cuda"]
 
 
@@ -63,6 +64,9 @@ def register_settings(group: str, icon: Any = None) -> bool:
     processing_config.addSetting(setting_class(
         group, CACHE_SETTING, "Folder for downloaded model weights (empty: torch's default, ~/.cache/torch)", "",
         valuetype=setting_class.FOLDER))
+    processing_config.addSetting(setting_class(
+        group, MODELS_SETTING, "Folder for trained models left as temporary files (empty: a models folder beside "
+        "the project, else ~/Landprobe/models)", "", valuetype=setting_class.FOLDER))
     processing_config.readSettings()
     return True
 
@@ -73,7 +77,7 @@ def unregister_settings() -> None:
     if config is None:
         return
     processing_config = config[0]
-    for name in (ENGINE_PYTHON_SETTING, DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING):
+    for name in (ENGINE_PYTHON_SETTING, DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING, MODELS_SETTING):
         if name in processing_config.settings:
             processing_config.removeSetting(name)
 
@@ -100,3 +104,16 @@ def engine_preferences() -> dict[str, str]:
     cache = get(CACHE_SETTING)
     return {"LANDPROBE_DEVICE": str(device or ""), "LANDPROBE_THREADS": str(int(threads)) if threads else "",
             "TORCH_HOME": str(cache or "")}
+
+
+def models_folder_setting() -> str | None:
+    """The "Folder for trained models" setting (``LANDPROBE_MODELS_FOLDER`` in the environment wins), or None."""
+    import os
+
+    if os.environ.get(MODELS_SETTING):
+        return os.environ[MODELS_SETTING]
+    config = _processing_config()
+    if config is None:
+        return None
+    value = config[0].getSetting(MODELS_SETTING)
+    return str(value) if value else None

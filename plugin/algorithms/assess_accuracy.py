@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -24,10 +23,11 @@ class AssessAccuracyAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "assessaccuracy"
     DISPLAY_NAME = "Assess accuracy"
+    TAGS = ("accuracy assessment", "validation", "confusion matrix", "kappa", "f1", "error matrix", "olofsson",
+            "area estimation", "land cover")
 
     CLASSIFIED = "CLASSIFIED"
     REFERENCE = "REFERENCE"
-    FIELD = "FIELD"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OUTPUT_HTML = "OUTPUT_HTML"
     OVERALL_ACCURACY = "OVERALL_ACCURACY"
@@ -60,14 +60,7 @@ class AssessAccuracyAlgorithm(LandprobeAlgorithm):
                 [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint],
             )
         )
-        self.addParameter(
-            QgsProcessingParameterField(
-                self.FIELD,
-                self.tr("Class field"),
-                parentLayerParameterName=self.REFERENCE,
-                type=QgsProcessingParameterField.DataType.Any,
-            )
-        )
+        self.add_class_field(self.REFERENCE)
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_REPORT, self.tr("Accuracy report"), self.tr("JSON (*.json)")
@@ -88,14 +81,13 @@ class AssessAccuracyAlgorithm(LandprobeAlgorithm):
             {
                 "classified": self.raster_path(parameters, self.CLASSIFIED, context),
                 "reference": self.vector_path(parameters, self.REFERENCE, context, feedback),
-                "field": self.parameterAsString(parameters, self.FIELD, context),
+                "field": self.class_field(parameters, context, feedback, self.REFERENCE),
                 "output_report": report,
             },
             feedback,
         )
-        for key, label in (("overall_accuracy", "Overall accuracy"), ("kappa", "Kappa"), ("macro_f1", "Macro F1")):
-            if outputs.get(key) is not None:
-                feedback.pushInfo(self.tr("{}: {:.3f}").format(self.tr(label), outputs[key]))
+        self.log_accuracy(feedback, outputs.get("overall_accuracy"), outputs.get("kappa"), outputs.get("macro_f1"),
+                          "Overall accuracy against the reference")
         self.link_report(feedback, outputs.get("output_html"))
         return {
             self.OUTPUT_REPORT: outputs.get("output_report", report),

@@ -40,8 +40,10 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
 
     ALGORITHM_ID = ""
     DISPLAY_NAME = ""
-    GROUP = "Classification"
-    GROUP_ID = "classification"
+    GROUP = "Classify"
+    GROUP_ID = "classify"
+    #: Words the toolbox search finds the algorithm by (its methods and tasks), besides its name.
+    TAGS: tuple[str, ...] = ()
 
     def tr(self, text: str) -> str:
         """Translate ``text`` in the Processing context."""
@@ -62,6 +64,10 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
     def groupId(self) -> str:
         """The toolbox group id."""
         return self.GROUP_ID
+
+    def tags(self) -> list[str]:
+        """Search words for the toolbox: the algorithm's methods and tasks, and Landprobe's own."""
+        return [self.tr(tag) for tag in (*self.TAGS, "landprobe", "machine learning", "remote sensing")]
 
     def helpUrl(self) -> str:
         """Where the full documentation lives."""
@@ -99,6 +105,61 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.tr("Cancelled: {}").format(exc)) from exc
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from exc
+
+    LABELS = "LABELS"
+    FIELD = "FIELD"
+
+    def add_class_field(self, parent: str = "LABELS", what: str = "Class field") -> None:
+        """``FIELD`` of the layer parameter ``parent``: optional, empty meaning the field named like a class field.
+
+        The default is the guess for the layer the dialog is likely to offer (QGIS's own fallback is the first
+        field, an identifier in most layers).
+        """
+        from qgis.core import QgsProcessingParameterField
+
+        from .class_field import guess_for_project
+
+        self.addParameter(QgsProcessingParameterField(
+            self.FIELD, self.tr("{} (empty: the field named like class, label, landcover...)").format(self.tr(what)),
+            defaultValue=guess_for_project(), parentLayerParameterName=parent,
+            type=QgsProcessingParameterField.DataType.Any, optional=True))
+
+    def class_field(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                    feedback: QgsProcessingFeedback, parent: str = "LABELS") -> str:
+        """The ``FIELD`` the user set, else the field of ``parent`` named like a class field (logged).
+
+        Raises:
+            QgsProcessingException: when the field is empty and no field looks like a class field.
+
+        """
+        from .class_field import guess_for_source
+
+        field = self.parameterAsString(parameters, self.FIELD, context)
+        if field:
+            return field
+        source = self.parameterAsSource(parameters, parent, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, parent))
+        guess = guess_for_source(source)
+        if guess is None:
+            names = ", ".join(source.fields().names()) or "none"
+            raise QgsProcessingException(self.tr(
+                "Set Class field: no field of the labels looks like a class field (a text field, or "
+                "whole numbers with a few values, named like class, label or landcover). Its fields: {}."
+            ).format(names))
+        feedback.pushInfo(self.tr('Class field: "{}" (Class field was left empty; this field is named like a '
+                                  "class field. Set Class field to use another.)").format(guess))
+        return guess
+
+    def log_accuracy(self, feedback: QgsProcessingFeedback, accuracy: float | None, kappa: float | None,
+                     macro_f1: float | None, what: str = "Held-out overall accuracy") -> None:
+        """The accuracy figures in one line, as the report shows them (accuracy in %, kappa and F1 from 0 to 1)."""
+        if accuracy is None:
+            return
+        extra = [f"kappa {kappa:.3f}" if kappa is not None else "", f"macro F1 {macro_f1:.3f}"
+                 if macro_f1 is not None else ""]
+        feedback.pushInfo(self.tr("{}: {:.1f} %{}").format(
+            self.tr(what), 100 * accuracy, "".join(f", {e}" for e in extra if e)))
 
     def link_report(self, feedback: QgsProcessingFeedback, path: str | None) -> None:
         """Put the HTML report's path in the log as a link (plain text before QGIS 3.36)."""

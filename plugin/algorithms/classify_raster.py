@@ -9,13 +9,13 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
 
 from .base import LandprobeAlgorithm
-from .styles import style_on_load
+from .model_paths import model_parameter
+from .styles import ResultLayers, style_on_load
 
 #: (display name, engine name) of each output grid, in the order of the OUTPUT_GRID options (append only).
 OUTPUT_GRIDS = [
@@ -29,6 +29,8 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "classifyraster"
     DISPLAY_NAME = "Classify raster"
+    TAGS = ("supervised classification", "land cover", "land use", "map", "predict", "inference", "apply model",
+            "probability", "confidence", "random forest", "svm", "xgboost", "deep learning", "segmentation")
 
     MODEL = "MODEL"
     OUTPUT = "OUTPUT"
@@ -68,14 +70,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the parameters."""
         self.add_raster_parameters()
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL,
-                self.tr("Model"),
-                behavior=QgsProcessingParameterFile.Behavior.File,
-                fileFilter=self.tr("Landprobe model (*.lpmodel)"),
-            )
-        )
+        self.addParameter(model_parameter(self.MODEL, self.tr("Model (default: the last one trained)")))
         grid = QgsProcessingParameterEnum(self.OUTPUT_GRID, self.tr("Output grid (models computing embeddings)"),
                                           options=[self.tr(label) for label, _ in OUTPUT_GRIDS], defaultValue=0)
         grid_raster = QgsProcessingParameterRasterLayer(self.GRID_RASTER, self.tr("Grid of this raster"),
@@ -95,6 +90,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
         """Convert the parameters into a ``classify_raster`` job and run it in the engine."""
         raster = self.raster_stack(parameters, context)
         model = self.parameterAsFile(parameters, self.MODEL, context)
+        feedback.pushInfo(self.tr("Model: {}").format(model))
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probability = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
@@ -117,6 +113,10 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
             self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),
         }
-        for path in results.values():  # class names and colours; probabilities on a 0..1 ramp
-            style_on_load(context, path)
+        # Class names and colours, probabilities on a 0..1 ramp; the class map on top, the others below, unchecked.
+        arrangement = ResultLayers(results[self.OUTPUT], [results[self.OUTPUT_CONFIDENCE],
+                                                          results[self.OUTPUT_PROBABILITY]],
+                                   per_class=results[self.OUTPUT_PROBABILITY])
+        for path in results.values():
+            style_on_load(context, path, arrangement)
         return results

@@ -48,11 +48,19 @@ HELP = (
 )
 
 
-def add_encoder_parameters(algorithm: QgsProcessingAlgorithm, patch_advanced: bool = False) -> None:
-    """Add ENCODER, PATCH_SIZE, STRIDE and the advanced WEIGHTS, WEIGHTS_FILE, BAND_MAP, ARCHITECTURE."""
+def add_encoder_parameters(algorithm: QgsProcessingAlgorithm, patch_advanced: bool = False,
+                           encoder_advanced: bool = False, label: str = "Encoder") -> None:
+    """Add ENCODER, PATCH_SIZE, STRIDE and the advanced WEIGHTS, WEIGHTS_FILE, BAND_MAP, ARCHITECTURE.
+
+    ``encoder_advanced`` moves the encoder itself to the advanced parameters (where features are band values by
+    default and the encoder only matters for one of the choices); ``label`` is the encoder's label.
+    """
     tr = algorithm.tr
-    algorithm.addParameter(QgsProcessingParameterEnum(
-        ENCODER, tr("Encoder"), options=[tr(label) for label, _ in ENCODERS], defaultValue=0))
+    encoder = QgsProcessingParameterEnum(ENCODER, tr(label), options=[tr(text) for text, _ in ENCODERS],
+                                         defaultValue=0)
+    if encoder_advanced:
+        encoder.setFlags(encoder.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+    algorithm.addParameter(encoder)
     sizes = [QgsProcessingParameterNumber(name, tr(label), QgsProcessingParameterNumber.Type.Integer,
                                           defaultValue=0, minValue=0)
              for name, label in ((PATCH_SIZE, "Patch size (pixels, 0 = encoder default)"),

@@ -21,6 +21,7 @@ class EngineStatusAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "enginestatus"
     DISPLAY_NAME = "Engine status"
+    TAGS = ("engine", "status", "gpu", "cuda", "install", "diagnostics")
     GROUP = "Engine"
     GROUP_ID = "engine"
 

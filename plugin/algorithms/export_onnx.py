@@ -8,11 +8,11 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
 )
 
 from .base import LandprobeAlgorithm
+from .model_paths import model_parameter
 
 
 class ExportOnnxAlgorithm(LandprobeAlgorithm):
@@ -20,6 +20,7 @@ class ExportOnnxAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "exportonnx"
     DISPLAY_NAME = "Export deep model to ONNX"
+    TAGS = ("onnx", "export", "deep learning", "deployment", "model")
     GROUP = "Deep learning"
     GROUP_ID = "deeplearning"
 
@@ -40,8 +41,7 @@ class ExportOnnxAlgorithm(LandprobeAlgorithm):
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the parameters and outputs."""
-        self.addParameter(QgsProcessingParameterFile(self.MODEL, self.tr("Deep model"),
-                                                     fileFilter=self.tr("Landprobe model (*.lpmodel)")))
+        self.addParameter(model_parameter(self.MODEL, self.tr("Deep model")))
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, self.tr("ONNX file"),
                                                                 self.tr("ONNX (*.onnx)")))
         self.addOutput(QgsProcessingOutputNumber(self.MAX_DIFFERENCE, self.tr("Largest difference")))

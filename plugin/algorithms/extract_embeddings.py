@@ -23,6 +23,8 @@ class ExtractEmbeddingsAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "extractembeddings"
     DISPLAY_NAME = "Extract embeddings"
+    TAGS = ("embeddings", "foundation model", "encoder", "features", "mosaiks",
+            "random convolutional features", "resnet", "vit", "torchgeo", "pretrained", "self-supervised")
     GROUP = "Embeddings"
     GROUP_ID = "embeddings"
 

@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -24,6 +23,7 @@ from qgis.core import (
 )
 
 from .base import LandprobeAlgorithm
+from .model_paths import model_destination, report_model
 
 #: (display name, engine name) of the TASK, BACKBONE, VALIDATION, SCHEDULER, DEVICE and STRATEGY options, in order.
 #: Append only: batch files and graphical models store the option's index.
@@ -58,6 +58,9 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "finetune"
     DISPLAY_NAME = "Fine-tune deep model"
+    TAGS = ("deep learning", "neural network", "cnn", "u-net", "unet", "segmentation", "resnet", "vit", "fine-tune",
+            "transfer learning", "pytorch", "lightning", "gpu", "hyperspectral", "land cover",
+            "supervised classification")
     GROUP = "Deep learning"
     GROUP_ID = "deeplearning"
 
@@ -83,7 +86,10 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
             "checkpoint, or frozen random features as a baseline.<br>"
             "<b>Semantic segmentation</b>: a U-Net labels every pixel of a tile; unlabelled pixels are ignored.<br>"
             "<b>Hyperspectral</b>: a spectral branch (bidirectional GRU with attention over the bands) and a "
-            "spatial branch (CNN with spatial attention on PCA-reduced chips), for cubes with many bands."
+            "spatial branch (CNN with spatial attention on PCA-reduced chips), for cubes with many bands.<br>"
+            "<b>Chip size</b>: the side of the square each prediction sees, in pixels; 0 takes the task's default: "
+            "15 for the small CNN, 32 for the other patch classifiers, 64 for U-Net tiles, 11 for hyperspectral "
+            "chips."
             "<h3>Training</h3>"
             "Whole polygons are held out for validation, as for <i>Train classifier</i>. Class-weighted loss, "
             "AdamW, flips and rotations; training stops when the validation loss stops improving and keeps the "
@@ -117,9 +123,7 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.RASTER, self.tr("Raster")))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.LABELS, self.tr("Training polygons"), [QgsProcessing.SourceType.TypeVectorPolygon]))
-        self.addParameter(QgsProcessingParameterField(
-            self.FIELD, self.tr("Class field"), parentLayerParameterName=self.LABELS,
-            type=QgsProcessingParameterField.DataType.Any))
+        self.add_class_field()
         self._enum(self.TASK, "Task", TASKS)
         self._enum(self.BACKBONE, "Backbone", BACKBONES)
         self._add(QgsProcessingParameterString(self.WEIGHTS, self.tr("Weights (torchgeo weight name)"),
@@ -130,7 +134,7 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
                   True)
         self._add(QgsProcessingParameterString(self.ARCHITECTURE, self.tr("Architecture (timm name)"),
                                                optional=True), True)
-        self._number(self.CHIP_SIZE, "Chip or tile size (pixels, 0 = default: 15 small CNN, 32, 64, 11)", 0, 0)
+        self._number(self.CHIP_SIZE, "Chip size in pixels (0: the task's default)", 0, 0)
         self._number(self.EPOCHS, "Epochs (at most)", 20, 1)
         self._number(self.BATCH_SIZE, "Batch size", 32, 1)
         self._number(self.LEARNING_RATE, "Learning rate", 0.001, 0.0, double=True)
@@ -161,8 +165,9 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         """Convert the parameters into a ``finetune`` job and run it in the engine."""
-        field = self.parameterAsString(parameters, self.FIELD, context)
-        output_model = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
+        field = self.class_field(parameters, context, feedback)
+        labels = self.vector_path(parameters, self.LABELS, context, feedback)
+        output_model = model_destination(self, parameters, self.OUTPUT_MODEL, context, feedback, labels)
         output_report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
 
         def choice(name: str, options: list[tuple[str, str]]) -> str:
@@ -174,7 +179,7 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
         task = choice(self.TASK, TASKS)
         params = {
             "raster": self.raster_path(parameters, self.RASTER, context),
-            "labels": self.vector_path(parameters, self.LABELS, context, feedback),
+            "labels": labels,
             "field": field, "output_model": output_model, "output_report": output_report, "task": task,
             "backbone": choice(self.BACKBONE, BACKBONES) or None,
             "weights": text(self.WEIGHTS), "weights_file": self.parameterAsFile(parameters, self.WEIGHTS_FILE,
@@ -196,9 +201,9 @@ class FinetuneAlgorithm(LandprobeAlgorithm):
             "class_colors": self.class_colors(parameters, self.LABELS, field, context),
         }
         outputs = self.run_engine("finetune", params, feedback)
-        if outputs.get("overall_accuracy") is not None:
-            feedback.pushInfo(self.tr("Overall accuracy: {:.3f}").format(outputs["overall_accuracy"]))
+        self.log_accuracy(feedback, outputs.get("overall_accuracy"), outputs.get("kappa"), outputs.get("macro_f1"))
         self.link_report(feedback, outputs.get("output_html"))
+        report_model(feedback, outputs.get("output_model", output_model))
         return {
             self.OUTPUT_MODEL: outputs.get("output_model", output_model),
             self.OUTPUT_REPORT: outputs.get("output_report", output_report),

@@ -24,8 +24,10 @@ class ImportMatAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "importmat"
     DISPLAY_NAME = "Import MATLAB hyperspectral file"
-    GROUP = "Deep learning"
-    GROUP_ID = "deeplearning"
+    TAGS = ("hyperspectral", "matlab", "mat", "import", "convert", "indian pines", "pavia", "salinas", "benchmark",
+            "ground truth", "prepare data")
+    GROUP = "Prepare data"
+    GROUP_ID = "preparedata"
 
     MAT, KEY, OUTPUT, BANDS = "MAT", "KEY", "OUTPUT", "BANDS"
 
@@ -64,8 +66,10 @@ class LabelPolygonsAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "labelpolygons"
     DISPLAY_NAME = "Class raster to training polygons"
-    GROUP = "Deep learning"
-    GROUP_ID = "deeplearning"
+    TAGS = ("ground truth", "polygonize", "vectorize", "training data", "labels", "reference", "prepare data",
+            "hyperspectral", "benchmark")
+    GROUP = "Prepare data"
+    GROUP_ID = "preparedata"
 
     RASTER, UNLABELLED, OUTPUT, POLYGONS = "RASTER", "UNLABELLED", "OUTPUT", "POLYGONS"
 

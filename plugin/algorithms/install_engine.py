@@ -29,6 +29,7 @@ class InstallEngineAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "installengine"
     DISPLAY_NAME = "Install engine"
+    TAGS = ("engine", "install", "setup", "python", "torch", "environment")
     GROUP = "Engine"
     GROUP_ID = "engine"
 

@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -23,6 +22,7 @@ from qgis.core import (
 
 from . import encoder_params as enc
 from .base import LandprobeAlgorithm
+from .model_paths import model_destination, report_model
 
 #: (display name, engine name) of each classifier, in the order of the METHOD options.
 #: Append only: batch files and graphical models store the option's index.
@@ -74,10 +74,11 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
 
     ALGORITHM_ID = "trainclassifier"
     DISPLAY_NAME = "Train classifier"
+    TAGS = ("supervised classification", "land cover", "land use", "training", "random forest", "svm",
+            "support vector machine", "xgboost", "gradient boosting", "logistic regression", "k-nearest neighbours",
+            "knn", "cross-validation", "embeddings", "probe", "linear probe", "accuracy", "pixel classifier")
 
     BANDS = "BANDS"
-    LABELS = "LABELS"
-    FIELD = "FIELD"
     METHOD = "METHOD"
     OBJECTIVE = "OBJECTIVE"
     CLASS_WEIGHTS = "CLASS_WEIGHTS"
@@ -111,7 +112,10 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "<i>More bands</i>, bands after the first raster's are numbered on.<br>"
             "<b>Training polygons</b>: polygons that outline areas of known class, in any CRS "
             "(they are reprojected to the raster's). Selected features only is honoured.<br>"
-            "<b>Class field</b>: the field holding each polygon's class, as text or integer.<br>"
+            "<b>Class field</b>: the field holding each polygon's class, as text or whole numbers. Left empty, "
+            "the field named like a class field (<i>class</i>, <i>label</i>, <i>landcover</i>, <i>type</i>...) "
+            "is used, else the first text field, and the log names it. A field with one value per polygon (an "
+            "identifier such as <i>fid</i> or <i>id</i>) is refused with the likely class field named.<br>"
             "<b>Method</b>: <i>Automatic</i> (the default) tries logistic regression, support vector machines, "
             "XGBoost, random forest and k-nearest neighbours with a few settings each, by cross-validation on the "
             "training polygons only (the held-out polygons never take part in the choice), and keeps the best; the "
@@ -148,7 +152,11 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             "class (three polygon splits), for the features chosen and, with embeddings, for the raster's band "
             "values averaged over the same cells, as a table and a plot in the report. With embeddings the report "
             "also shows the labelled samples in a 2-D projection (PCA, and t-SNE).<br>"
-            "<b>Trained model</b>: the model file to write (.lpmodel).<br>"
+            "<b>Trained model</b>: the model file to write (.lpmodel; added when missing). Left as a temporary "
+            "file, the model is saved in the models folder instead (<i>models</i> beside the saved project, else "
+            "<i>~/Landprobe/models</i>, or the folder set in Settings > Options > Processing > Providers > "
+            "Landprobe), since QGIS deletes temporary files on exit. <i>Classify raster</i> then offers the new "
+            "model as its model.<br>"
             "<b>Validation report</b>: optional JSON file with the accuracy, kappa, confusion matrix and "
             "per-class scores; an HTML page with the same name is written beside it.<br>"
             "<h3>Outputs</h3>"
@@ -169,14 +177,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint],
             )
         )
-        self.addParameter(
-            QgsProcessingParameterField(
-                self.FIELD,
-                self.tr("Class field"),
-                parentLayerParameterName=self.LABELS,
-                type=QgsProcessingParameterField.DataType.Any,
-            )
-        )
+        self.add_class_field()
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.METHOD, self.tr("Method"), options=[self.tr(label) for label, _ in METHODS],
@@ -212,7 +213,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, self.tr("Features"), options=[self.tr(label) for label, _ in FEATURE_SOURCES],
             defaultValue=0))
-        enc.add_encoder_parameters(self, patch_advanced=True)
+        enc.add_encoder_parameters(self, patch_advanced=True, encoder_advanced=True,
+                                   label="Encoder (features computed on the fly)")
         coverage = QgsProcessingParameterNumber(
             self.MIN_COVERAGE, self.tr("Minimum coverage of an embedding cell by one class (0-1)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
@@ -246,10 +248,10 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         """Convert the parameters into a ``train_classifier`` job and run it in the engine."""
         raster = self.raster_stack(parameters, context)
         labels = self.vector_path(parameters, self.LABELS, context, feedback)
-        field = self.parameterAsString(parameters, self.FIELD, context)
+        field = self.class_field(parameters, context, feedback)
         method = METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][1]
         validation = VALIDATIONS[self.parameterAsEnum(parameters, self.VALIDATION, context)][1]
-        output_model = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
+        output_model = model_destination(self, parameters, self.OUTPUT_MODEL, context, feedback, labels)
         output_report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None
         outputs = self.run_engine(
             "train_classifier",
@@ -275,14 +277,13 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
             feedback,
         )
         if outputs.get("method"):
-            feedback.pushInfo(self.tr("Method: {} ({})").format(outputs["method"], outputs.get("method_reason", "")))
+            feedback.pushInfo(self.tr("Method: {}. {}").format(outputs.get("method_label") or outputs["method"],
+                                                               outputs.get("method_reason", "")))
         accuracy = outputs.get("overall_accuracy")
         kappa = outputs.get("kappa")
-        if accuracy is not None:
-            feedback.pushInfo(self.tr("Overall accuracy: {:.3f}").format(accuracy))
-        if kappa is not None:
-            feedback.pushInfo(self.tr("Kappa: {:.3f}").format(kappa))
+        self.log_accuracy(feedback, accuracy, kappa, outputs.get("macro_f1"))
         self.link_report(feedback, outputs.get("output_html"))
+        report_model(feedback, outputs.get("output_model", output_model))
         return {
             self.OUTPUT_MODEL: outputs.get("output_model", output_model),
             self.OUTPUT_REPORT: outputs.get("output_report", output_report),

@@ -28,6 +28,8 @@ MODEL3 = REPO_ROOT / "resources" / "models" / "raw_band_probe.model3"
 
 # The repository is the plugin folder: make it importable as ``landprobe``, the way QGIS installs it.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Models left as temporary outputs go to the models folder: a temporary one, not the user's ~/Landprobe/models.
+os.environ.setdefault("LANDPROBE_MODELS_FOLDER", tempfile.mkdtemp(prefix="landprobe-models-"))
 PLUGINS_DIR = Path(tempfile.mkdtemp(prefix="landprobe-plugins-"))
 (PLUGINS_DIR / "landprobe").symlink_to(REPO_ROOT, target_is_directory=True)
 sys.path.insert(0, str(PLUGINS_DIR))
