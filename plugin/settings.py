@@ -46,11 +46,13 @@ def register_settings(group: str, icon: Any = None) -> bool:
     )
     if icon is not None:
         processing_config.settingIcons[group] = icon
+    # The options tree shows a blank value as nothing at all: the label says which engine a blank one uses.
+    in_use = f"{SETTING_DESCRIPTION} (blank: {recorded})" if recorded else SETTING_DESCRIPTION
     processing_config.addSetting(
         setting_class(
             group,
             ENGINE_PYTHON_SETTING,
-            SETTING_DESCRIPTION,
+            in_use,
             "",
             valuetype=setting_class.FILE,
             placeholder=placeholder,

@@ -45,7 +45,9 @@ class AssessAccuracyAlgorithm(LandprobeAlgorithm):
             "<b>Classified raster</b>: a class map, for example from <i>Classify raster</i> (its class names are "
             "read from the file; other rasters are compared by class code).<br>"
             "<b>Reference data</b>: polygons or points of known class, not used for training.<br>"
-            "<b>Class field</b>: the reference class, by name (text) or code (integer).<br>"
+            "<b>Class field</b>: the reference class, by name (text) or code (integer); left empty, the field "
+            "named like a class field (<i>class</i>, <i>label</i>, <i>landcover</i>...) is used and named in the "
+            "log.<br>"
             "<b>Accuracy report</b>: JSON file; an HTML page with the same name is written beside it and opens "
             "in the Results Viewer."
         )

@@ -120,7 +120,7 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
         from .class_field import guess_for_project
 
         self.addParameter(QgsProcessingParameterField(
-            self.FIELD, self.tr("{} (empty: the field named like class, label, landcover...)").format(self.tr(what)),
+            self.FIELD, self.tr("{} (empty: the one named like a class)").format(self.tr(what)),
             defaultValue=guess_for_project(), parentLayerParameterName=parent,
             type=QgsProcessingParameterField.DataType.Any, optional=True))
 

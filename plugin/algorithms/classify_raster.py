@@ -51,7 +51,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             "raster the model was trained on.<br>"
             "<b>More bands</b> (advanced, optional): further rasters whose bands are stacked after the first "
             "raster's, as at training.<br>"
-            "<b>Model</b>: a Landprobe model file (.lpmodel). A model trained on an embedding raster classifies "
+            "<b>Model</b>: a Landprobe model file (.lpmodel); the last model trained is offered. A model trained on an embedding raster classifies "
             "embedding rasters of the same kind (same encoder, weights, patch size and stride: others are refused "
             "with the difference named); a model that computes embeddings on the fly takes the raster's bands as "
             "at training.<br>"
@@ -70,7 +70,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         """Declare the parameters."""
         self.add_raster_parameters()
-        self.addParameter(model_parameter(self.MODEL, self.tr("Model (default: the last one trained)")))
+        self.addParameter(model_parameter(self.MODEL, self.tr("Model")))
         grid = QgsProcessingParameterEnum(self.OUTPUT_GRID, self.tr("Output grid (models computing embeddings)"),
                                           options=[self.tr(label) for label, _ in OUTPUT_GRIDS], defaultValue=0)
         grid_raster = QgsProcessingParameterRasterLayer(self.GRID_RASTER, self.tr("Grid of this raster"),

@@ -129,8 +129,16 @@ def test_engine_python_setting_is_registered(landprobe_plugin: Any) -> None:
     from landprobe.plugin.settings import ENGINE_PYTHON_SETTING
     from processing.core.ProcessingConfig import ProcessingConfig
 
+    from landprobe.plugin.engine_process import recorded_engine_python
+    from landprobe.plugin.settings import MODELS_SETTING
+
     setting = ProcessingConfig.settings[ENGINE_PYTHON_SETTING]
-    assert setting.group == "Landprobe" and setting.description == "Engine Python interpreter"
+    assert setting.group == "Landprobe" and setting.description.startswith("Engine Python interpreter")
+    assert setting.value in ("", None)
+    recorded = recorded_engine_python()
+    if recorded:  # a blank value shows nothing in the options tree: the label names the engine it means
+        assert setting.description == f"Engine Python interpreter (blank: {recorded})"
+    assert ProcessingConfig.settings[MODELS_SETTING].group == "Landprobe"
 
 
 def test_device_threads_and_cache_settings_reach_the_engine(
