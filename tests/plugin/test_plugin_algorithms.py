@@ -126,11 +126,9 @@ def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engi
 
 
 def test_engine_python_setting_is_registered(landprobe_plugin: Any) -> None:
-    from landprobe.plugin.settings import ENGINE_PYTHON_SETTING
-    from processing.core.ProcessingConfig import ProcessingConfig
-
     from landprobe.plugin.engine_process import recorded_engine_python
-    from landprobe.plugin.settings import MODELS_SETTING
+    from landprobe.plugin.settings import ENGINE_PYTHON_SETTING, MODELS_SETTING
+    from processing.core.ProcessingConfig import ProcessingConfig
 
     setting = ProcessingConfig.settings[ENGINE_PYTHON_SETTING]
     assert setting.group == "Landprobe" and setting.description.startswith("Engine Python interpreter")
