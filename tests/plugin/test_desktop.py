@@ -1,7 +1,9 @@
 """QGIS desktop under Xvfb with the plugin installed from its zip: the sample pipeline, styled layers, screenshots.
 
 The session (``desktop_session.py``) runs inside ``qgis --code`` with a fresh profile whose plugin folder holds the
-unpacked zip. The screenshots are kept in ``output/screenshots/`` as test artefacts.
+unpacked zip. The screenshots (the Train classifier dialog, the Layers panel after classifying, a fine-tune log, the
+training report, the canvas and the main window) and the fine-tune log's text are kept in ``output/screenshots/`` as
+test artefacts, copied before any check so that a failing run still leaves them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "output" / "screenshots"
+#: The screenshots the session writes (see ``desktop_session.py``).
+SHOTS = ("dialog.png", "layers.png", "finetune_log.png", "report.png", "canvas.png", "window.png")
+CLASSES = ["barren", "forest", "herbaceous", "urban", "water"]
+#: Lines that do not belong in a fine-tune log shown to a GIS user: Lightning's banners and tips, and Python
+#: warnings from the libraries (which point at a file in site-packages).
+NOISE = ("GPU available", "TPU available", "litmodels", "litlogger", "DeprecationWarning", "site-packages/")
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
@@ -42,15 +50,59 @@ def test_desktop_session_from_the_zip(engine_python: str, tmp_path: Path) -> Non
                            str(tmp_path / "profile"), "--nologo", "--noversioncheck", "--code",
                            str(Path(__file__).with_name("desktop_session.py"))],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    for name in (*SHOTS, "report_full.png", "finetune_log.txt", "result.json"):
+        if (out / name).is_file():
+            shutil.copy(out / name, ARTEFACTS / name)
     assert (out / "result.json").is_file(), f"rc {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     info = json.loads((out / "result.json").read_text())
     assert "error" not in info, info.get("error")
     assert "landprobe" in info["providers"] and info["toolbox_shown"]
     assert info["layers"]["Classified raster"] == "paletted" and info["layers"]["Confidence"] == "singlebandpseudocolor"
-    assert info["class_labels"] == ["barren", "forest", "herbaceous", "urban", "water"]
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    for name in ("canvas.png", "window.png"):
-        shutil.copy(out / name, ARTEFACTS / name)
+    assert info["class_labels"] == CLASSES
+    for name in SHOTS:
+        shot = QImage(str(out / name))
+        assert shot.width() > 200 and shot.height() > 200, (name, info["errors"])
+
+    # The layer tree the plugin leaves after Classify raster: the class map on top and shown; confidence and
+    # probabilities below it and unchecked; the probabilities as a group of one layer per class, named after it.
+    tree = info["layer_tree"]
+    assert tree[0]["type"] == "layer" and tree[0]["source"] == "classes.tif", tree
+    assert tree[0]["visible"] and tree[0]["shown"], tree[0]
+    confidence = [row for row in tree if row["type"] == "layer" and row["source"] == "confidence.tif"]
+    assert len(confidence) == 1 and not confidence[0]["visible"], confidence
+    groups = [i for i, row in enumerate(tree) if row["type"] == "group" and "probabilit" in row["name"].lower()]
+    assert len(groups) == 1, tree
+    group = tree[groups[0]]
+    members = []
+    for row in tree[groups[0] + 1:]:
+        if row["depth"] <= group["depth"]:
+            break
+        members.append(row)
+    # One layer per class, named after it, and the multi-band layer itself (Identify shows every probability).
+    assert [row["type"] for row in members] == ["layer"] * (len(CLASSES) + 1), members
+    assert all(row["source"].startswith("probabilities") for row in members), members
+    per_class = [row for row in members if row["name"].startswith("probability of ")]
+    assert [row["name"] for row in per_class] == [f"probability of {name}" for name in CLASSES], members
+    probability = [row for row in tree if row["type"] == "layer" and row["source"].startswith("probabilities")]
+    assert probability == members, probability  # every probability layer is in the group
+    assert not group["visible"] or not any(row["visible"] for row in members), (group, members)
+    assert not any(row["shown"] for row in probability), probability
+    assert tree.index(confidence[0]) > 0 and groups[0] > 0  # below the class map
+
+    # The Train classifier dialog picks the sample's class field (its fields are id and class) by itself.
+    dialog = info.get("dialog", {})
+    if dialog.get("FIELD") is not None:
+        assert dialog["FIELD"] == "class", dialog
+
+    # The fine-tune log a user reads: epochs, and none of Lightning's banners or deprecation noise.
+    assert info.get("finetune", {}).get("ok"), info.get("finetune")
+    log = (out / "finetune_log.txt").read_text(encoding="utf-8").splitlines()
+    noise = [line for line in log if any(word in line for word in NOISE)]
+    assert not noise, noise
+    assert any("Epoch" in line for line in log), log[-20:]
+    assert not info["errors"], info["errors"]
+
     canvas = QImage(str(out / "canvas.png"))
     assert canvas.width() > 300 and canvas.height() > 300
     counts: dict[int, int] = {}
