@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
@@ -16,9 +14,8 @@ from .algorithms.finetune import FinetuneAlgorithm
 from .algorithms.hyperspectral import ImportMatAlgorithm, LabelPolygonsAlgorithm
 from .algorithms.install_engine import InstallEngineAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
+from .icons import ICON_PATH, provider_icon
 from .settings import register_settings, unregister_settings
-
-ICON_PATH = Path(__file__).resolve().parent.parent / "resources" / "icon.svg"
 
 ALGORITHMS = [
     TrainClassifierAlgorithm,
@@ -32,11 +29,6 @@ ALGORITHMS = [
     EngineStatusAlgorithm,
     InstallEngineAlgorithm,
 ]
-
-
-def provider_icon() -> QIcon:
-    """The Landprobe icon."""
-    return QIcon(str(ICON_PATH))
 
 
 class LandprobeProvider(QgsProcessingProvider):

@@ -26,6 +26,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine_process import EngineCancelledError, EngineError, find_engine_python, run_engine_job
+from ..icons import provider_icon
 from ..settings import engine_preferences, engine_python_setting
 
 HELP_URL = "https://github.com/landprobe/landprobe#readme"
@@ -75,8 +76,6 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self) -> QIcon:
         """The Landprobe icon."""
-        from ..provider import provider_icon
-
         return provider_icon()
 
     def createInstance(self) -> LandprobeAlgorithm:
