@@ -8,6 +8,8 @@ never by pixel.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ from .rasters import band_label, band_nodata, band_validity, iter_windows, open_
 if TYPE_CHECKING:
     import geopandas as gpd
     import numpy as np
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,121 @@ def split_layer_uri(path: str) -> tuple[str, str | None]:
     return file_path, layer
 
 
+#: Words that name a class field, alone or as a part of the name (``class_name``, ``LC_TYPE``, ``landcover2020``);
+#: earlier words are better. The plugin's guess (``plugin/algorithms/class_field.py``) uses the same words.
+CLASS_WORDS = ("class", "classe", "klasse", "label", "landcover", "land_cover", "lulc", "lc", "type", "category",
+               "cover", "crop", "species", "code_class", "nomenclature", "legend", "name", "klass")
+#: Names of identifier fields, never guessed as the class field (refused as one only when the values agree).
+ID_NAMES = re.compile(r"^(fid|id|gid|oid|objectid|object_id|ogc_fid|pk|uid|uuid|index|rowid|feature_id)$", re.I)
+
+#: A class field is refused as an identifier when it holds one distinct value per feature on a layer of at least
+#: this many features. Below it, a first layer with one polygon for each of up to 5 classes still trains (it cannot
+#: be validated, and the log says so); from 6 features on, a layer of one feature per class is far more often an
+#: identifier picked by mistake, and a second feature for any class lifts the refusal.
+IDENTIFIER_MIN_FEATURES = 6
+#: On a layer of at least this many features, a field with more classes than half the features (fewer than two
+#: features per class on average, so most classes could not be both trained and validated) is refused.
+MANY_FEATURES = 30
+#: More classes than this, with fewer than :data:`MIN_FEATURES_PER_CLASS` features each on average, is a
+#: measurement or a code rather than classes a classifier can learn; more classes with enough features each pass.
+MAX_CLASSES = 100
+MIN_FEATURES_PER_CLASS = 5
+
+
+def _name_rank(name: str) -> int | None:
+    """How well a field name says "class": 0 is best; ``None`` when it does not."""
+    lower = name.lower()
+    parts = [p for p in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=\d)", lower) if p]
+    for rank, word in enumerate(CLASS_WORDS):
+        if lower == word or word in parts or (len(word) > 3 and lower.startswith(word)):
+            return rank
+    return None
+
+
+def likely_class_field(gdf: pd.DataFrame, exclude: Iterable[str] = ()) -> str | None:
+    """The field of ``gdf`` most likely to hold the classes, or ``None``.
+
+    A field can be a class field when it holds text or whole numbers, is not named like an identifier
+    (:data:`ID_NAMES`) and has 2 to half as many distinct values as features (at least 2). Among those, in order: a
+    text field whose name says class (:data:`CLASS_WORDS`, e.g. ``class``, ``label``, ``LC_TYPE``, ``class_name``),
+    the best name first; a whole-number field with such a name; the first text field.
+
+    Args:
+        gdf: the label layer's features.
+        exclude: fields not to propose (e.g. the one the user chose).
+
+    """
+    import pandas as pd
+
+    skipped = set(exclude) | {"_class", "_group"}
+    n = len(gdf)
+    named, numbers, texts = [], [], []
+    for position, column in enumerate(gdf.columns):
+        if column in skipped or not isinstance(column, str) or ID_NAMES.match(column):
+            continue
+        values = gdf[column]
+        is_text = pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)
+        is_whole = pd.api.types.is_integer_dtype(values)
+        if not (is_text or is_whole):
+            continue
+        text = values.dropna().astype(str).str.strip()
+        distinct = text[text != ""].nunique()
+        if not 2 <= distinct <= max(2, n // 2):
+            continue
+        rank = _name_rank(column)
+        if rank is not None:
+            (named if is_text else numbers).append((rank, position, column))
+        elif is_text:
+            texts.append(column)
+    if named:
+        return min(named)[2]
+    if numbers:
+        return min(numbers)[2]
+    return texts[0] if texts else None
+
+
+def _not_a_class_reason(n_features: int, n_classes: int, multipart: bool) -> str | None:
+    """Why a field of ``n_classes`` distinct values over ``n_features`` features is not a class field, or ``None``.
+
+    The rules of :data:`IDENTIFIER_MIN_FEATURES`, :data:`MANY_FEATURES` and :data:`MAX_CLASSES`. A layer of
+    multi-part features with one value each is a layer dissolved by class, not an identifier: it passes.
+    """
+    if n_classes == n_features >= IDENTIFIER_MIN_FEATURES and not multipart:
+        return "it looks like an identifier, not a class"
+    if n_features >= MANY_FEATURES and n_classes > n_features / 2 and not multipart:
+        return "fewer than two features per class, so it looks like an identifier or a measurement, not a class"
+    if n_classes > MAX_CLASSES and n_features < MIN_FEATURES_PER_CLASS * n_classes:
+        return (f"more than {MAX_CLASSES} classes with fewer than {MIN_FEATURES_PER_CLASS} features each on "
+                "average, so it looks like a measurement or a code, not a class")
+    return None
+
+
+def check_class_field(gdf: gpd.GeoDataFrame, field_name: str, n_classes: int, name: str) -> None:
+    """Refuse a class field whose values say it is an identifier or a measurement (:func:`_not_a_class_reason`).
+
+    Never by its name alone: the field ``id`` of a layer whose ids are class codes (1 to 5 over 30 polygons) passes.
+
+    Raises:
+        InputError: naming the field, the layer, why, the likely class field when there is one, and what to do.
+
+    """
+    import shapely
+
+    n = len(gdf)
+    multipart = bool(n) and float((shapely.get_num_geometries(gdf.geometry.to_numpy()) > 1).mean()) > 0.5
+    why = _not_a_class_reason(n, n_classes, multipart)
+    if why is None:
+        return
+    guess = likely_class_field(gdf, exclude=[field_name])
+    choose = (f"Choose the class field ({guess!r} looks like one)" if guess else
+              "Choose the field that holds the classes")
+    raise InputError(
+        f"Field {field_name!r} of {name} has {n_classes} distinct values for {n} features: {why}. {choose}; if this "
+        "is the class field, group its values into fewer classes (Field Calculator) and give each class at least "
+        "two features, one to train and one to validate."
+    )
+
+
 def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: int = 2,
                 class_colors: dict[str, str] | None = None) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
     """Read a label layer, check its class field and reproject it to ``crs_wkt``.
@@ -137,7 +255,8 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
         classes sorted by code.
 
     Raises:
-        InputError: when the layer is empty, the field is missing, empty or holds fewer than two classes.
+        InputError: when the layer is empty, the field is missing, empty, holds fewer than two classes, or looks like
+            an identifier or a measurement rather than classes (:func:`check_class_field`).
 
     """
     import geopandas as gpd
@@ -185,6 +304,7 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
                                                                                    strict=True))]
         index = {n: i for i, n in enumerate(unique)}
         gdf["_class"] = text.map(index).astype("int32")
+    check_class_field(gdf, field_name, len(classes), name)
     if len(classes) < min_classes:
         raise InputError(
             f"Field {field_name!r} of {name} has a single class ({classes[0].name}); a classifier needs at least two."

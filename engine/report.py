@@ -2,8 +2,10 @@
 
 The HTML has inline CSS only, no script and no external URL, so it opens offline and can be mailed as one file.
 Every section is optional: a report without validation figures or area estimates still renders. The JSON keeps
-fractions from 0 to 1; the HTML shows accuracies (overall, balanced, producer's, user's, per fold) as percentages and
-kappa and F1 as scores from 0 to 1.
+fractions from 0 to 1 and the engine's names (``svm``, ``polygon_groups``); the HTML speaks a GIS analyst's words:
+methods and validation schemes by plain names, accuracies (overall, balanced, producer's, user's, per fold) as
+percentages with one decimal, kappa and F1 as scores from 0 to 1, and beside a per-class accuracy built on few pixels
+or few polygons its 95 % confidence interval and a warning.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .metrics import wilson_interval
 from .rasters import atomic_output, check_writable
 
 _CSS = """
@@ -38,18 +41,35 @@ _INPUTS = (("raster", "Raster"), ("classified", "Classified map"), ("labels", "L
 
 _LABELS = {"n": "Pixels assessed", "n_folds": "Folds", "n_test_polygons": "Test polygons", "n_polygons": "Polygons",
            "n_train_polygons": "Training polygons", "n_train_pixels": "Training pixels",
-           "n_reference_features": "Reference features", "test_fraction": "Share of each class's polygons held out",
+           "n_reference_features": "Reference features", "seed": "Random seed of the split",
+           "test_fraction": "Share of each class's polygons held out",
            "fold_overall_accuracy": "Overall accuracy per fold",
            "conflicting_pixels": "Pixels claimed by features of different classes (left out)",
            "reference_pixels_on_nodata": "Reference pixels on map nodata (left out)",
            "reference_classes_not_in_map": "Reference classes the map does not have",
            "map_classes_without_reference": "Map classes without reference pixels"}
 
-#: Validation entries that are fractions: shown as percentages.
-_FRACTIONS = {"test_fraction", "fold_overall_accuracy"}
-
-#: Below this many pixels a per-class accuracy is marked as uncertain.
+#: Below this many pixels a per-class accuracy is marked as uncertain, with its confidence interval.
 FEW_PIXELS = 30
+#: Below this many polygons too: the pixels of one polygon are alike, so they tell little more than one pixel does.
+FEW_POLYGONS = 3
+
+#: Validation entries shown by their own rows or table, not in the list of details.
+_SHOWN_APART = {"scheme", "description", "optimistic", "optimistic_reason", "per_class", "confusion_matrix",
+                "classes", "overall_accuracy", "kappa", "macro_f1", "balanced_accuracy", "macro_f1_classes",
+                "n_folds", "test_fraction", "fold_overall_accuracy", "fold_winners", "fold_methods",
+                "n_test_polygons", "n_polygons", "n"}
+
+#: The training data's figures in words (other keys are shown by their name).
+_TRAINING_LABELS = {"n_samples": "Labelled pixels", "n_polygons": "Labelled polygons",
+                    "n_samples_used": "Pixels used to train (at most a set number per class)",
+                    "conflicting_pixels": "Pixels claimed by features of different classes (left out)",
+                    "labelled_pixels_on_nodata": "Labelled pixels on nodata (left out)", "labels": "Label layer",
+                    "n_train": "Training samples", "n_validation": "Validation samples",
+                    "n_test_polygons": "Validation polygons", "n_tiles": "Tiles", "chip_size": "Chip size (px)"}
+
+#: Settings of the probes in words.
+_SETTINGS = {"c": "C", "n_estimators": "trees", "max_depth": "tree depth"}
 
 #: Plain words for the fold schemes and candidate states of the automatic choice.
 _SCHEMES = {"group_kfold": "whole polygons", "spatial_blocks": "spatial blocks", "polygon_groups": "whole polygons",
@@ -93,6 +113,70 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def method_label(method: str, params: dict[str, Any] | None = None, class_weight: str | None = None) -> str:
+    """A probe in a GIS analyst's words: ``Support vector machine (RBF kernel, C = 10), classes balanced``.
+
+    Args:
+        method: a name of :data:`engine.probes.PROBES`; another name (a deep network) comes back as it is.
+        params: the settings that differ from the probe's defaults, as in the automatic choice's candidates.
+        class_weight: ``balanced`` or ``none``; left out for methods that take no class weights (k-NN).
+
+    """
+    from .probes import PROBES
+    from .selection import UNWEIGHTED_METHODS
+
+    probe = PROBES.get(method)
+    if probe is None:
+        return method
+    label, settings = probe.label, _params(params)
+    if settings:
+        label = f"{label[:-1]}, {settings})" if label.endswith(")") else f"{label} ({settings})"
+    if class_weight and method not in UNWEIGHTED_METHODS:
+        label += ", classes balanced" if class_weight == "balanced" else ", classes unweighted"
+    return label
+
+
+def candidate_label(candidate: dict[str, Any]) -> str:
+    """:func:`method_label` of a candidate of the automatic choice (``{"method", "params", "class_weight"}``)."""
+    return method_label(str(candidate.get("method")), candidate.get("params"), candidate.get("class_weight"))
+
+
+def plain_names(text: str, candidates: list[dict[str, Any]]) -> str:
+    """``text`` with every candidate's short name (``svm (C=10), classes balanced``) put in plain words."""
+    import re
+
+    labels = {str(c["name"]): candidate_label(c) for c in candidates if isinstance(c, dict) and c.get("name")}
+    if not labels or not text:
+        return text
+    pattern = "|".join(re.escape(n) for n in sorted(labels, key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", lambda m: labels[m.group(0)], text)
+
+
+def validation_label(validation: dict[str, Any]) -> str:
+    """The validation scheme in plain words, e.g. ``30 % of each class's polygons held out``."""
+    scheme = str(validation.get("scheme"))
+    share = _share(validation.get("test_fraction"))
+    folds = validation.get("n_folds")
+    k = f"{folds}-fold" if isinstance(folds, int) and folds > 1 else "k-fold"
+    names = {
+        "polygon_groups": f"{share or 'A share'} of each class's polygons held out, whole",
+        "group_kfold": f"{k} cross-validation by whole polygons (every polygon tested once)",
+        "spatial_blocks": f"{k} cross-validation by spatial blocks of polygons (test polygons away from training "
+        "ones)",
+        "random_pixels": f"{share or 'A share'} of the pixels held out at random (optimistic)",
+        "independent reference": "An independent reference layer",
+        "none": "No validation",
+    }
+    return names.get(scheme, scheme.replace("_", " "))
+
+
+def _share(value: Any) -> str:
+    """A share such as a test fraction in percent: ``30 %``, or ``12.5 %``; empty when unknown."""
+    if not isinstance(value, int | float):
+        return ""
+    return f"{value * 100:.0f} %" if round(value * 100, 6) == round(value * 100) else f"{value * 100:.1f} %"
+
+
 def _class_weight(weight: Any) -> str:
     """The class weighting of the model in words, with why (``report["class_weight"]``)."""
     if not isinstance(weight, dict) or not weight.get("used"):
@@ -104,16 +188,25 @@ def _class_weight(weight: Any) -> str:
     return f"{_e(words)}.{why}"
 
 
+def _method(report: dict[str, Any]) -> str | None:
+    """The model's method in plain words, saying when it was chosen automatically."""
+    label = report.get("method_label")
+    if not label and isinstance(report.get("method"), str):
+        label = report["method"]
+        winner = next((c for c in (report.get("selection") or {}).get("candidates") or []
+                       if isinstance(c, dict) and c.get("name") == report.get("method_name")), None)
+        label = candidate_label(winner) if winner else method_label(label)
+    if label and report.get("method_option") == "auto":
+        return f"Automatic choice: {label}"
+    return label
+
+
 def _inputs(report: dict[str, Any]) -> str:
     rows = []
     for key, label in _INPUTS:
-        value = report.get(key)
-        if key == "method" and report.get("method_name"):
-            value = report["method_name"]
+        value = _method(report) if key == "method" else report.get(key)
         if value in (None, ""):
             continue
-        if key == "method" and report.get("method_option") == "auto":
-            value = f"{value} (chosen automatically)"
         rows.append(f"<tr><td>{label}</td><td>{_e(value)}</td></tr>")
         if key == "method" and _class_weight(report.get("class_weight")):
             rows.append(f"<tr><td>Class weights</td><td>{_class_weight(report.get('class_weight'))}</td></tr>")
@@ -149,9 +242,10 @@ def _score(value: Any, std: Any, objective: str) -> str:
 
 
 def _params(params: Any) -> str:
+    """Settings as ``C = 10, trees = 100``; empty for none (the probe's defaults)."""
     if not isinstance(params, dict) or not params:
-        return "defaults"
-    return ", ".join(f"{'C' if k == 'c' else k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+        return ""
+    return ", ".join(f"{_SETTINGS.get(k, k)} = {v:g}" if isinstance(v, float) else f"{_SETTINGS.get(k, k)} = {v}"
                      for k, v in params.items())
 
 
@@ -162,10 +256,12 @@ def _selection(selection: dict[str, Any]) -> str:
     candidates = [c for c in selection.get("candidates") or [] if isinstance(c, dict)]
     parts = ["<h2>How the method was chosen</h2>"]
     scored = [c for c in candidates if isinstance(c.get("score"), int | float)]
+    winner = selection.get("winner")
+    shown_winner = plain_names(str(winner), candidates) if winner else None
+    reason_text = plain_names(str(selection.get("reason") or ""), candidates)
     if not scored and not selection.get("n_folds"):  # a single candidate, or nothing could be scored
-        winner = selection.get("winner")
-        reason = _e(selection.get("reason") or "Not chosen by the data.")
-        parts.append(f"<p><strong>{_e(winner)}</strong>: {reason}</p>" if winner else f"<p>{reason}</p>")
+        reason = _e(reason_text or "Not chosen by the data.")
+        parts.append(f"<p><strong>{_e(shown_winner)}</strong>: {reason}</p>" if winner else f"<p>{reason}</p>")
         return "".join(parts)
     parts.append(f"<p>Objective: the highest cross-validated {_e(label)}.</p>")
     scheme = selection.get("scheme")
@@ -182,7 +278,6 @@ def _selection(selection: dict[str, Any]) -> str:
         score = c.get("score")
         return (0, -score) if isinstance(score, int | float) and c.get("status") != "failed" else (1, 0.0)
 
-    winner = selection.get("winner")
     heading = str(label).split(" (")[0]
     rows = []
     for c in sorted(candidates, key=order):
@@ -190,21 +285,18 @@ def _selection(selection: dict[str, Any]) -> str:
         status = _STATUS.get(str(c.get("status")), str(c.get("status") or ""))
         if won:
             status = "chosen"
-        note = f" ({_e(c['note'])})" if c.get("note") else ""
+        note = f" ({_e(plain_names(str(c['note']), candidates))})" if c.get("note") else ""
         seconds = c.get("seconds")
         row_class = ' class="win"' if won else ""
-        rows.append(f'<tr{row_class}><td class="l">{_e(c.get("name"))}</td>'
-                    f'<td class="l">{_e(c.get("method"))}</td><td class="l">{_e(_params(c.get("params")))}</td>'
-                    f'<td class="l">{_e(c.get("class_weight") or "n/a")}</td>'
+        rows.append(f'<tr{row_class}><td class="l">{_e(candidate_label(c))}</td>'
                     f'<td>{_score(c.get("score"), c.get("score_std"), objective)}</td>'
                     f'<td>{f"{seconds:.1f}" if isinstance(seconds, int | float) else "n/a"}</td>'
                     f'<td class="l">{_e(status)}{note}</td></tr>')
-    parts.append(f'<table><tr><th class="l">Candidate</th><th class="l">Method</th><th class="l">Settings</th>'
-                 f'<th class="l">Class weights</th><th>{_e(heading[:1].upper() + heading[1:])} ± standard deviation'
-                 '</th><th>Seconds</th><th class="l">Status</th></tr>'
-                 f'{"".join(rows)}</table>')
-    if selection.get("reason"):
-        parts.append(f"<p><strong>Chosen: {_e(winner)}.</strong> {_e(selection['reason'])}</p>")
+    parts.append(f'<table><tr><th class="l">Candidate (method, settings, class weights)</th>'
+                 f'<th>{_e(heading[:1].upper() + heading[1:])} ± standard deviation</th><th>Seconds</th>'
+                 f'<th class="l">Status</th></tr>{"".join(rows)}</table>')
+    if reason_text:
+        parts.append(f"<p><strong>Chosen: {_e(shown_winner)}.</strong> {_e(reason_text)}</p>")
     total = selection.get("seconds")
     if isinstance(total, int | float):
         parts.append(f'<p class="note">The choice took {total:.1f} s. Scores are pooled over the folds; ± is the '
@@ -213,6 +305,7 @@ def _selection(selection: dict[str, Any]) -> str:
 
 
 def _scheme(validation: dict[str, Any]) -> str:
+    """How the figures were made: the scheme in plain words, polygons and pixels tested, other details."""
     parts = ["<h2>Validation</h2>"]
     if validation.get("optimistic"):
         reason = validation.get("optimistic_reason") or (
@@ -220,25 +313,42 @@ def _scheme(validation: dict[str, Any]) -> str:
             "accuracy to be lower."
         )
         parts.append(f'<div class="warn"><strong>Optimistic figures.</strong> {_e(reason)}</div>')
-    details: list[tuple[str, str, Any]] = [("Scheme", "scheme", validation.get("scheme")),
-                                           ("Description", "description", validation.get("description"))]
-    skip = {"scheme", "description", "optimistic", "optimistic_reason", "per_class", "confusion_matrix", "classes",
-            "overall_accuracy", "kappa", "macro_f1", "balanced_accuracy", "macro_f1_classes"}
-
-    def shown(key: str, value: Any) -> str:
-        return _pct(value) if key in _FRACTIONS else _num(value)
-
-    details += [(_LABELS.get(key, key.replace("_", " ").capitalize()), key, value) for key, value in validation.items()
-                if key not in skip and isinstance(value, str | int | float | bool)]
-    rows = [f"<tr><td>{_e(k)}</td><td>{shown(key, v)}</td></tr>" for k, key, v in details if v is not None]
-    if rows:
-        parts.append(f'<table class="kv">{"".join(rows)}</table>')
-    lists = [(key, value) for key, value in validation.items() if isinstance(value, list) and key not in skip]
-    for key, value in lists:
-        if value:
+    rows = [("Validation", _e(validation_label(validation)))]
+    if validation.get("description"):
+        rows.append(("What it means", _e(validation["description"])))
+    tested, polygons = validation.get("n_test_polygons"), validation.get("n_polygons")
+    if isinstance(tested, int):
+        rows.append(("Polygons tested", f"{tested} of {polygons}" if isinstance(polygons, int) else str(tested)))
+    if validation.get("n") is not None:
+        rows.append((_LABELS["n"], _num(validation.get("n"))))
+    rows += [(_LABELS.get(key, key.replace("_", " ").capitalize()), _num(value))
+             for key, value in validation.items()
+             if key not in _SHOWN_APART and isinstance(value, str | int | float | bool) and value is not None]
+    parts.append('<table class="kv">' + "".join(f"<tr><td>{_e(k)}</td><td>{v}</td></tr>" for k, v in rows)
+                 + "</table>")
+    for key, value in validation.items():
+        if isinstance(value, list) and value and key not in _SHOWN_APART:
             parts.append(f'<p class="note">{_e(_LABELS.get(key, key.replace("_", " ").capitalize()))}: '
-                         f'{", ".join(shown(key, v) for v in value)}</p>')
-    return "".join(parts)
+                         f'{_e(", ".join(str(v) for v in value))}</p>')
+    return "".join(parts) + _folds(validation)
+
+
+def _folds(validation: dict[str, Any]) -> str:
+    """A table of the overall accuracy of each fold (and the method each chose), when there are several folds."""
+    accuracies = validation.get("fold_overall_accuracy") or []
+    if len(accuracies) < 2:  # one held-out split: its accuracy is the overall accuracy above
+        return ""
+    methods = validation.get("fold_methods") or []
+    chosen = len(methods) == len(accuracies) and len(set(methods)) > 1
+    head = "<th>Fold</th><th>Overall accuracy</th>" + ('<th class="l">Method chosen on its training polygons</th>'
+                                                         if chosen else "")
+    rows = []
+    for i, accuracy in enumerate(accuracies):
+        method = f'<td class="l">{_e(methods[i])}</td>' if chosen else ""
+        rows.append(f"<tr><td>{i + 1}</td><td>{_pct(accuracy)}</td>{method}</tr>")
+    return (f'<h3>Per fold</h3><table><tr>{head}</tr>{"".join(rows)}</table><p class="note">Each fold tests the '
+            "polygons it holds out with a model trained on the others; the figures below pool the pixels of every "
+            "fold.</p>")
 
 
 def _summary(validation: dict[str, Any]) -> str:
@@ -249,7 +359,9 @@ def _summary(validation: dict[str, Any]) -> str:
     return (f'<p class="big">Overall accuracy {_pct(validation.get("overall_accuracy"))} &middot; '
             f"balanced accuracy {_pct(balanced)} &middot; "
             f'kappa {_num(validation.get("kappa"))} &middot; macro F1 {_num(validation.get("macro_f1"))}'
-            f' &middot; n = {_num(validation.get("n"))}</p>')
+            f' &middot; {_num(validation.get("n"))} pixels</p>'
+            '<p class="note">Accuracies are percentages of the pixels assessed. Kappa and F1 are scores from 0 '
+            "(no better than chance for kappa, nothing right for F1) to 1 (perfect).</p>")
 
 
 def _shade(fraction: float, diagonal: bool) -> str:
@@ -286,42 +398,80 @@ def _colors(report: dict[str, Any]) -> dict[str, str]:
             if isinstance(c, dict) and c.get("color")}
 
 
-def _counted(value: Any, n: Any, what: str) -> str:
-    """A per-class accuracy as a percentage, with ``n = <pixels>`` beside it when fewer than :data:`FEW_PIXELS`."""
+def _uncertain(pixels: Any, polygons: Any) -> bool:
+    """Whether a figure from ``pixels`` pixels of ``polygons`` polygons (``None``: not known) tells little."""
+    few_pixels = isinstance(pixels, int) and 0 < pixels < FEW_PIXELS
+    few_polygons = isinstance(polygons, int) and 0 < polygons < FEW_POLYGONS
+    return few_pixels or few_polygons
+
+
+def _interval(ci: Any) -> str:
+    """A 95 % confidence interval ``[low, high]`` as ``67.6–100.0%``."""
+    return f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%" if isinstance(ci, list | tuple) and len(ci) == 2 else "n/a"
+
+
+def _counted(c: dict[str, Any], which: str) -> str:
+    """Class ``c``'s ``producers`` or ``users`` accuracy as a percentage, with its 95 % interval when uncertain."""
+    value = c.get(f"{which}_accuracy")
+    pixels, polygons = ((c.get("reference_count"), c.get("reference_polygons")) if which == "producers" else
+                        (c.get("mapped_count"), c.get("mapped_polygons")))
     text = _pct(value)
-    if isinstance(value, int | float) and isinstance(n, int) and n < FEW_PIXELS:
-        text += (f'<span class="n" title="From only {n} {_e(what)} pixels: this figure is uncertain.">'
-                 f"n = {n}</span>")
+    if isinstance(value, int | float) and _uncertain(pixels, polygons):
+        ci = c.get(f"{which}_accuracy_ci")
+        if ci is None and isinstance(pixels, int):  # a report written before the intervals were recorded
+            ci = wilson_interval(round(value * pixels), pixels)
+        text += f'<span class="n">(95% CI {_interval(ci)})</span>'
     return text
+
+
+def _basis(pixels: Any, polygons: Any, what: str) -> str:
+    """``only 8 reference pixels of 1 polygon`` or ``69 reference pixels of only 2 polygons`` (polygons if known)."""
+    few_pixels = isinstance(pixels, int) and pixels < FEW_PIXELS
+    text = f"{'only ' if few_pixels else ''}{pixels} {what} pixel{'s' if pixels != 1 else ''}"
+    if isinstance(polygons, int):
+        only = "only " if polygons < FEW_POLYGONS and not few_pixels else ""
+        text += f" of {only}{polygons} polygon{'s' if polygons != 1 else ''}"
+    return text
+
+
+def _class_flags(c: dict[str, Any]) -> tuple[list[str], bool]:
+    """The notes of one class's row, and whether one of its accuracies is uncertain."""
+    reference, mapped = c.get("reference_count"), c.get("mapped_count")
+    no_reference = c.get("no_reference", reference == 0)
+    never_mapped = c.get("never_mapped", mapped == 0)
+    flags = []
+    if no_reference:
+        flags.append("no reference pixels: producer's accuracy and F1 cannot be assessed, not in the macro F1")
+    if never_mapped:
+        flags.append("never mapped" if no_reference else "never mapped: every reference pixel is missed")
+    uncertain = False
+    if c.get("producers_accuracy") is not None and _uncertain(reference, c.get("reference_polygons")):
+        flags.append(f"producer's accuracy from {_basis(reference, c.get('reference_polygons'), 'reference')}: "
+                     "uncertain")
+        uncertain = True
+    if c.get("users_accuracy") is not None and _uncertain(mapped, c.get("mapped_polygons")):
+        flags.append(f"user's accuracy from {_basis(mapped, c.get('mapped_polygons'), 'mapped')}: uncertain")
+        uncertain = True
+    return flags, uncertain
 
 
 def _per_class(validation: dict[str, Any], colors: dict[str, str]) -> str:
     per_class = validation.get("per_class") or []
     if not per_class:
         return ""
+    with_polygons = any(isinstance(c.get("reference_polygons"), int) for c in per_class)
     rows = []
     few = False
     for c in per_class:
         color = colors.get(str(c.get("class")))
         swatch = f'<span class="sw" style="background:{_e(color)}"></span>' if color else ""
         reference, mapped = c.get("reference_count"), c.get("mapped_count")
-        no_reference = c.get("no_reference", reference == 0)
-        never_mapped = c.get("never_mapped", mapped == 0)
-        flags = []
-        if no_reference:
-            flags.append("no reference pixels: producer's accuracy and F1 cannot be assessed, not in the macro F1")
-        if never_mapped:
-            flags.append("never mapped" if no_reference else "never mapped: every reference pixel is missed")
-        if isinstance(reference, int) and 0 < reference < FEW_PIXELS:
-            flags.append(f"only {reference} reference pixels: uncertain")
-            few = True
-        elif isinstance(mapped, int) and 0 < mapped < FEW_PIXELS and c.get("users_accuracy") is not None:
-            flags.append(f"only {mapped} mapped pixels: user's accuracy uncertain")
-            few = True
+        flags, uncertain = _class_flags(c)
+        few = few or uncertain
+        polygons = f"<td>{_num(c.get('reference_polygons'))}</td>" if with_polygons else ""
         rows.append(f'<tr><td class="l">{swatch}{_e(c.get("class"))}</td>'
-                    f'<td>{_counted(c.get("producers_accuracy"), reference, "reference")}</td>'
-                    f'<td>{_counted(c.get("users_accuracy"), mapped, "mapped")}</td><td>{_num(c.get("f1"))}</td>'
-                    f"<td>{_num(reference)}</td><td>{_num(mapped)}</td>"
+                    f'<td>{_counted(c, "producers")}</td><td>{_counted(c, "users")}</td>'
+                    f'<td>{_num(c.get("f1"))}</td><td>{_num(reference)}</td>{polygons}<td>{_num(mapped)}</td>'
                     f'<td class="l flag">{_e("; ".join(flags))}</td></tr>')
     averaged = validation.get("macro_f1_classes")
     if averaged is None:  # a report written before the list was recorded
@@ -331,12 +481,14 @@ def _per_class(validation: dict[str, Any], colors: dict[str, str]) -> str:
             f"({_e(', '.join(str(a) for a in averaged))}); balanced accuracy is their mean producer's accuracy.")
     if left:
         note += f" Classes without reference pixels are not counted: {_e(', '.join(str(x) for x in left))}."
-    note += " Accuracies are percentages; F1 is a score from 0 to 1."
     if few:
-        note += (f" <em>n</em> marks an accuracy computed from fewer than {FEW_PIXELS} pixels: one pixel more or "
-                 "less moves it by several points, so treat it as uncertain.")
+        note += (f" An accuracy from fewer than {FEW_PIXELS} pixels or {FEW_POLYGONS} polygons tells little: it "
+                 "shows its 95% confidence interval (Wilson score interval). That interval counts pixels as "
+                 "independent, but the pixels of one polygon are alike, so with few polygons the real uncertainty "
+                 "is wider still. Draw more polygons of these classes to measure them.")
+    head = "<th>Reference polygons</th>" if with_polygons else ""
     return ("<h2>Per class</h2><table><tr><th class=\"l\">Class</th><th>Producer's accuracy</th>"
-            "<th>User's accuracy</th><th>F1</th><th>Reference pixels</th><th>Mapped pixels</th>"
+            f"<th>User's accuracy</th><th>F1</th><th>Reference pixels</th>{head}<th>Mapped pixels</th>"
             "<th class=\"l\">Notes</th></tr>"
             f'{"".join(rows)}</table><p class="note">{note}</p>')
 
@@ -374,11 +526,11 @@ def _area(area: dict[str, Any]) -> str:
 
 
 def _training(training: dict[str, Any]) -> str:
-    rows = [f"<tr><td>{_e(k.replace('_', ' ').capitalize())}</td><td>{_num(v)}</td></tr>"
+    rows = [f"<tr><td>{_e(_TRAINING_LABELS.get(k, k.replace('_', ' ').capitalize()))}</td><td>{_num(v)}</td></tr>"
             for k, v in training.items() if isinstance(v, str | int | float)]
     per_class = training.get("samples_per_class") or {}
     if isinstance(per_class, dict) and per_class:
-        rows.append("<tr><td>Samples per class</td><td>"
+        rows.append("<tr><td>Labelled pixels per class</td><td>"
                     f'{_e(", ".join(f"{k} {v}" for k, v in per_class.items()))}</td></tr>')
     return f'<h2>Training data</h2><table class="kv">{"".join(rows)}</table>' if rows else ""
 
@@ -407,8 +559,9 @@ def _learning_curve(curve: dict[str, Any]) -> str:
     seeds = curve.get("seeds") or []
     fraction = curve.get("test_fraction")
     held_out = f"{_pct(fraction)} of each class's polygons" if isinstance(fraction, int | float) else "polygons"
-    note = (f'<p class="note">Method {_e(curve.get("method", "n/a"))}, trained on at most the given number of '
-            "labelled samples per class, drawn from the training polygons only and spread over as many of them as "
+    method = curve.get("method_label") or curve.get("method", "n/a")
+    note = (f'<p class="note">Method {_e(method)}, trained on at most the given number of labelled samples per '
+            "class, drawn from the training polygons only and spread over as many of them as "
             f"possible, and scored on {held_out} held out whole. Every feature set uses the same splits and the "
             f"same samples. Mean ± standard deviation over {len(seeds)} split(s) "
             f'(seeds {_e(", ".join(str(s) for s in seeds))}).</p>')

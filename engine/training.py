@@ -15,10 +15,10 @@ from .errors import InputError
 from .features import EMBEDDING_RECIPES
 from .feedback import Feedback
 from .labels import Samples
-from .metrics import accuracy_figures, confusion_matrix
+from .metrics import accuracy_figures, add_polygon_counts, confusion_matrix
 from .model_file import save_model
 from .rasters import check_writable
-from .report import html_path, write_report
+from .report import candidate_label, html_path, plain_names, validation_label, write_report
 from .selection import AUTO, DEFAULT_OBJECTIVE, UNWEIGHTED_METHODS, Candidate, Choice, check_options, choose
 from .validation import SCHEMES, cap_per_class, make_folds
 
@@ -38,8 +38,9 @@ class TrainResult:
     classes: list[str]
     n_samples: int
     n_polygons: int
-    method: str = ""
-    method_reason: str = ""
+    method: str = ""  #: the engine's short name, e.g. ``svm (C=1), classes balanced``
+    method_reason: str = ""  #: why this method, in plain words
+    method_label: str = ""  #: the method in plain words, e.g. ``Support vector machine (RBF kernel, C = 1), ...``
 
 
 def library_versions() -> dict[str, str | None]:
@@ -104,7 +105,7 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
         return None, None
     tested = np.zeros(len(samples.y), dtype=bool)
     predicted = np.zeros(len(samples.y), dtype="int64")
-    fold_oa, winners = [], []
+    fold_oa, winners, labels = [], [], []
     choice = None
     for i, test in enumerate(folds):
         part = feedback.stage(i / len(folds), (i + 1) / len(folds))
@@ -112,12 +113,14 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
         choice = choose(samples.x[train], samples.y[train], samples.groups[train], samples.rows[train],
                         samples.cols[train], len(names), method, objective, class_weight, seed, part)
         winners.append(choice.candidate.name)
+        labels.append(candidate_label(choice.candidate.as_dict()))
         part.check_cancel()
         probe = choice.candidate.build().fit(samples.x[train], samples.y[train], len(names))
         predicted[test] = probe.predict(samples.x[test], proba=False)[0]
         tested |= test
         fold_oa.append(float((predicted[test] == samples.y[test]).mean()))
     figures = accuracy_figures(confusion_matrix(samples.y[tested], predicted[tested], len(names)), names)
+    add_polygon_counts(figures["per_class"], samples.y[tested], predicted[tested], samples.groups[tested])
     figures.update({
         "scheme": scheme,
         "description": SCHEMES[scheme],
@@ -125,6 +128,7 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
         "n_folds": len(folds),
         "fold_overall_accuracy": fold_oa,
         "fold_winners": winners,
+        "fold_methods": labels,
         "test_fraction": test_fraction if len(folds) == 1 else None,
         "seed": seed,
         "n_test_polygons": len(np.unique(samples.groups[tested])),
@@ -223,8 +227,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     figures, choice = validate(samples, method, validation, test_fraction, n_folds, seed, objective, class_weight,
                                feedback.stage(0.3, 0.5))
     if figures:
-        logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f (%d samples of %d polygons)%s.",
-                    validation, figures["overall_accuracy"], figures["kappa"], figures["n"],
+        logger.info("Validation (%s): overall accuracy %.1f %%, kappa %.3f (%d pixels of %d polygons)%s.",
+                    validation_label(figures), 100 * figures["overall_accuracy"], figures["kappa"], figures["n"],
                     figures["n_test_polygons"], ", OPTIMISTIC" if figures["optimistic"] else "")
     if choice is None:  # no single held-out split: choose on all labels (nothing is held out from the final model)
         feedback.progress(0.5, "Choosing the method on all labels")
@@ -238,6 +242,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     probe = candidate.build().fit(samples.x, samples.y, len(samples.classes))
     feedback.check_cancel()
     selection = {**choice.report, "winner_params": candidate.as_dict()}
+    label = candidate_label(candidate.as_dict())
+    reason = plain_names(str(selection.get("reason", "")), selection.get("candidates") or [candidate.as_dict()])
     manifest = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "classes": [asdict(c) for c in samples.classes],
@@ -256,7 +262,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     if output_report:
         shown = {k: v for k, v in recipe.items() if k not in ("encoder",)}
         report = {"title": "Landprobe training report", "method": candidate.method, "method_option": method,
-                  "method_name": candidate.name, "selection": selection,
+                  "method_name": candidate.name, "method_label": label, "selection": selection,
                   "class_weight": selection.get("class_weight") or _weighting_note(candidate, class_weight),
                   "dropped_classes": samples.stats.get("dropped_classes", []),
                   "dropped_bands": samples.stats.get("dropped_bands", []),
@@ -272,8 +278,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         kappa=figures["kappa"] if figures else None,
         macro_f1=figures["macro_f1"] if figures else None,
         classes=[c.name for c in samples.classes], n_samples=samples.stats["n_samples"],
-        n_polygons=samples.stats["n_polygons"], method=candidate.name,
-        method_reason=str(selection.get("reason", "")),
+        n_polygons=samples.stats["n_polygons"], method=candidate.name, method_reason=reason, method_label=label,
     )
 
 
@@ -316,6 +321,7 @@ def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: C
         curve = learning_curve(sets, samples.y, samples.groups, method.build, names, test_fraction=test_fraction,
                                seeds=(seed, seed + 1, seed + 2), feedback=feedback)
         curve["png"] = str(learning_curve_png(curve, f"{stem}_learning_curve.png"))
+        curve["method_label"] = candidate_label(method.as_dict())
         sections["learning_curve"] = curve
         for row in curve["rows"]:
             logger.info("Learning curve: %s, %s per class: overall accuracy %.3f ± %.3f.", row["features"],

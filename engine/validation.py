@@ -35,23 +35,61 @@ SCHEMES = {
 }
 
 
+#: Class names listed in full in a warning; beyond them, "and N more".
+LISTED_CLASSES = 12
+
+
+def name_list(names: list[str], limit: int = LISTED_CLASSES) -> str:
+    """``a, b, c`` for a log line: at most ``limit`` names, then ``and N more``."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def classes_in_one_group(y: np.ndarray, groups: np.ndarray, class_names: list[str] | None = None) -> list[str]:
+    """The names of the classes whose samples all lie in a single group (one polygon, or one spatial block)."""
+    import numpy as np
+
+    single = [k for k in np.unique(y) if len(np.unique(groups[y == k])) < 2]
+    return [class_names[k] if class_names else str(k) for k in single]
+
+
+def warn_single_polygon_classes(names: list[str]) -> None:
+    """One warning line for every class with a single polygon, used for training and not validated."""
+    if len(names) == 1:
+        logger.warning("Class %s has a single polygon, used for training and not validated. Draw a second polygon "
+                       "to measure its accuracy.", names[0])
+    elif names:
+        logger.warning("%d classes have a single polygon, used for training and not validated: %s. Draw a second "
+                       "polygon for each to measure their accuracy.", len(names), name_list(names))
+
+
+def _warn_untrainable_in_fold(names: list[str], what: str) -> None:
+    """One warning line for the classes in a single ``what`` (polygon, spatial block) under k-fold validation."""
+    if len(names) == 1:
+        logger.warning("Class %s lies in a single %s: the fold that tests it has not learnt it, so its accuracy "
+                       "reads 0 %%. Draw polygons of it in another part of the image.", names[0], what)
+    elif names:
+        logger.warning("%d classes lie in a single %s each: the fold that tests one has not learnt it, so their "
+                       "accuracy reads 0 %%: %s. Draw polygons of each in another part of the image.", len(names),
+                       what, name_list(names))
+
+
 def polygon_group_split(
     y: np.ndarray, groups: np.ndarray, test_fraction: float = 0.3, seed: int = 0, class_names: list[str] | None = None
 ) -> np.ndarray:
     """Hold out about ``test_fraction`` of each class's polygons; return a boolean mask of test samples.
 
     Every pixel of a polygon lands on the same side, so neighbouring pixels never sit on both. A class keeps at
-    least one polygon for training; a class with a single polygon is not validated (a warning says so).
+    least one polygon for training; the classes with a single polygon are not validated (one warning names them).
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
     test_groups: list[np.ndarray] = []
+    warn_single_polygon_classes(classes_in_one_group(y, groups, class_names))
     for k in np.unique(y):
         class_groups = np.unique(groups[y == k])
         if len(class_groups) < 2:
-            name = class_names[k] if class_names else str(k)
-            logger.warning("Class %s has only one polygon: it is used for training and not validated.", name)
             continue
         n_test = min(max(1, round(test_fraction * len(class_groups))), len(class_groups) - 1)
         test_groups.append(rng.choice(class_groups, size=n_test, replace=False))
@@ -60,8 +98,14 @@ def polygon_group_split(
     return np.isin(groups, np.concatenate(test_groups))
 
 
-def _group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> list[np.ndarray]:
-    """Stratified k-fold over groups; fewer folds when there are fewer groups."""
+def _group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, class_names: list[str] | None = None,
+                 what: str = "polygon") -> list[np.ndarray]:
+    """Stratified k-fold over groups; fewer folds when there are fewer groups.
+
+    A class whose samples lie in a single group (``what``: a polygon or a spatial block) is tested in the fold that
+    holds out that group, where the model has never seen it: with ``class_names`` (the validation the user asked
+    for, not the inner cross-validation of :mod:`engine.selection`), one warning names these classes.
+    """
     import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -69,6 +113,8 @@ def _group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int) -> 
     n_folds = min(n_folds, n_groups)
     if n_folds < 2:
         return []
+    single = classes_in_one_group(y, groups, class_names) if class_names is not None else []
+    _warn_untrainable_in_fold(single, what)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = []
     for _, test_index in splitter.split(np.zeros(len(y)), y, groups):
@@ -112,14 +158,14 @@ def make_folds(scheme: str, y: np.ndarray, groups: np.ndarray, rows: np.ndarray,
         mask = polygon_group_split(y, groups, test_fraction, seed, class_names)
         return [mask] if mask.any() else []
     if scheme == "group_kfold":
-        return _group_kfold(y, groups, n_folds, seed)
+        return _group_kfold(y, groups, n_folds, seed, class_names)
     if scheme == "spatial_blocks":
         if block_size is None:  # about 5 x 5 blocks over the labelled extent
             extent = max(int(rows.max() - rows.min()), int(cols.max() - cols.min())) + 1
             block_size = max(1, extent // 5)
         blocks = spatial_block_ids(groups, rows - rows.min(), cols - cols.min(), block_size)
         logger.info("Spatial blocks of %d px: %d blocks hold labels.", block_size, len(np.unique(blocks)))
-        return _group_kfold(y, blocks, n_folds, seed)
+        return _group_kfold(y, blocks, n_folds, seed, class_names, "spatial block")
     # random_pixels
     from sklearn.model_selection import train_test_split
 

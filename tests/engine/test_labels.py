@@ -14,7 +14,7 @@ from rasterdata import write_like
 from rasterio import features
 
 from engine.errors import InputError
-from engine.labels import read_labels, sample_pixels
+from engine.labels import likely_class_field, read_labels, sample_pixels
 
 
 def burnt_count(raster: Path, labels: Path) -> int:
@@ -129,8 +129,10 @@ def test_any_number_of_classes_gets_distinct_colours(tmp_path: Path, sample_rast
         left, top, res, crs = src.bounds.left, src.bounds.top, src.res[0], src.crs
     n = 60
     values = [f"class {i:02d}" for i in range(n)] if kind == "text" else [10 * i + 1 for i in range(n)]
-    boxes = [shapely.box(left + res * (2 * i), top - res * 3, left + res * (2 * i + 1), top - res * 2)
-             for i in range(n)]
+    # two polygons per class (in two rows): one polygon per class would be refused as an identifier
+    boxes = [shapely.box(left + res * (2 * i), top - res * row, left + res * (2 * i + 1), top - res * (row - 1))
+             for row in (3, 6) for i in range(n)]
+    values = values * 2
     path = tmp_path / "many.gpkg"
     gpd.GeoDataFrame({"cls": values}, geometry=boxes, crs=crs).to_file(path)
     samples = sample_pixels(str(sample_raster), str(path), "cls")
@@ -178,3 +180,77 @@ def test_the_palette_ends_for_any_number_of_classes() -> None:
 
     colors = palette(5000)  # more than the generated hues can tell apart: colours repeat, the call returns
     assert len(colors) == 5000 and len(set(colors[:1000])) == 1000 and palette(0) == []
+
+
+def squares(n: int, crs: str = "EPSG:32633") -> list[shapely.Polygon]:
+    """``n`` separate 10 m squares in a row."""
+    return [shapely.box(500_000 + 20 * i, 4_000_000, 500_000 + 20 * i + 10, 4_000_010) for i in range(n)]
+
+
+def test_an_identifier_field_is_refused_naming_the_class_field(tmp_path: Path, sample_labels: Path) -> None:
+    gdf = gpd.read_file(sample_labels).rename(columns={"class": "LC_TYPE"})
+    gdf["OBJECTID"] = np.arange(1, len(gdf) + 1)
+    gdf["name"] = [f"parcel {i}" for i in range(len(gdf))]  # unique text: not a class either
+    path = tmp_path / "training_data.gpkg"
+    gdf.to_file(path)
+    for field in ("OBJECTID", "name"):
+        with pytest.raises(InputError, match=rf"Field '{field}' of .*training_data.gpkg has 30 distinct values for 30 "
+                                             r"features: it looks like an identifier, not a class\. Choose the class "
+                                             r"field \('LC_TYPE' looks like one\)"):
+            read_labels(str(path), field, None)
+    _, classes = read_labels(str(path), "LC_TYPE", None)
+    assert len(classes) == 5
+    # named like an identifier, but its values are class codes (1 to 5 over 30 polygons): accepted
+    _, codes = read_labels(str(path), "id", None)
+    assert [c.code for c in codes] == [1, 2, 3, 4, 5]
+
+
+def test_a_field_with_too_many_classes_is_refused(tmp_path: Path) -> None:
+    n = 40
+    gdf = gpd.GeoDataFrame({"height": [i // 2 if i < 20 else i for i in range(n)],  # 30 values for 40 features
+                            "cover": ["water", "forest"] * (n // 2)}, geometry=squares(n), crs="EPSG:32633")
+    path = tmp_path / "heights.gpkg"
+    gdf.to_file(path)
+    with pytest.raises(InputError, match=r"30 distinct values for 40 features: fewer than two features per class.*"
+                                         r"'cover' looks like one.*at least two features"):
+        read_labels(str(path), "height", None)
+
+
+def test_small_layers_with_few_polygons_per_class_are_accepted(tmp_path: Path) -> None:
+    # a first try: one polygon for each of 5 classes (cannot be validated, but trains)
+    five = tmp_path / "five.gpkg"
+    gpd.GeoDataFrame({"class": ["water", "forest", "urban", "crop", "bare"]}, geometry=squares(5),
+                     crs="EPSG:32633").to_file(five)
+    assert len(read_labels(str(five), "class", None)[1]) == 5
+    # 8 polygons of 6 classes: two classes have a second polygon
+    eight = tmp_path / "eight.gpkg"
+    gpd.GeoDataFrame({"class": ["water", "forest", "urban", "crop", "bare", "reed", "water", "forest"]},
+                     geometry=squares(8), crs="EPSG:32633").to_file(eight)
+    assert len(read_labels(str(eight), "class", None)[1]) == 6
+    # a layer dissolved by class: one multi-part feature per class is not an identifier
+    parts = squares(14)
+    dissolved = tmp_path / "dissolved.gpkg"
+    gpd.GeoDataFrame({"class": [f"class {i}" for i in range(7)]},
+                     geometry=[shapely.MultiPolygon(parts[2 * i:2 * i + 2]) for i in range(7)],
+                     crs="EPSG:32633").to_file(dissolved)
+    assert len(read_labels(str(dissolved), "class", None)[1]) == 7
+    # but 6 single polygons with 6 values is an identifier; the message says what to do without a guess
+    six = tmp_path / "six.gpkg"
+    gpd.GeoDataFrame({"fid_1": range(6)}, geometry=squares(6), crs="EPSG:32633").to_file(six)
+    with pytest.raises(InputError, match=r"Choose the field that holds the classes; if this is the class field, group"):
+        read_labels(str(six), "fid_1", None)
+
+
+def test_likely_class_field_prefers_named_text_fields_with_few_values() -> None:
+    n = 20
+    base = {"OBJECTID": range(n), "fid": range(n), "area": np.linspace(1, 2, n), "notes": [f"n{i}" for i in range(n)]}
+    frame = pd.DataFrame({**base, "class_name": ["water", "forest"] * 10, "LC_TYPE": ["a", "b", "c", "d"] * 5})
+    assert likely_class_field(frame) == "class_name"  # "class" is a better word than "type"
+    assert likely_class_field(frame, exclude=["class_name"]) == "LC_TYPE"
+    codes = pd.DataFrame({**base, "Landcover": [1, 2, 3, 4] * 5, "zone": ["n", "s"] * 10})
+    assert likely_class_field(codes) == "Landcover"  # whole-number codes with a class name
+    plain = pd.DataFrame({**base, "zone": ["n", "s"] * 10})
+    assert likely_class_field(plain) == "zone"  # else the first text field with a few values
+    assert likely_class_field(pd.DataFrame(base)) is None  # identifiers, decimals and unique text only
+    single = pd.DataFrame({**base, "type": ["x"] * n})  # one value: not a class field
+    assert likely_class_field(single) is None

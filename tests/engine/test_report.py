@@ -12,21 +12,27 @@ import pytest
 
 from engine.legend import NODATA_NAME, NOT_A_CLASS, category_names, write_category_names, write_paletted_style
 from engine.metrics import accuracy_figures
-from engine.report import render_html, write_report
+from engine.report import method_label, plain_names, render_html, validation_label, write_report
 
 CLASSES = ["water", "forest", "urban", "reed", "cloud"]
+SVM10 = "Support vector machine (RBF kernel, C = 10), classes balanced"
 
 
 def figures() -> dict[str, Any]:
-    """Figures where reed has 8 reference pixels, all right; cloud has no reference; urban is never mapped."""
+    """Figures where reed has 8 reference pixels of 1 polygon, all right; cloud has no reference; urban is never
+    mapped; water and forest have many pixels of 5 polygons each."""
     cm = np.array([[90, 5, 0, 0, 5],
                    [3, 120, 0, 0, 2],
                    [10, 30, 0, 0, 0],
                    [0, 0, 0, 8, 0],
                    [0, 0, 0, 0, 0]])
-    return {**accuracy_figures(cm, CLASSES), "scheme": "polygon_groups", "description": "Held out polygons.",
-            "optimistic": False, "n_folds": 1, "test_fraction": 0.3, "fold_overall_accuracy": [0.8123],
-            "seed": 0}
+    v = {**accuracy_figures(cm, CLASSES), "scheme": "polygon_groups", "description": "Held out polygons.",
+         "optimistic": False, "n_folds": 1, "test_fraction": 0.3, "fold_overall_accuracy": [0.8123],
+         "fold_winners": ["svm (C=10), classes balanced"], "seed": 0, "n_test_polygons": 15, "n_polygons": 50}
+    polygons = {"water": (5, 5), "forest": (5, 6), "urban": (4, 0), "reed": (1, 1), "cloud": (0, 3)}
+    for c in v["per_class"]:
+        c["reference_polygons"], c["mapped_polygons"] = polygons[c["class"]]
+    return v
 
 
 def row_of(page: str, name: str) -> str:
@@ -64,18 +70,64 @@ def test_per_class_table_flags_counts_and_note() -> None:
     v = figures()
     page = render_html({"title": "T", "validation": v, "classes": [{"name": "reed", "color": "#00ff00"}]})
     reed, cloud, urban = row_of(page, "reed"), row_of(page, "cloud"), row_of(page, "urban")
-    assert "100.0%" in reed and "n = 8" in reed and "only 8 reference pixels: uncertain" in reed
+    # 8 right out of 8: Wilson's 95 % interval is 8 / (8 + 1.96^2) = 67.6 % to 100 %
+    assert "100.0%<span class=\"n\">(95% CI 67.6–100.0%)</span>" in reed
+    assert "producer&#x27;s accuracy from only 8 reference pixels of 1 polygon: uncertain" in reed
     assert "no reference pixels" in cloud and "never mapped" not in cloud and "n/a" in cloud
+    assert "user&#x27;s accuracy from only 7 mapped pixels of 3 polygons: uncertain" in cloud
     assert "never mapped" in urban and "no reference pixels" not in urban
-    assert "n = " not in row_of(page, "water")
+    assert "CI" not in row_of(page, "water") and "uncertain" not in row_of(page, "water")
     assert "Macro F1 is the mean over the 4 classes present in the reference (water, forest, urban, reed)" in page
-    assert "not counted: cloud" in page and "fewer than 30 pixels" in page
+    assert "not counted: cloud" in page and "fewer than 30 pixels or 3 polygons" in page
+    assert "the pixels of one polygon are alike" in page  # said once, under the table
+    assert page.count("the pixels of one polygon are alike") == 1
     assert f"balanced accuracy {v['balanced_accuracy']:.1%}" in page
     assert f"Overall accuracy {v['overall_accuracy']:.1%}" in page and f"macro F1 {v['macro_f1']:.3f}" in page
+    assert "Kappa and F1 are scores from 0" in page
     table = {c["class"]: c for c in v["per_class"]}
     assert v["macro_f1"] == pytest.approx(np.mean([table[k]["f1"] for k in v["macro_f1_classes"]]))
-    # accuracies are percentages everywhere: the scheme's fractions too
-    assert "30.0%" in page and "81.2%" in page and "0.812" not in page and "0.300" not in page
+    # the scheme in words; a single split has no per-fold line (its accuracy is the overall one)
+    assert "30 % of each class&#x27;s polygons held out" in page and "15 of 50" in page
+    assert "0.300" not in page and "81.2%" not in page and "Overall accuracy per fold" not in page
+
+
+def test_a_class_with_few_polygons_is_uncertain_however_many_pixels() -> None:
+    v = figures()
+    v["per_class"][1]["reference_polygons"] = 2  # forest: 125 pixels, but of 2 polygons
+    forest = row_of(render_html({"validation": v}), "forest")
+    assert "95% CI" in forest and "from 125 reference pixels of only 2 polygons: uncertain" in forest
+
+
+def test_report_speaks_plain_words() -> None:
+    v = {**figures(), "scheme": "group_kfold", "n_folds": 3, "test_fraction": None,
+         "fold_overall_accuracy": [0.8, 0.9, 0.7], "fold_winners": ["svm (C=10), classes balanced", "knn", "knn"],
+         "fold_methods": ["Support vector machine (RBF kernel, C = 10), classes balanced", "k-nearest neighbours",
+                          "k-nearest neighbours"]}
+    report = {"title": "T", "method": "svm", "method_name": "svm (C=10), classes balanced", "method_option": "auto",
+              "selection": selection(), "validation": v,
+              "training": {"n_samples": 900, "n_polygons": 50, "n_samples_used": 800}}
+    page = render_html(report)
+    assert not re.search(r"\bsvm\b|\bknn\b|polygon_groups|group_kfold|xgboost,", page)
+    assert "Automatic choice: Support vector machine (RBF kernel, C = 10), classes balanced" in page
+    assert "3-fold cross-validation by whole polygons" in page
+    folds = page[page.index("<h3>Per fold</h3>"):]
+    assert "<td>2</td><td>90.0%</td><td class=\"l\">k-nearest neighbours</td>" in folds
+    assert "N samples" not in page and "Pixels used to train" in page and "Labelled polygons" in page
+
+
+def test_method_labels() -> None:
+    assert method_label("svm", {"c": 1.0}, "balanced") == "Support vector machine (RBF kernel, C = 1), classes balanced"
+    assert method_label("logistic_regression", {"c": 0.1}, "none") == (
+        "Logistic regression (C = 0.1), classes unweighted")
+    assert method_label("knn", {}, "none") == "k-nearest neighbours"  # k-NN votes without class weights
+    assert method_label("random_forest") == "Random forest"
+    assert method_label("segmentation unet") == "segmentation unet"  # not a probe: as it is
+    candidates = [{"name": "svm (C=1), classes balanced", "method": "svm", "params": {"c": 1.0},
+                   "class_weight": "balanced"}, {"name": "knn", "method": "knn", "params": {}, "class_weight": "none"}]
+    assert plain_names("svm (C=1), classes balanced beat knn (0.8).", candidates) == (
+        "Support vector machine (RBF kernel, C = 1), classes balanced beat k-nearest neighbours (0.8).")
+    assert validation_label({"scheme": "polygon_groups", "test_fraction": 0.25}) == (
+        "25 % of each class's polygons held out, whole")
 
 
 def test_selection_section_lists_every_candidate_by_score() -> None:
@@ -86,18 +138,20 @@ def test_selection_section_lists_every_candidate_by_score() -> None:
     assert "balanced accuracy (the mean of the classes" in section
     assert "5 folds of whole polygons on 1234 training samples" in section
     assert "Folds of whole polygons (median 40 px each)." in section
-    order = [section.index(name) for name in ("svm (C=10), classes balanced</td>", "knn</td>",
-                                              "svm (C=1), classes balanced</td>", "xgboost, classes balanced</td>")]
+    order = [section.index(name) for name in (f"{SVM10}</td>", "k-nearest neighbours</td>",
+                                              f"{SVM10.replace('C = 10', 'C = 1')}</td>",
+                                              "XGBoost, classes balanced</td>")]
     assert order == sorted(order)
-    winner = row_of(section, "svm (C=10), classes balanced")
+    winner = row_of(section, SVM10)
     assert winner.startswith('<tr class="win">') and "91.2 ± 1.5 %" in winner and "chosen" in winner
-    assert "C = 10" in winner and "2.5" in winner
-    assert "left out after the first round" in row_of(section, "svm (C=1), classes balanced")
-    failed = row_of(section, "xgboost, classes balanced")
+    assert "2.5" in winner
+    assert "left out after the first round" in row_of(section, SVM10.replace("C = 10", "C = 1"))
+    failed = row_of(section, "XGBoost, classes balanced")
     assert "failed" in failed and "out of &lt;memory&gt;" in failed and "n/a" in failed
-    assert "had the highest cross-validated balanced accuracy" in section and "12.3 s" in section
+    assert f"Chosen: {SVM10}.</strong> {SVM10} had the highest cross-validated balanced accuracy" in section
+    assert "12.3 s" in section
     inputs = page[:page.index("<h2>How the method was chosen</h2>")]
-    assert "svm (C=10), classes balanced (chosen automatically)" in inputs
+    assert f"Automatic choice: {SVM10}" in inputs
     assert "Class weights</td><td>balanced: every class weighs the same" in inputs
     assert "Chosen by cross-validation." in inputs
 
@@ -105,7 +159,7 @@ def test_selection_section_lists_every_candidate_by_score() -> None:
 def test_selection_by_macro_f1_shows_scores_not_percentages() -> None:
     chosen = {**selection(), "objective": "macro_f1", "objective_label": "macro F1"}
     section = render_html({"selection": chosen})
-    assert "0.912 ± 0.015" in row_of(section, "svm (C=10), classes balanced")
+    assert "0.912 ± 0.015" in row_of(section, SVM10)
 
 
 def test_single_candidate_is_one_line() -> None:
@@ -114,7 +168,8 @@ def test_single_candidate_is_one_line() -> None:
                             "class_weight": "balanced", "status": "only candidate"}],
             "winner": "svm, classes balanced", "reason": "The only candidate for these options.", "seconds": 0.0}
     page = render_html({"selection": only})
-    assert "<strong>svm, classes balanced</strong>: The only candidate for these options." in page
+    assert ("<strong>Support vector machine (RBF kernel), classes balanced</strong>: The only candidate for these "
+            "options.") in page
     assert "<th" not in page[page.index("How the method was chosen"):]
 
 
@@ -139,7 +194,11 @@ def test_report_of_an_older_version_still_renders() -> None:
     del v["balanced_accuracy"], v["macro_f1_classes"]
     for c in v["per_class"]:
         del c["no_reference"], c["never_mapped"]
+    for c in v["per_class"]:
+        del c["producers_accuracy_ci"], c["users_accuracy_ci"], c["reference_polygons"], c["mapped_polygons"]
     page = render_html({"validation": v})
+    assert "100.0%<span class=\"n\">(95% CI 67.6–100.0%)</span>" in row_of(page, "reed")  # from the counts
+    assert "only 8 reference pixels: uncertain" in row_of(page, "reed")
     assert "Macro F1 is the mean over the 4 classes present in the reference" in page
     assert "no reference pixels" in row_of(page, "cloud") and "never mapped" in row_of(page, "urban")
     assert f"balanced accuracy {np.mean([0.9, 0.96, 0.0, 1.0]):.1%}" in page

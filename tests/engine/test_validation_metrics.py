@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score
 
-from engine.metrics import accuracy_figures, confusion_matrix
+from engine.metrics import accuracy_figures, add_polygon_counts, confusion_matrix, wilson_interval
 from engine.validation import cap_per_class, make_folds, polygon_group_split, spatial_block_ids
 
 
@@ -120,3 +123,67 @@ def test_cap_shares_the_budget_among_polygons() -> None:
     assert (groups[keep] == 1).sum() == 90  # the huge one gets the rest of the budget
     assert (groups[keep] == 3).sum() == 50  # classes under the cap are untouched
     assert len(np.unique(keep)) == len(keep)
+
+
+def test_wilson_interval_by_hand() -> None:
+    z2 = 1.96**2
+    # all right: the interval is [n / (n + z^2), 1]; none right: [0, z^2 / (n + z^2)]
+    assert wilson_interval(8, 8) == pytest.approx((8 / (8 + z2), 1.0))
+    assert wilson_interval(8, 8)[0] == pytest.approx(0.6756, abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, z2 / (10 + z2)))
+    # half right: centred on 0.5, half-width z sqrt(p q / n + z^2 / 4n^2) / (1 + z^2 / n)
+    half = 1.96 * np.sqrt(0.25 / 10 + z2 / 400) / (1 + z2 / 10)
+    assert wilson_interval(5, 10) == pytest.approx((0.5 - half, 0.5 + half))
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(3, 0) is None
+    for successes, n in ((81, 263), (1, 7), (30, 31)):  # scipy's Wilson interval, with the exact 97.5 % quantile
+        ci = binomtest(successes, n).proportion_ci(method="wilson")
+        assert wilson_interval(successes, n, z=1.959964) == pytest.approx((ci.low, ci.high), abs=1e-6)
+
+
+def test_per_class_figures_carry_their_intervals_and_polygons() -> None:
+    truth = np.array([0] * 8 + [1] * 40)
+    pred = np.array([0] * 8 + [1] * 36 + [0] * 4)
+    groups = np.array([1] * 8 + [2] * 20 + [3] * 20)
+    figures = accuracy_figures(confusion_matrix(truth, pred, 2), ["reed", "water"])
+    add_polygon_counts(figures["per_class"], truth, pred, groups)
+    reed, water = figures["per_class"]
+    assert reed["producers_accuracy_ci"] == pytest.approx(list(wilson_interval(8, 8)))
+    assert reed["users_accuracy_ci"] == pytest.approx(list(wilson_interval(8, 12)))
+    assert water["producers_accuracy_ci"] == pytest.approx(list(wilson_interval(36, 40)))
+    assert (reed["reference_polygons"], reed["mapped_polygons"]) == (1, 2)  # polygon 3 holds pixels mapped as reed
+    assert (water["reference_polygons"], water["mapped_polygons"]) == (2, 2)
+    empty = accuracy_figures(np.zeros((2, 2), dtype=int), ["a", "b"])["per_class"][0]
+    assert empty["producers_accuracy_ci"] is None and empty["users_accuracy_ci"] is None
+
+
+def test_single_polygon_classes_are_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    y = np.array([0] * 10 + [1] * 10 + [2] * 5 + [3] * 5 + [4] * 5)
+    groups = np.array([1] * 5 + [2] * 5 + [3] * 5 + [4] * 5 + [5] * 5 + [6] * 5 + [7] * 5)
+    names = ["water", "forest", "reed", "urban", "bare"]
+    with caplog.at_level(logging.WARNING, logger="engine.validation"):
+        test = polygon_group_split(y, groups, 0.3, seed=0, class_names=names)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["3 classes have a single polygon, used for training and not validated: reed, urban, bare. "
+                     "Draw a second polygon for each to measure their accuracy."]
+    assert not test[y >= 2].any()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="engine.validation"):
+        polygon_group_split(y[:25], groups[:25], 0.3, seed=0, class_names=names)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Class reed has a single polygon, used for training and not validated. Draw a second polygon to measure its "
+        "accuracy."]
+
+
+def test_kfold_names_the_classes_it_cannot_train_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    y, groups = make_groups()  # class "c" has a single polygon
+    rows, cols = np.arange(len(y)) // 10, np.arange(len(y)) % 10
+    with caplog.at_level(logging.WARNING, logger="engine.validation"):
+        make_folds("group_kfold", y, groups, rows, cols, n_folds=3, seed=0, class_names=["a", "b", "c", "d"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "Class c lies in a single polygon: the fold that tests it has not learnt it, so its accuracy reads 0 %. "
+        "Draw polygons of it in another part of the image."]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="engine.validation"):  # the inner folds of the automatic choice
+        make_folds("group_kfold", y, groups, rows, cols, n_folds=3, seed=0)
+    assert not caplog.records
