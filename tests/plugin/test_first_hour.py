@@ -156,12 +156,16 @@ def test_an_identifier_field_is_refused_naming_the_class_field(
         tmp_path: Path) -> None:
     import processing
 
+    # The sample's polygons with a unique number each, as a GeoPackage's fid or an OBJECTID would be.
+    labels = processing.run("native:fieldcalculator", {
+        "INPUT": str(sample_labels), "FIELD_NAME": "OBJECTID", "FIELD_TYPE": 1, "FIELD_LENGTH": 10,
+        "FORMULA": "@row_number", "OUTPUT": str(tmp_path / "numbered.gpkg")})["OUTPUT"]
     with pytest.raises(QgsProcessingException) as caught:
         processing.run("landprobe:trainclassifier", {
-            "RASTER": str(sample_raster), "LABELS": str(sample_labels), "FIELD": "id", "METHOD": 0,
+            "RASTER": str(sample_raster), "LABELS": labels, "FIELD": "OBJECTID", "METHOD": 0,
             "OUTPUT_MODEL": str(tmp_path / "model.lpmodel")})
     message = str(caught.value)
-    assert "'id'" in message and "'class'" in message and "identifier" in message
+    assert "'OBJECTID'" in message and "'class'" in message and "identifier" in message, message
     assert not (tmp_path / "model.lpmodel").exists()
 
 
