@@ -104,7 +104,7 @@ class XGBoostProbe(Probe):
     """
 
     name = "xgboost"
-    label = "XGBoost"
+    label = "XGBoost (gradient-boosted trees)"
 
     def __init__(self, n_estimators: int = 100, max_depth: int = 6, learning_rate: float = 0.3,
                  class_weight: str = "balanced") -> None:

@@ -18,8 +18,8 @@ from typing import Any
 from qgis.core import QgsFeatureSource, QgsProject, QgsVectorLayer
 
 #: Words that name a class field, alone or as a part of the name (``class_name``, ``LC_TYPE``, ``landcover2020``).
-CLASS_WORDS = ("class", "classe", "klasse", "klass", "label", "landcover", "land_cover", "lulc", "lc", "type", "category",
-               "cover", "crop", "species", "code_class", "nomenclature", "legend", "name")
+CLASS_WORDS = ("class", "classe", "klasse", "klass", "label", "landcover", "land_cover", "lulc", "lc", "type",
+               "category", "cover", "crop", "species", "code_class", "nomenclature", "legend", "name")
 #: Names of identifier fields (never guessed).
 ID_NAMES = re.compile(r"^(fid|id|gid|oid|objectid|object_id|ogc_fid|pk|uid|uuid|index|rowid|feature_id)$", re.I)
 

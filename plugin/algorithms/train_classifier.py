@@ -28,7 +28,7 @@ from .model_paths import model_destination, report_model
 #: Append only: batch files and graphical models store the option's index.
 METHODS = [
     ("Logistic regression", "logistic_regression"),
-    ("XGBoost", "xgboost"),
+    ("XGBoost (gradient-boosted trees)", "xgboost"),
     ("Random forest", "random_forest"),
     ("k-nearest neighbours", "knn"),
     ("Support vector machine, RBF kernel", "svm"),

@@ -140,13 +140,13 @@ def test_selection_section_lists_every_candidate_by_score() -> None:
     assert "Folds of whole polygons (median 40 px each)." in section
     order = [section.index(name) for name in (f"{SVM10}</td>", "k-nearest neighbours</td>",
                                               f"{SVM10.replace('C = 10', 'C = 1')}</td>",
-                                              "XGBoost, classes balanced</td>")]
+                                              "XGBoost (gradient-boosted trees), classes balanced</td>")]
     assert order == sorted(order)
     winner = row_of(section, SVM10)
     assert winner.startswith('<tr class="win">') and "91.2 ± 1.5 %" in winner and "chosen" in winner
     assert "2.5" in winner
     assert "left out after the first round" in row_of(section, SVM10.replace("C = 10", "C = 1"))
-    failed = row_of(section, "XGBoost, classes balanced")
+    failed = row_of(section, "XGBoost (gradient-boosted trees), classes balanced")
     assert "failed" in failed and "out of &lt;memory&gt;" in failed and "n/a" in failed
     assert f"Chosen: {SVM10}.</strong> {SVM10} had the highest cross-validated balanced accuracy" in section
     assert "12.3 s" in section
