@@ -18,7 +18,9 @@ The worker answers on standard output with one JSON object per line, each with a
 
 With ``--stdin-control``, a later line ``cancel`` on standard input, the end of standard input (the parent went
 away) or SIGTERM cancel the job: it stops at its next check and removes what it had started writing.
-Anything a library prints is sent to standard error, so standard output carries nothing but events.
+Anything a library prints is sent to standard error, so standard output carries nothing but events. Log records
+of other packages than the engine, and warnings (:func:`logging.captureWarnings`), become ``debug`` events; during
+a fine-tune they go to the run's debug log file instead, named once in an ``info`` event (:mod:`engine.deep.logs`).
 
 A distributed fine-tune (DDP) started from the worker makes Lightning run this command again once per extra
 process; those processes read the job from the ``LANDPROBE_JOB`` environment variable and write their events to

@@ -36,10 +36,17 @@ def evaluate(data: Any, module: Any, validation: str, test_fraction: float, seed
                     "optimistic": validation == "random_pixels", "n_folds": 1, "test_fraction": test_fraction,
                     "seed": seed, "n_test_polygons": data.stats.get("n_test_polygons"),
                     "n_polygons": data.stats.get("n_polygons")})
-    logger.info("Validation (%s): overall accuracy %.3f, kappa %.3f over %d held-out pixels%s.", validation,
-                figures["overall_accuracy"], figures["kappa"], figures["n"],
-                ", OPTIMISTIC" if validation == "random_pixels" else "")
+    logger.info("%s", figures_line(figures, validation))
     return figures
+
+
+def figures_line(figures: dict[str, Any], validation: str) -> str:
+    """The log line of the final figures, e.g. ``Validation (polygon_groups): overall accuracy 86.1 %, ...``."""
+    parts = [f"overall accuracy {100 * figures['overall_accuracy']:.1f} %", f"kappa {figures['kappa']:.3f}"]
+    if figures.get("macro_f1") is not None:
+        parts.append(f"macro F1 {figures['macro_f1']:.3f}")
+    caveat = " (OPTIMISTIC: neighbouring pixels on both sides)" if validation == "random_pixels" else ""
+    return f"Validation ({validation}){caveat}: {', '.join(parts)} over {figures['n']} held-out pixels."
 
 
 def training_curve_png(history: list[dict[str, float]], path: str | Path) -> Path:

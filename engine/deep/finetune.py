@@ -16,8 +16,9 @@ from typing import Any
 from ..errors import InputError
 from ..feedback import Feedback
 from ..rasters import check_writable, open_raster
+from .logs import DEBUG_LOG, library_log
 from .networks import StartingPoint, check_chip, check_task, default_chip
-from .trainer import FitOptions
+from .trainer import FitOptions, run_folder_kept
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ class FinetuneResult:
 
 
 def run_folder(output_model: str | Path) -> Path:
-    """The folder of a model's checkpoints and logs: ``<model name>_run`` beside it."""
+    """The folder of a model's checkpoints and logs: ``<model name>_run`` beside it.
+
+    A run that is cancelled or refused before its first epoch ends removes it again if it made it; the
+    libraries' messages are in its ``landprobe-debug.log``.
+    """
     path = Path(output_model)
     return path.with_name(path.stem + "_run")
 
@@ -91,7 +96,7 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
         resume: continue the run in :func:`run_folder` from its last checkpoint.
         output_report: optional JSON report (an HTML page with the training curve is written beside it).
         class_colors: ``#rrggbb`` colour of each class value.
-        feedback: progress (per batch) and cancel (checked every batch).
+        feedback: progress (per batch, with one message for the whole training) and cancel (checked every batch).
 
     """
     from .dataset_setup import prepare_data
@@ -113,17 +118,35 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
     options = FitOptions(epochs, batch_size, learning_rate, patience, scheduler, freeze_epochs, device, strategy,
                          devices, num_nodes, num_workers, seed, resume)
     start = StartingPoint(weights, weights_file, band_map, architecture, seed)
-    with open_raster(raster) as src:
-        data = prepare_data(src, raster, labels, field, task, backbone, chip, start, validation, test_fraction,
-                            max_samples_per_class, n_pca, seed, class_colors, feedback.stage(0.0, 0.1))
-    module = _module(data, options)
-    result = _train(data, module, options, run_folder(output_model), feedback.stage(0.1, 0.95))
-    if not result.global_zero:  # another process of a distributed run: the first one writes the outputs
-        return FinetuneResult(str(output_model), None, None, None, None, None, [c.name for c in data.classes],
-                              int(data.stats["n_samples"]), result.device, result.epochs_run,
-                              result.seconds_per_epoch, str(run_folder(output_model)))
-    figures = evaluate(data, module, validation, test_fraction, seed)
-    manifest = {
+    folder = run_folder(output_model)
+    with run_folder_kept(folder), library_log(folder / DEBUG_LOG):
+        with open_raster(raster) as src:
+            data = prepare_data(src, raster, labels, field, task, backbone, chip, start, validation, test_fraction,
+                                max_samples_per_class, n_pca, seed, class_colors, feedback.stage(0.0, 0.1))
+        module = _module(data, options)
+        result = _train(data, module, options, folder, feedback.stage(0.1, 0.95))
+        if not result.global_zero:  # another process of a distributed run: the first one writes the outputs
+            return FinetuneResult(str(output_model), None, None, None, None, None, [c.name for c in data.classes],
+                                  int(data.stats["n_samples"]), result.device, result.epochs_run,
+                                  result.seconds_per_epoch, str(folder))
+        feedback.check_cancel()
+        figures = evaluate(data, module, validation, test_fraction, seed)
+        manifest = _manifest(data, labels, field, options, result, figures)
+        report, html = write_outputs(output_model, output_report, manifest, module.network, result)
+    feedback.progress(1.0, "Done")
+    return FinetuneResult(
+        output_model=str(output_model), output_report=report, output_html=html,
+        overall_accuracy=figures["overall_accuracy"] if figures else None,
+        kappa=figures["kappa"] if figures else None, macro_f1=figures["macro_f1"] if figures else None,
+        classes=[c.name for c in data.classes], n_samples=int(data.stats["n_samples"]), device=result.device,
+        epochs_run=result.epochs_run, seconds_per_epoch=result.seconds_per_epoch, run_folder=str(folder),
+    )
+
+
+def _manifest(data: Any, labels: str, field: str, options: FitOptions, result: Any,
+              figures: dict[str, Any] | None) -> dict[str, Any]:
+    """The package's manifest: classes, input and normalisation, network, starting point, training, figures."""
+    return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "classes": [asdict(c) for c in data.classes],
         "field": field,
@@ -138,16 +161,6 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
         "history": result.history,
         "validation": figures,
     }
-    report, html = write_outputs(output_model, output_report, manifest, module.network, result)
-    feedback.progress(1.0, "Done")
-    return FinetuneResult(
-        output_model=str(output_model), output_report=report, output_html=html,
-        overall_accuracy=figures["overall_accuracy"] if figures else None,
-        kappa=figures["kappa"] if figures else None, macro_f1=figures["macro_f1"] if figures else None,
-        classes=[c.name for c in data.classes], n_samples=int(data.stats["n_samples"]), device=result.device,
-        epochs_run=result.epochs_run, seconds_per_epoch=result.seconds_per_epoch,
-        run_folder=str(run_folder(output_model)),
-    )
 
 
 def _module(data: Any, options: FitOptions) -> Any:
@@ -177,6 +190,5 @@ def _train(data: Any, module: Any, options: FitOptions, folder: Path, feedback: 
     val = DataLoader(data.val, shuffle=False, **common) if data.val is not None and len(data.val) else None
     if val is None:
         logger.warning("No validation data: training stops on the training loss and no accuracy is reported.")
-    folder.mkdir(parents=True, exist_ok=True)
     freeze = backbone_of(data.built.spec, module.network) if options.freeze_epochs else None
     return fit(module, train, val, folder, options, feedback, freeze)

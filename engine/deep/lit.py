@@ -96,7 +96,11 @@ def class_weights(counts: list[int]) -> list[float]:
 
 
 class FeedbackCallback(L.Callback):
-    """Progress per batch, a log line per epoch, and cancel checked at every batch."""
+    """Progress per batch, a log line per epoch, and cancel checked at every batch.
+
+    The progress message is set once, when training starts; batches only move the fraction. (QGIS writes every new
+    progress message into the Processing log, so a message per batch would be a log line per batch.)
+    """
 
     def __init__(self, feedback: Feedback, epochs: int) -> None:
         """Report to ``feedback`` over ``epochs`` epochs."""
@@ -119,17 +123,21 @@ class FeedbackCallback(L.Callback):
             cancelled = trainer.strategy.reduce_boolean_decision(cancelled, all=False)
         if cancelled:
             self.cancelled = True
-            raise CancelledError("Training was cancelled; the checkpoint of the last completed epoch is kept.")
+            raise CancelledError(cancel_message(trainer.current_epoch))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Say what training is about to do (the progress message of the whole training)."""
+        if trainer.is_global_zero:
+            n = max(1, int(trainer.num_training_batches))
+            self.feedback.progress(trainer.current_epoch / self.epochs,
+                                   f"Training: {self.epochs} epochs at most, {n} batch{'es' if n != 1 else ''} each")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        """Report the batch and check cancel."""
+        """Move the progress bar and check cancel."""
         n = max(1, int(trainer.num_training_batches))
-        epoch = trainer.current_epoch
-        loss = outputs["loss"].item() if isinstance(outputs, dict) else float("nan")
         if trainer.is_global_zero:
-            self.feedback.progress((epoch + (batch_idx + 1) / n) / self.epochs,
-                                   f"Epoch {epoch + 1}/{self.epochs}, batch {batch_idx + 1}/{n}, loss {loss:.3f}")
+            self.feedback.progress((trainer.current_epoch + (batch_idx + 1) / n) / self.epochs)
         self._check(trainer)
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -144,13 +152,26 @@ class FeedbackCallback(L.Callback):
                "lr": trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan}
         self.history.append(row)
         self.epochs_now += 1
-        parts = [f"train loss {metrics.get('train_loss', math.nan):.4f}"]
-        if "val_loss" in metrics:
-            parts.append(f"validation loss {metrics['val_loss']:.4f}")
-        if "val_acc" in metrics:
-            parts.append(f"validation accuracy {metrics['val_acc']:.3f}")
         if trainer.is_global_zero:
-            logger.info("Epoch %d/%d: %s.", row["epoch"], self.epochs, ", ".join(parts))
+            logger.info("%s", epoch_line(row, self.epochs))
+
+
+def epoch_line(row: dict[str, float], epochs: int) -> str:
+    """The log line of an epoch, e.g. ``Epoch 3/10: training loss 0.412, validation accuracy 86.1 %``."""
+    parts = [f"training loss {row.get('train_loss', math.nan):.3f}"]
+    if "val_loss" in row:
+        parts.append(f"validation loss {row['val_loss']:.3f}")
+    if "val_acc" in row:
+        parts.append(f"validation accuracy {100 * row['val_acc']:.1f} %")
+    return f"Epoch {int(row['epoch'])}/{epochs}: {', '.join(parts)}"
+
+
+def cancel_message(epoch: int) -> str:
+    """The error message of a training cancelled during epoch ``epoch`` (0-based)."""
+    if epoch == 0:
+        return "Training was cancelled during the first epoch; nothing was written."
+    return (f"Training was cancelled during epoch {epoch + 1}; the model was not written. The checkpoint of epoch "
+            f"{epoch} is kept in the run folder: train again with Resume to continue.")
 
 
 class FreezeCallback(L.Callback):

@@ -3,20 +3,23 @@
 A run keeps its files in a run folder beside the model (``<model>_run/``): ``checkpoints/best.ckpt`` (the epoch
 with the best validation loss), ``checkpoints/last.ckpt`` (the last completed epoch, what ``resume`` continues
 from), ``csv/version_N/metrics.csv`` (Lightning's CSV logger, a version per start or resume) and
-``tensorboard/version_N`` (``tensorboard --logdir <run folder>``). The per-epoch history also travels in the
-checkpoints, so a resumed run reports every epoch.
+``tensorboard/version_N`` (``tensorboard --logdir <run folder>``) and ``landprobe-debug.log`` (the libraries'
+messages, :mod:`engine.deep.logs`). The per-epoch history also travels in the checkpoints, so a resumed run reports
+every epoch. A run that fails before its first checkpoint removes the run folder it made (:func:`run_folder_kept`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, LandprobeError
 from ..feedback import Feedback
 
 logger = logging.getLogger(__name__)
@@ -82,6 +85,11 @@ def _accelerator(device: str) -> tuple[str, str]:
     return "cpu", "32-true"
 
 
+def last_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint of a run's last completed epoch (what ``resume`` continues from)."""
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
 def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
     """The checkpoint to resume from (``None`` for a new run, whose old checkpoints are removed).
 
@@ -89,7 +97,7 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
         InputError: when resuming and the run folder has no checkpoint.
 
     """
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     if resume:
         if not last.is_file():
             raise InputError(f"Nothing to resume: {last} does not exist. Train without resume first.")
@@ -103,12 +111,37 @@ def prepare_run_folder(run_dir: Path, resume: bool) -> Path | None:
     return None
 
 
+@contextlib.contextmanager
+def run_folder_kept(run_dir: Path) -> Iterator[Path]:
+    """Make ``run_dir`` if needed; remove it again when the run fails before it holds a checkpoint.
+
+    Only a folder this call made is removed, and only when the run was cancelled or refused (a
+    :class:`~engine.errors.LandprobeError`) before an epoch completed: a folder that existed (a run being resumed,
+    an earlier run's files) is never removed, a checkpoint stays for ``resume``, and after an unexpected error the
+    folder stays with its debug log.
+    """
+    created = not run_dir.exists()
+    run_dir.mkdir(exist_ok=True)
+    try:
+        yield run_dir
+    except LandprobeError:
+        if created and not last_checkpoint(run_dir).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if run_dir.exists():  # a file still open elsewhere (Windows): say so rather than claim it is gone
+                logger.warning("Could not remove the run folder %s; it holds no checkpoint and may be deleted.",
+                               run_dir)
+            else:
+                logger.info("Removed the run folder %s: no epoch was completed, so there is nothing to resume.",
+                            run_dir)
+        raise
+
+
 def fit(module: Any, train_loader: Any, val_loader: Any | None, run_dir: Path, options: FitOptions,
         feedback: Feedback, backbone: Any = None) -> FitResult:
     """Train the Lightning ``module``; on return its weights are those of the best (or last) epoch.
 
     Raises:
-        CancelledError: when cancelled (the checkpoint of the last completed epoch stays in ``run_dir``).
+        CancelledError: when cancelled (the checkpoint of the last completed epoch, if any, stays in ``run_dir``).
 
     """
     import lightning as L
@@ -141,18 +174,53 @@ def fit(module: Any, train_loader: Any, val_loader: Any | None, run_dir: Path, o
         deterministic=accelerator == "cpu",
     )
     device_name = torch.cuda.get_device_name(0) if accelerator == "gpu" else "CPU"
-    logger.info("Training on %s (%s precision), %d device(s) on %d machine(s), strategy %s.", device_name,
-                precision, options.devices, options.num_nodes, options.strategy)
+    logger.info("%s", describe_device(device_name, precision, options, torch.get_num_threads()))
     start = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
     elapsed = time.perf_counter() - start
     best = checkpoint.best_model_path or checkpoint.last_model_path
+    stopped_early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in callbacks)
     if best and trainer.is_global_zero:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-        logger.info("Kept the weights of the best epoch (%s %.4f).", monitor, float(checkpoint.best_model_score or 0))
+        logger.info("%s", describe_best(reporter.history, monitor, options, stopped_early))
     ran = reporter.epochs_now
     return FitResult(history=reporter.history, best_checkpoint=best or None, device=device_name,
                      precision=precision, epochs_run=ran, seconds_per_epoch=elapsed / ran if ran else None,
-                     stopped_early=trainer.current_epoch < options.epochs, world_size=trainer.world_size,
-                     global_zero=trainer.is_global_zero)
+                     stopped_early=stopped_early, world_size=trainer.world_size, global_zero=trainer.is_global_zero)
+
+
+def describe_device(device_name: str, precision: str, options: FitOptions, threads: int) -> str:
+    """The log line that says where training runs, e.g. ``Training on CPU (2 threads).``."""
+    if device_name == "CPU":
+        where = f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+    else:
+        mixed = {"16-mixed": "fp16", "bf16-mixed": "bf16"}.get(precision)
+        where = f"GPU: {device_name} ({mixed} mixed precision)" if mixed else f"GPU: {device_name}"
+    if options.devices * options.num_nodes > 1:
+        unit = "process" if device_name == "CPU" else "GPU"
+        where += f", {_count(options.devices, unit)}"
+        if options.num_nodes > 1:
+            where += f" on each of {options.num_nodes} machines"
+        where += f", strategy {options.strategy}"
+    return f"Training on {where}."
+
+
+def _count(n: int, unit: str) -> str:
+    """``1 GPU``, ``2 GPUs``, ``2 processes``."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}{'es' if unit.endswith('s') else 's'}"
+
+
+def describe_best(history: list[dict[str, float]], monitor: str, options: FitOptions, stopped_early: bool) -> str:
+    """The log line of the epoch whose weights are kept, and why training stopped."""
+    rows = [r for r in history if monitor in r]
+    if not rows:
+        return "Kept the weights of the last epoch."
+    best = min(rows, key=lambda r: r[monitor])
+    loss = "validation loss" if monitor == "val_loss" else "training loss"
+    figures = [f"{loss} {best[monitor]:.3f}"]
+    if "val_acc" in best:
+        figures.append(f"validation accuracy {100 * best['val_acc']:.1f} %")
+    why = (f"Stopped early after epoch {history[-1]['epoch']}: the {loss} had not improved for {options.patience} "
+           "epochs. ") if stopped_early else ""
+    return f"{why}Kept the weights of epoch {best['epoch']} ({', '.join(figures)})."

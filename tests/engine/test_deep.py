@@ -101,14 +101,17 @@ def test_segmentation_blends_tiles_the_same_whatever_the_window(tmp_path: Path, 
 
 
 class _CancelAfter(Feedback):
-    """Cancels once ``n`` progress reports have been made (a report per batch)."""
+    """Cancels once ``n`` batches have been reported (training's batches report a fraction and no message)."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
         self.n = n
+        self.training = False
 
     def _report(self, fraction: float, message: str | None) -> None:
-        if message and message.startswith("Epoch"):
+        if message is not None:
+            self.training = message.startswith("Training")
+        elif self.training:
             self.n -= 1
             if self.n <= 0:
                 self.cancel()
@@ -118,10 +121,15 @@ def test_cancel_keeps_the_last_epoch_and_resume_continues(tmp_path: Path, sample
                                                           sample_labels: Path) -> None:
     model = tmp_path / "cut.lpmodel"
     options = {**FAST, "epochs": 3}
+    common = {"task": "patch", "backbone": "rcf_gaussian", "freeze_epochs": 99, "chip_size": 16, **options}
+    args = (str(sample_raster), str(sample_labels), "class", str(model))
+    # cancelled in the first batch: nothing to resume, so the run folder this run made goes too
+    with pytest.raises(CancelledError, match="first epoch"):
+        finetune(*args, feedback=_CancelAfter(1), **common)
+    assert list(tmp_path.iterdir()) == []  # no model, no run folder, no temporary file
     # 40 samples per class, batch 32: a few batches per epoch; the 7th batch is past the first epoch
-    with pytest.raises(CancelledError):
-        finetune(str(sample_raster), str(sample_labels), "class", str(model), task="patch", backbone="rcf_gaussian",
-                 freeze_epochs=99, chip_size=16, feedback=_CancelAfter(7), **options)
+    with pytest.raises(CancelledError, match="Resume"):
+        finetune(*args, feedback=_CancelAfter(7), **common)
     assert not model.exists() and not list(tmp_path.glob(f"*{TMP_MARKER}*"))
     last = run_folder(model) / "checkpoints" / "last.ckpt"
     assert last.is_file()
@@ -129,12 +137,27 @@ def test_cancel_keeps_the_last_epoch_and_resume_continues(tmp_path: Path, sample
 
     completed = torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1
     assert 1 <= completed < 3  # cancelled in the middle of the run, after at least one epoch
-    result = finetune(str(sample_raster), str(sample_labels), "class", str(model), task="patch",
-                      backbone="rcf_gaussian", freeze_epochs=99, chip_size=16, resume=True, **options)
+    with pytest.raises(CancelledError):  # a resumed run cancelled at once: the folder it resumes from stays
+        finetune(*args, resume=True, feedback=_CancelAfter(1), **common)
+    assert last.is_file() and torch.load(last, map_location="cpu", weights_only=True)["epoch"] + 1 == completed
+    result = finetune(*args, resume=True, **common)
     assert model.is_file() and result.epochs_run == 3 - completed
     manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
     assert [h["epoch"] for h in manifest["history"]] == [1, 2, 3]  # the history came back with the checkpoint
-    assert (run_folder(model) / "csv" / "version_1" / "metrics.csv").is_file()  # the resumed try's log
+    assert (run_folder(model) / "csv" / "version_2" / "metrics.csv").is_file()  # the last try's log
+    assert (run_folder(model) / "landprobe-debug.log").is_file()
+
+
+def test_a_cancel_never_removes_a_folder_that_was_there(tmp_path: Path, sample_raster: Path,
+                                                        sample_labels: Path) -> None:
+    model = tmp_path / "mine.lpmodel"
+    notes = run_folder(model) / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("the user's own file")
+    with pytest.raises(CancelledError):
+        finetune(str(sample_raster), str(sample_labels), "class", str(model), task="patch", backbone="rcf_gaussian",
+                 chip_size=16, feedback=_CancelAfter(1), **FAST)
+    assert notes.read_text() == "the user's own file" and not model.exists()
 
 
 def test_same_seed_same_weights_on_cpu(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
@@ -176,6 +199,7 @@ def test_bad_requests_say_what_to_do(tmp_path: Path, sample_raster: Path, sample
         finetune(*args, task="segmentation", chip_size=48)
     with pytest.raises(InputError, match="Nothing to resume"):
         finetune(*args, task="patch", backbone="rcf_gaussian", resume=True, **FAST)
+    assert not run_folder(tmp_path / "m.lpmodel").exists()  # a refused run leaves no empty run folder
     with pytest.raises(InputError, match="one split"):
         finetune(*args, validation="group_kfold")
     import torch
