@@ -19,7 +19,8 @@ The worker answers on standard output with one JSON object per line, each with a
 With ``--stdin-control``, a later line ``cancel`` on standard input, the end of standard input (the parent went
 away) or SIGTERM cancel the job: it stops at its next check and removes what it had started writing.
 Anything a library prints is sent to standard error, so standard output carries nothing but events. Log records
-of other packages than the engine, and warnings (:func:`logging.captureWarnings`), become ``debug`` events; during
+of other packages than the engine at warning level or above, and warnings (:func:`logging.captureWarnings`), become
+``debug`` events (their information lines are dropped); during
 a fine-tune they go to the run's debug log file instead, named once in an ``info`` event (:mod:`engine.deep.logs`).
 
 A distributed fine-tune (DDP) started from the worker makes Lightning run this command again once per extra
@@ -79,6 +80,8 @@ class _EventLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         ours = record.name == _PACKAGE or record.name.startswith(_PACKAGE + ".")
+        if not ours and record.levelno < logging.WARNING:  # a library's news ("generated new fontManager"): not ours
+            return
         level = record.levelname.lower() if ours else "debug"
         if level == "critical":
             level = "error"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import accuracy_figures
+from ..report import validation_label
 from ..validation import SCHEMES
 
 logger = logging.getLogger(__name__)
@@ -41,12 +42,14 @@ def evaluate(data: Any, module: Any, validation: str, test_fraction: float, seed
 
 
 def figures_line(figures: dict[str, Any], validation: str) -> str:
-    """The log line of the final figures, e.g. ``Validation (polygon_groups): overall accuracy 86.1 %, ...``."""
+    """The log line of the final figures, e.g. ``Validation (30 % of each class's polygons held out, whole): ...``."""
     parts = [f"overall accuracy {100 * figures['overall_accuracy']:.1f} %", f"kappa {figures['kappa']:.3f}"]
     if figures.get("macro_f1") is not None:
         parts.append(f"macro F1 {figures['macro_f1']:.3f}")
     caveat = " (OPTIMISTIC: neighbouring pixels on both sides)" if validation == "random_pixels" else ""
-    return f"Validation ({validation}){caveat}: {', '.join(parts)} over {figures['n']} held-out pixels."
+    scheme = validation_label({"test_fraction": figures.get("test_fraction"), **figures, "scheme": validation})
+    return (f"Validation ({scheme[0].lower() + scheme[1:]}){caveat}: {', '.join(parts)} over {figures['n']} "
+            "held-out pixels.")
 
 
 def training_curve_png(history: list[dict[str, float]], path: str | Path) -> Path:

@@ -49,7 +49,8 @@ def test_finetune_log_is_for_people_and_library_chatter_goes_to_the_debug_log(
     assert [int(m[1]) for m in map(EPOCH.match, logs) if m] == [1, 2, 3]  # one line per epoch, none per batch
     assert [t for t in logs if t.startswith("Training on ")] == ["Training on CPU (2 threads)."]
     assert any(t.startswith("Kept the weights of epoch ") for t in logs)
-    assert any(t.startswith("Validation (polygon_groups): overall accuracy ") for t in logs)
+    assert any(t.startswith("Validation (30 % of each class's polygons held out, whole): overall accuracy ")
+               for t in logs)
     assert not [t for t in logs if any(word in t for word in CHATTER)], logs
     assert all(e["level"] == "info" for e in events if e["event"] == "log")  # no library line, even as debug
     assert "GPU available" not in err  # Lightning's own console handler is quiet too (the plugin logs stderr)
