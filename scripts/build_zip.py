@@ -21,7 +21,7 @@ FOLDER = "landprobe"
 INCLUDE = ["__init__.py", "metadata.txt", "README.md", "LICENSE", "pyproject.toml", "Makefile", "plugin", "engine",
            "requirements", "resources", "scripts/common.sh", "scripts/setup.sh", "scripts/demo.sh",
            "scripts/lock.sh"]
-SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "screenshots"}  # the README's pictures stay on GitHub
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 
 
