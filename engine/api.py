@@ -13,19 +13,7 @@ from typing import Any
 from . import __version__
 from .errors import InputError
 from .feedback import Feedback
-
-
-def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
-    """Installed versions of distributions ``names`` (``None`` when missing), read from metadata, nothing imported."""
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+from .versions import package_versions
 
 
 def ping(feedback: Feedback | None = None) -> dict[str, Any]:
@@ -53,7 +41,7 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
         torch_threads = None
     preferred = os.environ.get("LANDPROBE_DEVICE", "").strip().lower() or "auto"
     try:
-        from .embeddings import choose_device
+        from .devices import choose_device
 
         default_device = choose_device("auto")  # what "auto" means under the user's device preference
     except (ImportError, InputError) as exc:

@@ -63,6 +63,9 @@ class EmbeddingSource:
         return {"kind": self.kind, "dim": self.dim, "dequantize": self.dequantize, "nodata": self.nodata,
                 "identity": self.identity, **tags}
 
+#: The GeoTIFF tag holding an embedding raster's description (encoder, weights, patch, stride, statistics).
+METADATA_KEY = "LANDPROBE_EMBEDDING"
+
 
 def describe_embeddings(path: str) -> EmbeddingSource:
     """Recognise the embedding raster ``path``.
@@ -73,7 +76,6 @@ def describe_embeddings(path: str) -> EmbeddingSource:
     """
     import json
 
-    from .embeddings import METADATA_KEY
     from .rasters import band_scaling, open_raster
 
     with open_raster(path) as src:

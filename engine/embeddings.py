@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .devices import choose_device
+from .embedding_inputs import METADATA_KEY
 from .errors import InputError
-from .features import mean_and_scale
 from .feedback import Feedback
+from .numbers import mean_and_scale
 from .rasters import (
     atomic_output,
     band_label,
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METADATA_KEY = "LANDPROBE_EMBEDDING"
 STRIP_PIXELS = 4_000_000  # raw pixels read per strip
 BLOCK_ROWS = 16  # output tile height in cells: strips are written in whole tiles, each compressed once
 
@@ -61,24 +62,6 @@ class EmbeddingResult:
     device: str
     valid_cells: int
     preview: str | None = None
-
-
-def choose_device(device: str = "auto") -> str:
-    """``cuda`` when asked for or when ``auto`` finds a GPU, else ``cpu``; asking for an absent GPU is an error.
-
-    ``auto`` follows the user's preference in ``LANDPROBE_DEVICE`` (the plugin's "Device" setting) when it is set.
-    """
-    import os
-
-    import torch
-
-    if device == "auto":
-        device = os.environ.get("LANDPROBE_DEVICE", "").strip().lower() or "auto"
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("A GPU was asked for but torch sees none; choose the CPU or 'auto'.")
-    return device
 
 
 def _decimated(src: Any, max_side: int) -> np.ndarray:
@@ -281,7 +264,7 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     import torch
     from rasterio.transform import Affine
 
-    from .training import library_versions
+    from .versions import library_versions
 
     module = built.module.to(device)
     all_rows, all_cols = cell_grid(src, step)

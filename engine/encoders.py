@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, ModelFileError
-from .features import band_assignments
+from .numbers import band_assignments
 
 if TYPE_CHECKING:
     import numpy as np

@@ -277,7 +277,8 @@ def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, An
 
 def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: Feedback) -> None:
     """Compute the embeddings of ``raster`` with the encoder stored in the model."""
-    from .embeddings import choose_device, encode_raster
+    from .devices import choose_device
+    from .embeddings import encode_raster
     from .encoders import rebuild_encoder
 
     spec = loaded.manifest["features"]["encoder"]
@@ -325,7 +326,7 @@ def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feed
                    block: int) -> ClassifyResult:
     """:func:`classify_raster` with a deep model (see :mod:`engine.deep.predict`)."""
     from .deep.package import load_deep_model
-    from .embeddings import choose_device
+    from .devices import choose_device
 
     device = choose_device("auto")
     deep = load_deep_model(model, device)

@@ -17,7 +17,7 @@ import logging
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from .features import mean_and_scale
+from .numbers import mean_and_scale
 from .probe_base import Probe, State, check_class_weight
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import tree_predictor
 from .errors import InputError, MissingDependencyError
-from .features import mean_and_scale
+from .numbers import mean_and_scale
 from .probe_base import Probe, State, check_class_weight, full_proba, sample_weights
 from .probe_svm import SvmProbe
 from .tree_predictor import LazyPredictor, TreePredictor, from_sklearn, from_softprob_booster

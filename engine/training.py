@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import platform
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .encoders import EncoderOptions
 from .errors import InputError
 from .features import EMBEDDING_RECIPES
@@ -21,6 +19,7 @@ from .rasters import check_writable
 from .report import candidate_label, html_path, plain_names, validation_label, write_report
 from .selection import AUTO, DEFAULT_OBJECTIVE, UNWEIGHTED_METHODS, Candidate, Choice, check_options, choose
 from .validation import SCHEMES, cap_per_class, make_folds
+from .versions import library_versions
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +40,6 @@ class TrainResult:
     method: str = ""  #: the engine's short name, e.g. ``svm (C=1), classes balanced``
     method_reason: str = ""  #: why this method, in plain words
     method_label: str = ""  #: the method in plain words, e.g. ``Support vector machine (RBF kernel, C = 1), ...``
-
-
-def library_versions() -> dict[str, str | None]:
-    """Versions of the libraries a model depends on (read from package metadata, nothing imported)."""
-    from .api import package_versions
-
-    installed = package_versions(("numpy", "scikit-learn", "xgboost-cpu", "xgboost", "rasterio", "torch"))
-    return {"python": platform.python_version(), "landprobe": __version__,
-            **{k: v for k, v in installed.items() if v is not None}}
 
 
 def drop_empty_classes(samples: Samples) -> Samples:

@@ -25,7 +25,7 @@ from .llvm_jit import Kernel, compile_function, constant
 if TYPE_CHECKING:
     import numpy as np
 
-    from .tree_predictor import VectorTree
+    from .vector_tree import VectorTree
 
 NODES_PER_FUNCTION = 2000  # compile time grows faster than linearly with a function's size
 BLOCK_ROWS = 4096  # rows that go through one group of trees before the next group: the rows stay in cache

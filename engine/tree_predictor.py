@@ -23,13 +23,14 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import numpy as np
+
+from .vector_tree import VectorTree
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +47,6 @@ MAX_COMPILED_NODES = 200_000  # larger ensembles go through XGBoost's walker: co
 MAX_TOTAL_NODES = 500_000  # larger ensembles keep the original walk: building takes about 10 us a node
 MIN_ROWS = 65_536  # smaller predictions (validation, learning curves) keep the original predictor: no build cost
 TOLERANCE = 1e-5
-
-
-@dataclass
-class VectorTree:
-    """One tree in breadth-first order: ``left[n] == -1`` marks a leaf; a split sends ``x[feature] < cond`` left."""
-
-    left: np.ndarray
-    right: np.ndarray
-    feature: np.ndarray
-    cond: np.ndarray
-    value: np.ndarray  # (nodes, outputs), read at leaves
-
-    @property
-    def size(self) -> int:
-        """Number of nodes."""
-        return len(self.left)
 
 
 def _breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -71,7 +71,7 @@ def _accelerator(device: str) -> tuple[str, str]:
     """
     import torch
 
-    from ..embeddings import choose_device
+    from ..devices import choose_device
 
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"Unknown device {device!r}; choose auto, cpu or cuda.")

@@ -11,7 +11,8 @@ import rasterio
 import torch
 from rasterdata import write_like
 
-from engine.embeddings import METADATA_KEY, extract_embeddings, read_embedding_metadata
+from engine.embedding_inputs import METADATA_KEY
+from engine.embeddings import extract_embeddings, read_embedding_metadata
 from engine.encoders import ENCODERS, download_weights, map_bands
 from engine.errors import InputError, ModelFileError
 from engine.rasters import TMP_MARKER
