@@ -22,7 +22,7 @@ test-engine: setup  ## engine tests only (no QGIS)
 test-plugin: setup  ## plugin tests only (real QGIS)
 	@bash scripts/test.sh plugin
 
-lint: setup  ## ruff
+lint: setup  ## ruff and the layers contract (scripts/check_layers.py)
 	@bash scripts/test.sh lint
 
 engine-python: setup  ## print the engine's Python (use it for the command line: `$(make -s engine-python) -m engine --help`)

@@ -5,16 +5,18 @@ Protocol:
 - Raster: bands 1-7 of ``resources/sample/LE70220491999322EDC01_stack.gtif`` (band 8 is all zero), copied once into
   the work folder as int16 (and as float32 for one Remotior Sensus variant). Labels: ``training_data.shp``, field
   ``class`` (text; codes 1..n in name order, as the engine assigns them, written as an integer field ``code``).
-- Splits: the pixels under the polygons come from ``engine.labels.sample_pixels`` (capped like
-  ``engine.training``); for seeds 0..4 ``engine.validation.polygon_group_split(test_fraction=0.3)`` holds out about
+- Splits: the pixels under the polygons come from ``engine.io.labels.sample_pixels`` (capped like
+  ``engine.jobs.train_classifier``); for seeds 0..4
+  ``engine.samples.validation.polygon_group_split(test_fraction=0.3)`` holds out about
   30 % of each class's polygons. Every contender uses the same split: the train and test polygons are also written
   as separate shapefiles for the external tools.
-- Score: overall accuracy, Cohen's kappa and macro F1 (``engine.metrics``) on the test-polygon pixels, i.e. exactly
+- Score: overall accuracy, Cohen's kappa and macro F1 (``engine.assess.metrics``) on the test-polygon pixels, i.e.
+  exactly
   the pixels ``sample_pixels`` returns for the test polygons; an external map is read at those pixels. Mean ± std
   (population std) over the 5 seeds.
-- Contenders: the engine probes (``engine.probes.PROBES``, fitted on the train-polygon pixels as
-  ``engine.training.validate`` does); the default probe (SVM) with the six spectral indices of
-  ``engine.features`` added (Landsat 7 band roles); scikit-learn ``RandomForestClassifier(n_estimators=100)``
+- Contenders: the engine probes (``engine.probes.registry.PROBES``, fitted on the train-polygon pixels as
+  ``engine.jobs.train_classifier.validate`` does); the default probe (SVM) with the six spectral indices of
+  ``engine.embeddings.features`` added (Landsat 7 band roles); scikit-learn ``RandomForestClassifier(n_estimators=100)``
   otherwise default;
   Orfeo ToolBox random forest (``otbcli_TrainImagesClassifier ... -classifier rf`` with OTB's defaults, then
   ``otbcli_ImageClassifier``); Remotior Sensus random forest and multi-layer perceptron (``band_classification``
@@ -55,8 +57,8 @@ REMOTIOR = {"remotior_rf": ("random forest", False), "remotior_mlp": ("multi-lay
 
 def load_samples(raster: Path):
     """Pixel samples under the labels, capped as ``engine.training.train_classifier`` does."""
-    from engine.labels import sample_pixels
-    from engine.validation import cap_per_class
+    from engine.io.labels import sample_pixels
+    from engine.samples.validation import cap_per_class
 
     samples = sample_pixels(str(raster), str(LABELS), FIELD)
     keep = cap_per_class(samples.y, samples.groups, 20_000, 0)
@@ -68,7 +70,7 @@ def write_split_vectors(raster: Path, test_groups: np.ndarray, folder: Path) -> 
     """The train and test polygons as shapefiles with the integer field ``code`` (GeoPackage too, for Remotior)."""
     import rasterio
 
-    from engine.labels import read_labels
+    from engine.io.labels import read_labels
 
     with rasterio.open(raster) as src:
         gdf, classes = read_labels(str(LABELS), FIELD, src.crs.to_wkt())
@@ -118,9 +120,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from sklearn.ensemble import RandomForestClassifier
 
-    from engine.features import compute_features, make_recipe
-    from engine.probes import PROBES, get_probe
-    from engine.validation import polygon_group_split
+    from engine.embeddings.features import compute_features, make_recipe
+    from engine.probes.registry import PROBES, get_probe
+    from engine.samples.validation import polygon_group_split
 
     tmp = None
     if args.workdir is None:

@@ -4,13 +4,15 @@ Protocol:
 
 - Raster: bands 1-7 of the Landsat 7 sample (band 8 is all zero), int16. Labels: ``training_data.shp``, field
   ``class``.
-- Embeddings: ``engine.embeddings.extract_embeddings`` at stride 1 (one embedding per pixel, from the patch centred on
+- Embeddings: ``engine.embeddings.encode.extract_embeddings`` at stride 1 (one embedding per pixel, from the patch
+  centred on
   it), for RCF Gaussian (128 features, patch 16 px), RCF empirical (patch 16 px) and ResNet-18 (512 features,
   patch 32 px). **ResNet-18 has random-initialised weights** (seeded): no pretrained Landsat weights can be
   downloaded here, so its row is NOT a pretrained result.
-- Samples: the embedding cells covered to at least 50 % by one class (``engine.cells.sample_cells``, i.e. the pixels
+- Samples: the embedding cells covered to at least 50 % by one class (``engine.samples.cells.sample_cells``, i.e. the
+  pixels
   under the polygons); raw bands are the band values of the same pixels, so every feature set has the same samples.
-- Curve: ``engine.insight.learning_curve`` with the same held-out polygons (``polygon_group_split``, 30 % of each
+- Curve: ``engine.assess.insight.learning_curve`` with the same held-out polygons (``polygon_group_split``, 30 % of each
   class's polygons, seeds 0..4) and the same draws of 5, 10, 25 and all training samples per class (spread over
   the training polygons) for every feature set; overall accuracy, kappa and macro F1 on the test-polygon pixels,
   mean ± std over the seeds.
@@ -37,9 +39,9 @@ ENCODERS = {  # display name: (encoder, patch, extra note)
 
 def embedding_sets(sample: Path, work: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[str]]:
     """Feature matrices over the same labelled pixels: raw bands and each encoder's embeddings."""
-    from engine.embeddings import extract_embeddings
-    from engine.feature_sources import load_embeddings
-    from engine.feedback import Feedback
+    from engine.core.feedback import Feedback
+    from engine.embeddings.encode import extract_embeddings
+    from engine.embeddings.sources import load_embeddings
 
     sets: dict[str, np.ndarray] = {}
     reference = None
@@ -69,7 +71,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from engine.insight import learning_curve
+    from engine.assess.insight import learning_curve
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     sample = seven_band_copy(args.workdir)

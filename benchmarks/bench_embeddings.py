@@ -7,10 +7,11 @@ Protocol:
   by ``bench_predict.build_raster`` and reused.
 - Encoders: ``rcf_gaussian`` (random convolutional features, 128 features, patch 16, stride 16) and ``resnet18``
   **random-init** (no weights, patch 32, stride 32: only its speed means anything). Both contenders build the
-  encoder through ``engine.encoders.build_encoder`` with seed 0, ``torch.manual_seed(0)`` first (timm draws the
+  encoder through ``engine.embeddings.encoders.build_encoder`` with seed 0, ``torch.manual_seed(0)`` first (timm draws
+  the
   random ResNet from torch's global generator) and the raster's per-band mean and std, so outputs are comparable.
 - Contenders, each in its own process tree (peak RSS = largest polled sum over the tree, every 0.2 s, GB = 1e9 B):
-  *ours*, ``engine.embeddings.extract_embeddings(device="cpu")`` (the engine's default batch of 64); *naive*, a
+  *ours*, ``engine.embeddings.encode.extract_embeddings(device="cpu")`` (the engine's default batch of 64); *naive*, a
   TorchGeo ``RasterDataset`` over the same file, ``GridGeoSampler(size=patch, stride=stride)`` in pixel units, a
   ``DataLoader(batch_size=32, collate_fn=stack_samples)`` (default ``num_workers=0``), per-band standardisation of
   each batch, ``model.eval()`` under ``torch.inference_mode``, every output kept in memory and written at the end
@@ -22,7 +23,7 @@ Protocol:
   matmuls; RCF's clamp/mean are not counted). The compute limit is a plain forward pass of the same model on random
   tensors, batch 64, after 3 warm-up passes: the fastest of 5 trials of at least 5 passes and 0.5 s.
 - Memory: peak RSS includes GDAL's block cache, by default 5 % of RAM, which fills as a bigger file is read. The
-  engine caps its own (``engine.rasters.GDAL_CACHE_MB``); ``--gdal-cache MB`` sets ``GDAL_CACHEMAX`` for every
+  engine caps its own (``engine.io.rasters.GDAL_CACHE_MB``); ``--gdal-cache MB`` sets ``GDAL_CACHEMAX`` for every
   worker, e.g. ``--gdal-cache 64`` gives the naive loop the same cap.
 - Check: the naive embeddings must equal ours within 1e-4 of max |ours|, over the cells both cover whose patch
   lies wholly inside the raster. TorchGeo 0.8's grid starts at the raster's **bottom**-left corner (ours: top-left),
@@ -60,16 +61,16 @@ def preload() -> None:
     import timm  # noqa: F401
     import torchgeo.models  # noqa: F401
 
-    import engine.training  # noqa: F401
+    import engine.jobs.train_classifier  # noqa: F401
 
 
 def build(encoder: str, raster: Path) -> Any:
     """The encoder as ``extract_embeddings`` builds it: seeded, with the raster's band statistics."""
     import torch
 
-    from engine.embeddings import band_statistics, patch_sampler
-    from engine.encoders import EncoderRequest, build_encoder, get_encoder
-    from engine.rasters import open_raster
+    from engine.embeddings.encode import band_statistics, patch_sampler
+    from engine.embeddings.encoders import EncoderRequest, build_encoder, get_encoder
+    from engine.io.rasters import open_raster
 
     torch.manual_seed(SEED)
     with open_raster(raster) as src:
@@ -82,7 +83,7 @@ def ours_worker(encoder: str, raster: Path, output: Path) -> dict[str, Any]:
     """Landprobe's extraction, seeded like :func:`build`."""
     import torch
 
-    from engine.embeddings import extract_embeddings
+    from engine.embeddings.encode import extract_embeddings
 
     preload()
     start = time.perf_counter()

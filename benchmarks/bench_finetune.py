@@ -47,7 +47,7 @@ CONTENDERS: dict[str, dict[str, Any]] = {
 def run(raster: Path, work: Path, seeds: list[int], epochs: int, only: list[str] | None) -> list[list[str]]:
     """Train every contender for every seed; a table row per contender."""
     from engine.deep.finetune import finetune
-    from engine.training import train_classifier
+    from engine.jobs.train_classifier import train_classifier
 
     results: dict[str, list[dict[str, float]]] = {}
     for seed in seeds:

@@ -2,11 +2,11 @@
 
 Protocol (the one of the hyperspectral literature, e.g. the HybridSN paper's tables):
 
-- Data: ``--cube synthetic`` (default) lays ``engine.hsi.synthetic_cube`` (200 bands, seeded by the split seed)
+- Data: ``--cube synthetic`` (default) lays ``engine.io.hsi.synthetic_cube`` (200 bands, seeded by the split seed)
   on the real Indian Pines ground truth; ``--cube PATH.mat`` reads a real cube instead (``Indian_pines_corrected.mat``,
   ``PaviaU.mat``, ``Salinas_corrected.mat``, downloaded by the user) with its ``--gt``, so the figures can be set
   against the published ones. Bands are standardised with the mean and std of all the cube's pixels (no labels).
-- Split: ``engine.hsi.stratified_pixel_split``: per class, a random ``--train-fraction`` of its labelled pixels
+- Split: ``engine.io.hsi.stratified_pixel_split``: per class, a random ``--train-fraction`` of its labelled pixels
   (at least one) train, the rest are the test set; one split per seed, shared by every contender.
 - SVM: scikit-learn ``SVC`` (RBF) on standardised pixels, C chosen by 3-fold cross-validation over 1, 10, 100, 1000
   on the training pixels (gamma 'scale'). Random forest: 300 trees, default settings.
@@ -45,7 +45,7 @@ DEFAULT_GT = REPO / "tests" / "data" / "hsi" / "Indian_pines_gt.mat"
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float, float]:
     """Overall accuracy, average accuracy and kappa (the engine's metrics)."""
-    from engine.metrics import accuracy_figures, confusion_matrix
+    from engine.assess.metrics import accuracy_figures, confusion_matrix
 
     figures = accuracy_figures(confusion_matrix(y_true, y_pred, n_classes), [str(c) for c in range(n_classes)])
     per_class = [c["producers_accuracy"] for c in figures["per_class"] if c["producers_accuracy"] is not None]
@@ -91,12 +91,12 @@ def run_network(src: Any, stats: tuple[np.ndarray, np.ndarray], pixels: np.ndarr
     import torch
     from torch.utils.data import DataLoader
 
+    from engine.core.feedback import Feedback
     from engine.deep.data import ChipDataset, ChipStore
     from engine.deep.lit import DeepModule, class_weights
     from engine.deep.networks import StartingPoint, build_network
     from engine.deep.ssan import fit_pca
     from engine.deep.trainer import FitOptions, fit
-    from engine.feedback import Feedback
 
     labelled = np.flatnonzero(gt.ravel() > 0)  # the store's chips; train and test index into them
     y_chips = y[labelled]
@@ -140,7 +140,7 @@ def main() -> None:
     import rasterio
     import torch
 
-    from engine.hsi import SyntheticParameters, read_mat_array, stratified_pixel_split, synthetic_cube
+    from engine.io.hsi import SyntheticParameters, read_mat_array, stratified_pixel_split, synthetic_cube
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)

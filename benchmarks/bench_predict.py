@@ -70,7 +70,7 @@ def naive_worker(method: str, sample: Path, raster: Path, output: Path) -> None:
     """The naive baseline: fit on the sample, read the whole raster into memory, predict it at once, write it."""
     import rasterio
 
-    from engine.labels import sample_pixels
+    from engine.io.labels import sample_pixels
 
     samples = sample_pixels(str(sample), str(LABELS), FIELD)
     model = naive_model(method).fit(samples.x, samples.y)
@@ -118,8 +118,8 @@ def build_raster(work: Path, size: int, layout: str = "int16x7") -> Path:
 
 def training_times(sample: Path, methods: list[str]) -> list[list[str]]:
     """Seconds to fit each engine probe and each naive model on 100k noisy resampled pixels."""
-    from engine.labels import sample_pixels
-    from engine.probes import get_probe
+    from engine.io.labels import sample_pixels
+    from engine.probes.registry import get_probe
 
     samples = sample_pixels(str(sample), str(LABELS), FIELD)
     rng = np.random.default_rng(0)
@@ -154,7 +154,7 @@ def main() -> None:
         method, *paths = args.naive_worker
         naive_worker(method, *map(Path, paths))
         return
-    from engine.probes import PROBES
+    from engine.probes.registry import PROBES
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)

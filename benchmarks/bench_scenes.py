@@ -17,24 +17,27 @@ Real scenes, and synthetic scenes that reproduce the traps users meet. Protocol:
     direction; (e) ``pixel_polygons``, a ground-truth raster turned into one square polygon per labelled pixel.
 
 - Features: the pixels under the labels, read by the engine's loader
-  (``engine.feature_sources.load_raw_bands``, raw bands, no indices) and capped with
-  ``engine.validation.cap_per_class(y, groups, 20000, seed)`` as training does. If the engine's loader fails on a
+  (``engine.embeddings.sources.load_raw_bands``, raw bands, no indices) and capped with
+  ``engine.samples.validation.cap_per_class(y, groups, 20000, seed)`` as training does. If the engine's loader fails
+  on a
   scene, the error is printed and every contender runs on what a user would give instead (the scene's
   ``fallback_raster``: the non-empty bands, or the files stacked as Float32); the automatic method then does not
   meet the target on that scene. The baselines get the same pixels with all-NaN columns dropped.
 
-- Splits: for seeds 0..4 (``--seeds``), ``engine.validation.polygon_group_split(y, groups, 0.3, seed)`` holds out
+- Splits: for seeds 0..4 (``--seeds``), ``engine.samples.validation.polygon_group_split(y, groups, 0.3, seed)`` holds
+  out
   about 30 % of each class's polygons; every contender gets the same split. Scene (e) would leak the neighbours of
   every test pixel into training, so its samples are grouped into 40 px spatial blocks
-  (``engine.validation.spatial_block_ids``) and the blocks are split by ``polygon_group_split``, stratified by each
+  (``engine.samples.validation.spatial_block_ids``) and the blocks are split by ``polygon_group_split``, stratified by
+  each
   block's majority class.
 
 - Contenders, all fitted on the training part of the split only:
 
-  - ``auto``: ``engine.selection.select_probe(..., method="auto", objective="overall_accuracy",
+  - ``auto``: ``engine.assess.selection.select_probe(..., method="auto", objective="overall_accuracy",
     class_weight="auto", seed=seed)`` on the training samples (with their polygons and pixel positions); what it
     picked is printed per seed.
-  - every engine probe, ``engine.probes.PROBES[name]()`` with its defaults;
+  - every engine probe, ``engine.probes.registry.PROBES[name]()`` with its defaults;
   - hand-written baselines with library defaults: ``RandomForestClassifier(random_state=seed)``,
     ``make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))``,
     ``make_pipeline(StandardScaler(), SVC())`` (RBF), ``xgboost.XGBClassifier()``;
@@ -43,7 +46,7 @@ Real scenes, and synthetic scenes that reproduce the traps users meet. Protocol:
     the train polygons written as a shapefile in the raster's CRS (integer field ``code``) and read back at the test
     pixels. OTB gets one image: the scene's raster, or its VRT stack for (a) and (b).
 
-- Scores: overall accuracy, Cohen's kappa and macro F1 (``engine.metrics``) on the test pixels, mean ± std
+- Scores: overall accuracy, Cohen's kappa and macro F1 (``engine.assess.metrics``) on the test pixels, mean ± std
   (population) over the seeds; fit seconds are the mean time of the fit alone (for ``auto``, the whole selection and
   the final fit; for OTB, ``TrainImagesClassifier``). Target: on every scene the automatic method's mean overall
   accuracy is at least the best baseline's (scikit-learn, XGBoost, OTB; not the engine's own probes) minus 0.01.
@@ -93,9 +96,9 @@ OTB = {"otb_rf": "rf", "otb_libsvm": "libsvm"}
 
 def load(scene: scenes.Scene) -> tuple[Any, str | None]:
     """The scene's labelled pixels from the engine's loader, or (with the error) from the fallback raster."""
-    from engine.feature_sources import load_raw_bands
-    from engine.feedback import Feedback
-    from engine.training import drop_empty_classes
+    from engine.core.feedback import Feedback
+    from engine.embeddings.sources import load_raw_bands
+    from engine.jobs.train_classifier import drop_empty_classes
 
     def read(raster: str | list[str]) -> Any:
         loaded = load_raw_bands(raster, scene.labels, scene.field, indices=False, band_roles=None,
@@ -113,7 +116,7 @@ def load(scene: scenes.Scene) -> tuple[Any, str | None]:
 
 def split(scene: scenes.Scene, samples: Any, seed: int) -> np.ndarray:
     """Test mask: whole polygons, or for one-pixel polygons whole spatial blocks (stratified by majority class)."""
-    from engine.validation import polygon_group_split, spatial_block_ids
+    from engine.samples.validation import polygon_group_split, spatial_block_ids
 
     names = [c.name for c in samples.classes]
     if scene.split != "blocks":
@@ -130,7 +133,7 @@ def write_train_vector(scene: scenes.Scene, names: list[str], train_groups: np.n
     """The training polygons as a shapefile in the OTB image's CRS, with ``code`` = class index + 1."""
     import rasterio
 
-    from engine.labels import read_labels
+    from engine.io.labels import read_labels
 
     with rasterio.open(scene.otb_image) as src:
         gdf, classes = read_labels(scene.labels, scene.field, src.crs.to_wkt())
@@ -190,8 +193,8 @@ def baseline(name: str, seed: int) -> Any:
 def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path, skipped: dict[str, str]
               ) -> dict[str, Any]:
     """Every contender on every split of one scene; the figures, fit times, errors and the automatic choices."""
-    from engine.probes import PROBES
-    from engine.validation import cap_per_class
+    from engine.probes.registry import PROBES
+    from engine.samples.validation import cap_per_class
 
     start = time.perf_counter()
     samples, loader_error = load(scene)
@@ -232,7 +235,7 @@ def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path
             try:
                 t0 = time.perf_counter()
                 if name == "auto":
-                    from engine.selection import select_probe
+                    from engine.assess.selection import select_probe
 
                     probe, report = select_probe(x_train, y_train, s.groups[train], s.rows[train], s.cols[train],
                                                  len(names), method="auto", objective="overall_accuracy",
@@ -325,7 +328,7 @@ def summary_row(run: dict[str, Any]) -> list[str]:
 
 def training_time(work: Path, runs: dict[str, dict[str, Any]]) -> None:
     """``train_classifier`` wall time on the Landsat 7 sample, method auto against svm; and their mean fit times."""
-    from engine.training import train_classifier
+    from engine.jobs.train_classifier import train_classifier
 
     scene = REAL["landsat7"]
     walls: dict[str, str] = {}
@@ -360,7 +363,7 @@ def main() -> None:
     # multiply XGBoost's times (one fit: 5.1 s instead of 0.8 s at load 3 on 2 cores); idle, it changes little.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.ERROR)
-    from engine.probes import PROBES
+    from engine.probes.registry import PROBES
 
     start = time.perf_counter()
     print(f"1-min load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (timings are only "

@@ -121,7 +121,7 @@ def _engine_workers() -> list[int]:
 def _prepare(work: Path, python: str) -> tuple[Path, Path]:
     import rasterio
 
-    from engine.training import train_classifier
+    from engine.jobs.train_classifier import train_classifier
 
     model = work / "svm.lpmodel"
     train_classifier(str(SAMPLE), str(LABELS), "class", str(model), method="svm")

@@ -172,7 +172,7 @@ def scores(y_true: Any, y_pred: Any, class_names: list[str]) -> tuple[float, flo
     """Overall accuracy, kappa and macro F1 from the engine's own metrics (``y_pred`` -1 counts as wrong)."""
     import numpy as np
 
-    from engine.metrics import accuracy_figures, confusion_matrix
+    from engine.assess.metrics import accuracy_figures, confusion_matrix
 
     n = len(class_names)
     wrong = (y_pred < 0) | (y_pred >= n)

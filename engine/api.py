@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
-from .errors import InputError
-from .feedback import Feedback
-from .versions import package_versions
+from .core.errors import InputError
+from .core.feedback import Feedback
+from .core.versions import package_versions
 
 
 def ping(feedback: Feedback | None = None) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
         torch_threads = None
     preferred = os.environ.get("LANDPROBE_DEVICE", "").strip().lower() or "auto"
     try:
-        from .devices import choose_device
+        from .core.devices import choose_device
 
         default_device = choose_device("auto")  # what "auto" means under the user's device preference
     except (ImportError, InputError) as exc:
@@ -58,14 +58,14 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
 OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "ping": ping,
     "engine_status": engine_status,
-    "train_classifier": "training:train_classifier",
-    "classify_raster": "predict:classify_raster",
-    "assess_accuracy": "accuracy:assess_accuracy",
-    "extract_embeddings": "embeddings:extract_embeddings",
+    "train_classifier": "jobs.train_classifier:train_classifier",
+    "classify_raster": "jobs.classify_raster:classify_raster",
+    "assess_accuracy": "jobs.assess_accuracy:assess_accuracy",
+    "extract_embeddings": "embeddings.encode:extract_embeddings",
     "finetune": "deep.finetune:finetune",
     "export_onnx": "deep.onnx_export:export_onnx",
-    "label_polygons": "label_polygons:label_raster_to_polygons",
-    "import_mat": "hsi:import_mat",
+    "label_polygons": "jobs.label_polygons:label_raster_to_polygons",
+    "import_mat": "io.hsi:import_mat",
 }
 
 

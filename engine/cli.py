@@ -20,9 +20,9 @@ import signal
 import sys
 from typing import Any
 
-from .errors import CancelledError, LandprobeError, user_fault
-from .feedback import ThrottledFeedback
-from .workspace import job_workspace
+from .core.errors import CancelledError, LandprobeError, user_fault
+from .core.feedback import ThrottledFeedback
+from .core.workspace import job_workspace
 
 
 class _ConsoleFeedback(ThrottledFeedback):
@@ -36,11 +36,11 @@ class _ConsoleFeedback(ThrottledFeedback):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .feature_sources import FEATURE_SOURCES
-    from .predict import OUTPUT_GRIDS
-    from .probes import PROBES
-    from .selection import AUTO, CLASS_WEIGHT_CHOICES, DEFAULT_OBJECTIVE, OBJECTIVES
-    from .validation import SCHEMES
+    from .assess.selection import AUTO, CLASS_WEIGHT_CHOICES, DEFAULT_OBJECTIVE, OBJECTIVES
+    from .embeddings.sources import FEATURE_SOURCES
+    from .jobs.classify_raster import OUTPUT_GRIDS
+    from .probes.registry import PROBES
+    from .samples.validation import SCHEMES
 
     parser = argparse.ArgumentParser(prog="landprobe", description="Landprobe engine: classify rasters.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,7 +153,7 @@ def _finetune_parser(sub: Any) -> None:
 
 def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
     """The options choosing an encoder, shared by ``embed`` and ``train --features encoder``."""
-    from .encoders import ENCODERS
+    from .embeddings.encoders import ENCODERS
 
     parser.add_argument("--encoder", default="rcf_gaussian", choices=list(ENCODERS))
     parser.add_argument("--patch-size", type=int)

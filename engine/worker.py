@@ -8,7 +8,7 @@ standard input::
 The worker answers on standard output with one JSON object per line, each with an ``event`` key:
 
 - ``{"event": "started", "pid": 123, "protocol": 1, "version": "0.1.0", "workspace": "/tmp/landprobe-jobs-1000/123-x"}``
-  (the job's temporary folder, :mod:`engine.workspace`: removed at exit, by the next job, or by the plugin when it
+  (the job's temporary folder, :mod:`engine.core.workspace`: removed at exit, by the next job, or by the plugin when it
   has to kill the engine)
 - ``{"event": "progress", "value": 0.42, "message": "Classifying window 3 of 8"}``
 - ``{"event": "log", "level": "info" | "warning" | "debug", "text": "..."}``
@@ -41,9 +41,9 @@ import traceback
 from typing import IO, Any
 
 from . import __version__
-from .errors import CancelledError, InputError, LandprobeError, user_fault
-from .feedback import ThrottledFeedback
-from .workspace import job_workspace
+from .core.errors import CancelledError, InputError, LandprobeError, user_fault
+from .core.feedback import ThrottledFeedback
+from .core.workspace import job_workspace
 
 PROTOCOL = 1
 JOB_VARIABLE = "LANDPROBE_JOB"

@@ -11,7 +11,9 @@ for part in "${parts[@]}"; do
   case "$part" in
     lint)
       log "ruff"
-      "$ENGINE_ENV/bin/ruff" check engine plugin tests scripts __init__.py || status=1 ;;
+      "$ENGINE_ENV/bin/ruff" check engine plugin tests scripts __init__.py || status=1
+      log "Layers contract (scripts/check_layers.py)"
+      "$ENGINE_PYTHON" scripts/check_layers.py || status=1 ;;
     engine)
       log "Engine tests (engine's Python, no QGIS)"
       "$ENGINE_PYTHON" -m pytest tests/engine --junitxml="$results/engine.xml" || status=1 ;;

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..rasters import read_normalised
+from ..io.rasters import read_normalised
 
 if TYPE_CHECKING:
     import numpy as np
@@ -137,7 +137,7 @@ def read_tiles(src: Any, gdf: Any, label_window: Any, bands: list[int], mean: np
     from rasterio import features, windows
     from shapely.geometry import box
 
-    from ..labels import burn_classes
+    from ..io.labels import burn_classes
 
     step = max(1, step or size // 2)
     r_start, c_start = int(label_window.row_off), int(label_window.col_off)

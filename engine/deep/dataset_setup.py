@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import InputError
-from ..feedback import Feedback
-from ..labels import LabelClass
+from ..core.errors import InputError
+from ..core.feedback import Feedback
+from ..io.labels import LabelClass
 from .networks import BuiltNetwork, StartingPoint, build_network
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class PreparedData:
 
 
 def _input_info(src: Any, raster: str, left_out: list[int]) -> dict[str, Any]:
-    from ..rasters import common_dtype
+    from ..io.rasters import common_dtype
 
     return {"band_count": src.count, "band_names": [d or f"band {i}" for i, d in enumerate(src.descriptions, 1)],
             "bands_left_out": list(left_out), "dtype": common_dtype(src.dtypes), "nodata": src.nodata,
@@ -39,7 +39,7 @@ def prepare_data(src: Any, raster: str, labels: str, field: str, task: str, back
                  start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, n_pca: int,
                  seed: int, class_colors: dict[str, str] | None, feedback: Feedback) -> PreparedData:
     """Read the labelled data of ``src`` for ``task`` and build the network (see :func:`engine.deep.finetune`)."""
-    from ..embeddings import empty_bands
+    from ..embeddings.encode import empty_bands
 
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
     options = {"n_pca": n_pca} if task == "hyperspectral" else {}
@@ -58,8 +58,8 @@ def _build(src: Any, raster: str, task: str, backbone: str, names: list[str], em
     The network is built on the kept bands as if they were the raster's only ones (so a pretrained encoder matches
     its bands by name among them); its ``bands`` are then given back as the raster's band numbers.
     """
-    from ..embeddings import band_statistics, patch_sampler
-    from ..rasters import band_label
+    from ..embeddings.encode import band_statistics, patch_sampler
+    from ..io.rasters import band_label
 
     kept = [b for b in range(1, src.count + 1) if b not in set(empty)]
     if not kept:
@@ -82,9 +82,9 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
            feedback: Feedback) -> PreparedData:
     import numpy as np
 
-    from ..labels import sample_pixels
-    from ..training import drop_empty_classes
-    from ..validation import cap_per_class, make_folds
+    from ..io.labels import sample_pixels
+    from ..samples.classes import drop_empty_classes
+    from ..samples.validation import cap_per_class, make_folds
     from .data import ChipDataset, ChipStore
 
     samples = drop_empty_classes(sample_pixels(raster, labels, field, feedback, class_colors))
@@ -132,8 +132,8 @@ def _tiles(src: Any, raster: str, labels: str, field: str, backbone: str, chip: 
            validation: str) -> PreparedData:
     import numpy as np
 
-    from ..labels import labels_over_raster
-    from ..validation import polygon_group_split
+    from ..io.labels import labels_over_raster
+    from ..samples.validation import polygon_group_split
     from .data import IGNORE, TileDataset, read_tiles
 
     if validation == "random_pixels":

@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..metrics import accuracy_figures
-from ..report import validation_label
-from ..validation import SCHEMES
+from ..assess.metrics import accuracy_figures
+from ..assess.report import validation_label
+from ..samples.validation import SCHEMES
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def training_curve_png(history: list[dict[str, float]], path: str | Path) -> Pat
 def write_outputs(output_model: str, output_report: str | None, manifest: dict[str, Any], network: Any,
                   result: Any) -> tuple[str | None, str | None]:
     """Save the model package and, when asked for, the report with its training curve; return the report paths."""
-    from ..report import write_report
+    from ..assess.report import write_report
     from .package import save_deep_model
 
     save_deep_model(output_model, manifest, network.cpu())

@@ -1,6 +1,6 @@
 """Fine-tune a deep model on labelled polygons: chips or tiles, the probes' polygon split, Lightning, a package.
 
-The split is the probes' (:mod:`engine.validation`): whole polygons are held out, so no pixel of a validation
+The split is the probes' (:mod:`engine.samples.validation`): whole polygons are held out, so no pixel of a validation
 polygon is trained on. Training stops early on the validation loss and keeps the best epoch; the held-out pixels
 are then classified with those weights for the report's confusion matrix, kappa and F1.
 """
@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..feedback import Feedback
-from ..rasters import check_writable, open_raster
+from ..core.errors import InputError
+from ..core.feedback import Feedback
+from ..io.rasters import check_writable, open_raster
 from .logs import DEBUG_LOG, library_log
 from .networks import StartingPoint, check_chip, check_task, default_chip
 from .trainer import FitOptions, run_folder_kept

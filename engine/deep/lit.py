@@ -15,8 +15,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from ..errors import CancelledError
-from ..feedback import Feedback
+from ..core.errors import CancelledError
+from ..core.feedback import Feedback
 from .data import IGNORE
 
 logger = logging.getLogger(__name__)

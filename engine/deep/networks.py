@@ -2,7 +2,7 @@
 
 - ``patch``: a chip of ``chip`` x ``chip`` px around a pixel gives that pixel's class. The default backbone is a
   small CNN trained from scratch (:mod:`engine.deep.small_cnn`), which suits the few hundred labelled pixels of a
-  typical project; the others are encoders of :mod:`engine.encoders` (ResNet-18/50 and ViT-S/16 from torchgeo
+  typical project; the others are encoders of :mod:`engine.embeddings.encoders` (ResNet-18/50 and ViT-S/16 from torchgeo
   weights, a user's checkpoint, from scratch, or frozen random convolutional features). A linear head follows.
 - ``segmentation``: a U-Net (segmentation_models_pytorch) whose ResNet encoder can start from torchgeo weights;
   it maps a tile to a class score per pixel.
@@ -18,7 +18,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TASKS = ("patch", "segmentation", "hyperspectral")
-#: Backbones per task; for ``patch`` they are encoder names of :data:`engine.encoders.ENCODERS`.
+#: Backbones per task; for ``patch`` they are encoder names of :data:`engine.embeddings.encoders.ENCODERS`.
 BACKBONES: dict[str, tuple[str, ...]] = {
     "patch": ("small_cnn", "resnet18", "resnet50", "vit_small16", "checkpoint", "rcf_gaussian"),
     "segmentation": ("resnet18", "resnet34"),
@@ -102,7 +102,7 @@ def check_chip(task: str, backbone: str, chip: int) -> None:
         if chip < 3:
             raise InputError(f"The small CNN needs chips of at least 3 px (got {chip}).")
     elif task == "patch":
-        from ..encoders import get_encoder
+        from ..embeddings.encoders import get_encoder
 
         spec = get_encoder(backbone)
         if chip < spec.min_patch:
@@ -138,7 +138,7 @@ def network_skeleton(spec: NetworkSpec) -> torch.nn.Module:
 
         return patch_classifier(SmallCNN(spec.n_bands), spec.dim, spec.n_classes)
     if spec.task == "patch":
-        from ..encoders import encoder_skeleton
+        from ..embeddings.encoders import encoder_skeleton
 
         backbone = encoder_skeleton(spec.backbone, spec.n_bands, spec.dim, spec.architecture)
         return patch_classifier(backbone, spec.dim, spec.n_classes)
@@ -206,7 +206,7 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
                             {"weights": None, "pretrained": False, "seed": start.seed,
                              "normalisation": "per-band standardisation with the raster's mean and std"})
     if task == "patch":
-        from ..encoders import EncoderRequest, build_encoder, get_encoder
+        from ..embeddings.encoders import EncoderRequest, build_encoder, get_encoder
 
         request = EncoderRequest(get_encoder(backbone), band_names, band_stats, sample_patches, start.weights,
                                  start.weights_file, start.band_map, start.architecture, seed=start.seed)
@@ -227,7 +227,7 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
             spec.n_bands = len(bands)
         module = _unet(backbone, len(bands), n_classes)
         if state is not None:
-            from ..encoders import load_into
+            from ..embeddings.encoders import load_into
 
             load_into(module.encoder, state, f"weights {start.weights or start.weights_file}")
         return BuiltNetwork(spec, module, bands, mean, std, metadata)
@@ -241,7 +241,7 @@ def _encoder_start(backbone: str, band_names: list[str], band_stats: tuple[np.nd
     """Bands, normalisation, metadata and state dict of the starting weights of a U-Net's ResNet encoder."""
     import numpy as np
 
-    from ..encoders import (
+    from ..embeddings.encoders import (
         download_weights,
         get_encoder,
         load_state_dict,

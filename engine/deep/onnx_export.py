@@ -13,9 +13,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from ..feedback import Feedback
-from ..rasters import atomic_output, check_writable
+from ..core.errors import InputError
+from ..core.feedback import Feedback
+from ..io.rasters import atomic_output, check_writable
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |onnx - torch| accepted, relative to the largest |score|
@@ -43,7 +43,7 @@ def export_onnx(model: str, output: str, opset: int = 17, feedback: Feedback | N
     import onnxruntime
     import torch
 
-    from ..model_file import read_manifest
+    from ..probes.model_file import read_manifest
     from .package import is_deep, load_deep_model
 
     feedback = feedback or Feedback()

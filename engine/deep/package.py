@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelFileError
-from ..model_file import read_manifest, read_member, write_model_zip
+from ..core.errors import ModelFileError
+from ..probes.model_file import read_manifest, read_member, write_model_zip
 from .networks import NetworkSpec, network_skeleton
 
 if TYPE_CHECKING:

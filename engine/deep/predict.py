@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ..feedback import Feedback
-from ..rasters import band_nodata, open_raster, read_block, read_normalised, valid_mask
+from ..core.feedback import Feedback
+from ..io.rasters import band_nodata, open_raster, read_block, read_normalised, valid_mask
 from .package import DeepModel
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, LandprobeError
-from ..feedback import Feedback
+from ..core.errors import InputError, LandprobeError
+from ..core.feedback import Feedback
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _accelerator(device: str) -> tuple[str, str]:
     """
     import torch
 
-    from ..devices import choose_device
+    from ..core.devices import choose_device
 
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"Unknown device {device!r}; choose auto, cpu or cuda.")
@@ -116,7 +116,7 @@ def run_folder_kept(run_dir: Path) -> Iterator[Path]:
     """Make ``run_dir`` if needed; remove it again when the run fails before it holds a checkpoint.
 
     Only a folder this call made is removed, and only when the run was cancelled or refused (a
-    :class:`~engine.errors.LandprobeError`) before an epoch completed: a folder that existed (a run being resumed,
+    :class:`~engine.core.errors.LandprobeError`) before an epoch completed: a folder that existed (a run being resumed,
     an earlier run's files) is never removed, a checkpoint stays for ``resume``, and after an unexpected error the
     folder stays with its debug log.
     """

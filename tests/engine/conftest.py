@@ -27,7 +27,7 @@ def sample_labels() -> Path:
 @pytest.fixture(scope="session")
 def sample_model(tmp_path_factory: pytest.TempPathFactory, sample_raster: Path, sample_labels: Path) -> Path:
     """A model of the default method trained once on the sample for the tests that only apply one."""
-    from engine.training import train_classifier
+    from engine.jobs.train_classifier import train_classifier
 
     out = tmp_path_factory.mktemp("model") / "sample.lpmodel"
     train_classifier(str(sample_raster), str(sample_labels), "class", str(out))

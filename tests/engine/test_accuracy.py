@@ -15,12 +15,12 @@ from rasterdata import write_like
 from rasterio import features
 from shapely.geometry import box
 
-from engine.accuracy import assess_accuracy
-from engine.errors import CancelledError
-from engine.feedback import Feedback
-from engine.metrics import area_adjusted, confusion_matrix
-from engine.predict import classify_raster
-from engine.report import write_report
+from engine.assess.metrics import area_adjusted, confusion_matrix
+from engine.assess.report import write_report
+from engine.core.errors import CancelledError
+from engine.core.feedback import Feedback
+from engine.jobs.assess_accuracy import assess_accuracy
+from engine.jobs.classify_raster import classify_raster
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import rasterio
 
+from engine.core.errors import CancelledError, InputError, ModelFileError
+from engine.core.feedback import Feedback
 from engine.deep.finetune import finetune, run_folder
 from engine.deep.package import load_deep_model
-from engine.errors import CancelledError, InputError, ModelFileError
-from engine.feedback import Feedback
-from engine.predict import classify_raster
-from engine.rasters import TMP_MARKER
+from engine.io.rasters import TMP_MARKER
+from engine.jobs.classify_raster import classify_raster
 
 FAST = {"epochs": 2, "batch_size": 32, "max_samples_per_class": 40, "patience": 0, "device": "cpu"}
 

@@ -12,12 +12,12 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from engine.cells import sample_cells
-from engine.embedding_inputs import dequantize, describe_embeddings
-from engine.embeddings import extract_embeddings
-from engine.errors import InputError, ModelFileError
-from engine.predict import classify_raster
-from engine.training import train_classifier
+from engine.core.errors import InputError, ModelFileError
+from engine.embeddings.encode import extract_embeddings
+from engine.embeddings.inputs import dequantize, describe_embeddings
+from engine.jobs.classify_raster import classify_raster
+from engine.jobs.train_classifier import train_classifier
+from engine.samples.cells import sample_cells
 
 CRS = "EPSG:32633"
 
@@ -66,9 +66,9 @@ def test_a_cell_takes_the_class_covering_most_of_it_above_the_minimum(tmp_path: 
 
 
 def test_a_cell_window_gets_the_values_of_a_whole_raster_run(tmp_path: Path, sample_raster: Path) -> None:
-    from engine.embeddings import encode_raster, prepare_encoder
-    from engine.encoders import EncoderOptions
-    from engine.feedback import Feedback
+    from engine.core.feedback import Feedback
+    from engine.embeddings.encode import encode_raster, prepare_encoder
+    from engine.embeddings.encoders import EncoderOptions
 
     whole = extract_embeddings(str(sample_raster), str(tmp_path / "whole.tif"), "rcf_gaussian", 16, 8, features=16)
     with rasterio.open(sample_raster) as src:
@@ -129,7 +129,7 @@ def test_embedding_rasters_train_classify_and_refuse_other_encoders(tmp_path: Pa
 
 def _alphaearth(path: Path, sample_raster: Path, sample_labels: Path) -> Path:
     """A 64-band int8 raster quantised like Google Satellite Embedding, one direction per class, -128 in a corner."""
-    from engine.labels import read_labels
+    from engine.io.labels import read_labels
 
     with rasterio.open(sample_raster) as src:
         gdf, classes = read_labels(str(sample_labels), "class", src.crs.to_wkt())
@@ -184,7 +184,7 @@ def test_other_embedding_rasters_are_recognised_and_raw_bands_are_not(tmp_path: 
 
 def test_embeddings_stored_as_whole_numbers_with_scale_and_offset_tags_are_used_as_embeddings(
         tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
-    from engine.model_file import read_manifest
+    from engine.probes.model_file import read_manifest
 
     ae = _alphaearth(tmp_path / "ae.tif", sample_raster, sample_labels)
     with rasterio.open(ae) as src:

@@ -11,11 +11,11 @@ import rasterio
 import torch
 from rasterdata import write_like
 
-from engine.embedding_inputs import METADATA_KEY
-from engine.embeddings import extract_embeddings, read_embedding_metadata
-from engine.encoders import ENCODERS, download_weights, map_bands
-from engine.errors import InputError, ModelFileError
-from engine.rasters import TMP_MARKER
+from engine.core.errors import InputError, ModelFileError
+from engine.embeddings.encode import extract_embeddings, read_embedding_metadata
+from engine.embeddings.encoders import ENCODERS, download_weights, map_bands
+from engine.embeddings.inputs import METADATA_KEY
+from engine.io.rasters import TMP_MARKER
 
 ETM_SR_MAP = "SR_B1=1, SR_B2=2, SR_B3=3, SR_B4=4, SR_B5=5, SR_B7=6"
 
@@ -44,7 +44,7 @@ def test_rcf_embedding_raster_is_on_the_patch_grid(tmp_path: Path, sample_raster
 
 def test_thin_strips_give_the_same_raster_and_write_each_tile_once(tmp_path: Path, sample_raster: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.embeddings as embeddings
+    import engine.embeddings.encode as embeddings
 
     # a block cache too small to hold a tile: GDAL writes each tile to the file as soon as it is touched
     monkeypatch.setattr(embeddings, "streaming_env", lambda: rasterio.Env(GDAL_CACHEMAX=1000))
@@ -150,7 +150,7 @@ def test_encoder_contract(name: str, tmp_path: Path, sample_raster: Path) -> Non
     """Every registry entry: builds, encodes a small raster on its grid, and survives the model-file round trip."""
     import timm
 
-    from engine.encoders import EncoderOptions, encoder_state, rebuild_encoder
+    from engine.embeddings.encoders import EncoderOptions, encoder_state, rebuild_encoder
 
     spec = ENCODERS[name]
     assert spec.default_patch >= spec.min_patch >= 1 and spec.family in {"rcf", "torchgeo", "checkpoint"}
@@ -170,7 +170,7 @@ def test_encoder_contract(name: str, tmp_path: Path, sample_raster: Path) -> Non
     assert np.isfinite(values).all() and result.dim > 1
     assert read_embedding_metadata(tmp_path / "emb.tif")["encoder"] == name
     # the model file keeps the encoder as arrays; rebuilt, it gives the same embeddings
-    from engine.embeddings import prepare_encoder
+    from engine.embeddings.encode import prepare_encoder
 
     with rasterio.open(small) as src:
         built = prepare_encoder(src, EncoderOptions(name, patch, patch, None, options.get("weights_file"), None,

@@ -23,8 +23,8 @@ import pytest
 import rasterio
 from test_worker import run_worker
 
-from engine.errors import InputError, MissingDependencyError, OutputError, user_fault
-from engine.rasters import TMP_MARKER
+from engine.core.errors import InputError, MissingDependencyError, OutputError, user_fault
+from engine.io.rasters import TMP_MARKER
 
 Case = Callable[[Path, Path, Path, Path], tuple[str, dict[str, Any], str]]
 

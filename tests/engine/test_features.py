@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from engine.errors import InputError
-from engine.features import compute_features, detect_band_roles, make_recipe, parse_band_roles
-from engine.model_file import load_model
-from engine.predict import classify_raster
-from engine.training import train_classifier
+from engine.core.errors import InputError
+from engine.embeddings.features import compute_features, detect_band_roles, make_recipe, parse_band_roles
+from engine.jobs.classify_raster import classify_raster
+from engine.jobs.train_classifier import train_classifier
+from engine.probes.model_file import load_model
 
 LANDSAT7_ROLES = "blue=1, green=2, red=3, nir=4, swir1=5, swir2=6"
 

@@ -14,8 +14,8 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from engine.errors import InputError
-from engine.training import train_classifier
+from engine.core.errors import InputError
+from engine.jobs.train_classifier import train_classifier
 
 CRS = "EPSG:32633"
 CELL = 10.0

@@ -10,9 +10,9 @@ import rasterio
 import scipy.io
 import torch
 
+from engine.core.errors import InputError
 from engine.deep.ssan import SpectralSpatialAttentionNet, fit_pca
-from engine.errors import InputError
-from engine.hsi import mat_to_geotiff, read_mat_array, stratified_pixel_split, synthetic_cube
+from engine.io.hsi import mat_to_geotiff, read_mat_array, stratified_pixel_split, synthetic_cube
 
 INDIAN_PINES_GT = Path(__file__).resolve().parents[1] / "data" / "hsi" / "Indian_pines_gt.mat"
 

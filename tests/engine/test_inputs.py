@@ -14,11 +14,11 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from engine.errors import InputError
-from engine.feature_sources import load_raw_bands
-from engine.feedback import Feedback
-from engine.labels import sample_pixels
-from engine.rasters import band_nodata, band_stack, common_dtype, raster_info, read_block, valid_mask
+from engine.core.errors import InputError
+from engine.core.feedback import Feedback
+from engine.embeddings.sources import load_raw_bands
+from engine.io.labels import sample_pixels
+from engine.io.rasters import band_nodata, band_stack, common_dtype, raster_info, read_block, valid_mask
 
 ROOT = Path(__file__).resolve().parents[2]
 CRS = "EPSG:32633"
@@ -164,8 +164,8 @@ def test_a_32_bit_integer_band_reads_as_float64(tmp_path: Path) -> None:
 def test_a_gdalbuildvrt_separate_vrt_is_sampled_and_classified(tmp_path: Path,
                                                                landsat_files: tuple[list[Path], np.ndarray,
                                                                                     np.ndarray]) -> None:
-    from engine.predict import classify_raster
-    from engine.training import train_classifier
+    from engine.jobs.classify_raster import classify_raster
+    from engine.jobs.train_classifier import train_classifier
 
     files, data, holes = landsat_files
     vrt = vrt_separate(tmp_path / "stack.vrt", files, ["Float32", "Int16", "Float32"], [-9999, -32768, -9999])
@@ -188,9 +188,9 @@ def test_a_gdalbuildvrt_separate_vrt_is_sampled_and_classified(tmp_path: Path,
 def test_training_and_classifying_several_files_of_mixed_types(tmp_path: Path,
                                                                landsat_files: tuple[list[Path], np.ndarray,
                                                                                     np.ndarray]) -> None:
-    from engine.model_file import read_manifest
-    from engine.predict import classify_raster
-    from engine.training import train_classifier
+    from engine.jobs.classify_raster import classify_raster
+    from engine.jobs.train_classifier import train_classifier
+    from engine.probes.model_file import read_manifest
 
     files, _, holes = landsat_files
     labels = write_labels(tmp_path / "labels.gpkg")
@@ -333,9 +333,9 @@ def test_band_roles_follow_the_bands_kept(tmp_path: Path, caplog: pytest.LogCapt
 
 
 def test_hundreds_of_bands_with_empty_ones_train_and_classify(tmp_path: Path) -> None:
-    from engine.model_file import read_manifest
-    from engine.predict import classify_raster
-    from engine.training import train_classifier
+    from engine.jobs.classify_raster import classify_raster
+    from engine.jobs.train_classifier import train_classifier
+    from engine.probes.model_file import read_manifest
 
     nan_bands, nodata_bands = (104, 105, 106), (1, 150, 224)
     raster, _ = empty_band_raster(tmp_path / "hsi.tif", 224, nan_bands, nodata_bands, seed=5)
@@ -357,8 +357,8 @@ def test_hundreds_of_bands_with_empty_ones_train_and_classify(tmp_path: Path) ->
 def test_a_deep_model_leaves_out_the_empty_bands_and_maps_with_the_others(tmp_path: Path, task: str,
                                                                           chip: int) -> None:
     from engine.deep.finetune import finetune
-    from engine.model_file import read_manifest
-    from engine.predict import classify_raster
+    from engine.jobs.classify_raster import classify_raster
+    from engine.probes.model_file import read_manifest
 
     raster, _ = empty_band_raster(tmp_path / "cube.tif", 12, (5,), (9,))
     corner = nodata_corner(raster)
@@ -376,8 +376,8 @@ def test_a_deep_model_leaves_out_the_empty_bands_and_maps_with_the_others(tmp_pa
 
 
 def test_the_encoder_leaves_out_bands_empty_everywhere(tmp_path: Path) -> None:
-    from engine.encoders import EncoderOptions
-    from engine.feature_sources import load_encoded
+    from engine.embeddings.encoders import EncoderOptions
+    from engine.embeddings.sources import load_encoded
 
     raster, _ = empty_band_raster(tmp_path / "cube.tif", 5, (2,), ())
     gdf = gpd.GeoDataFrame({"class": list(CLASSES) * 2},
@@ -392,7 +392,7 @@ def test_the_encoder_leaves_out_bands_empty_everywhere(tmp_path: Path) -> None:
 
 
 def test_band_statistics_name_the_empty_bands(tmp_path: Path) -> None:
-    from engine.embeddings import band_statistics
+    from engine.embeddings.encode import band_statistics
 
     raster, _ = empty_band_raster(tmp_path / "cube.tif", 5, (2,), (4,))
     with rasterio.open(raster) as src, pytest.raises(InputError, match=r"band 2 \(wavelength 420 nm\), band 4"):
@@ -428,10 +428,10 @@ def test_indices_use_physical_values_and_the_model_records_the_tags(tmp_path: Pa
 
 
 def test_a_model_applies_its_recorded_tags_and_old_models_see_stored_values(tmp_path: Path) -> None:
-    from engine.features import compute_features
-    from engine.model_file import read_manifest
-    from engine.predict import classify_raster
-    from engine.training import train_classifier
+    from engine.embeddings.features import compute_features
+    from engine.jobs.classify_raster import classify_raster
+    from engine.jobs.train_classifier import train_classifier
+    from engine.probes.model_file import read_manifest
 
     x = np.array([[10000.0, 20000.0], [12000.0, 30000.0]], dtype="float32")
     old = {"recipe": "raw_bands+indices", "bands": [1, 2], "indices": {"NDVI": [2, 1]}}
@@ -457,9 +457,9 @@ def test_band_stack_keeps_scale_and_offset(tmp_path: Path) -> None:
 
 
 def test_an_encoder_normalises_physical_values(tmp_path: Path) -> None:
-    from engine.embeddings import band_statistics, prepare_encoder
-    from engine.encoders import EncoderOptions
-    from engine.rasters import band_scaling, read_normalised
+    from engine.embeddings.encode import band_statistics, prepare_encoder
+    from engine.embeddings.encoders import EncoderOptions
+    from engine.io.rasters import band_scaling, read_normalised
 
     raster, dn = landsat_c2(tmp_path / "c2.tif")
     with rasterio.open(raster) as src:
@@ -513,8 +513,8 @@ def test_a_class_on_nodata_is_dropped_cleanly(tmp_path: Path, caplog: pytest.Log
     import logging
     import xml.etree.ElementTree as ET
 
-    from engine.predict import classify_raster
-    from engine.training import train_classifier
+    from engine.jobs.classify_raster import classify_raster
+    from engine.jobs.train_classifier import train_classifier
 
     data = scene(4, seed=3)
     data[:, :, 12:24] = -9999  # the middle stripe ("forest", code 2) holds no value

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine import insight
-from engine.errors import CancelledError, InputError
-from engine.feedback import Feedback
-from engine.insight import draw_per_class, learning_curve, learning_curve_png, projection_png
-from engine.report import render_html
-from engine.validation import polygon_group_split
+from engine.assess import insight
+from engine.assess.insight import draw_per_class, learning_curve, learning_curve_png, projection_png
+from engine.assess.report import render_html
+from engine.core.errors import CancelledError, InputError
+from engine.core.feedback import Feedback
+from engine.samples.validation import polygon_group_split
 
 CLASSES = ["water", "forest", "crop", "urban"]
 COLORS = ["#1f78b4", "#33a02c", "#ffd92f", "#e31a1c"]

@@ -13,8 +13,8 @@ import shapely
 from rasterdata import write_like
 from rasterio import features
 
-from engine.errors import InputError
-from engine.labels import likely_class_field, read_labels, sample_pixels
+from engine.core.errors import InputError
+from engine.io.labels import likely_class_field, read_labels, sample_pixels
 
 
 def burnt_count(raster: Path, labels: Path) -> int:
@@ -115,7 +115,7 @@ def test_pixels_claimed_by_two_classes_are_dropped(tmp_path: Path, sample_raster
 
 
 def test_land_cover_names_get_the_colours_map_readers_expect() -> None:
-    from engine.labels import PALETTE, default_colors
+    from engine.io.labels import PALETTE, default_colors
 
     colors = default_colors(["Barren", "forest", "herbaceous", "urban", "Water body", "class A", "class B"])
     assert colors[:5] == ["#b4a078", "#006400", "#b5d25f", "#fa0000", "#0064c8"]
@@ -176,7 +176,7 @@ def test_labels_whose_crs_does_not_convert_are_refused(tmp_path: Path, sample_ra
 
 
 def test_the_palette_ends_for_any_number_of_classes() -> None:
-    from engine.labels import palette
+    from engine.io.labels import palette
 
     colors = palette(5000)  # more than the generated hues can tell apart: colours repeat, the call returns
     assert len(colors) == 5000 and len(set(colors[:1000])) == 1000 and palette(0) == []

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import ModelFileError
-from engine.model_file import load_model, read_manifest
+from engine.core.errors import ModelFileError
+from engine.probes.model_file import load_model, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,9 +76,9 @@ def test_refusing_a_zip_bomb_takes_little_memory(tmp_path: Path, sample_model: P
     bomb = _bomb(sample_model, tmp_path / "bomb.lpmodel", 2**29, record=False)
     code = (
         "import resource, sys\n"
-        "from engine.model_file import load_model\n"
-        "from engine.errors import ModelFileError\n"
-        "import numpy, engine.probes\n"
+        "from engine.probes.model_file import load_model\n"
+        "from engine.core.errors import ModelFileError\n"
+        "import numpy, engine.probes.registry\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n    load_model(sys.argv[1])\nexcept ModelFileError:\n    pass\n"
         "print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"

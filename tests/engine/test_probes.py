@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from engine import tree_predictor
-from engine.probe_svm import SvmProbe
-from engine.probes import DEFAULT_PROBE, PROBES
+from engine.accel import tree_predictor
+from engine.probes.registry import DEFAULT_PROBE, PROBES
+from engine.probes.svm import SvmProbe
 
 
 def _blobs(n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +63,8 @@ def test_default_probe_is_registered() -> None:
 def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
-    from engine import probes
-    from engine.probes import KNearestNeighborsProbe
+    from engine.probes.registry import KNearestNeighborsProbe
+    from engine.probes import registry as probes
 
     monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)  # the compiled search also for these small predictions
     if search == "k-d tree":
@@ -93,7 +93,7 @@ def _kd_only(probe: Any) -> Any:
 def test_block_search_finds_the_k_d_tree_s_neighbours(n_features: int) -> None:
     from scipy.spatial import cKDTree
 
-    from engine.knn_blocks import BlockNeighbours
+    from engine.accel.knn_blocks import BlockNeighbours
 
     rng = np.random.default_rng(n_features)
     reference = rng.normal(0, 1, (300, n_features)).astype("float32")
@@ -114,7 +114,7 @@ def test_block_search_edge_shapes(n_features: int, n_rows: int, k: int, n_classe
     """One feature, exactly k reference rows, many features and classes."""
     from scipy.spatial import cKDTree
 
-    from engine.knn_blocks import BlockNeighbours
+    from engine.accel.knn_blocks import BlockNeighbours
 
     rng = np.random.default_rng(n_rows)
     reference = rng.normal(0, 1, (n_rows, n_features)).astype("float32")
@@ -126,7 +126,7 @@ def test_block_search_edge_shapes(n_features: int, n_rows: int, k: int, n_classe
 
 
 def test_block_search_breaks_exact_ties_by_row_and_flags_near_ties() -> None:
-    from engine.knn_blocks import BlockNeighbours
+    from engine.accel.knn_blocks import BlockNeighbours
 
     rng = np.random.default_rng(0)
     reference = rng.normal(0, 1, (100, 5)).astype("float32")
@@ -138,7 +138,7 @@ def test_block_search_breaks_exact_ties_by_row_and_flags_near_ties() -> None:
 
 
 def test_block_search_standardises_raw_pixels_and_leaves_nan_to_the_caller() -> None:
-    from engine.knn_blocks import BlockNeighbours
+    from engine.accel.knn_blocks import BlockNeighbours
 
     rng = np.random.default_rng(1)
     raw = rng.normal(500, 120, (400, 6)).astype("float32")
@@ -156,7 +156,7 @@ def test_block_search_standardises_raw_pixels_and_leaves_nan_to_the_caller() -> 
 
 def test_knn_votes_with_ties_everywhere_equal_the_k_d_tree_s(monkeypatch: pytest.MonkeyPatch) -> None:
     """Integer features (like raw digital numbers): many samples at exactly the same distance."""
-    from engine.probes import KNearestNeighborsProbe
+    from engine.probes.registry import KNearestNeighborsProbe
 
     monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)
     rng = np.random.default_rng(4)
@@ -169,8 +169,8 @@ def test_knn_votes_with_ties_everywhere_equal_the_k_d_tree_s(monkeypatch: pytest
 
 
 def test_knn_with_more_neighbours_than_the_kernel_keeps_uses_the_k_d_tree() -> None:
-    from engine.knn_blocks import MAX_K
-    from engine.probes import KNearestNeighborsProbe
+    from engine.accel.knn_blocks import MAX_K
+    from engine.probes.registry import KNearestNeighborsProbe
 
     x, y = _blobs(3)
     probe = KNearestNeighborsProbe(k=MAX_K + 1).fit(x, y, 3)
@@ -179,8 +179,8 @@ def test_knn_with_more_neighbours_than_the_kernel_keeps_uses_the_k_d_tree() -> N
 
 
 def test_a_block_search_that_disagrees_with_the_k_d_tree_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import knn_blocks
-    from engine.probes import KNearestNeighborsProbe
+    from engine.accel import knn_blocks
+    from engine.probes.registry import KNearestNeighborsProbe
 
     query = knn_blocks.BlockNeighbours.query
 
@@ -196,7 +196,7 @@ def test_a_block_search_that_disagrees_with_the_k_d_tree_is_not_used(monkeypatch
 
 
 def test_knn_neighbour_search_split_over_threads_equals_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.probes import KNearestNeighborsProbe
+    from engine.probes.registry import KNearestNeighborsProbe
 
     monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)
     x, y = _blobs(4)
@@ -212,7 +212,7 @@ def test_knn_neighbour_search_split_over_threads_equals_one_thread(monkeypatch: 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_random_forest_chunked_prediction_matches_scikit_learn(threads: int) -> None:
-    from engine.probes import _RF_CHUNK, RandomForestProbe
+    from engine.probes.registry import _RF_CHUNK, RandomForestProbe
 
     x, y = _blobs(4)
     probe = RandomForestProbe(n_estimators=20).fit(x, y[::-1].copy(), 5)  # class 4 absent: its column stays 0

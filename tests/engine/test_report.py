@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.legend import NODATA_NAME, NOT_A_CLASS, category_names, write_category_names, write_paletted_style
-from engine.metrics import accuracy_figures
-from engine.report import method_label, plain_names, render_html, validation_label, write_report
+from engine.assess.metrics import accuracy_figures
+from engine.assess.report import method_label, plain_names, render_html, validation_label, write_report
+from engine.io.legend import NODATA_NAME, NOT_A_CLASS, category_names, write_category_names, write_paletted_style
 
 CLASSES = ["water", "forest", "urban", "reed", "cloud"]
 SVM10 = "Support vector machine (RBF kernel, C = 10), classes balanced"

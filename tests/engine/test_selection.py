@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import selection
-from engine.errors import InputError
-from engine.labels import LabelClass, Samples
-from engine.model_file import read_manifest
-from engine.training import drop_empty_classes, train_classifier, validate
-from engine.validation import polygon_group_split
+from engine.assess import selection
+from engine.core.errors import InputError
+from engine.io.labels import LabelClass, Samples
+from engine.jobs.train_classifier import train_classifier, validate
+from engine.probes.model_file import read_manifest
+from engine.samples.classes import drop_empty_classes
+from engine.samples.validation import polygon_group_split
 
 
 def _square_polygons(n_per_class: int, n_classes: int, size: int, gap: int, seed: int = 0):
@@ -129,7 +130,7 @@ def test_the_choice_never_sees_the_held_out_polygons(monkeypatch: pytest.MonkeyP
         seen.append(np.unique(groups_))
         return real_choose(x_, y_, groups_, *args, **kwargs)
 
-    monkeypatch.setattr("engine.training.choose", spy)
+    monkeypatch.setattr("engine.jobs.train_classifier.choose", spy)
     classes = [LabelClass(1, "a", "#000000"), LabelClass(2, "b", "#ffffff")]
     samples = Samples(x=x, y=y, groups=groups, rows=rows, cols=cols, classes=classes)
     figures, choice = validate(samples, "auto", "polygon_groups", 0.3, seed=0, class_weight="none")
@@ -150,7 +151,7 @@ def test_k_fold_validation_chooses_inside_every_fold(monkeypatch: pytest.MonkeyP
         seen.append(len(x_))
         return real_choose(x_, *args, **kwargs)
 
-    monkeypatch.setattr("engine.training.choose", spy)
+    monkeypatch.setattr("engine.jobs.train_classifier.choose", spy)
     classes = [LabelClass(1, "a", "#000000"), LabelClass(2, "b", "#ffffff")]
     samples = Samples(x=x, y=y, groups=groups, rows=rows, cols=cols, classes=classes)
     figures, choice = validate(samples, "auto", "group_kfold", n_folds=4, class_weight="none")
@@ -251,7 +252,7 @@ def test_a_single_method_reports_its_class_weighting(tmp_path: Path, sample_rast
 def test_the_fallback_keeps_the_weighting_asked_for_and_a_failed_candidate_is_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from engine.errors import MissingDependencyError
+    from engine.core.errors import MissingDependencyError
 
     y, groups, rows, cols = _square_polygons(1, 2, size=4, gap=2)
     x = np.random.default_rng(0).normal(size=(len(y), 2)).astype("float32")
@@ -262,7 +263,7 @@ def test_the_fallback_keeps_the_weighting_asked_for_and_a_failed_candidate_is_sk
         raise MissingDependencyError("XGBoost is not installed in the engine's environment.")
 
     monkeypatch.setattr(selection, "GRID", {"svm": [{"c": 1.0}], "xgboost": [{}]})
-    monkeypatch.setattr("engine.probes.XGBoostProbe.fit", no_xgboost)
+    monkeypatch.setattr("engine.probes.registry.XGBoostProbe.fit", no_xgboost)
     y, groups, rows, cols = _square_polygons(6, 2, size=4, gap=2)
     x = (y[:, None] * 2 + np.random.default_rng(1).normal(size=(len(y), 2))).astype("float32")
     choice = selection.choose(x, y, groups, rows, cols, 2, class_weight="balanced")

@@ -11,13 +11,13 @@ import pytest
 import rasterio
 from rasterdata import write_like
 
-from engine.errors import InputError, ModelFileError, OutputError
-from engine.labels import sample_pixels
-from engine.model_file import load_model
-from engine.predict import classify_raster
-from engine.probes import PROBES
-from engine.rasters import TMP_MARKER
-from engine.training import train_classifier
+from engine.core.errors import InputError, ModelFileError, OutputError
+from engine.io.labels import sample_pixels
+from engine.io.rasters import TMP_MARKER
+from engine.jobs.classify_raster import classify_raster
+from engine.jobs.train_classifier import train_classifier
+from engine.probes.model_file import load_model
+from engine.probes.registry import PROBES
 
 
 @pytest.mark.parametrize("method", sorted(PROBES))

@@ -9,10 +9,11 @@ import pytest
 import rasterio
 from rasterdata import write_like
 
-from engine import probes, tree_compiler, tree_predictor
-from engine.predict import classify_raster
-from engine.probes import RandomForestProbe, XGBoostProbe
-from engine.training import train_classifier
+from engine.accel import tree_compiler, tree_predictor
+from engine.jobs.classify_raster import classify_raster
+from engine.jobs.train_classifier import train_classifier
+from engine.probes.registry import RandomForestProbe, XGBoostProbe
+from engine.probes import registry as probes
 
 
 def _data(n_classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -184,3 +185,19 @@ def test_classes_alone_are_the_most_probable_classes(method: str) -> None:
     top2 = np.sort(expected, axis=1)[:, -2:]
     assert differ.mean() < 1e-3 and (top2[differ, 1] - top2[differ, 0] <= 1e-6).all()  # only ties may differ
     assert set(np.unique(classes)) <= {0, 2, 3, 4}
+
+
+@pytest.mark.usefixtures("always_fast")
+def test_one_switch_turns_every_hand_written_kernel_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.probes.registry import KNearestNeighborsProbe
+
+    x, y = _data()
+    monkeypatch.setenv("LANDPROBE_NO_JIT", "1")
+    forest = RandomForestProbe(n_estimators=10).fit(x, y, 5)
+    fast = forest.fast_.get(1)
+    assert fast is None or fast.kind == "xgboost"  # the library's walker, never compiled code
+    assert np.abs(forest.predict_proba(x)[:, :4] - forest.model_.predict_proba(x)).max() <= 1e-5
+    knn = KNearestNeighborsProbe(k=3).fit(x, y, 5)
+    assert knn._compiled_search() is None  # scikit-learn's k-d tree
+    monkeypatch.setenv("LANDPROBE_NO_JIT", "0")
+    assert RandomForestProbe(n_estimators=10).fit(x, y, 5).fast_.get(1).kind == "compiled"

@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, f1_score
 
-from engine.metrics import accuracy_figures, add_polygon_counts, confusion_matrix, wilson_interval
-from engine.validation import cap_per_class, make_folds, polygon_group_split, spatial_block_ids
+from engine.assess.metrics import accuracy_figures, add_polygon_counts, confusion_matrix, wilson_interval
+from engine.samples.validation import cap_per_class, make_folds, polygon_group_split, spatial_block_ids
 
 
 def make_groups(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -161,14 +161,14 @@ def test_single_polygon_classes_are_one_warning_line(caplog: pytest.LogCaptureFi
     y = np.array([0] * 10 + [1] * 10 + [2] * 5 + [3] * 5 + [4] * 5)
     groups = np.array([1] * 5 + [2] * 5 + [3] * 5 + [4] * 5 + [5] * 5 + [6] * 5 + [7] * 5)
     names = ["water", "forest", "reed", "urban", "bare"]
-    with caplog.at_level(logging.WARNING, logger="engine.validation"):
+    with caplog.at_level(logging.WARNING, logger="engine.samples.validation"):
         test = polygon_group_split(y, groups, 0.3, seed=0, class_names=names)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["3 classes have a single polygon, used for training and not validated: reed, urban, bare. "
                      "Draw a second polygon for each to measure their accuracy."]
     assert not test[y >= 2].any()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="engine.validation"):
+    with caplog.at_level(logging.WARNING, logger="engine.samples.validation"):
         polygon_group_split(y[:25], groups[:25], 0.3, seed=0, class_names=names)
     assert [r.getMessage() for r in caplog.records] == [
         "Class reed has a single polygon, used for training and not validated. Draw a second polygon to measure its "
@@ -178,12 +178,13 @@ def test_single_polygon_classes_are_one_warning_line(caplog: pytest.LogCaptureFi
 def test_kfold_names_the_classes_it_cannot_train_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
     y, groups = make_groups()  # class "c" has a single polygon
     rows, cols = np.arange(len(y)) // 10, np.arange(len(y)) % 10
-    with caplog.at_level(logging.WARNING, logger="engine.validation"):
+    with caplog.at_level(logging.WARNING, logger="engine.samples.validation"):
         make_folds("group_kfold", y, groups, rows, cols, n_folds=3, seed=0, class_names=["a", "b", "c", "d"])
     assert [r.getMessage() for r in caplog.records] == [
         "Class c lies in a single polygon: the fold that tests it has not learnt it, so its accuracy reads 0 %. "
         "Draw polygons of it in another part of the image."]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="engine.validation"):  # the inner folds of the automatic choice
+    # The inner folds of the automatic choice say nothing.
+    with caplog.at_level(logging.WARNING, logger="engine.samples.validation"):
         make_folds("group_kfold", y, groups, rows, cols, n_folds=3, seed=0)
     assert not caplog.records

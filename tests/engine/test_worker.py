@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.rasters import TMP_MARKER
+from engine.io.rasters import TMP_MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,7 +142,7 @@ def test_a_killed_engine_leaves_only_its_workspace_and_the_next_job_removes_it(
 
 
 def test_a_workspace_of_a_live_engine_is_left_alone(tmp_path: Path) -> None:
-    from engine.workspace import OWNER, sweep
+    from engine.core.workspace import OWNER, sweep
 
     live, dead = tmp_path / f"{os.getpid()}-a", tmp_path / "999999999-b"
     for folder, pid in ((live, os.getpid()), (dead, 999_999_999)):
@@ -157,7 +157,7 @@ def test_a_job_runs_when_its_workspace_cannot_be_made(tmp_path: Path, monkeypatc
     import logging
     import tempfile
 
-    from engine.workspace import job_workspace
+    from engine.core.workspace import job_workspace
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -109,9 +109,10 @@ def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engi
 
     from landprobe.plugin.algorithms import classify_raster, finetune, train_classifier
 
-    code = ("import json; from engine.probes import PROBES; from engine.validation import SCHEMES; "
-            "from engine.selection import AUTO, CLASS_WEIGHT_CHOICES, OBJECTIVES; "
-            "from engine.feature_sources import FEATURE_SOURCES; from engine.predict import OUTPUT_GRIDS; "
+    code = ("import json; from engine.probes.registry import PROBES; from engine.samples.validation import SCHEMES; "
+            "from engine.assess.selection import AUTO, CLASS_WEIGHT_CHOICES, OBJECTIVES; "
+            "from engine.embeddings.sources import FEATURE_SOURCES; "
+            "from engine.jobs.classify_raster import OUTPUT_GRIDS; "
             "from engine.deep.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
             "print(json.dumps([[*PROBES, AUTO], list(OBJECTIVES), list(CLASS_WEIGHT_CHOICES), list(SCHEMES), "
             "list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
@@ -527,7 +528,7 @@ def test_extract_embeddings_writes_the_patch_grid(
     assert [p.name() for p in registry.parameterDefinitions()][:5] == [
         "RASTER", "MORE_BANDS", "ENCODER", "PATCH_SIZE", "STRIDE"]
     engine_names = subprocess.run(
-        [engine_python, "-c", "from engine.encoders import ENCODERS; print(' '.join(ENCODERS))"],
+        [engine_python, "-c", "from engine.embeddings.encoders import ENCODERS; print(' '.join(ENCODERS))"],
         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()
     assert [name for _, name in ENCODERS] == engine_names  # the toolbox offers exactly the engine's registry

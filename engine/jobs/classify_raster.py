@@ -1,0 +1,436 @@
+"""Whole-raster prediction: windows read and classified in parallel threads, written in order, bounded memory.
+
+Each output is first written as a tiled GeoTIFF, then copied into a Cloud-Optimized GeoTIFF with overviews under
+a temporary name, and renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..assess.metrics import area_estimate_lines, held_out_area_estimate
+from ..core.errors import InputError, ModelFileError
+from ..core.feedback import Feedback
+from ..deep.package import DeepModel, is_deep
+from ..embeddings.features import RECIPES, compute_features
+from ..io.legend import write_category_names, write_paletted_style, write_ramp_style
+from ..io.rasters import (
+    atomic_output,
+    band_nodata,
+    band_scaling,
+    band_stack,
+    check_writable,
+    full_disk_as_output_error,
+    iter_windows,
+    open_raster,
+    pixel_area_m2,
+    read_block,
+    streaming_env,
+    temporary_path,
+    valid_mask,
+)
+from ..probes.model_file import LoadedModel, load_model, read_manifest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PROBABILITY_NODATA = -1.0
+#: Grids a map can be written on, for a model that runs an encoder: the raster's pixels, or one per embedding cell.
+OUTPUT_GRIDS = ("input", "embedding")
+
+
+@dataclass
+class ClassifyResult:
+    """Where the maps went and how many pixels each class got."""
+
+    output: str
+    output_probability: str | None
+    output_confidence: str | None
+    width: int
+    height: int
+    class_pixels: dict[str, int]
+    nodata_pixels: int
+    #: Mapped and area-adjusted class shares from the model's held-out polygons (:func:`held_out_area_estimate`).
+    area_estimate: dict[str, Any] | None = None
+
+
+def output_encoding(codes: list[int]) -> tuple[str, int]:
+    """The smallest data type for class ``codes`` and a nodata value that is not one of them."""
+    low, high = min(codes), max(codes)
+    if low >= 1 and high <= 255:
+        return "uint8", 0
+    if low >= 0 and high <= 254:
+        return "uint8", 255
+    if low >= 1 and high <= 65535:
+        return "uint16", 0
+    return "int32", -(2**31)
+
+
+def _hex_to_rgba(color: str) -> tuple[int, int, int, int]:
+    color = color.lstrip("#")
+    return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16), 255
+
+
+def check_band_count(manifest: dict[str, Any], src: Any, raster: str) -> None:
+    """Refuse a raster whose band count differs from the model's, naming the bands the model expects."""
+    expected = manifest["input"]["band_count"]
+    if src.count != expected:
+        names = ", ".join(manifest["input"].get("band_names", []))
+        raise ModelFileError(
+            f"The model was trained on {expected} bands ({names}) but raster {raster} has {src.count}. "
+            "Apply it to a raster with the same bands in the same order."
+        )
+
+
+def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
+    """Refuse a raster whose band count or embeddings differ from the model's, or a feature recipe unknown here."""
+    recipe = manifest.get("features", {}).get("recipe")
+    if recipe not in RECIPES:
+        raise ModelFileError(f"The model needs features {recipe!r}, unknown to this engine: update Landprobe.")
+    if recipe == "embeddings":
+        from ..embeddings.inputs import check_same_embeddings, describe_embeddings
+
+        try:
+            source = describe_embeddings(raster)
+        except InputError as exc:
+            raise ModelFileError(f"The model classifies embeddings: {exc}") from None
+        check_same_embeddings(manifest["features"]["embedding"], source, raster)
+        return
+    check_band_count(manifest, src, raster)
+    check_scaling(manifest["features"], src, raster)
+
+
+def check_scaling(recipe: dict[str, Any], src: Any, raster: str) -> None:
+    """Warn when the raster's scale and offset tags differ from those the model recorded (the model's apply)."""
+    if recipe.get("recipe") not in ("raw_bands", "raw_bands+indices"):
+        return
+    tags = band_scaling(src)
+    recorded = (list(recipe["scales"]), list(recipe["offsets"])) if "scales" in recipe else None
+    if tags == recorded:
+        return
+    if recorded is None:
+        logger.warning("Raster %s has scale and offset tags, but the model was trained on values as stored (by an "
+                       "older Landprobe): the values are used as stored.", raster)
+    else:
+        logger.warning("The scale and offset tags of raster %s differ from those the model was trained with: the "
+                       "model's are applied. Retrain if the raster's are right.", raster)
+
+
+class _WindowPredictor:
+    """Reads a window and predicts it; safe to call from several threads (one dataset handle per thread)."""
+
+    def __init__(self, raster: str, model: LoadedModel, want_proba: bool) -> None:
+        import numpy as np
+
+        self._raster = raster
+        self._model = model
+        self._codes = np.array([c["code"] for c in model.manifest["classes"]])
+        self._want_proba = want_proba
+        self._recipe = model.manifest["features"]
+        self._nodata = self._recipe.get("embedding", {}).get("nodata")  # overrides the file's (AlphaEarth's -128)
+        self._local = threading.local()
+        self._handles: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _src(self) -> Any:
+        src = getattr(self._local, "src", None)
+        if src is None:
+            src = self._local.src = open_raster(self._raster)
+            with self._lock:
+                self._handles.append(src)
+        return src
+
+    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class index per pixel (-1 for nodata) and, when asked for, class probabilities (classes, rows, cols)."""
+        import numpy as np
+
+        src = self._src()
+        data = read_block(src, window)
+        valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
+        index = np.full(valid.shape, -1, dtype="int32")
+        proba_block = None
+        if self._want_proba:
+            proba_block = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
+        if valid.any():
+            classes, proba = self._model.probe.predict(compute_features(data[:, valid].T, self._recipe),
+                                                      proba=self._want_proba)
+            index[valid] = classes
+            if proba_block is not None and proba is not None:
+                proba_block[:, valid] = proba.T
+        return index, proba_block
+
+    def close(self) -> None:
+        for src in self._handles:
+            src.close()
+
+
+def _to_cog(work: Path, target: Path, resampling: str) -> None:
+    """Copy a tiled GeoTIFF into a Cloud-Optimized GeoTIFF with overviews."""
+    from rasterio.shutil import copy
+
+    copy(work, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling,
+         BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+
+
+def classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None = None,
+                    output_confidence: str | None = None, output_grid: str = "input", grid_raster: str | None = None,
+                    feedback: Feedback | None = None, block: int = 512,
+                    threads: int | None = None) -> ClassifyResult:
+    """Apply a model file to every valid pixel of ``raster``.
+
+    Args:
+        raster: the raster to classify (the model's bands, in the same order; a model trained on some bands of a
+            raster picks the same bands), or several files whose bands are stacked in order; for a model trained on
+            an embedding raster, an embedding raster of the same kind.
+        model: a ``.lpmodel`` file.
+        output: GeoTIFF of class codes on the input's grid and CRS, nodata where any input band is nodata, with a
+            colour table, category names (``.aux.xml``) and a QGIS style (``.qml``).
+        output_probability: optional Float32 GeoTIFF with one band per class (band descriptions are class names).
+        output_confidence: optional Float32 GeoTIFF with the probability of the mapped class.
+        output_grid: for a model that runs an encoder, ``input`` (the raster's pixels, each taking its embedding
+            cell's class) or ``embedding`` (one pixel per embedding cell).
+        grid_raster: put the maps on this raster's grid instead (nearest neighbour), e.g. a raw raster under an
+            embedding raster.
+        feedback: progress and cancel (checked once per window).
+        block: window size in pixels.
+        threads: threads reading and predicting windows (default: all cores).
+
+    Returns:
+        The paths written, the pixel count of each class, and the area-adjusted class shares that the model's
+        held-out confusion matrix gives for this map (indicative: see :func:`held_out_area_estimate`).
+
+    """
+    manifest = read_manifest(model)
+    result = _classify_raster(raster, model, manifest, output, output_probability, output_confidence, output_grid,
+                              grid_raster, feedback, block, threads)
+    result.area_estimate = _area_estimate(result, manifest)
+    if result.area_estimate:
+        logger.info("Class shares of the map, adjusted by the model's held-out confusion matrix (Olofsson et al. "
+                    "2014; indicative, the polygons are not a random sample: Assess accuracy with a random sample "
+                    "gives the unbiased estimate):")
+        for line in area_estimate_lines(result.area_estimate):
+            logger.info("  %s", line)
+    return result
+
+
+def _area_estimate(result: ClassifyResult, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`held_out_area_estimate` for the map just written; ``None`` without a usable held-out matrix."""
+    validation = manifest.get("validation")
+    if not isinstance(validation, dict) or validation.get("confusion_matrix") is None:
+        return None
+    with open_raster(result.output) as dst:
+        area = pixel_area_m2(dst)
+    names = [c["name"] for c in manifest["classes"]]
+    try:
+        return held_out_area_estimate(validation, names, [result.class_pixels.get(n, 0) for n in names], area)
+    except (TypeError, ValueError) as exc:  # a matrix this engine did not write: no estimate, the map stands
+        logger.warning("No area-adjusted class shares: the model's held-out confusion matrix is unusable (%s).", exc)
+        return None
+
+
+def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, Any], output: str,
+                     output_probability: str | None, output_confidence: str | None, output_grid: str,
+                     grid_raster: str | None, feedback: Feedback | None, block: int,
+                     threads: int | None) -> ClassifyResult:
+    """:func:`classify_raster` without the area estimate."""
+    if output_grid not in OUTPUT_GRIDS:
+        raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
+    feedback = feedback or Feedback()
+    outputs = {"class": output, "probability": output_probability, "confidence": output_confidence}
+    for path_ in filter(None, outputs.values()):
+        check_writable(path_)  # before any work, also when the maps are first made elsewhere
+    # GDAL's default block cache is 5 % of RAM: cap it, the windows are read once anyway.
+    selection = manifest.get("input", {}).get("band_selection")  # the bands the model was trained on
+    with streaming_env(), band_stack(raster, selection) as path:
+        if is_deep(manifest):
+            return _classify_deep(path, model, outputs, feedback, block)
+        loaded = load_model(model)
+        with open_raster(path) as src:
+            check_compatible(loaded.manifest, src, path)
+        encoder = loaded.manifest["features"]["recipe"] == "encoder"
+        target = grid_raster or (path if encoder and output_grid == "input" else None)
+        if not encoder and target is None:
+            return _classify(path, loaded, outputs, feedback, block, threads)
+        with tempfile.TemporaryDirectory(prefix="landprobe-classify-") as folder:
+            source = path
+            if encoder:
+                source = str(Path(folder) / "embeddings.tif")
+                _encode_with_model(path, loaded, source, feedback.stage(0.0, 0.6))
+                feedback = feedback.stage(0.6, 1.0)
+            if target is None:
+                return _classify(source, loaded, outputs, feedback, block, threads)
+            staged = {k: str(Path(folder) / f"{k}.tif") if p else None for k, p in outputs.items()}
+            result = _classify(source, loaded, staged, feedback.stage(0.0, 0.7), block, threads)
+            return _regrid_outputs(result, staged, outputs, target, loaded, feedback.stage(0.7, 1.0))
+
+
+def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: Feedback) -> None:
+    """Compute the embeddings of ``raster`` with the encoder stored in the model."""
+    from ..core.devices import choose_device
+    from ..embeddings.encode import encode_raster
+    from ..embeddings.encoders import rebuild_encoder
+
+    spec = loaded.manifest["features"]["encoder"]
+    built = rebuild_encoder(spec["name"], spec, loaded.encoder_arrays)
+    with open_raster(raster) as src:
+        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
+        encode_raster(src, built, spec["name"], Path(output), int(spec["patch_size"]), int(spec["stride"]), 64,
+                      choose_device("auto"), feedback, raster, names)
+
+
+def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], finals: dict[str, str | None],
+                    target: str, loaded: LoadedModel, feedback: Feedback) -> ClassifyResult:
+    """Resample the maps made on the embedding grid onto ``target``'s grid (nearest) and write them as COGs."""
+    from ..io.regrid import regrid_nearest
+
+    classes = loaded.manifest["classes"]
+    codes = [int(c["code"]) for c in classes]
+    keys = [k for k, p in staged.items() if p]
+    for i, key in enumerate(keys):
+        work = Path(str(staged[key]) + ".regrid.tif")
+        part = feedback.stage(i / len(keys), (i + 1) / len(keys))
+        counts = regrid_nearest(Path(str(staged[key])), target, work, part,
+                                count_classes=codes if key == "class" else None)
+        final = str(finals[key])
+        feedback.check_cancel()  # the copy below is one long step
+        with atomic_output(final) as tmp:
+            _to_cog(work, tmp, "NEAREST" if key == "class" else "AVERAGE")
+            if key != "class":
+                write_ramp_style(tmp.with_suffix(".qml"))
+        if counts is not None:
+            result.class_pixels = {c["name"]: int(n) for c, n in zip(classes, counts, strict=True)}
+            with open_raster(final) as dst:
+                result.width, result.height = dst.width, dst.height
+                result.nodata_pixels = dst.width * dst.height - int(counts.sum())
+            _, nodata = output_encoding(codes)
+            write_category_names(Path(final + ".aux.xml"), classes, nodata)
+            write_paletted_style(Path(final).with_suffix(".qml"), classes)
+    result.output, result.output_probability, result.output_confidence = (finals["class"], finals["probability"],
+                                                                           finals["confidence"])
+    logger.info("Resampled the maps onto the grid of %s (nearest neighbour).", target)
+    return result
+
+
+def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feedback: Feedback,
+                   block: int) -> ClassifyResult:
+    """:func:`classify_raster` with a deep model (see :mod:`engine.deep.predict`)."""
+    from ..core.devices import choose_device
+    from ..deep.package import load_deep_model
+
+    device = choose_device("auto")
+    deep = load_deep_model(model, device)
+    with open_raster(raster) as src:
+        check_band_count(deep.manifest, src, raster)
+    logger.info("Classifying with the %s %s network on %s.", deep.spec.task, deep.spec.backbone, device)
+    # chip models run the network once per pixel: smaller windows give progress every few seconds
+    return _classify(raster, deep, outputs, feedback, block if deep.spec.task == "segmentation" else min(block, 128),
+                     1)
+
+
+def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, str | None], feedback: Feedback,
+              block: int, threads: int | None) -> ClassifyResult:
+    """:func:`classify_raster` on one raster file, on its own grid."""
+    import numpy as np
+    import rasterio
+    from threadpoolctl import threadpool_limits
+
+    classes = loaded.manifest["classes"]
+    codes = np.array([c["code"] for c in classes])
+    dtype, nodata = output_encoding(codes.tolist())
+    counts = np.zeros(len(classes), dtype="int64")
+    nodata_pixels = 0
+    threads = threads or int(os.environ.get("LANDPROBE_THREADS") or 0) or os.cpu_count() or 1
+    with open_raster(raster) as src:
+        n_bands = src.count
+        base = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,
+                "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
+                "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+        windows = list(iter_windows(src.width, src.height, block))
+    want_proba = bool(outputs["probability"] or outputs["confidence"])
+    predictor: Any
+    if isinstance(loaded, LoadedModel):
+        loaded.probe.set_threads(1)  # parallelism comes from the window threads
+        # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
+        warm_up = np.ones((2, n_bands), dtype="float32")
+        loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
+        predictor = _WindowPredictor(raster, loaded, want_proba)
+    else:  # torch parallelises inside each window; a reader thread keeps the next window ready
+        from ..deep.predict import DeepWindowPredictor
+
+        predictor = DeepWindowPredictor(raster, loaded, want_proba, str(next(loaded.network.parameters()).device),
+                                        feedback)
+    with contextlib.ExitStack() as stack:
+        finals = {k: stack.enter_context(atomic_output(p)) for k, p in outputs.items() if p}
+        works = {k: temporary_path(p) for k, p in finals.items()}
+        stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
+        stack.enter_context(full_disk_as_output_error(*(Path(p) for p in outputs.values() if p)))
+        profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
+                    "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
+                    "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
+        dsts = {k: stack.enter_context(rasterio.open(w, "w", **profiles[k])) for k, w in works.items()}
+        if dtype != "int32":  # the colour table must be set before any pixel is written
+            dsts["class"].write_colormap(1, {c["code"]: _hex_to_rgba(c["color"]) for c in classes})
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="landprobe")
+        # Callbacks run last-in first-out: stop the threads before closing the datasets they read.
+        stack.callback(predictor.close)
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        if isinstance(loaded, LoadedModel):  # one BLAS thread per window thread (torch keeps its own)
+            stack.enter_context(threadpool_limits(limits=1))
+        pending: collections.deque[tuple[Any, Future[Any]]] = collections.deque()
+        todo = iter(windows)
+        for i in range(len(windows)):
+            while len(pending) < 2 * threads:  # bounded look-ahead keeps memory flat
+                win = next(todo, None)
+                if win is None:
+                    break
+                pending.append((win, pool.submit(predictor, win)))
+            feedback.check_cancel()
+            win, future = pending.popleft()
+            index, proba = future.result()
+            valid = index >= 0
+            out = np.full(index.shape, nodata, dtype=dtype)
+            out[valid] = codes[index[valid]]
+            counts += np.bincount(index[valid], minlength=len(classes))
+            nodata_pixels += int((~valid).sum())
+            dsts["class"].write(out, 1, window=win)
+            if "probability" in dsts:
+                dsts["probability"].write(proba, window=win)
+            if "confidence" in dsts:
+                confidence = np.take_along_axis(proba, np.maximum(index, 0)[None], axis=0)[0]
+                dsts["confidence"].write(np.where(valid, confidence, PROBABILITY_NODATA), 1, window=win)
+            feedback.progress(0.9 * (i + 1) / len(windows), f"Classifying window {i + 1} of {len(windows)}")
+        dsts["class"].update_tags(1, **{f"CLASS_{c['code']}": c["name"] for c in classes})
+        dsts["class"].set_band_description(1, f"class ({loaded.manifest.get('field', 'class')})")
+        for band, c in enumerate(classes, start=1):
+            if "probability" in dsts:
+                dsts["probability"].set_band_description(band, f"probability of {c['name']}")
+        if "confidence" in dsts:
+            dsts["confidence"].set_band_description(1, "confidence (probability of the mapped class)")
+        for dst in dsts.values():
+            dst.close()
+        feedback.progress(0.92, "Writing Cloud-Optimized GeoTIFFs with overviews")
+        for key, work in works.items():
+            feedback.check_cancel()
+            _to_cog(work, finals[key], "NEAREST" if key == "class" else "AVERAGE")
+            if key != "class":  # probabilities and confidence: 0..1 on a ramp
+                write_ramp_style(finals[key].with_suffix(".qml"))
+        write_category_names(Path(str(finals["class"]) + ".aux.xml"), classes, nodata)
+        write_paletted_style(finals["class"].with_suffix(".qml"), classes)
+    feedback.progress(1.0, "Done")
+    result = ClassifyResult(output=str(Path(str(outputs["class"]))), output_probability=outputs["probability"],
+                            output_confidence=outputs["confidence"], width=base["width"], height=base["height"],
+                            class_pixels={c["name"]: int(n) for c, n in zip(classes, counts, strict=True)},
+                            nodata_pixels=nodata_pixels)
+    logger.info("Wrote %s: %s.", result.output, ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
+    return result
