@@ -63,8 +63,8 @@ def test_default_probe_is_registered() -> None:
 def test_knn_matches_scikit_learn(monkeypatch: pytest.MonkeyPatch, search: str) -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
+    from engine.probes import knn as probes
     from engine.probes.registry import KNearestNeighborsProbe
-    from engine.probes import registry as probes
 
     monkeypatch.setattr(tree_predictor, "MIN_ROWS", 0)  # the compiled search also for these small predictions
     if search == "k-d tree":
@@ -212,7 +212,7 @@ def test_knn_neighbour_search_split_over_threads_equals_one_thread(monkeypatch: 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_random_forest_chunked_prediction_matches_scikit_learn(threads: int) -> None:
-    from engine.probes.registry import _RF_CHUNK, RandomForestProbe
+    from engine.probes.forest import _RF_CHUNK, RandomForestProbe
 
     x, y = _blobs(4)
     probe = RandomForestProbe(n_estimators=20).fit(x, y[::-1].copy(), 5)  # class 4 absent: its column stays 0

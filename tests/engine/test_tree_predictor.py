@@ -12,8 +12,8 @@ from rasterdata import write_like
 from engine.accel import tree_compiler, tree_predictor
 from engine.jobs.classify_raster import classify_raster
 from engine.jobs.train_classifier import train_classifier
+from engine.probes import boosting, forest
 from engine.probes.registry import RandomForestProbe, XGBoostProbe
-from engine.probes import registry as probes
 
 
 def _data(n_classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +127,8 @@ def test_maps_through_vector_leaf_trees_equal_the_original_walk(tmp_path: Path, 
         built.append(predictor is not None and predictor.kind == walker)
         return predictor
 
-    monkeypatch.setattr(probes, "build_trees", spy)
+    for module in (forest, boosting):  # where the probes look the builder up
+        monkeypatch.setattr(module, "build_trees", spy)
     outputs = {}
     for walk, min_rows in (("vector-leaf", tree_predictor.MIN_ROWS), ("original", 10**12)):
         monkeypatch.setattr(tree_predictor, "MIN_ROWS", min_rows)
