@@ -4,13 +4,14 @@ Two questions a user asks before labelling more or switching features:
 
 - *How many labels do I need, and do embeddings beat raw bands?* :func:`learning_curve` trains a probe on
   growing numbers of labelled samples per class, drawn from training polygons only, and scores it on polygons held
-  out whole, for several feature sets on the very same draws (a paired comparison); :func:`learning_curve_png`
-  plots it.
-- *Do my classes separate in this feature space?* :func:`projection_png` draws the labelled samples in two
-  dimensions (PCA, and t-SNE for moderate numbers of points), coloured by class.
+  out whole, for several feature sets on the very same draws (a paired comparison).
+- *Do my classes separate in this feature space?* :func:`projection` puts the labelled samples in two dimensions
+  (PCA, and t-SNE for moderate numbers of points).
 
-The results are plain dicts that :func:`engine.assess.report.render_html` renders under the keys ``learning_curve`` and
-``projection``. Plots use matplotlib's Agg backend without pyplot, imported only when a plot is drawn.
+This module computes; :mod:`engine.assess.plots` draws, in the style every plot of the engine shares.
+:func:`learning_curve_png` (re-exported from there) plots a curve, :func:`projection_png` computes a projection and
+plots it coloured by class. The results are plain dicts that :func:`engine.assess.report.render_html` renders under
+the keys ``learning_curve`` and ``projection``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from ..io.rasters import atomic_output
+from .plots import feature_space_png
+from .plots import learning_curve_png as learning_curve_png  # re-exported: callers draw the curve from here
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -250,87 +252,8 @@ def learning_curve(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Plots
+# Projection
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float) -> Any:
-    """A matplotlib figure drawn by the Agg backend, without pyplot (no global state, no display needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically."""
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return Path(path)
-
-
-def _curve_ticks(rows: list[dict[str, Any]]) -> tuple[list[float], list[str]]:
-    """Tick positions and labels of the x axis: each size at its mean training count, ``all`` likewise.
-
-    A size whose tick would sit within 15 % of a tick already placed (``all`` first, then the sizes from the
-    largest) is not labelled, so labels never overlap on the log axis.
-    """
-    ticks: dict[float, str] = {}
-    ordered = sorted(rows, key=lambda r: (r["per_class"] != "all", -float(r["n_train"])))
-    for r in ordered:
-        x = float(r["n_train"])
-        if x > 0 and not any(abs(x / t - 1.0) < 0.15 for t in ticks):
-            ticks[x] = str(r["per_class"])
-    positions = sorted(ticks)
-    return positions, [ticks[p] for p in positions]
-
-
-def learning_curve_png(curve: dict[str, Any], path: str | Path) -> Path:
-    """Plot a :func:`learning_curve`: overall accuracy against labelled samples per class, one line per feature set.
-
-    The x axis is logarithmic; each point sits at the mean number of training samples per class actually used (the
-    size itself unless a class had fewer), so ``all`` sits at the mean training count. The band is ± one standard
-    deviation over the seeds; the dashed line is the accuracy of a uniform random guess. 800 x 500 px.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    """
-    from matplotlib.ticker import NullLocator
-
-    fig = _figure(8, 5)
-    ax = fig.subplots()
-    rows = curve.get("rows") or []
-    for name in dict.fromkeys(r["features"] for r in rows):
-        own = sorted((r for r in rows if r["features"] == name and r["overall_accuracy"] is not None),
-                     key=lambda r: r["n_train"])
-        if not own:
-            continue
-        x = [r["n_train"] for r in own]
-        mean = [r["overall_accuracy"] for r in own]
-        std = [r["overall_accuracy_std"] or 0.0 for r in own]
-        (line,) = ax.plot(x, mean, marker="o", label=name)
-        ax.fill_between(x, [m - s for m, s in zip(mean, std, strict=True)],
-                        [m + s for m, s in zip(mean, std, strict=True)], color=line.get_color(), alpha=0.2)
-    classes = curve.get("classes") or []
-    if classes:
-        ax.axhline(1.0 / len(classes), color="grey", linestyle="--", linewidth=1, label="random guess")
-    ax.set_xscale("log")
-    if rows:
-        positions, labels = _curve_ticks(rows)
-        ax.set_xticks(positions, labels)
-        ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("labelled samples per class (from training polygons)")
-    ax.set_ylabel("overall accuracy on held-out polygons")
-    seeds = curve.get("seeds") or []
-    ax.set_title(f"Learning curve: {curve.get('method', '')}, mean ± std over {len(seeds)} split(s)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return _save(fig, path)
 
 
 def _stratified_subsample(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -394,53 +317,27 @@ def _tsne(x: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     return xy, perplexity
 
 
-def _scatter(ax: Any, xy: np.ndarray, y: np.ndarray, class_names: list[str], colors: list[str], title: str) -> None:
-    """One panel: points coloured by class, drawn in class order, with a legend."""
-    import numpy as np
-
-    for k, name in enumerate(class_names):
-        mask = y == k
-        if mask.any():
-            ax.scatter(xy[mask, 0], xy[mask, 1], s=8, c=colors[k % len(colors)], label=name, alpha=0.8,
-                       edgecolors="none")
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if len(np.unique(y)) <= 20:
-        ax.legend(loc="best", fontsize="small", markerscale=2, framealpha=0.8)
-
-
-def projection_png(
-    x: np.ndarray,
-    y: np.ndarray,
-    class_names: list[str],
-    colors: list[str],
-    path: str | Path,
-    max_points: int = 3000,
-    tsne_max: int = 5000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Draw the labelled samples in two dimensions, coloured by class: PCA, and t-SNE beside it when affordable.
+def projection(x: np.ndarray, y: np.ndarray, max_points: int = 3000, tsne_max: int = 5000,
+               seed: int = 0) -> dict[str, Any]:
+    """The labelled samples in two dimensions: PCA, and t-SNE as well when affordable. Plain data, no plot.
 
     The features are standardised first. More than ``max_points`` samples are subsampled to ``max_points``, classes
-    in proportion (each keeps at least one). PCA is always drawn; t-SNE (scikit-learn, seeded, ``init="pca"``,
-    perplexity ``min(30, (n - 1) / 3)``) is added as a second panel when the number of points drawn is at most
-    ``tsne_max`` (and at least 5). t-SNE keeps neighbourhoods, not distances: far-apart clusters in it are not
-    necessarily far apart in feature space.
+    in proportion (each keeps at least one). PCA is always computed; t-SNE (scikit-learn, seeded, ``init="pca"``,
+    perplexity ``min(30, (n - 1) / 3)``) is added when the number of points is at most ``tsne_max`` (and at least
+    5). t-SNE keeps neighbourhoods, not distances: far-apart clusters in it are not necessarily far apart in feature
+    space. :func:`engine.assess.plots.feature_space_png` draws the result.
 
     Args:
         x: (n, d) features of the labelled samples.
         y: class index per sample.
-        class_names: class names, by class index.
-        colors: ``#rrggbb`` colour per class index.
-        path: the PNG to write.
-        max_points: the most points drawn.
+        max_points: the most points kept.
         tsne_max: the most points for which t-SNE is computed.
         seed: seed of the subsample, PCA and t-SNE.
 
     Returns:
-        ``png`` (the path), ``methods`` (``["PCA"]`` or ``["PCA", "t-SNE"]``), ``pca_explained_variance`` (ratios
-        of the two axes), ``n_points`` (points drawn), ``n_samples`` (samples given) and, with t-SNE, ``perplexity``.
+        ``methods`` (``["PCA"]`` or ``["PCA", "t-SNE"]``), ``pca_explained_variance`` (ratios of the two axes),
+        ``n_points`` (points kept), ``n_samples`` (samples given), with t-SNE ``perplexity``, and the arrays
+        ``coordinates`` (method -> (n_points, 2)) and ``y`` (class index per point kept).
 
     Raises:
         InputError: when ``x`` and ``y`` do not match or there is no sample.
@@ -457,22 +354,47 @@ def projection_png(
         keep = _stratified_subsample(y, max_points, np.random.default_rng(seed))
         x, y = x[keep], y[keep]
     xs = _standardise(x)
-    panels = []
     pca_xy, ratios = _pca(xs, seed)
-    panels.append((pca_xy, f"PCA (PC1 {ratios[0]:.0%}, PC2 {ratios[1]:.0%} of variance)"))
-    result: dict[str, Any] = {"png": str(path), "methods": ["PCA"], "pca_explained_variance": ratios,
-                              "n_points": len(y), "n_samples": n_samples}
+    result: dict[str, Any] = {"methods": ["PCA"], "pca_explained_variance": ratios, "n_points": len(y),
+                              "n_samples": n_samples, "coordinates": {"PCA": pca_xy}, "y": y}
     if 5 <= len(y) <= tsne_max:
         tsne_xy, perplexity = _tsne(xs, seed)
-        panels.append((tsne_xy, f"t-SNE (perplexity {perplexity:.0f})"))
         result["methods"].append("t-SNE")
         result["perplexity"] = float(perplexity)
-
-    fig = _figure(6.5 * len(panels), 5.5)
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (xy, title) in zip(axes[0], panels, strict=True):
-        _scatter(ax, xy, y, class_names, colors, title)
-    fig.suptitle(f"Labelled samples in feature space ({len(y)} points)")
-    fig.tight_layout()
-    _save(fig, path)
+        result["coordinates"]["t-SNE"] = tsne_xy
     return result
+
+
+def projection_png(
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: list[str],
+    colors: list[str],
+    path: str | Path,
+    max_points: int = 3000,
+    tsne_max: int = 5000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Compute the :func:`projection` of the labelled samples and draw it, coloured by class, as a PNG at ``path``.
+
+    Args:
+        x: (n, d) features of the labelled samples.
+        y: class index per sample.
+        class_names: class names, by class index.
+        colors: ``#rrggbb`` colour per class index.
+        path: the PNG to write.
+        max_points: the most points drawn.
+        tsne_max: the most points for which t-SNE is computed.
+        seed: seed of the subsample, PCA and t-SNE.
+
+    Returns:
+        The report's ``projection`` section: ``png`` (the path), ``methods``, ``pca_explained_variance``,
+        ``n_points``, ``n_samples`` and, with t-SNE, ``perplexity`` (see :func:`projection`); no arrays.
+
+    Raises:
+        InputError: when ``x`` and ``y`` do not match or there is no sample.
+
+    """
+    computed = projection(x, y, max_points=max_points, tsne_max=tsne_max, seed=seed)
+    feature_space_png(computed, class_names, colors, path)
+    return {"png": str(path), **{k: v for k, v in computed.items() if k not in ("coordinates", "y")}}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assess.metrics import accuracy_figures
+from ..assess.plots import training_curve_png
 from ..assess.report import validation_label
 from ..samples.validation import SCHEMES
 
@@ -50,37 +51,6 @@ def figures_line(figures: dict[str, Any], validation: str) -> str:
     scheme = validation_label({"test_fraction": figures.get("test_fraction"), **figures, "scheme": validation})
     return (f"Validation ({scheme[0].lower() + scheme[1:]}){caveat}: {', '.join(parts)} over {figures['n']} "
             "held-out pixels.")
-
-
-def training_curve_png(history: list[dict[str, float]], path: str | Path) -> Path:
-    """Loss (training, validation) and validation accuracy per epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in history]
-    fig, loss_ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    loss_ax.plot(epochs, [r.get("train_loss") for r in history], "o-", label="training loss", color="#1f77b4")
-    if any("val_loss" in r for r in history):
-        loss_ax.plot(epochs, [r.get("val_loss", float("nan")) for r in history], "s-", label="validation loss",
-                     color="#ff7f0e")
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("loss")
-    handles, labels = loss_ax.get_legend_handles_labels()
-    if any("val_acc" in r for r in history):
-        acc_ax = loss_ax.twinx()
-        acc_ax.plot(epochs, [r.get("val_acc", float("nan")) for r in history], "^-", color="#2ca02c",
-                    label="validation accuracy")
-        acc_ax.set_ylabel("validation accuracy")
-        acc_ax.set_ylim(0, 1)
-        more = acc_ax.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    loss_ax.legend(handles, labels, loc="center right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return Path(path)
 
 
 def write_outputs(output_model: str, output_report: str | None, manifest: dict[str, Any], network: Any,

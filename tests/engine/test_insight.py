@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from engine.assess import insight
-from engine.assess.insight import draw_per_class, learning_curve, learning_curve_png, projection_png
+from engine.assess.insight import draw_per_class, learning_curve, learning_curve_png, projection, projection_png
+from engine.assess.plots import PANEL_SIZE, PLOT_SIZE, feature_space_png, training_curve_png
 from engine.assess.report import render_html
 from engine.core.errors import CancelledError, InputError
 from engine.core.feedback import Feedback
@@ -238,6 +239,31 @@ def test_projection_skips_tsne_above_tsne_max(samples: tuple[dict[str, np.ndarra
     image = read_png(tmp_path / "pca.png")
     assert image.shape[1] < image.shape[0] * 1.5  # one panel
     assert distinct_colours(image) > 10
+
+
+def test_projection_is_plain_data_that_the_plot_draws(samples: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray],
+                                                       tmp_path: Path) -> None:
+    feature_sets, y, _ = samples
+    computed = projection(feature_sets[SEPARABLE], y, max_points=200, tsne_max=100)
+    assert computed["methods"] == ["PCA"] and list(computed["coordinates"]) == ["PCA"]
+    assert computed["coordinates"]["PCA"].shape == (200, 2) and computed["y"].shape == (200,)
+    assert computed["n_points"] == 200 and computed["n_samples"] == len(y)
+    path = feature_space_png(computed, CLASSES, COLORS, tmp_path / "space.png")
+    assert read_png(path).shape[:2] == (100 * PANEL_SIZE[1], 100 * PANEL_SIZE[0])  # one panel
+
+
+def test_training_curve_png_in_the_shared_style(tmp_path: Path) -> None:
+    import matplotlib
+
+    grid = matplotlib.rcParams["axes.grid"]
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_acc": 0.5 + e / 20, "lr": 1e-3}
+               for e in range(1, 6)]
+    for name, epochs in (("full", history), ("no_validation", [{"epoch": 1, "train_loss": 0.9}])):
+        path = training_curve_png(epochs, tmp_path / f"{name}.png")
+        image = read_png(path)
+        assert image.shape[:2] == (100 * PLOT_SIZE[1], 100 * PLOT_SIZE[0])
+        assert distinct_colours(image) > 10
+    assert matplotlib.rcParams["axes.grid"] == grid  # the style applies while a plot is drawn, not after
 
 
 def test_stratified_subsample_keeps_classes_in_proportion() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from engine.assess.metrics import accuracy_figures
 from engine.assess.report import method_label, plain_names, render_html, validation_label, write_report
+from engine.assess.templating import join_lines
 from engine.io.legend import NODATA_NAME, NOT_A_CLASS, category_names, write_category_names, write_paletted_style
 
 CLASSES = ["water", "forest", "urban", "reed", "cloud"]
@@ -202,6 +203,69 @@ def test_report_of_an_older_version_still_renders() -> None:
     assert "Macro F1 is the mean over the 4 classes present in the reference" in page
     assert "no reference pixels" in row_of(page, "cloud") and "never mapped" in row_of(page, "urban")
     assert f"balanced accuracy {np.mean([0.9, 0.96, 0.0, 1.0]):.1%}" in page
+
+
+def every_section(names: list[str], png: Path) -> dict[str, Any]:
+    """A report with every section, its classes named ``names`` wherever a class name can appear."""
+    cm = np.array([[20, 3, 1], [2, 5, 0], [1, 1, 40]])
+    v = {**accuracy_figures(cm, names), "scheme": "group_kfold", "optimistic": True, "n_folds": 3,
+         "fold_overall_accuracy": [0.8, 0.9, 0.7], "fold_methods": [names[0], names[1], "k-nearest neighbours"],
+         "reference_classes_not_in_map": names[:2], "map_classes_without_reference": names[1]}
+    candidate = {"name": names[0], "method": names[0], "params": {}, "score": 0.9, "status": "scored",
+                 "note": f"beat {names[1]}"}
+    return {
+        "title": f"Map of {names[0]}", "field": names[1], "method": names[0], "method_name": names[0],
+        "class_weight": {"used": "balanced", "why": f"{names[0]} is rare."},
+        "selection": {"objective": "overall_accuracy", "scheme": names[1], "n_folds": 5, "n_samples": 10,
+                      "winner": names[0], "reason": f"{names[0]} won.", "seconds": 1.0,
+                      "candidates": [candidate]},
+        "dropped_classes": [names[1], {"name": names[0], "reason": f"like {names[1]}"}],
+        "dropped_bands": [{"band": 2, "name": names[0], "reason": names[1]}],
+        "validation": v,
+        "classes": [{"name": names[0], "color": 'red" onmouseover="alert(1)'}, {"name": names[1], "color": "#123"}],
+        "area_adjusted": {"estimator": names[0], "unsampled_strata": names[:2], "overall_accuracy": 0.8,
+                          "per_class": [{"class": n, "proportion": 0.3} for n in names]},
+        "training": {"labels": names[0], "samples_per_class": {n: 3 for n in names}},
+        "training_curve": {"epochs": [{"epoch": 1, "train_loss": 0.5}], "device": names[0], "precision": names[1],
+                           "png": str(png)},
+        "learning_curve": {"rows": [{"features": n, "per_class": n, "overall_accuracy": 0.5} for n in names],
+                           "seeds": [0], "method": names[0], "png": str(png)},
+        "projection": {"methods": [names[0], "t-SNE"], "n_points": 30, "png": str(png.with_name(f"{names[1]}.png"))},
+    }
+
+
+def test_class_names_are_escaped_everywhere(tmp_path: Path) -> None:
+    png = tmp_path / "plot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # a PNG signature: embedded as a data URI
+    plain = render_html(every_section(["CLASSONE", "CLASSTWO", "plain"], png))
+    nasty = ["<script>alert(1)</script>", 'a & b "c"', "plain"]
+    page = render_html(every_section(nasty, png))
+    escaped = ["&lt;script&gt;alert(1)&lt;/script&gt;", "a &amp; b &quot;c&quot;"]
+    for placeholder, name, text in zip(("CLASSONE", "CLASSTWO"), nasty[:2], escaped, strict=True):
+        assert plain.count(placeholder) >= 20  # every section names the classes
+        assert page.count(text) == plain.count(placeholder), name  # escaped wherever the placeholder appears
+        assert name not in page
+    assert "<script" not in page and 'onmouseover="' not in page
+    assert "background:red&quot; onmouseover=&quot;alert(1)" in page  # the colour stays inside its attribute
+    assert page.count("data:image/png;base64,") == 2 and page.count("Plot not found") == 1
+    tags = set(re.findall(r"</?([a-zA-Z0-9]+)", page))
+    assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table", "tr", "th", "td",
+                    "div", "ul", "li", "strong", "span", "img", "footer"}
+
+
+def test_template_lines_join_without_space_at_tags_and_with_one_in_prose() -> None:
+    source = """<p class="note">A sentence
+        that goes on
+        {% if x %} and more.{% endif %}
+    </p>
+    <table>
+      <tr><td>{{ a }}</td>
+      <td>{{ b }}</td></tr>
+
+    </table>
+    """
+    assert join_lines(source) == ('<p class="note">A sentence that goes on{% if x %} and more.{% endif %}</p>'
+                                  "<table><tr><td>{{ a }}</td><td>{{ b }}</td></tr></table>")
 
 
 def categories(aux: Path) -> tuple[list[str], list[list[str]]]:
