@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import os
 import platform
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .core.errors import InputError
 from .core.feedback import Feedback
+from .core.seam import DEVICE_VARIABLE
 from .core.versions import package_versions
 
 
@@ -39,7 +42,7 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
         torch_threads = torch.get_num_threads()
     except ImportError:
         torch_threads = None
-    preferred = os.environ.get("LANDPROBE_DEVICE", "").strip().lower() or "auto"
+    preferred = os.environ.get(DEVICE_VARIABLE, "").strip().lower() or "auto"
     try:
         from .core.devices import choose_device
 
@@ -54,7 +57,8 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
 
 
 #: Every operation, by name: a function here, or ``"module:function"`` imported only when the job runs, so that a
-#: trivial job does not pay for numpy, rasterio or scikit-learn.
+#: trivial job does not pay for numpy, rasterio or scikit-learn. The command line is made from this table and the
+#: functions' signatures and docstrings (:mod:`engine.cli`).
 OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "ping": ping,
     "engine_status": engine_status,
@@ -85,6 +89,31 @@ def resolve_operation(operation: str) -> Callable[..., Any]:
 
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+
+
+def operation_doc(operation: str) -> str:
+    """The docstring of the function behind ``operation``, read from its source without importing its module.
+
+    The command line's ``--help`` lists every operation with the first paragraph of this: reading the source keeps
+    the listing from importing every job module (each is light, but they add up). Falls back to importing the
+    function when its source cannot be read (an installed package without sources).
+
+    Raises:
+        InputError: for an unknown operation.
+
+    """
+    target = OPERATIONS.get(operation)
+    if isinstance(target, str):
+        module, _, name = target.partition(":")
+        path = Path(__file__).parent.joinpath(*module.split(".")).with_suffix(".py")
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            tree = ast.Module(body=[], type_ignores=[])
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                return ast.get_docstring(node) or ""
+    return inspect.getdoc(resolve_operation(operation)) or ""
 
 
 def call_operation(operation: str, params: dict[str, Any], feedback: Feedback) -> dict[str, Any]:

@@ -1,28 +1,187 @@
-"""The engine's command line, usable without QGIS.
+"""The engine's command line, usable without QGIS, made from the operations themselves.
+
+Every operation of :data:`engine.api.OPERATIONS` is a command, and every parameter of its function is an option:
+``n_folds`` is ``--n-folds``, typed by its annotation (``int``, ``float``, ``str``, ``bool`` as a flag, ``list[int]``
+as several values, ``str | list[str]`` as one value or several, ``dict`` as a JSON object), required when it has no
+default, and explained by its line in the function's docstring (``Args:``). Nothing here repeats a parameter: give a
+function a new parameter with its docstring line and it is an option. The one thing added by hand is
+:data:`COMMAND_NAMES`, the short names of some commands.
 
 Examples::
 
+    python -m engine --help                        # the commands
+    python -m engine train --help                  # the options of one command
     python -m engine train --raster scene.tif --labels labels.gpkg --field class --output-model m.lpmodel
     python -m engine classify --raster scene.tif --model m.lpmodel --output classes.tif
     python -m engine finetune --raster scene.tif --labels labels.gpkg --field class --output-model d.lpmodel
     python -m engine status
     python -m engine worker            # one JSON job on stdin, JSON events on stdout (used by the QGIS plugin)
+
+``--help`` reads the docstrings from the source files, so it imports no job module; the options of one command import
+that command's module (light: the heavy libraries load when the job runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import inspect
 import json
 import logging
 import os
+import re
 import signal
 import sys
-from typing import Any
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
+from .api import OPERATIONS, call_operation, operation_doc, resolve_operation
 from .core.errors import CancelledError, LandprobeError, user_fault
 from .core.feedback import ThrottledFeedback
+from .core.seam import STDIN_CONTROL, WORKER_COMMAND, ExitCode
 from .core.workspace import job_workspace
+
+#: The command of each operation whose command is not its name with hyphens (``export_onnx``: ``export-onnx``):
+#: the short names of the engine's first command line, kept.
+COMMAND_NAMES = {"engine_status": "status", "train_classifier": "train", "classify_raster": "classify",
+                 "assess_accuracy": "assess", "extract_embeddings": "embed"}
+#: Parameters that are not options: the progress and cancel object the command line passes itself.
+NOT_OPTIONS = frozenset({"feedback"})
+
+_SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Yields|Raises|Examples?|Notes?):\s*$")
+_ENTRY = re.compile(r"^(\s+)\*{0,2}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
+_REFERENCE = re.compile(r":(\w+):`~?([^`]+)`")
+
+
+def command_names() -> dict[str, str]:
+    """The command of each operation, in the order of :data:`engine.api.OPERATIONS`."""
+    return {operation: COMMAND_NAMES.get(operation, operation.replace("_", "-")) for operation in OPERATIONS}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``command`` (one of :func:`command_names`) also gets its options.
+
+    Without a command, every command is listed with the first paragraph of its docstring, read without importing
+    its module, so that ``--help`` imports no job module; with one, the others are left bare.
+    """
+    parser = _Parser(prog=_program(), description="Landprobe engine: classify rasters. "
+                     "Run a command with --help for its options.")
+    sub = parser.add_subparsers(dest="_command", metavar="COMMAND", required=True, parser_class=_Parser)
+    worker = sub.add_parser(WORKER_COMMAND, help="run one JSON job from standard input, write JSON events to "
+                            "standard output (how the QGIS plugin runs the engine)")
+    worker.add_argument(STDIN_CONTROL, action="store_true", help="cancel on a 'cancel' line or at the end of "
+                        "standard input")
+    names = command_names()
+    listing = command not in names.values()  # the list of commands may be shown: it needs every summary
+    for operation, name in names.items():
+        doc = operation_doc(operation) if listing or name == command else ""
+        command_parser = sub.add_parser(name, help=_escape(_plain(_summary(doc))),
+                                        description=_escape(_plain(_description(doc))))
+        command_parser.set_defaults(_operation=operation)
+        if name == command:
+            add_operation_arguments(command_parser, resolve_operation(operation))
+    return parser
+
+
+def add_operation_arguments(parser: argparse.ArgumentParser, function: Callable[..., Any]) -> None:
+    """An option for every parameter of ``function`` (but :data:`NOT_OPTIONS`), from its signature and docstring.
+
+    Raises:
+        TypeError: for a parameter whose annotation has no command-line form (a test runs this on every operation).
+
+    """
+    docs = argument_docs(function)
+    hints = typing.get_type_hints(function)  # the engine writes annotations as text (``from __future__``)
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in NOT_OPTIONS or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        required = parameter.default is inspect.Parameter.empty
+        text = _escape(_plain(docs.get(name, ""), expand=True))
+        if not required and parameter.default is not None and parameter.default is not False:
+            text = f"{text} (default: {_escape(str(parameter.default))})".strip()
+        options = _option_kwargs(name, hints.get(name, str), parameter.default)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=required, help=text or None,
+                            default=argparse.SUPPRESS, **options)
+
+
+def argument_docs(function: Callable[..., Any]) -> dict[str, str]:
+    """Each parameter's text in the ``Args:`` section of ``function``'s Google-style docstring, lines joined."""
+    docs: dict[str, str] = {}
+    inside, current, indent = False, None, 0
+    for line in (inspect.getdoc(function) or "").splitlines():
+        if _SECTION.match(line):
+            inside, current = line.startswith(("Args", "Arguments", "Parameters")), None
+            continue
+        if not inside or not line.strip():
+            continue
+        entry = _ENTRY.match(line)
+        if entry and (current is None or len(entry[1]) <= indent):
+            indent, current = len(entry[1]), entry[2]
+            docs[current] = entry[3]
+        elif current is not None and len(line) - len(line.lstrip()) > indent:
+            docs[current] += " " + line.strip()
+        else:
+            inside = False
+    return docs
+
+
+def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The operation a command line names and its parameters (only those given: the others keep their defaults).
+
+    Exits (:class:`SystemExit`) after ``--help``, or with a one-line error for a wrong command line.
+    """
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top level; the options are the command's
+        wrong = f"has no option {extra[0]}" if extra[0].startswith("-") else f"takes no value {extra[0]!r} there"
+        parser.exit(ExitCode.USAGE, f"Error: {command} {wrong}; see '{parser.prog} {command} --help'.\n")
+    params = vars(args)
+    params.pop("_command", None)
+    return params.pop("_operation"), params
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (:class:`engine.core.seam.ExitCode`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [WORKER_COMMAND] and not {"-h", "--help"} & set(argv):
+        from .worker import main as worker_main
+
+        return worker_main(argv[1:])
+    try:
+        operation, params = parse(argv)
+    except SystemExit as exc:  # after --help, or a wrong command line (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    return _run(operation, params)
+
+
+def _run(operation: str, params: dict[str, Any]) -> int:
+    """Run one operation with progress on standard error and its result as JSON on standard output."""
+    feedback = _ConsoleFeedback()
+    signal.signal(signal.SIGINT, lambda *_: feedback.cancel())
+    helper = os.environ.get("LOCAL_RANK", "0") != "0"  # a distributed job's extra process: the first one's folder
+    try:
+        with contextlib.nullcontext() if helper else job_workspace():
+            result: dict[str, Any] = call_operation(operation, params, feedback)
+    except CancelledError as exc:
+        print(f"Cancelled: {exc}", file=sys.stderr)
+        return ExitCode.CANCELLED
+    except LandprobeError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    except Exception as exc:
+        fault = user_fault(exc)
+        if fault is None:
+            raise
+        print(f"Error: {fault}", file=sys.stderr)
+        return ExitCode.ERROR
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # one answer from a distributed run
+        print(json.dumps(result, indent=2, default=str))
+    return ExitCode.OK
 
 
 class _ConsoleFeedback(ThrottledFeedback):
@@ -32,182 +191,144 @@ class _ConsoleFeedback(ThrottledFeedback):
         super().__init__(interval=1.0)
 
     def emit_progress(self, fraction: float, message: str | None) -> None:
+        """Print ``[ 42%] message`` on standard error."""
         print(f"[{fraction * 100:3.0f}%] {message or ''}", file=sys.stderr, flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .assess.selection import AUTO, CLASS_WEIGHT_CHOICES, DEFAULT_OBJECTIVE, OBJECTIVES
-    from .embeddings.sources import FEATURE_SOURCES
-    from .jobs.classify_raster import OUTPUT_GRIDS
-    from .probes.registry import PROBES
-    from .samples.validation import SCHEMES
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line that names the option and points to ``--help``."""
 
-    parser = argparse.ArgumentParser(prog="landprobe", description="Landprobe engine: classify rasters.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("worker", help="run one JSON job from stdin, write JSON events to stdout").add_argument(
-        "--stdin-control", action="store_true", help="cancel on a 'cancel' line or at the end of stdin")
-    sub.add_parser("ping", help="answer at once (start-up check)")
-    sub.add_parser("status", help="versions and compute devices")
-    train = sub.add_parser("train", help="train a classifier on labelled polygons")
-    train.add_argument("--raster", required=True, nargs="+", help="a raster, or several whose bands are stacked")
-    train.add_argument("--labels", required=True)
-    train.add_argument("--field", required=True)
-    train.add_argument("--method", default=AUTO, choices=[AUTO, *sorted(PROBES)],
-                       help="a probe, or auto (default): chosen by cross-validation on the training polygons")
-    train.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=list(OBJECTIVES),
-                       help="what the automatic choice maximises (default overall_accuracy)")
-    train.add_argument("--class-weight", default=AUTO, choices=list(CLASS_WEIGHT_CHOICES),
-                       help="weight classes by inverse frequency (balanced), not (none), or choose by "
-                       "cross-validation (auto, default)")
-    train.add_argument("--output-model", required=True)
-    train.add_argument("--output-report")
-    train.add_argument("--validation", default="polygon_groups", choices=list(SCHEMES))
-    train.add_argument("--n-folds", type=int, default=5)
-    train.add_argument("--max-samples-per-class", type=int, default=20_000)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--indices", action="store_true", help="add spectral indices (needs band roles)")
-    train.add_argument("--band-roles", help="band roles such as 'red=3, nir=4' where band names do not say")
-    train.add_argument("--features", default="raw_bands", choices=list(FEATURE_SOURCES),
-                       help="raw bands, an embedding raster (--raster is one), or an encoder run on the fly")
-    _encoder_arguments(train)
-    train.add_argument("--min-coverage", type=float, default=0.5,
-                       help="share of an embedding cell one class must cover (default 0.5)")
-    train.add_argument("--learning-curve", action="store_true",
-                       help="report accuracy for 5, 10, 25, 50 and all labelled samples per class")
-    train.add_argument("--bands", type=int, nargs="+", help="train on these bands only (1-based), e.g. 1 2 3 4 5 7")
-    classify = sub.add_parser("classify", help="classify a raster with a model file")
-    classify.add_argument("--raster", required=True, nargs="+", help="a raster, or several stacked as at training")
-    classify.add_argument("--model", required=True)
-    classify.add_argument("--output", required=True)
-    classify.add_argument("--output-probability")
-    classify.add_argument("--output-confidence")
-    classify.add_argument("--output-grid", default="input", choices=list(OUTPUT_GRIDS),
-                          help="for an encoder model: map on the raster's pixels or one pixel per embedding cell")
-    classify.add_argument("--grid-raster", help="put the map on this raster's grid (nearest neighbour)")
-    embed = sub.add_parser("embed", help="write an embedding raster with an encoder")
-    embed.add_argument("--raster", required=True, nargs="+", help="a raster, or several whose bands are stacked")
-    embed.add_argument("--output", required=True)
-    _encoder_arguments(embed)
-    embed.add_argument("--features", type=int, default=128, help="random convolutional features")
-    embed.add_argument("--batch-size", type=int, default=64)
-    embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    embed.add_argument("--seed", type=int, default=0)
-    embed.add_argument("--output-preview", help="RGB GeoTIFF of the first three principal components")
-    _finetune_parser(sub)
-    polygons = sub.add_parser("label-polygons", help="a class raster (ground truth) as polygons to train on")
-    polygons.add_argument("--raster", required=True)
-    polygons.add_argument("--output", required=True, help="GeoPackage to write")
-    polygons.add_argument("--unlabelled", type=int, default=0, help="code of unlabelled pixels (default 0)")
-    mat = sub.add_parser("import-mat", help="a MATLAB .mat cube or ground truth as a GeoTIFF")
-    mat.add_argument("--mat", required=True)
-    mat.add_argument("--output", required=True)
-    mat.add_argument("--key", help="the variable to read when the file holds several")
-    onnx = sub.add_parser("export-onnx", help="write a deep model as ONNX, checked against PyTorch")
-    onnx.add_argument("--model", required=True)
-    onnx.add_argument("--output", required=True)
-    assess = sub.add_parser("assess", help="assess a classified raster against reference polygons")
-    assess.add_argument("--classified", required=True)
-    assess.add_argument("--reference", required=True)
-    assess.add_argument("--field", required=True)
-    assess.add_argument("--output-report", required=True)
-    return parser
+    def error(self, message: str) -> NoReturn:
+        """Print ``Error: <what is wrong>; see '<command> --help'.`` and exit with :attr:`ExitCode.USAGE`."""
+        choice = re.fullmatch(r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)", message)
+        if choice:
+            message = f"{choice[1]} must be one of {choice[3]}, not {choice[2]}"
+        message = re.sub(r"^argument (\S+): ", r"\1 ", message)
+        self.exit(ExitCode.USAGE, f"Error: {message}; see '{self.prog} --help'.\n")
 
 
-def _finetune_parser(sub: Any) -> None:
-    """``finetune``: a deep model trained with Lightning (see :func:`engine.deep.finetune.finetune`)."""
-    from .deep.finetune import DEEP_VALIDATION
-    from .deep.networks import TASKS
-    from .deep.trainer import SCHEDULERS, STRATEGIES
+class _OneOrMore(argparse.Action):
+    """For ``str | list[str]``: one value as itself, several as a list (``--raster a.tif`` or ``--raster b1 b2``)."""
 
-    tune = sub.add_parser("finetune", help="fine-tune a deep model (patch classifier, U-Net, hyperspectral)")
-    tune.add_argument("--raster", required=True)
-    tune.add_argument("--labels", required=True)
-    tune.add_argument("--field", required=True)
-    tune.add_argument("--output-model", required=True)
-    tune.add_argument("--output-report")
-    tune.add_argument("--task", default="patch", choices=list(TASKS))
-    tune.add_argument("--backbone", help="patch: resnet18, resnet50, vit_small16, checkpoint, rcf_gaussian; "
-                      "segmentation: resnet18, resnet34; hyperspectral: ssan")
-    tune.add_argument("--weights", help="torchgeo weight name, e.g. LANDSAT_ETM_SR_MOCO")
-    tune.add_argument("--weights-file", help="local state-dict file (loaded with weights_only=True)")
-    tune.add_argument("--band-map", help="raster band of each band the weights expect, e.g. 'B4=3, B8=4'")
-    tune.add_argument("--architecture", help="timm architecture of a checkpoint backbone")
-    tune.add_argument("--chip-size", type=int, help="chip or tile size in pixels")
-    tune.add_argument("--epochs", type=int, default=20)
-    tune.add_argument("--batch-size", type=int, default=32)
-    tune.add_argument("--learning-rate", type=float, default=1e-3)
-    tune.add_argument("--patience", type=int, default=5, help="epochs without improvement before stopping")
-    tune.add_argument("--freeze-epochs", type=int, default=0, help="epochs with the backbone frozen first")
-    tune.add_argument("--scheduler", default="plateau", choices=list(SCHEDULERS))
-    tune.add_argument("--validation", default="polygon_groups", choices=list(DEEP_VALIDATION))
-    tune.add_argument("--test-fraction", type=float, default=0.3)
-    tune.add_argument("--n-pca", type=int, default=30, help="hyperspectral: principal components")
-    tune.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    tune.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
-    tune.add_argument("--devices", type=int, default=1)
-    tune.add_argument("--num-nodes", type=int, default=1)
-    tune.add_argument("--num-workers", type=int, default=0)
-    tune.add_argument("--seed", type=int, default=0)
-    tune.add_argument("--resume", action="store_true", help="continue the last run from its checkpoint")
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values[0] if len(values) == 1 else list(values))
 
 
-def _encoder_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options choosing an encoder, shared by ``embed`` and ``train --features encoder``."""
-    from .embeddings.encoders import ENCODERS
-
-    parser.add_argument("--encoder", default="rcf_gaussian", choices=list(ENCODERS))
-    parser.add_argument("--patch-size", type=int)
-    parser.add_argument("--stride", type=int)
-    parser.add_argument("--weights", help="torchgeo weight name, e.g. SENTINEL2_ALL_MOCO")
-    parser.add_argument("--weights-file", help="local state-dict file (loaded with weights_only=True)")
-    parser.add_argument("--band-map", help="raster band of each band the weights expect, e.g. 'B4=3, B8=4'")
-    parser.add_argument("--architecture", help="timm architecture of a checkpoint encoder")
-
-
-_OPERATIONS = {"ping": "ping", "status": "engine_status", "train": "train_classifier", "classify": "classify_raster",
-               "assess": "assess_accuracy", "embed": "extract_embeddings", "finetune": "finetune",
-               "export-onnx": "export_onnx", "label-polygons": "label_polygons",
-               "import-mat": "import_mat"}
-
-
-def _job(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """The operation and its parameters from parsed arguments (option names are the parameter names)."""
-    params = {k: v for k, v in vars(args).items() if k != "command" and v is not None and v is not False}
-    if isinstance(params.get("raster"), list) and len(params["raster"]) == 1:
-        params["raster"] = params["raster"][0]
-    return _OPERATIONS[args.command], params
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["worker"]:
-        from .worker import main as worker_main
-
-        return worker_main(argv[1:])
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    from .api import call_operation
-
-    operation, params = _job(args)
-    feedback = _ConsoleFeedback()
-    signal.signal(signal.SIGINT, lambda *_: feedback.cancel())
-    helper = os.environ.get("LOCAL_RANK", "0") != "0"  # a distributed job's extra process: the first one's folder
+def _whole_number(text: str) -> int:
+    """``int`` with an error that says what is expected."""
     try:
-        with contextlib.nullcontext() if helper else job_workspace():
-            result: dict[str, Any] = call_operation(operation, params, feedback)
-    except CancelledError as exc:
-        print(f"Cancelled: {exc}", file=sys.stderr)
-        return 3
-    except LandprobeError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        fault = user_fault(exc)
-        if fault is None:
-            raise
-        print(f"Error: {fault}", file=sys.stderr)
-        return 1
-    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # one answer from a distributed run
-        print(json.dumps(result, indent=2, default=str))
-    return 0
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a whole number, not {text!r}") from None
+
+
+def _number(text: str) -> float:
+    """``float`` with an error that says what is expected."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number, not {text!r}") from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object, e.g. ``{"1": "#33a02c"}``."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"""expects a JSON object such as '{{"1": "#33a02c"}}', not {text!r}""")
+    return value
+
+
+#: How a command-line value becomes each parameter type.
+_CONVERTERS: dict[Any, Callable[[str], Any]] = {int: _whole_number, float: _number, str: str, dict: _json_object}
+
+
+def _option_kwargs(name: str, annotation: Any, default: Any = None) -> dict[str, Any]:
+    """``add_argument`` keywords for a parameter of type ``annotation`` (a flag: ``--name``, or ``--no-name`` too).
+
+    Raises:
+        TypeError: for a type without a command-line form.
+
+    """
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    members = [m for m in (typing.get_args(annotation) if union else (annotation,)) if m is not type(None)]
+    scalars = [m for m in members if typing.get_origin(m) is not list]
+    lists = [(typing.get_args(m) or (str,))[0] for m in members if typing.get_origin(m) is list]
+    if members == [bool]:
+        return {"action": argparse.BooleanOptionalAction if default is True else "store_true"}
+    if len(scalars) == 1 and not lists:
+        return {"type": _converter(name, scalars[0])}
+    if len(lists) == 1 and (not scalars or scalars == lists):
+        kwargs: dict[str, Any] = {"nargs": "+", "type": _converter(name, lists[0])}
+        return kwargs | ({"action": _OneOrMore} if scalars else {})
+    raise TypeError(f"Parameter {name} of type {annotation} has no command-line form; give it a simpler type.")
+
+
+def _converter(name: str, kind: Any) -> Callable[[str], Any]:
+    """The converter of an element type (``dict[str, str]`` counts as ``dict``)."""
+    converter = _CONVERTERS.get(typing.get_origin(kind) or kind)
+    if converter is None:
+        raise TypeError(f"Parameter {name} of type {kind} has no command-line form; give it a simpler type.")
+    return converter
+
+
+def _summary(doc: str) -> str:
+    """The first paragraph of a docstring."""
+    return doc.strip().split("\n\n")[0]
+
+
+def _description(doc: str) -> str:
+    """A docstring up to its first section (``Args:``, ``Returns:`` ...)."""
+    lines = []
+    for line in doc.splitlines():
+        if _SECTION.match(line):
+            break
+        lines.append(line)
+    return "\n".join(lines).strip()
+
+
+def _plain(text: str, expand: bool = False) -> str:
+    """Docstring text without reStructuredText markup, on one line.
+
+    With ``expand``, a ``:data:`` reference to a table of names is followed by the names, as argparse writes choices:
+    ``engine.probes.registry.PROBES {knn, svm, ...}``.
+    """
+
+    def reference(match: re.Match[str]) -> str:
+        names = _names_of(match[2]) if expand and match[1] == "data" else None
+        return f"{match[2]} {{{', '.join(names)}}}" if names else match[2]
+
+    return " ".join(_REFERENCE.sub(reference, text).replace("``", "").split())
+
+
+def _names_of(reference: str) -> list[str] | None:
+    """The names in the engine constant ``reference`` (``engine.x.y.NAME``): a dict's keys or a sequence of names.
+
+    None when it is not such a table (a dict of lists, say) or cannot be imported.
+    """
+    module, _, name = reference.rpartition(".")
+    parts = module.split(".")
+    if len(parts) < 2 or parts[0] != "engine":
+        return None
+    try:
+        value = getattr(importlib.import_module("." + ".".join(parts[1:]), __package__), name)
+    except (ImportError, AttributeError):
+        return None
+    if isinstance(value, dict) and not any(isinstance(v, list | tuple | set | frozenset) for v in value.values()):
+        value = list(value)
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _escape(text: str) -> str:
+    """Help text with ``%`` doubled (argparse formats help with ``%``)."""
+    return text.replace("%", "%%")
+
+
+def _program() -> str:
+    """How the user started the command line: ``python -m engine`` or the installed ``landprobe``."""
+    return "python -m engine" if os.path.basename(sys.argv[0]) == "__main__.py" else "landprobe"

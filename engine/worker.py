@@ -13,8 +13,11 @@ The worker answers on standard output with one JSON object per line, each with a
 - ``{"event": "progress", "value": 0.42, "message": "Classifying window 3 of 8"}``
 - ``{"event": "log", "level": "info" | "warning" | "debug", "text": "..."}``
 - ``{"event": "result", "outputs": {...}}`` — the last line of a job that succeeded (exit code 0);
-- ``{"event": "error", "kind": "input" | "model" | "output" | "dependency" | "cancelled" | "internal",
-  "message": "...", "traceback": "..."}`` — the last line of a job that failed (exit code 1).
+- ``{"event": "error", "kind": "input" | "model" | "output" | "dependency" | "memory" | "cancelled" | "internal",
+  "message": "...", "traceback": "..."}`` — the last line of a job that failed (exit code 1; 3 when cancelled).
+
+The protocol version, the command, the event names, the error kinds, the exit codes and the temporary names are
+written once, in :mod:`engine.core.seam`, which the plugin reads too.
 
 With ``--stdin-control``, a later line ``cancel`` on standard input, the end of standard input (the parent went
 away) or SIGTERM cancel the job: it stops at its next check and removes what it had started writing.
@@ -43,10 +46,10 @@ from typing import IO, Any
 from . import __version__
 from .core.errors import CancelledError, InputError, LandprobeError, user_fault
 from .core.feedback import ThrottledFeedback
+from .core.seam import CANCEL_LINE, JOB_VARIABLE, PROTOCOL, STDIN_CONTROL, THREADS_VARIABLE, ErrorKind, Event, ExitCode
+from .core.seam import Level as LogLevel
 from .core.workspace import job_workspace
 
-PROTOCOL = 1
-JOB_VARIABLE = "LANDPROBE_JOB"
 _PACKAGE = __name__.rpartition(".")[0]
 
 
@@ -68,7 +71,7 @@ class JsonLinesFeedback(ThrottledFeedback):
 
     def emit_progress(self, fraction: float, message: str | None) -> None:
         """Write a ``progress`` event."""
-        self.emit({"event": "progress", "value": round(fraction, 4), "message": message})
+        self.emit({"event": Event.PROGRESS, "value": round(fraction, 4), "message": message})
 
 
 class _EventLogHandler(logging.Handler):
@@ -82,20 +85,20 @@ class _EventLogHandler(logging.Handler):
         ours = record.name == _PACKAGE or record.name.startswith(_PACKAGE + ".")
         if not ours and record.levelno < logging.WARNING:  # a library's news ("generated new fontManager"): not ours
             return
-        level = record.levelname.lower() if ours else "debug"
+        level = record.levelname.lower() if ours else LogLevel.DEBUG
         if level == "critical":
-            level = "error"
+            level = LogLevel.ERROR
         try:
             text = record.getMessage()
         except Exception:  # a malformed log call must not kill the job
             text = str(record.msg)
-        self._feedback.emit({"event": "log", "level": level, "text": text})
+        self._feedback.emit({"event": Event.LOG, "level": level, "text": text})
 
 
 def _watch_stdin(feedback: JsonLinesFeedback) -> None:
     """Cancel on a ``cancel`` line or at the end of standard input."""
     for line in sys.stdin:
-        if line.strip().lower() == "cancel":
+        if line.strip().lower() == CANCEL_LINE:
             break
     feedback.cancel()
 
@@ -122,14 +125,14 @@ def _read_job(text: str) -> tuple[str, dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m engine worker``; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    threads = os.environ.get("LANDPROBE_THREADS", "").strip()
+    threads = os.environ.get(THREADS_VARIABLE, "").strip()
     if threads.isdigit() and int(threads) > 0:  # the plugin's "Threads" setting, read by torch and BLAS at import
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[name] = threads
     # A process that Lightning started for a distributed job (it runs this command again with LOCAL_RANK set):
     # it takes the job from the environment and reports on standard error, leaving the event stream to rank 0.
     helper = os.environ.get(JOB_VARIABLE) is not None and os.environ.get("LOCAL_RANK", "0") != "0"
-    stdin_control = "--stdin-control" in argv and not helper
+    stdin_control = STDIN_CONTROL in argv and not helper
     # Keep the real stdout for events; send everything else that writes to fd 1 to stderr.
     events = os.fdopen(os.dup(2 if helper else 1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         # the processes of a distributed job share the first one's workspace (TMPDIR) instead of making their own
         workspace = None if helper else stack.enter_context(job_workspace())
-        feedback.emit({"event": "started", "pid": os.getpid(), "protocol": PROTOCOL, "version": __version__,
+        feedback.emit({"event": Event.STARTED, "pid": os.getpid(), "protocol": PROTOCOL, "version": __version__,
                        "workspace": str(workspace) if workspace else None})
         return _run(helper, stdin_control, feedback, root)
 
@@ -163,28 +166,28 @@ def _run(helper: bool, stdin_control: bool, feedback: JsonLinesFeedback, root: l
 
         outputs = call_operation(operation, params, feedback)
     except LandprobeError as exc:
-        feedback.emit({"event": "error", "kind": exc.kind, "message": str(exc)})
-        return 3 if isinstance(exc, CancelledError) else 1
+        feedback.emit({"event": Event.ERROR, "kind": exc.kind, "message": str(exc)})
+        return ExitCode.CANCELLED if isinstance(exc, CancelledError) else ExitCode.ERROR
     except MemoryError:
         feedback.emit({
-            "event": "error",
-            "kind": "memory",
+            "event": Event.ERROR,
+            "kind": ErrorKind.MEMORY,
             "message": "The engine ran out of memory. Close other programs or process a smaller extent.",
         })
-        return 1
+        return ExitCode.ERROR
     except Exception as exc:
         fault = user_fault(exc)
         if fault is not None:
             logging.getLogger(__name__).debug("%s", traceback.format_exc())
-            feedback.emit({"event": "error", "kind": fault.kind, "message": str(fault)})
-            return 1
+            feedback.emit({"event": Event.ERROR, "kind": fault.kind, "message": str(fault)})
+            return ExitCode.ERROR
         feedback.emit({
-            "event": "error",
-            "kind": "internal",
+            "event": Event.ERROR,
+            "kind": ErrorKind.INTERNAL,
             "message": f"Unexpected engine error: {type(exc).__name__}: {exc}. "
             "Please report it with the log at the Landprobe issue tracker.",
             "traceback": traceback.format_exc(),
         })
-        return 1
-    feedback.emit({"event": "result", "outputs": outputs})
-    return 0
+        return ExitCode.ERROR
+    feedback.emit({"event": Event.RESULT, "outputs": outputs})
+    return ExitCode.OK

@@ -7,11 +7,14 @@ after ``QgsProcessingFeedback``: ``setProgress(0..100)``, ``setProgressText(str)
 
 The worker protocol is described in ``engine/worker.py``: the job is one JSON line on the worker's standard
 input, the worker answers with one JSON object per line on its standard output, and a later ``cancel`` line (or
-the end of standard input) asks it to stop.
+the end of standard input) asks it to stop. Its facts (protocol version, command, event names, error kinds,
+temporary names) are written once, in the engine's ``engine/core/seam.py``: a file of constants without a single
+import, which this module loads by its path (:data:`seam`), so that QGIS never imports the engine package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
@@ -22,16 +25,38 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PROTOCOL = 1
 ENV_PYTHON = "LANDPROBE_PYTHON"
 SETTING_DESCRIPTION = "Engine Python interpreter"
 PLUGIN_ROOT = Path(__file__).resolve().parent.parent
-TEMP_MARKER = ".landprobe-tmp-"
+#: The engine's seam module, beside the plugin in the same folder (the zip holds both).
+SEAM_FILE = PLUGIN_ROOT / "engine" / "core" / "seam.py"
+
+
+def _load_seam(path: Path = SEAM_FILE) -> types.ModuleType:
+    """The engine's ``seam.py`` loaded by its path: constants only, so nothing of the engine's stack comes with it.
+
+    Raises:
+        ImportError: when the file is missing (a plugin folder without its ``engine`` folder).
+
+    """
+    spec = importlib.util.spec_from_file_location("landprobe_engine_seam", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ImportError(f"The Landprobe plugin folder lacks the engine's {path}: reinstall the plugin.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The facts of the protocol, shared with the engine: ``seam.PROTOCOL``, ``seam.Event.RESULT``...
+seam = _load_seam()
+PROTOCOL = seam.PROTOCOL
+TEMP_MARKER = seam.TMP_MARKER
 
 #: Variables QGIS sets for its own GDAL/PROJ/Python that break the engine's wheels when inherited.
 _STRIPPED_VARIABLES = (
@@ -76,7 +101,11 @@ class EngineJobError(EngineError):
     """The engine reported an error or stopped without a result."""
 
     def __init__(self, message: str, kind: str = "error") -> None:
-        """Keep the engine's error ``kind`` (``input``, ``model``, ``output``, ``internal``...) with the message."""
+        """Keep the error's ``kind`` with the message.
+
+        The kind is the engine's (``seam.ErrorKind``: ``input``, ``model``, ``output``, ``internal``...) or the
+        plugin's own: ``crash`` when the engine stopped without a result, ``error`` when the event had none.
+        """
         super().__init__(message)
         self.kind = kind
 
@@ -224,7 +253,7 @@ def _stop(proc: subprocess.Popen, feedback: Any) -> None:
     """Ask the engine to stop (``cancel`` line, end of input), then SIGTERM, then kill: always returns dead."""
     if proc.poll() is None:
         try:
-            proc.stdin.write("cancel\n")
+            proc.stdin.write(seam.CANCEL_LINE + "\n")
             proc.stdin.flush()
         except (OSError, ValueError):
             pass
@@ -287,13 +316,13 @@ class _EventHandler:
             return
         kind = event.get("event")
         feedback = self.feedback
-        if kind == "started":
+        if kind == seam.Event.STARTED:
             workspace = event.get("workspace")
             self.workspace = workspace if isinstance(workspace, str) else None
             feedback.pushDebugInfo(
                 f"Engine process started: pid {event.get('pid')}, version {event.get('version')}, python {self.python}"
             )
-        elif kind == "progress":
+        elif kind == seam.Event.PROGRESS:
             value = event.get("value")
             if isinstance(value, (int, float)):
                 feedback.setProgress(max(0.0, min(100.0, float(value) * 100.0)))
@@ -301,12 +330,12 @@ class _EventHandler:
             if message and message != self.last_message:
                 self.last_message = message
                 feedback.setProgressText(str(message))
-        elif kind == "log":
-            self._log(str(event.get("level", "info")).lower(), str(event.get("text", "")))
-        elif kind == "result":
+        elif kind == seam.Event.LOG:
+            self._log(str(event.get("level", seam.Level.INFO)).lower(), str(event.get("text", "")))
+        elif kind == seam.Event.RESULT:
             outputs = event.get("outputs")
             self.outputs = outputs if isinstance(outputs, dict) else {}
-        elif kind == "error":
+        elif kind == seam.Event.ERROR:
             self.error = event
             if event.get("traceback"):
                 feedback.pushDebugInfo(str(event["traceback"]))
@@ -315,11 +344,11 @@ class _EventHandler:
 
     def _log(self, level: str, text: str) -> None:
         feedback = self.feedback
-        if level == "info":
+        if level == seam.Level.INFO:
             feedback.pushInfo(text)
-        elif level == "warning":
+        elif level == seam.Level.WARNING:
             _warn(feedback, text)
-        elif level in ("error", "critical"):
+        elif level in (seam.Level.ERROR, "critical"):
             feedback.reportError(text, False)
         else:
             feedback.pushDebugInfo(text)
@@ -371,7 +400,7 @@ def run_engine_job(
 
     """
     python = python or find_engine_python(None)
-    command = [python, "-m", module, "worker", "--stdin-control"]
+    command = [python, "-m", module, seam.WORKER_COMMAND, seam.STDIN_CONTROL]
     feedback.pushDebugInfo(f"Starting the engine: {' '.join(command)} (in {PLUGIN_ROOT})")
     popen_options: dict[str, Any] = {}
     if os.name == "posix":
@@ -455,7 +484,7 @@ def run_engine_job(
             error = handler.error
             kind = str(error.get("kind", "error"))
             message = str(error.get("message") or "The engine reported an error without a message.")
-            if kind == "cancelled":
+            if kind == seam.ErrorKind.CANCELLED:
                 raise EngineCancelledError(message)
             raise EngineJobError(message, kind)
         if handler.outputs is None:
@@ -494,13 +523,14 @@ def _remove_workspace(workspace: str | None, proc: subprocess.Popen) -> None:
     if not workspace or proc.poll() is None:
         return
     folder = Path(workspace)
-    if not (re.fullmatch(r"landprobe-jobs(-\d+)?", folder.parent.name) and re.fullmatch(r"\d+-\w+", folder.name)):
+    jobs_folder = re.escape(seam.JOBS_FOLDER) + r"(-\d+)?"
+    if not (re.fullmatch(jobs_folder, folder.parent.name) and re.fullmatch(r"\d+-\w+", folder.name)):
         return  # not an engine's job folder: never touch it
     try:
-        partials = (folder / "partials.txt").read_text(encoding="utf-8").splitlines()
+        partials = (folder / seam.PARTIALS).read_text(encoding="utf-8").splitlines()
     except OSError:
         partials = []
-    for line in partials:  # the partial outputs the job recorded (engine/workspace.py writes this list)
+    for line in partials:  # the partial outputs the job recorded (engine/core/workspace.py writes this list)
         where, _, token = line.partition("\t")
         if token.startswith(TEMP_MARKER) and re.fullmatch(r"[\w.-]+", token):
             for leftover in Path(where).glob(f"*{token}*"):

@@ -21,16 +21,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# The plugin removes the workspace of an engine it had to kill, so these names are the seam's (engine.core.seam):
+# the folder of the workspaces (one per user: ``landprobe-jobs-<uid>`` on POSIX), the file in a workspace that
+# lists where its job writes partial outputs, and the mark in the name of every partial output
+# (:func:`engine.io.rasters.temporary_path`).
+from .seam import JOBS_FOLDER as FOLDER
+from .seam import PARTIALS, TMP_MARKER
+
 logger = logging.getLogger(__name__)
 
-#: The folder under the temporary root that holds the workspaces (one per user: ``landprobe-jobs-<uid>`` on POSIX).
-FOLDER = "landprobe-jobs"
 #: The file in a workspace that names the process owning it.
 OWNER = "owner.pid"
-#: The file in a workspace that lists where its job writes partial outputs (folder and unique token per line).
-PARTIALS = "partials.txt"
-#: The mark in the name of every partial output (:func:`engine.io.rasters.temporary_path`).
-TMP_MARKER = ".landprobe-tmp-"
 #: The environment variable that names the current job's workspace.
 VARIABLE = "LANDPROBE_WORKSPACE"
 

@@ -12,6 +12,17 @@ from typing import Any
 
 import pytest
 
+from engine.core import errors
+from engine.core.seam import (
+    CANCEL_LINE,
+    ERROR_KINDS,
+    PROTOCOL,
+    STDIN_CONTROL,
+    WORKER_COMMAND,
+    ErrorKind,
+    Event,
+    ExitCode,
+)
 from engine.io.rasters import TMP_MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +52,31 @@ def test_ping_answers_with_started_then_result() -> None:
     assert events[0]["event"] == "started" and events[0]["protocol"] == 1
     assert events[-1] == {"event": "result", "outputs": events[-1]["outputs"]}
     assert events[-1]["outputs"]["pong"] is True
+
+
+def test_the_seam_is_the_documented_wire_format() -> None:
+    # The tests here write the protocol out (as the README does): the seam must say the same.
+    assert (PROTOCOL, WORKER_COMMAND, STDIN_CONTROL, CANCEL_LINE) == (1, "worker", "--stdin-control", "cancel")
+    assert (Event.STARTED, Event.PROGRESS, Event.LOG, Event.RESULT, Event.ERROR) == (
+        "started", "progress", "log", "result", "error")
+    assert (ExitCode.OK, ExitCode.ERROR, ExitCode.CANCELLED) == (0, 1, 3)
+    assert TMP_MARKER == ".landprobe-tmp-"
+
+
+def test_a_job_of_another_protocol_is_refused() -> None:
+    code, events = run_worker({"operation": "ping", "params": {}, "protocol": PROTOCOL + 1})
+    assert code == ExitCode.ERROR
+    assert events[-1]["event"] == Event.ERROR and events[-1]["kind"] == ErrorKind.INPUT
+    assert "update the plugin and the engine together" in events[-1]["message"]
+
+
+def test_every_error_kind_the_engine_raises_is_one_of_the_seam() -> None:
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    kinds = {cls.kind for cls in subclasses(errors.LandprobeError) if cls is not errors.LandprobeError}
+    assert kinds <= set(ERROR_KINDS), kinds - set(ERROR_KINDS)
+    assert {ErrorKind.MEMORY, ErrorKind.INTERNAL} <= set(ERROR_KINDS)  # the worker's own
 
 
 def test_user_error_is_an_error_event_naming_the_field(sample_raster: Path, sample_labels: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import sys
@@ -294,3 +295,33 @@ def test_only_a_job_folder_is_removed_for_a_dead_engine(tmp_path: Path) -> None:
         assert job.is_dir() and jobs.is_dir()
     ep._remove_workspace(str(job), Dead())
     assert not job.exists() and not partial.exists() and (out / "map.tif").read_text() == "kept"
+
+
+def test_the_plugin_reads_the_engines_own_seam_file() -> None:
+    # One source: the plugin's protocol facts are the engine's file, not a copy of it.
+    assert Path(ep.seam.__file__) == ep.PLUGIN_ROOT / "engine" / "core" / "seam.py" == ep.SEAM_FILE
+    assert ep.PROTOCOL == ep.seam.PROTOCOL and ep.TEMP_MARKER == ep.seam.TMP_MARKER
+    assert ep.seam.__name__ == "landprobe_engine_seam"  # loaded by its path, not imported from the engine package
+
+
+def test_the_seam_holds_constants_and_imports_nothing() -> None:
+    # The plugin loads it into QGIS's Python: an import there could bring the engine's stack into QGIS.
+    tree = ast.parse(ep.SEAM_FILE.read_text(encoding="utf-8"))
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.Call | ast.FunctionDef | ast.Lambda), ast.dump(node)[:80]
+    kinds = {value for name, value in vars(ep.seam.ErrorKind).items() if not name.startswith("_")}
+    assert set(ep.seam.ERROR_KINDS) == kinds
+    assert ep._load_seam().PROTOCOL == ep.PROTOCOL  # loading it again gives the same facts
+
+
+def test_a_plugin_without_the_engine_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ImportError, match="reinstall the plugin"):
+        ep._load_seam(tmp_path / "engine" / "core" / "seam.py")
+
+
+def test_the_fake_worker_speaks_the_seams_protocol() -> None:
+    # The fake worker above writes the protocol out; it must be the one the engine speaks.
+    assert ep.seam.PROTOCOL == 1 and ep.seam.WORKER_COMMAND == "worker" and ep.seam.STDIN_CONTROL == "--stdin-control"
+    assert ep.seam.TMP_MARKER == ".landprobe-tmp-" and ep.seam.CANCEL_LINE == "cancel"
+    assert ep.seam.ErrorKind.CANCELLED == "cancelled"
