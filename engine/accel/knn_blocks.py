@@ -23,13 +23,11 @@ The kernel only reads the arrays it is given and writes the output arrays.
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .llvm_ir import IrBuilder, const_vector, suffix
 from .llvm_jit import Kernel, compile_function, constant
-
-if TYPE_CHECKING:
-    import numpy as np
 
 LANES = 16  # pixels at once: one 512-bit vector of float32 (as in engine.accel.llvm_ir)
 BLOCK = 16  # reference samples per block at most
@@ -46,8 +44,6 @@ def blocks(reference: np.ndarray) -> list[np.ndarray]:
     Each split is along the widest feature, at the median, rounded so that the lower part is a whole number of
     blocks.
     """
-    import numpy as np
-
     out: list[np.ndarray] = []
     stack = [np.arange(len(reference))]
     while stack:
@@ -350,8 +346,6 @@ class BlockNeighbours:
             ValueError: with fewer than ``k`` rows, or ``k`` over :data:`MAX_K`.
 
         """
-        import numpy as np
-
         if not 1 <= k <= min(len(reference), MAX_K):
             raise ValueError(f"k={k} needs 1 to {min(len(reference), MAX_K)}")
         reference = np.ascontiguousarray(reference, dtype="float32")
@@ -402,8 +396,6 @@ class BlockNeighbours:
         return split_rows(lambda part: self._run(part, neighbours=False)[2:], x, self.threads, 32_768)
 
     def _run(self, x: np.ndarray, neighbours: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        import numpy as np
-
         x = np.ascontiguousarray(x, dtype="float32")
         n = len(x)
         stride = -(-n // LANES) * LANES  # outputs are slot-major: (slot, pixel)

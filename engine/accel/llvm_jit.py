@@ -11,10 +11,9 @@ import ctypes
 import struct
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 _lock = threading.Lock()
 _initialised = False
@@ -75,8 +74,6 @@ def split_rows(function: Callable[[np.ndarray], Any], x: np.ndarray, threads: in
 
     ``function`` returns an array, or a tuple of arrays, with one row per row of ``x``; the parts are joined again.
     """
-    import numpy as np
-
     if threads <= 1 or len(x) < min_rows:
         return function(x)
     from concurrent.futures import ThreadPoolExecutor

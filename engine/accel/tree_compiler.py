@@ -20,11 +20,11 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .llvm_jit import Kernel, compile_function, constant
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .vector_tree import VectorTree
 
 NODES_PER_FUNCTION = 2000  # compile time grows faster than linearly with a function's size
@@ -34,8 +34,6 @@ BLOCK_ROWS = 4096  # rows that go through one group of trees before the next gro
 def _group_function(index: int, trees: list[VectorTree], first: int, n_features: int,
                     n_outputs: int) -> list[str]:
     """``@g<index>(x, n, out)``: every row of ``x`` through ``trees``, adding their leaves to the row of ``out``."""
-    import numpy as np
-
     lines = [f"define internal void @g{index}(ptr noalias nocapture readonly %x, i64 %n, "
              "ptr noalias nocapture %out) noinline nounwind {",
              "entry:", "  br label %row",
@@ -97,8 +95,6 @@ def _group_function(index: int, trees: list[VectorTree], first: int, n_features:
 
 def module_ir(trees: list[VectorTree], n_features: int, n_outputs: int) -> str:
     """The LLVM IR of ``predict(x, n, out)``: ``out[i] += sum of the trees' leaf vectors for row x[i]``."""
-    import numpy as np
-
     lines = []
     for k, tree in enumerate(trees):  # each tree's leaf vectors, leaf by leaf, as a constant table
         values = np.asarray(tree.value, dtype="float64")[tree.left == -1].ravel()
@@ -136,8 +132,6 @@ class CompiledTrees:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The sums for float32 rows ``x`` (n, features): (n, outputs) float64."""
-        import numpy as np
-
         x = np.ascontiguousarray(x, dtype="float32")
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {x.shape}")
@@ -165,8 +159,6 @@ def compile_trees(trees: list[VectorTree], n_features: int, n_outputs: int) -> C
 
 def _check(tree: VectorTree, n_features: int) -> None:
     """Children after their parent (so the code cannot loop) and features in range."""
-    import numpy as np
-
     split = np.flatnonzero(tree.left != -1)
     if len(split) and ((tree.left[split] <= split).any() or (tree.right[split] <= split).any()
                        or (tree.left[split] >= tree.size).any() or (tree.right[split] >= tree.size).any()):

@@ -25,10 +25,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+import numpy as np
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import numpy as np
 
 from . import enabled
 from .vector_tree import VectorTree
@@ -52,8 +53,6 @@ TOLERANCE = 1e-5
 
 def _breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Node ids in breadth-first order (XGBoost's predictor expects children after their parents, level by level)."""
-    import numpy as np
-
     order, i = [0], 0
     while i < len(order):
         node = order[i]
@@ -64,8 +63,6 @@ def _breadth_first(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def _relabel(order: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import numpy as np
-
     new = np.empty(len(left), dtype="int64")
     new[order] = np.arange(len(order))
     leaf = left[order] == -1
@@ -74,8 +71,6 @@ def _relabel(order: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np
 
 def less_than_bound(threshold: np.ndarray) -> np.ndarray:
     """``c`` (float32) such that ``x < c`` exactly when ``x <= threshold`` for every float32 ``x``."""
-    import numpy as np
-
     t32 = threshold.astype("float32")
     over = t32.astype("float64") > threshold
     t32[over] = np.nextafter(t32[over], np.float32(-np.inf))
@@ -84,8 +79,6 @@ def less_than_bound(threshold: np.ndarray) -> np.ndarray:
 
 def from_sklearn(tree: Any, leaf_values: np.ndarray) -> VectorTree:
     """A scikit-learn ``Tree`` with per-node output vectors ``leaf_values`` (nodes, outputs)."""
-    import numpy as np
-
     order = _breadth_first(tree.children_left, tree.children_right)
     left, right = _relabel(order, tree.children_left, tree.children_right)
     leaf = left == -1
@@ -96,8 +89,6 @@ def from_sklearn(tree: Any, leaf_values: np.ndarray) -> VectorTree:
 
 def _nested(tree: dict[str, Any], output: int, n_outputs: int) -> tuple:
     """An XGBoost JSON tree as nested tuples: ("leaf", vector) or ("split", feature, cond, left, right)."""
-    import numpy as np
-
     left, right, cond, feature = (tree[k] for k in ("left_children", "right_children", "split_conditions",
                                                     "split_indices"))
 
@@ -139,8 +130,6 @@ def _add(b: tuple, vector: np.ndarray, lo: dict[int, float], hi: dict[int, float
 
 
 def _flatten(root: tuple, n_outputs: int) -> VectorTree:
-    import numpy as np
-
     nodes, i = [root], 0
     while i < len(nodes):
         if nodes[i][0] == "split":
@@ -162,8 +151,6 @@ def from_softprob_booster(booster: Any, n_classes: int,
     A round whose grafted tree would exceed ``max_graft_nodes`` (default :data:`MAX_GRAFT_NODES`) keeps its
     per-class trees apart.
     """
-    import numpy as np
-
     learner = json.loads(booster.save_raw(raw_format="json"))["learner"]
     model = learner["gradient_booster"]["model"]
     base = np.array(json.loads(learner["learner_model_param"]["base_score"]), dtype="float32").reshape(-1)
@@ -184,8 +171,6 @@ def from_softprob_booster(booster: Any, n_classes: int,
 
 def _model_json(trees: list[VectorTree], n_features: int, n_outputs: int) -> bytes:
     """An XGBoost (3.x) JSON model: vector-leaf trees summed, no transformation (``reg:squarederror``, base 0)."""
-    import numpy as np
-
     def tree_json(i: int, t: VectorTree) -> dict[str, Any]:
         n = t.size
         leaf = t.left == -1
@@ -228,8 +213,6 @@ class _BoosterSums:
         self.booster.set_param({"nthread": n})
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        import numpy as np
-
         out = self.booster.inplace_predict(np.ascontiguousarray(x, dtype="float32"))
         return np.asarray(out, dtype="float32").reshape(len(x), -1)
 
@@ -268,8 +251,6 @@ class TreePredictor:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Outputs for float32 rows ``x`` (n, features): (n, outputs) float32."""
-        import numpy as np
-
         out = self.scores(x)
         if self.softmax:
             out = out - out.max(axis=1, keepdims=True)
@@ -280,8 +261,6 @@ class TreePredictor:
 
 def check_rows(trees: list[VectorTree], n_features: int, seed: int = 0) -> np.ndarray:
     """Rows that sit on, just below and just above the ensemble's thresholds (where a wrong comparison shows)."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     columns = []
     for f in range(n_features):
@@ -324,8 +303,6 @@ def build(trees: list[VectorTree], n_features: int, n_outputs: int, reference: C
     It runs ``trees`` compiled (:mod:`engine.accel.tree_compiler`), or, without llvmlite or on any failure or
     difference, ``walker_trees()`` (default ``trees``) through XGBoost's predictor.
     """
-    import numpy as np
-
     if sum(t.size for t in trees) > MAX_TOTAL_NODES:
         return None
     for kind, make in (("compiled", _compiled), ("xgboost", _walker)):

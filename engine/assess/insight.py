@@ -20,6 +20,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from .plots import feature_space_png
@@ -27,8 +29,6 @@ from .plots import learning_curve_png as learning_curve_png  # re-exported: call
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    import numpy as np
 
     from ..probes.base import Probe
 
@@ -51,8 +51,6 @@ def _round_robin_order(index: np.ndarray, polygons: np.ndarray, rng: np.random.G
     of length ``n`` thus holds ``n`` samples from ``min(n, number of polygons)`` polygons, and polygon sample counts
     in it differ by at most one (until small polygons run out).
     """
-    import numpy as np
-
     shuffle = rng.permutation(len(index))
     index, polygons = index[shuffle], polygons[shuffle]
     _, inverse, counts = np.unique(polygons, return_inverse=True, return_counts=True)
@@ -88,8 +86,6 @@ def draw_per_class(
         Sorted sample indices (int64).
 
     """
-    import numpy as np
-
     train_mask = np.asarray(train_mask, dtype=bool)
     picked: list[np.ndarray] = []
     for k in np.unique(y[train_mask]):
@@ -146,8 +142,6 @@ def _fit_and_score(probe_class: Callable[[], Probe], x: np.ndarray, y: np.ndarra
 
 def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (0 for one value) of the values that are not ``None``."""
-    import numpy as np
-
     known = np.array([v for v in values if v is not None], dtype="float64")
     if not len(known):
         return None, None
@@ -214,8 +208,6 @@ def learning_curve(
         CancelledError: when the feedback is cancelled.
 
     """
-    import numpy as np
-
     from ..probes.registry import get_probe
 
     probe_class = get_probe(method) if isinstance(method, str) else method
@@ -258,8 +250,6 @@ def learning_curve(
 
 def _stratified_subsample(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices of ``k`` samples (``k < len(y)``), classes in proportion, every class keeping at least one."""
-    import numpy as np
-
     classes, counts = np.unique(y, return_counts=True)
     share = counts * k / len(y)
     quota = np.minimum(np.maximum(np.floor(share).astype("int64"), 1), counts)
@@ -278,8 +268,6 @@ def _stratified_subsample(y: np.ndarray, k: int, rng: np.random.Generator) -> np
 
 def _standardise(x: np.ndarray) -> np.ndarray:
     """Features scaled to zero mean and unit variance (constant features stay 0)."""
-    import numpy as np
-
     x = np.asarray(x, dtype="float64")
     std = x.std(axis=0)
     return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
@@ -287,7 +275,6 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 def _pca(x: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
     """The first two principal components and their explained variance ratios (a zero axis when d or n < 2)."""
-    import numpy as np
     from sklearn.decomposition import PCA
 
     n_components = min(2, x.shape[1], x.shape[0])
@@ -343,8 +330,6 @@ def projection(x: np.ndarray, y: np.ndarray, max_points: int = 3000, tsne_max: i
         InputError: when ``x`` and ``y`` do not match or there is no sample.
 
     """
-    import numpy as np
-
     x = np.asarray(x)
     y = np.asarray(y).astype("int64")
     if x.ndim != 2 or x.shape[0] != len(y) or len(y) == 0:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts with reference classes in rows and mapped classes in columns."""
-    import numpy as np
-
     index = y_true.astype("int64") * n_classes + y_pred.astype("int64")
     return np.bincount(index, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
@@ -70,8 +67,6 @@ def accuracy_figures(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         count on.
 
     """
-    import numpy as np
-
     cm = np.asarray(cm, dtype="float64")
     total = cm.sum()
     diag = np.diag(cm)
@@ -116,8 +111,6 @@ def add_polygon_counts(per_class: list[dict[str, Any]], y_true: np.ndarray, y_pr
     it. The pixels of one polygon are alike, so a per-class figure from one or two polygons tells little however
     many pixels they hold.
     """
-    import numpy as np
-
     for k, row in enumerate(per_class):
         row["reference_polygons"] = len(np.unique(groups[y_true == k]))
         row["mapped_polygons"] = len(np.unique(groups[y_pred == k]))
@@ -171,8 +164,6 @@ def area_adjusted(cm: np.ndarray, map_pixels: np.ndarray, pixel_area_m2: float |
         matrix (same orientation as ``cm``), totals and the strata without samples.
 
     """
-    import numpy as np
-
     counts = np.asarray(cm, dtype="float64")
     k = counts.shape[0]
     if counts.shape != (k, k) or len(map_pixels) != k:
@@ -271,8 +262,6 @@ def held_out_area_estimate(validation: dict[str, Any] | None, class_names: list[
     probability sample of the map, so the estimate is indicative; *Assess accuracy* with a random reference sample
     gives the unbiased one. ``None`` without a held-out confusion matrix of these classes.
     """
-    import numpy as np
-
     cm = (validation or {}).get("confusion_matrix")
     if cm is None or np.shape(cm) != (len(class_names), len(class_names)) or not sum(map_pixels):
         return None

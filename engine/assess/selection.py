@@ -34,7 +34,9 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import InputError, MissingDependencyError
 from ..core.feedback import Feedback
@@ -42,9 +44,6 @@ from ..probes.base import CLASS_WEIGHTS, Probe
 from ..probes.registry import PROBES, get_probe
 from ..samples.validation import cap_per_class, make_folds
 from .metrics import accuracy_figures, confusion_matrix
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +188,6 @@ def _figures(cm: np.ndarray) -> dict[str, Any]:
 
 def fold_scheme(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[str, str]:
     """``group_kfold`` (whole polygons) or ``spatial_blocks`` when polygons are tiny or touch; and why."""
-    import numpy as np
-
     _, sizes = np.unique(groups, return_counts=True)
     median = float(np.median(sizes))
     touching = touching_share(groups, rows, cols)
@@ -205,8 +202,6 @@ def fold_scheme(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple
 
 def touching_share(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
     """Share of polygons with a sampled pixel next to (4-neighbourhood) a sampled pixel of another polygon."""
-    import numpy as np
-
     if len(groups) == 0:
         return 0.0
     rows, cols = rows.astype("int64") - rows.min(), cols.astype("int64") - cols.min()
@@ -229,8 +224,6 @@ def touching_share(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> fl
 def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray, scheme: str,
            seed: int) -> list[np.ndarray]:
     """Folds of ``scheme`` (whole polygons if too few blocks hold labels) whose training side has two classes."""
-    import numpy as np
-
     with warnings.catch_warnings():  # a class with fewer polygons than folds is expected here, and harmless
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         folds = make_folds(scheme, y, groups, rows, cols, n_folds=N_FOLDS, seed=seed)
@@ -258,7 +251,6 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
     :class:`joblib.Parallel` of threads kept open by the caller) or a pool of this call's own; ``trees`` stops a
     tree ensemble early.
     """
-    import numpy as np
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
 
@@ -300,7 +292,6 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
 
     Returns the rows and the number of folds of one split.
     """
-    import numpy as np
     from joblib import Parallel
 
     folds: list[np.ndarray] = []
@@ -342,8 +333,6 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
         CancelledError: when the feedback is cancelled.
 
     """
-    import numpy as np
-
     check_options(method, objective, class_weight)
     feedback = feedback or Feedback()
     start = time.perf_counter()
@@ -408,8 +397,6 @@ def _paired_gap(best: dict[str, Any], other: dict[str, Any], n_folds: int = N_FO
     differences on each fold cancel that out (a paired comparison). The standard error is the corrected resampled
     one (Nadeau and Bengio 2003; Bouckaert and Frank 2004), as cross-validation folds overlap in training samples.
     """
-    import numpy as np
-
     a, b = np.asarray(best["fold_scores"]), np.asarray(other["fold_scores"])
     if other is best:
         return 0.0, 0.0
@@ -450,8 +437,6 @@ def _why(winner: dict[str, Any], ranked: list[dict[str, Any]], objective: str, n
 def _weighting(winner: dict[str, Any], ranked: list[dict[str, Any]], y: np.ndarray, n_classes: int, option: str,
                objective: str) -> dict[str, Any]:
     """Which class weighting the winner uses, and why, in words."""
-    import numpy as np
-
     used = winner["class_weight"]
     shares = np.bincount(y, minlength=n_classes) / max(len(y), 1)
     dominant = float(shares.max())

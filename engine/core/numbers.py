@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
 
 from .errors import InputError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def mean_and_scale(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation along ``axis`` for standardising; a constant feature gets a scale of 1."""
-    import numpy as np
-
     std = values.std(axis=axis)
     return values.mean(axis=axis), np.where(std > 0, std, 1).astype(std.dtype)
 

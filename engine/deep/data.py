@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..io.rasters import read_normalised
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 BLOCK = 512
@@ -25,8 +26,6 @@ class ChipStore:
 
     def __init__(self, src: Any, bands: list[int], mean: np.ndarray, std: np.ndarray, rows: np.ndarray,
                  cols: np.ndarray, chip: int) -> None:
-        import numpy as np
-
         self.chip, self.half = chip, chip // 2
         keys = (rows // BLOCK) * (src.width // BLOCK + 1) + cols // BLOCK
         self.blocks: list[np.ndarray] = []
@@ -50,8 +49,6 @@ class ChipStore:
 
     def stack(self, index: np.ndarray) -> np.ndarray:
         """Chips ``index`` as one array (n, bands, chip, chip)."""
-        import numpy as np
-
         return np.stack([self.get(int(i)) for i in index]) if len(index) else np.zeros((0, 0, self.chip, self.chip))
 
 
@@ -109,8 +106,6 @@ class TileDataset:
     """A torch map-style dataset of tiles and their per-pixel targets, optionally augmented."""
 
     def __init__(self, data: np.ndarray, target: np.ndarray, train: bool) -> None:
-        import numpy as np
-
         keep = np.flatnonzero((target != IGNORE).any(axis=(1, 2)))
         self.data, self.target, self.train = data[keep], target[keep], train
 
@@ -133,7 +128,6 @@ def read_tiles(src: Any, gdf: Any, label_window: Any, bands: list[int], mean: np
     A pixel's class goes to the training target when its polygon is not in ``test_groups``, else to the validation
     target; unlabelled pixels, pixels claimed by two classes and nodata pixels are ``IGNORE`` in both.
     """
-    import numpy as np
     from rasterio import features, windows
     from shapely.geometry import box
 

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.labels import LabelClass
@@ -80,8 +82,6 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
            start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, seed: int,
            class_colors: dict[str, str] | None, names: list[str], empty: list[int], options: dict[str, Any],
            feedback: Feedback) -> PreparedData:
-    import numpy as np
-
     from ..io.labels import sample_pixels
     from ..samples.classes import drop_empty_classes
     from ..samples.validation import cap_per_class, make_folds
@@ -130,8 +130,6 @@ def _fit_pca(built: BuiltNetwork, pixels: Any) -> None:
 def _tiles(src: Any, raster: str, labels: str, field: str, backbone: str, chip: int, start: StartingPoint,
            test_fraction: float, seed: int, class_colors: dict[str, str] | None, names: list[str], empty: list[int],
            validation: str) -> PreparedData:
-    import numpy as np
-
     from ..io.labels import labels_over_raster
     from ..samples.validation import polygon_group_split
     from .data import IGNORE, TileDataset, read_tiles

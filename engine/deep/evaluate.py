@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..assess.metrics import accuracy_figures
 from ..assess.plots import training_curve_png
 from ..assess.report import validation_label
@@ -16,7 +18,6 @@ logger = logging.getLogger(__name__)
 
 def evaluate(data: Any, module: Any, validation: str, test_fraction: float, seed: int) -> dict[str, Any] | None:
     """Accuracy figures of the best weights on the validation chips or tiles (``None`` without validation)."""
-    import numpy as np
     import torch
     from torch.utils.data import DataLoader
 

@@ -18,10 +18,11 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import InputError
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,6 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
         options: task-specific options (``n_pca`` for hyperspectral).
 
     """
-    import numpy as np
     import torch
 
     options = dict(options or {})
@@ -239,8 +239,6 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
 def _encoder_start(backbone: str, band_names: list[str], band_stats: tuple[np.ndarray, np.ndarray],
                    start: StartingPoint) -> tuple[list[int], np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
     """Bands, normalisation, metadata and state dict of the starting weights of a U-Net's ResNet encoder."""
-    import numpy as np
-
     from ..embeddings.encoders import (
         download_weights,
         get_encoder,

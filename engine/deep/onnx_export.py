@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.rasters import atomic_output, check_writable
@@ -38,7 +40,6 @@ def export_onnx(model: str, output: str, opset: int = 17, feedback: Feedback | N
         InputError: when the model is a probe, or the exported graph does not match PyTorch.
 
     """
-    import numpy as np
     import onnx
     import onnxruntime
     import torch

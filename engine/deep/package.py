@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import ModelFileError
 from ..probes.model_file import read_manifest, read_member, write_model_zip
 from .networks import NetworkSpec, network_skeleton
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 METHOD = "deep"
@@ -61,7 +62,6 @@ def load_deep_model(path: str | Path, device: str = "cpu") -> DeepModel:
         ModelFileError: when the file is not a deep model or its weights do not fit the architecture.
 
     """
-    import numpy as np
     from safetensors import SafetensorError
     from safetensors.torch import load
 

@@ -11,14 +11,13 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.feedback import Feedback
 from ..io.rasters import band_nodata, open_raster, read_block, read_normalised, valid_mask
 from .package import DeepModel
-
-if TYPE_CHECKING:
-    import numpy as np
 
 PROBABILITY_NODATA = -1.0
 CHIP_BATCH = 256
@@ -26,8 +25,6 @@ CHIP_BATCH = 256
 
 def tile_weights(size: int, overlap: int) -> np.ndarray:
     """Blending weights of a ``size`` px tile: 1 inside, a linear ramp over ``overlap`` px towards the edges."""
-    import numpy as np
-
     ramp = np.ones(size, dtype="float64")
     if overlap > 0:
         edge = (np.arange(overlap) + 0.5) / overlap
@@ -52,8 +49,6 @@ class DeepWindowPredictor:
 
     def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """Class index per pixel (-1 for nodata) and, when asked for, class probabilities (classes, rows, cols)."""
-        import numpy as np
-
         with self._lock:  # torch parallelises inside a window; windows go one at a time
             if self._src is None:
                 self._src = open_raster(self._raster)
@@ -84,8 +79,6 @@ class DeepWindowPredictor:
 
     def _chips(self, src: Any, row0: int, col0: int, h: int, w: int, valid: np.ndarray) -> np.ndarray:
         """Probabilities (classes, n valid pixels) from the chip around each valid pixel."""
-        import numpy as np
-
         model, chip = self._model, self._model.spec.chip
         half = chip // 2
         data, _ = read_normalised(src, model.bands, row0 - half, col0 - half, h + chip - 1, w + chip - 1,
@@ -103,8 +96,6 @@ class DeepWindowPredictor:
 
     def _segment(self, src: Any, row0: int, col0: int, h: int, w: int) -> np.ndarray:
         """Blended probabilities (classes, h, w) of the grid tiles touching the window."""
-        import numpy as np
-
         model, size = self._model, self._model.spec.chip
         step = size - self._overlap
         acc = np.zeros((model.spec.n_classes, h, w), dtype="float32")

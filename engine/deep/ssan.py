@@ -17,14 +17,11 @@ Every operation exports to ONNX with ``torch.onnx.export(..., dynamo=False)``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-if TYPE_CHECKING:
-    import numpy as np
 
 MAX_SPECTRAL_STEPS = 50  # the spectral sequence is at most about this long
 
@@ -46,8 +43,6 @@ def fit_pca(pixels: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarr
         ValueError: when ``pixels`` is not a 2-D array with at least two rows.
 
     """
-    import numpy as np
-
     x = np.asarray(pixels, dtype="float64")
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"fit_pca needs an (n, bands) array with n >= 2, got shape {x.shape}.")

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.devices import choose_device
 from ..core.errors import InputError
 from ..core.feedback import Feedback
@@ -40,8 +42,6 @@ from ..io.rasters import (
 from .inputs import METADATA_KEY
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .encoders import BuiltEncoder, EncoderOptions
 
 logger = logging.getLogger(__name__)
@@ -94,8 +94,6 @@ def band_statistics(src: Any, max_side: int = 1024, scaling: tuple[list[float], 
         InputError: when no pixel holds a value in every band, naming the bands that hold none.
 
     """
-    import numpy as np
-
     data = _decimated(src, max_side)
     nodata = band_nodata(src)
     if bands is not None:
@@ -124,7 +122,6 @@ def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = No
     With ``scaling`` (each band's scale and offset), the patches hold physical values; with ``bands`` (1-based), they
     hold those bands only.
     """
-    import numpy as np
     from rasterio.windows import Window
 
     nodata = band_nodata(src)
@@ -259,7 +256,6 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     ``cell_window`` (first row, end row, first column, end column of the embedding grid) limits the output to part of
     the grid; those cells get exactly the values a whole-raster run gives them.
     """
-    import numpy as np
     import rasterio
     import torch
     from rasterio.transform import Affine
@@ -340,7 +336,6 @@ class _TileRowWriter:
         self._write(sum(p.shape[1] for p in self.pending))
 
     def _write(self, n: int) -> None:
-        import numpy as np
         from rasterio.windows import Window
 
         if not n:

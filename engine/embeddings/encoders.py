@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import InputError, ModelFileError
 from ..core.numbers import band_assignments
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,6 @@ def build_encoder(request: EncoderRequest) -> BuiltEncoder:
 
 
 def _build_rcf(request: EncoderRequest) -> BuiltEncoder:
-    import numpy as np
     from torchgeo.models import RCF
 
     if request.features < 2 or request.features % 2:
@@ -201,7 +201,6 @@ def map_bands(band_names: list[str], expected: list[str], band_map: str | None) 
 
 def weights_normalisation(weights: Any, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of the weights' transforms, composed into one affine map per band."""
-    import numpy as np
     from torchvision.transforms import v2
 
     mean, std = np.zeros(n_bands), np.ones(n_bands)
@@ -256,8 +255,6 @@ def load_into(module: torch.nn.Module, state: dict[str, Any], source: str) -> No
 
 
 def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
-    import numpy as np
-
     spec = request.spec
     if not request.weights:
         logger.warning("%s without weights: random initialisation, NOT a pretrained encoder.", spec.label)
@@ -303,8 +300,6 @@ def download_weights(weights: Any) -> dict[str, Any]:
 
 
 def _build_checkpoint(request: EncoderRequest) -> BuiltEncoder:
-    import numpy as np
-
     if not request.architecture or not request.weights_file:
         raise InputError("A checkpoint encoder needs an architecture (a timm name such as 'resnet18') and a "
                          "weights file.")
@@ -344,7 +339,6 @@ def rebuild_encoder(name: str, params: dict[str, Any], arrays: dict[str, np.ndar
         ModelFileError: when the stored weights do not fit the architecture.
 
     """
-    import numpy as np
     import torch
 
     spec = get_encoder(name)

@@ -17,13 +17,12 @@ role depends on the sensor (red on Landsat 8, near infrared on Landsat 5 and 7),
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import InputError
 from ..core.numbers import band_assignments
-
-if TYPE_CHECKING:
-    import numpy as np
 
 RECIPES = ("raw_bands", "raw_bands+indices", "embeddings", "encoder")
 EMBEDDING_RECIPES = ("embeddings", "encoder")
@@ -100,8 +99,6 @@ def feature_names(recipe: dict[str, Any], band_names: list[str]) -> list[str]:
 
 def compute_features(x: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
     """Features of pixels ``x`` (n, bands) following ``recipe``: float32, shape (n, features)."""
-    import numpy as np
-
     if recipe["recipe"] in EMBEDDING_RECIPES:
         from .inputs import dequantize
 

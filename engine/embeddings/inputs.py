@@ -16,12 +16,11 @@ Embeddings are never interpolated: a map on another grid takes each pixel's near
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import InputError, ModelFileError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 ALPHAEARTH_NODATA = -128
 ALPHAEARTH_BANDS = 64
@@ -110,8 +109,6 @@ def dequantize(x: np.ndarray, how: str | None, scales: list[float] | None = None
     With the bands' scale and offset tags, ``stored x scale + offset``; AlphaEarth's int8 (no tags) become
     ``sign(q) * (q / 127.5) ** 2``.
     """
-    import numpy as np
-
     values = np.asarray(x, dtype="float32")
     if scales is not None:
         return (values * np.asarray(scales, dtype="float32") + np.asarray(offsets or 0.0, dtype="float32")

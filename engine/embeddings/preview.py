@@ -9,19 +9,16 @@ window by window (bounded memory) into a Byte GeoTIFF on the same grid, 0 being 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.feedback import Feedback
 from ..io.rasters import atomic_output, band_nodata, iter_windows, open_raster, read_block, valid_mask
 
-if TYPE_CHECKING:
-    import numpy as np
-
 
 def _fit(src: Any, max_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean, the three components, and the 2nd and 98th percentiles of the projected sample."""
-    import numpy as np
-
     scale = max(1, int(np.ceil(np.sqrt(src.width * src.height / max_cells))))
     data = read_block(src, out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
     cells = data[:, valid_mask(data, band_nodata(src))].T.astype("float64")
@@ -39,7 +36,6 @@ def _fit(src: Any, max_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def write_embedding_preview(embedding: str | Path, output: str | Path, max_cells: int = 20_000,
                             feedback: Feedback | None = None) -> Path | None:
     """Write the three-component false-colour view of ``embedding`` at ``output``; ``None`` when it cannot."""
-    import numpy as np
     import rasterio
 
     feedback = feedback or Feedback()

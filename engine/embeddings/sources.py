@@ -13,7 +13,9 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
@@ -29,9 +31,6 @@ from ..io.rasters import (
 )
 from .encoders import EncoderOptions
 from .features import compute_features, feature_names, make_recipe, parse_band_roles
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +127,6 @@ def _renumber_roles(band_roles: str | None, info: RasterInfo, kept: list[int]) -
 
 def _raw_cell_means(raster: str, samples: Samples, stride: int, origin: tuple[int, int]) -> np.ndarray | None:
     """Band values of ``raster`` averaged over each sample's cell (cells of ``stride`` px from ``origin``)."""
-    import numpy as np
     from rasterio.enums import Resampling
     from rasterio.windows import Window
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from .rasters import atomic_output
@@ -20,7 +22,6 @@ from .rasters import atomic_output
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import numpy as np
 
 #: Indian Pines classes whose synthetic spectra are made deliberately alike: the corn and the soybean tillage
 #: variants, the grass/pasture classes and the woody classes (class numbers of ``Indian_pines_gt.mat``).
@@ -42,7 +43,6 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
         InputError: when the file is missing or unreadable, the key is absent, or no single array can be chosen.
 
     """
-    import numpy as np
     import scipy.io
 
     path = Path(path)
@@ -96,7 +96,6 @@ def mat_to_geotiff(path: str | Path, output: str | Path, key: str | None = None)
         InputError: when the array cannot be read or is not 2-D or 3-D.
 
     """
-    import numpy as np
     import rasterio
     from rasterio.transform import Affine
 
@@ -166,15 +165,11 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float
 
 
 def _gauss(wl: np.ndarray, centre: float, width: float) -> np.ndarray:
-    import numpy as np
-
     return np.exp(-0.5 * ((wl - centre) / width) ** 2)
 
 
 def _spectrum(wl: np.ndarray, p: np.ndarray) -> np.ndarray:
     """A vegetation/soil reflectance curve over wavelengths ``wl`` (um) from the 6 parameters unpacked below."""
-    import numpy as np
-
     # the soil line (rising from 0.10 to 0.30) makes up the share that is not vegetation
     visible, nir, edge, water, swir, veg_fraction = p
     veg = visible + 0.04 * _gauss(wl, 0.55, 0.03) + (nir - visible) / (1 + np.exp(-(wl - edge) / 0.015))
@@ -185,8 +180,6 @@ def _spectrum(wl: np.ndarray, p: np.ndarray) -> np.ndarray:
 def _class_spectra(n_classes: int, n_bands: int, families: Sequence[Sequence[int]], params: SyntheticParameters,
                    rng: np.random.Generator) -> np.ndarray:
     """``(n_classes + 1, n_bands)`` spectra: row 0 the background; classes of one family share base parameters."""
-    import numpy as np
-
     wl = np.linspace(0.4, 2.5, n_bands)
     low, high = np.array([0.02, 0.25, 0.70, 0.3, 0.15, 0.3]), np.array([0.08, 0.55, 0.73, 0.8, 0.40, 1.0])
     scale = (high - low) / (high - low)[1]  # the spread in each parameter's own units
@@ -244,7 +237,6 @@ def synthetic_cube(gt: np.ndarray, n_bands: int = 200, seed: int = 0, families: 
         InputError: when ``gt`` is not a 2-D map of non-negative whole numbers.
 
     """
-    import numpy as np
     from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
     gt = np.asarray(gt)
@@ -294,8 +286,6 @@ def stratified_pixel_split(gt: np.ndarray, train_fraction: float, seed: int) -> 
         InputError: when ``train_fraction`` is not between 0 and 1.
 
     """
-    import numpy as np
-
     if not 0 < train_fraction < 1:
         raise InputError(f"The training fraction must be between 0 and 1, got {train_fraction}.")
     flat = np.asarray(gt).ravel()

@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from .rasters import band_label, band_nodata, band_validity, iter_windows, open_raster, read_block
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import numpy as np
     import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,6 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
 
     """
     import geopandas as gpd
-    import numpy as np
     import pandas as pd
 
     file_path, layer = split_layer_uri(path)
@@ -372,7 +372,6 @@ def burn_classes(features_: gpd.GeoDataFrame, shape: tuple[int, int],
         claimed by more than one class are ambiguous and should be dropped.
 
     """
-    import numpy as np
     from rasterio import features
 
     index = np.full(shape, -1, dtype="int32")
@@ -441,7 +440,6 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
         InputError: when the labels do not overlap the raster, cover only nodata pixels, or every band is empty.
 
     """
-    import numpy as np
     from rasterio import features, windows
     from shapely.geometry import box
 

@@ -20,6 +20,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..core.errors import ModelFileError
 
 #: Bytes a member may hold besides its arrays' data: per array (a zip entry, zip64 fields and the .npy header, or a
@@ -48,7 +50,6 @@ def itemsize(member: str, dtype: Any) -> int | None:
         return None
     if is_safetensors(member):
         return SAFETENSORS_ITEMSIZE.get(dtype)
-    import numpy as np
 
     try:
         parsed = np.dtype(dtype)

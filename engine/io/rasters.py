@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.errors import InputError, LandprobeError, OutputError
 from ..core.workspace import TMP_MARKER, record_partial
 
 if TYPE_CHECKING:
-    import numpy as np
     from rasterio.windows import Window
 
 logger = logging.getLogger(__name__)
@@ -100,8 +101,6 @@ def common_dtype(dtypes: Sequence[str]) -> str:
     The bands' own type when they share one; for a mixed stack float32 (bands of up to 16-bit integers and
     float32), else float64 (a band of 32-bit or wider integers, or float64).
     """
-    import numpy as np
-
     kinds = set(dtypes)
     if len(kinds) <= 1:
         return next(iter(kinds), "float32")
@@ -135,8 +134,6 @@ def read_block(src: Any, window: Window | None = None, bands: Sequence[int] | No
 
 def _read_block(src: Any, window: Window | None, bands: Sequence[int] | None, **kwargs: Any) -> np.ndarray:
     """:func:`read_block` without the error translation."""
-    import numpy as np
-
     indexes = [int(b) for b in bands] if bands is not None else list(src.indexes)
     types = [src.dtypes[b - 1] for b in indexes]
     if len(set(types)) <= 1:
@@ -161,8 +158,6 @@ def band_nodata(src: Any, bands: Sequence[int] | None = None) -> list[float | No
 
     So a float32 band's nodata compares exactly once the band is read into float64 with bands of other types.
     """
-    import numpy as np
-
     indexes = [int(b) for b in bands] if bands is not None else list(src.indexes)
     values: list[float | None] = []
     for b in indexes:
@@ -224,8 +219,6 @@ def valid_mask(data: np.ndarray, nodata: float | Sequence[float | None] | None) 
 
     ``nodata`` is one value for all bands or one per band (rasterio's ``nodatavals``).
     """
-    import numpy as np
-
     valid = np.ones(data.shape[1:], dtype=bool)
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data).all(axis=0)
@@ -240,8 +233,6 @@ def valid_mask(data: np.ndarray, nodata: float | Sequence[float | None] | None) 
 
 def band_validity(data: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
     """Whether each band of ``data`` (bands, ...) holds a value at each pixel: not its own nodata, not NaN."""
-    import numpy as np
-
     ok = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, dtype=bool)
     for band, value in enumerate(nodata):
         if value is not None and not np.isnan(value):
@@ -402,7 +393,6 @@ def read_normalised(src: Any, bands: list[int], row0: int, col0: int, height: in
         The values (bands, height, width) as float32, 0 on nodata and outside the raster, and the valid mask.
 
     """
-    import numpy as np
     from rasterio.windows import Window
 
     data = np.zeros((len(bands), height, width), dtype="float32")

@@ -8,13 +8,12 @@ embeddings are never interpolated. Colour table, band descriptions and tags foll
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.feedback import Feedback
 from .rasters import common_dtype, iter_windows, open_raster, read_block
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback | None = None,
@@ -32,7 +31,6 @@ def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback 
         The pixel count of each code in ``count_classes`` on the new grid, or ``None``.
 
     """
-    import numpy as np
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..assess.metrics import accuracy_figures, area_adjusted
 from ..assess.report import html_path, write_report
@@ -17,9 +19,6 @@ from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.labels import burn_classes, read_labels
 from ..io.rasters import check_writable, iter_windows, open_raster, pixel_area_m2, read_block, valid_mask
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +79,6 @@ def _match_reference(ref_name: str, names: list[str]) -> int | None:
 
 def _codes(data: np.ndarray, valid: np.ndarray, classified: str) -> np.ndarray:
     """Map values as integer class codes (0 where not ``valid``); refuse a raster of decimal numbers."""
-    import numpy as np
-
     if np.issubdtype(data.dtype, np.floating):
         values = data[valid]
         if not np.array_equal(values, np.round(values)):
@@ -118,7 +115,6 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
         CancelledError: when cancelled; no report is written.
 
     """
-    import numpy as np
     import pandas as pd
     from rasterio import windows
     from shapely.geometry import box

@@ -15,7 +15,9 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..assess.metrics import area_estimate_lines, held_out_area_estimate
 from ..core.errors import InputError, ModelFileError
@@ -39,9 +41,6 @@ from ..io.rasters import (
     valid_mask,
 )
 from ..probes.model_file import LoadedModel, load_model, read_manifest
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +130,6 @@ class _WindowPredictor:
     """Reads a window and predicts it; safe to call from several threads (one dataset handle per thread)."""
 
     def __init__(self, raster: str, model: LoadedModel, want_proba: bool) -> None:
-        import numpy as np
-
         self._raster = raster
         self._model = model
         self._codes = np.array([c["code"] for c in model.manifest["classes"]])
@@ -153,8 +150,6 @@ class _WindowPredictor:
 
     def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """Class index per pixel (-1 for nodata) and, when asked for, class probabilities (classes, rows, cols)."""
-        import numpy as np
-
         src = self._src()
         data = read_block(src, window)
         valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
@@ -341,7 +336,6 @@ def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feed
 def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, str | None], feedback: Feedback,
               block: int, threads: int | None) -> ClassifyResult:
     """:func:`classify_raster` on one raster file, on its own grid."""
-    import numpy as np
     import rasterio
     from threadpoolctl import threadpool_limits
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.rasters import atomic_output, open_raster, read_block
@@ -44,7 +46,6 @@ def label_raster_to_polygons(raster: str, output: str, class_names: dict[Any, st
 
     """
     import geopandas as gpd
-    import numpy as np
     from rasterio import features
     from shapely.geometry import shape
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..assess.metrics import accuracy_figures, add_polygon_counts, confusion_matrix
 from ..assess.report import candidate_label, html_path, plain_names, validation_label, write_report
 from ..assess.selection import AUTO, DEFAULT_OBJECTIVE, UNWEIGHTED_METHODS, Candidate, Choice, check_options, choose
@@ -56,8 +58,6 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
         split, the choice made on its training samples (for the final model); else ``None``.
 
     """
-    import numpy as np
-
     feedback = feedback or Feedback()
     names = [c.name for c in samples.classes]
     folds = make_folds(scheme, samples.y, samples.groups, samples.rows, samples.cols, test_fraction=test_fraction,
@@ -261,8 +261,6 @@ def _weighting_note(candidate: Candidate, option: str) -> dict[str, str]:
 def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: Candidate, test_fraction: float,
              seed: int, output_report: str | None, want_curve: bool, feedback: Feedback) -> dict[str, Any]:
     """The learning curve (when asked for) and, for embeddings, a 2-D projection, as report sections with PNGs."""
-    import numpy as np
-
     from ..assess.insight import learning_curve, learning_curve_png, projection_png
 
     if not output_report:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 State = tuple[dict[str, Any], dict[str, "np.ndarray"], dict[str, bytes]]
 
@@ -35,8 +34,6 @@ def sample_weights(y: np.ndarray, n_classes: int, class_weight: str) -> np.ndarr
 
 def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     """Sample weights that give every class the same total weight (``n / (k * n_class)``)."""
-    import numpy as np
-
     counts = np.bincount(y, minlength=n_classes).astype("float64")
     per_class = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
     return per_class[y]
@@ -78,8 +75,6 @@ class Probe:
 
 def full_proba(proba: np.ndarray, present: np.ndarray, n_classes: int) -> np.ndarray:
     """Spread probabilities over the classes a model saw into all ``n_classes`` columns."""
-    import numpy as np
-
     full = np.zeros((len(proba), n_classes), dtype="float32")
     full[:, present] = proba
     return full

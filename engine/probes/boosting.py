@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..accel import tree_predictor
 from ..accel.tree_predictor import LazyPredictor, TreePredictor, from_softprob_booster
 from ..accel.tree_predictor import build as build_trees
 from ..core.errors import MissingDependencyError
 from .base import Probe, State, check_class_weight, sample_weights
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +73,6 @@ class XGBoostProbe(Probe):
                            softmax=True, walker_trees=lambda: from_softprob_booster(self.booster_, self.n_classes_)[0])
 
     def _booster_proba(self, x: np.ndarray) -> np.ndarray:
-        import numpy as np
-
         return np.asarray(self.booster_.inplace_predict(x), dtype="float32").reshape(len(x), self.n_classes_)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..accel import tree_predictor
 from ..accel.tree_predictor import LazyPredictor, TreePredictor, from_sklearn
 from ..accel.tree_predictor import build as build_trees
 from .base import Probe, State, check_class_weight, full_proba
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +51,6 @@ class RandomForestProbe(Probe):
 
     def _prepare(self) -> None:
         """Each tree's leaf class frequencies, normalised and divided by the number of trees (float64)."""
-        import numpy as np
-
         trees = [estimator.tree_ for estimator in self.model_.estimators_]
         values = []
         for tree in trees:
@@ -71,8 +68,6 @@ class RandomForestProbe(Probe):
 
     def _proba_chunk(self, x: np.ndarray) -> np.ndarray:
         """The trees' leaves for one cache-sized chunk of pixels, their class frequencies summed."""
-        import numpy as np
-
         acc = np.zeros((len(x), len(self.model_.classes_)), dtype="float64")
         buf = np.empty_like(acc)
         for tree, values in zip(self.trees_, self.leaf_values_, strict=True):
@@ -86,8 +81,6 @@ class RandomForestProbe(Probe):
         Maps run the trees compiled to machine code (:mod:`engine.accel.tree_predictor`, about 5x scikit-learn's speed)
         or through XGBoost's predictor (about 1.4x); without either, through :meth:`_chunked_proba`.
         """
-        import numpy as np
-
         x = np.ascontiguousarray(x, dtype="float32")
         fast = self.fast_.get(len(x))
         proba = fast(x) if fast is not None else self._chunked_proba(x)
@@ -108,8 +101,6 @@ class RandomForestProbe(Probe):
         16,384 pixels goes through every tree while its sums stay in the CPU cache.
         Chunks run on ``set_threads`` threads (the traversal releases the GIL).
         """
-        import numpy as np
-
         x = np.ascontiguousarray(x, dtype="float32")
         chunks = [x[i:i + _RF_CHUNK] for i in range(0, len(x), _RF_CHUNK)] or [x]
         if self.threads_ > 1 and len(chunks) > 1:
@@ -128,8 +119,6 @@ class RandomForestProbe(Probe):
 
     def state(self) -> State:
         """Every tree's nodes and leaf values, concatenated, with offsets."""
-        import numpy as np
-
         states = [t.tree_.__getstate__() for t in self.model_.estimators_]
         arrays = {
             "nodes": np.concatenate([s["nodes"] for s in states]),
@@ -146,7 +135,6 @@ class RandomForestProbe(Probe):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
         """Rebuild the trees from their node arrays."""
-        import numpy as np
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.tree import DecisionTreeClassifier
         from sklearn.tree._tree import Tree

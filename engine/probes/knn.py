@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..accel import enabled as accel_enabled
 from ..accel.tree_predictor import LazyPredictor
 from ..core.numbers import mean_and_scale
 from .base import Probe, State
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +40,6 @@ class KNearestNeighborsProbe(Probe):
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> KNearestNeighborsProbe:
         """Keep (a random subset of) the standardised samples as the reference set."""
-        import numpy as np
-
         if len(y) > self.max_samples:
             rng = np.random.default_rng(self.seed)
             keep = rng.choice(len(y), self.max_samples, replace=False)
@@ -80,8 +77,6 @@ class KNearestNeighborsProbe(Probe):
 
         On rows around the reference samples, and on some of the samples themselves (distance 0).
         """
-        import numpy as np
-
         rng = np.random.default_rng(0)
         rows = self.x_[rng.integers(0, len(self.x_), 512)]
         rows[64:] += rng.normal(0, 0.1, rows[64:].shape)
@@ -104,8 +99,6 @@ class KNearestNeighborsProbe(Probe):
 
     def _votes(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Class shares of the neighbours' votes weighted by 1 / distance (exact matches take all)."""
-        import numpy as np
-
         exact = dist == 0
         with np.errstate(divide="ignore"):
             weights = np.where(exact.any(axis=1, keepdims=True), exact.astype("float64"), 1.0 / dist)
@@ -117,8 +110,6 @@ class KNearestNeighborsProbe(Probe):
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Votes of the ``k`` nearest reference samples weighted by 1 / distance (exact matches take all)."""
-        import numpy as np
-
         k = min(self.k, len(self.y_))
         blocks = self.blocks_.get(len(x))
         if blocks is None:

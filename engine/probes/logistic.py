@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.numbers import mean_and_scale
 from .base import Probe, State, check_class_weight, sample_weights
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,6 @@ class LogisticRegressionProbe(Probe):
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> LogisticRegressionProbe:
         """Standardise, then fit scikit-learn's lbfgs logistic regression, weighting classes as asked."""
-        import numpy as np
         from sklearn.linear_model import LogisticRegression
 
         x = np.asarray(x, dtype="float64")
@@ -51,8 +49,6 @@ class LogisticRegressionProbe(Probe):
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Softmax of the linear logits."""
-        import numpy as np
-
         logits = np.asarray(x, dtype="float32") @ self.weights_ + self.bias_
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)

@@ -28,15 +28,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import ModelFileError
 from ..io.model_members import check_layout, is_safetensors, layout_problem, member_layout, member_limit
 from ..io.rasters import atomic_output
 from .registry import PROBES, Probe
-
-if TYPE_CHECKING:
-    import numpy as np
 
 FORMAT = "landprobe-model"
 FORMAT_VERSION = 1
@@ -60,8 +59,6 @@ class LoadedModel:
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import numpy as np
-
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -69,8 +66,6 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def _read_npz(data: bytes, path: str | Path = "") -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` member whose headers :func:`read_member` checked (plain numbers, stored as is)."""
-    import numpy as np
-
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}

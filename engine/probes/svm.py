@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import logging
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.numbers import mean_and_scale
 from .base import Probe, State, check_class_weight
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ class SvmProbe(Probe):
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> SvmProbe:
         """Subsample each class, standardise, fit libsvm and keep the support vectors with their pair weights."""
-        import numpy as np
         from sklearn.svm import SVC
 
         rng = np.random.default_rng(self.seed)
@@ -87,15 +85,11 @@ class SvmProbe(Probe):
         return self
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        import numpy as np
-
         pairs = np.array(list(combinations(range(len(self.present_)), 2)), dtype="int64").reshape(-1, 2)
         return pairs[:, 0], pairs[:, 1]
 
     def decision_values(self, x: np.ndarray) -> np.ndarray:
         """One-vs-one decision values, shape (n, n_pairs); positive means the pair's first class."""
-        import numpy as np
-
         xs = np.asarray(x, dtype="float32") - self.mean_.astype("float32")
         xs *= (1 / self.scale_).astype("float32")
         out = np.empty((len(xs), self.pair_weights_.shape[1]), dtype="float32")
@@ -114,8 +108,6 @@ class SvmProbe(Probe):
 
     def predict(self, x: np.ndarray, proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The one-vs-one vote winner and, when asked for, the coupled class scores."""
-        import numpy as np
-
         n, k = len(x), len(self.present_)
         if k == 1:
             scores = np.zeros((n, self.n_classes_), dtype="float32")

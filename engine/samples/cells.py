@@ -10,23 +10,20 @@ class covering most of it. Cells are read block by block, so memory stays bounde
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.labels import Samples, burn_classes, labels_over_raster
 from ..io.rasters import band_nodata, iter_windows, open_raster, read_block, valid_mask
 
-if TYPE_CHECKING:
-    import numpy as np
-
 logger = logging.getLogger(__name__)
 
 
 def _mode_per_row(values: np.ndarray) -> np.ndarray:
     """The most frequent non-negative value of each row (rows hold at least one)."""
-    import numpy as np
-
     s = np.sort(values, axis=1)
     n, m = s.shape
     position = np.arange(m)
@@ -40,7 +37,6 @@ def _mode_per_row(values: np.ndarray) -> np.ndarray:
 def _label_block(sub: Any, win: Any, src: Any, factor: int, n_classes: int,
                  min_coverage: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Class index (-1: none), polygon id and coverage of the cells of one window, plus dropped and conflict counts."""
-    import numpy as np
     from rasterio import features
     from rasterio.transform import Affine
 
@@ -90,7 +86,6 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         InputError: when no cell is covered enough, the labels miss the raster, or the coverage is out of range.
 
     """
-    import numpy as np
     from rasterio import windows
     from shapely.geometry import box
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import numpy as np
+
 from ..core.errors import InputError
 from ..io.labels import Samples
 
@@ -17,8 +19,6 @@ def drop_empty_classes(samples: Samples) -> Samples:
     The dropped names go into ``samples.stats["dropped_classes"]`` (for the report). Classes from a text field are
     numbered again 1..n in name order, so the map's legend has no gap; whole-number codes are kept as they are.
     """
-    import numpy as np
-
     present = np.unique(samples.y)
     if len(present) == len(samples.classes):
         return samples

@@ -15,12 +15,10 @@ Every scheme returns folds as boolean masks of test samples. Whole polygons alwa
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..core.errors import InputError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +45,6 @@ def name_list(names: list[str], limit: int = LISTED_CLASSES) -> str:
 
 def classes_in_one_group(y: np.ndarray, groups: np.ndarray, class_names: list[str] | None = None) -> list[str]:
     """The names of the classes whose samples all lie in a single group (one polygon, or one spatial block)."""
-    import numpy as np
-
     single = [k for k in np.unique(y) if len(np.unique(groups[y == k])) < 2]
     return [class_names[k] if class_names else str(k) for k in single]
 
@@ -82,8 +78,6 @@ def polygon_group_split(
     Every pixel of a polygon lands on the same side, so neighbouring pixels never sit on both. A class keeps at
     least one polygon for training; the classes with a single polygon are not validated (one warning names them).
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     test_groups: list[np.ndarray] = []
     warn_single_polygon_classes(classes_in_one_group(y, groups, class_names))
@@ -106,7 +100,6 @@ def _group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, cla
     holds out that group, where the model has never seen it: with ``class_names`` (the validation the user asked
     for, not the inner cross-validation of :mod:`engine.assess.selection`), one warning names these classes.
     """
-    import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_groups = len(np.unique(groups))
@@ -129,8 +122,6 @@ def spatial_block_ids(groups: np.ndarray, rows: np.ndarray, cols: np.ndarray, bl
 
     A polygon is never split between blocks, so whole polygons move together.
     """
-    import numpy as np
-
     _, first = np.unique(groups, return_index=True)
     order = np.searchsorted(np.unique(groups), groups)
     block_rows = rows[first] // block_size
@@ -148,8 +139,6 @@ def make_folds(scheme: str, y: np.ndarray, groups: np.ndarray, rows: np.ndarray,
         InputError: for an unknown scheme.
 
     """
-    import numpy as np
-
     if scheme not in SCHEMES:
         raise InputError(f"Unknown validation {scheme!r}; choose one of: {', '.join(SCHEMES)}.")
     if scheme == "none":
@@ -182,8 +171,6 @@ def cap_per_class(y: np.ndarray, groups: np.ndarray, max_per_class: int, seed: i
 
     The budget is shared as evenly as possible among the class's polygons, so one huge polygon cannot dominate.
     """
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     keep: list[np.ndarray] = []
     for k in np.unique(y):
