@@ -33,6 +33,7 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
     devices: list[dict[str, Any]] = [{"type": "cpu", "name": platform.processor() or platform.machine(),
                                       "cores": os.cpu_count()}]
     try:
+        # Lazy: keeps a trivial job's start-up light.
         import torch
 
         for i in range(torch.cuda.device_count()):
@@ -44,6 +45,7 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
         torch_threads = None
     preferred = os.environ.get(DEVICE_VARIABLE, "").strip().lower() or "auto"
     try:
+        # Lazy: keeps a trivial job's start-up light.
         from .core.devices import choose_device
 
         default_device = choose_device("auto")  # what "auto" means under the user's device preference
@@ -85,6 +87,7 @@ def resolve_operation(operation: str) -> Callable[..., Any]:
         raise InputError(f"Unknown operation {operation!r}; the engine knows: {', '.join(sorted(OPERATIONS))}.")
     if callable(target):
         return target
+    # Lazy: keeps a trivial job's start-up light.
     import importlib
 
     module, _, name = target.partition(":")

@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (:class:`engine.core.seam.ExitCode`)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == [WORKER_COMMAND] and not {"-h", "--help"} & set(argv):
+        # Lazy: keeps a trivial job's start-up light.
         from .worker import main as worker_main
 
         return worker_main(argv[1:])

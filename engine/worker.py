@@ -162,6 +162,7 @@ def _run(helper: bool, stdin_control: bool, feedback: JsonLinesFeedback, root: l
             root.setLevel(logging.DEBUG)
         if stdin_control:
             threading.Thread(target=_watch_stdin, args=(feedback,), daemon=True).start()
+        # Lazy: keeps a trivial job's start-up light.
         from .api import call_operation
 
         outputs = call_operation(operation, params, feedback)

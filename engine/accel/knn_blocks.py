@@ -27,7 +27,7 @@ import ctypes
 import numpy as np
 
 from .llvm_ir import IrBuilder, const_vector, suffix
-from .llvm_jit import Kernel, compile_function, constant
+from .llvm_jit import Kernel, compile_function, constant, split_rows
 
 LANES = 16  # pixels at once: one 512-bit vector of float32 (as in engine.accel.llvm_ir)
 BLOCK = 16  # reference samples per block at most
@@ -391,8 +391,6 @@ class BlockNeighbours:
 
     def votes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For rows ``x``: class shares (n, classes) and confirmed (n,), as :meth:`query`, on ``threads``."""
-        from .llvm_jit import split_rows
-
         return split_rows(lambda part: self._run(part, neighbours=False)[2:], x, self.threads, 32_768)
 
     def _run(self, x: np.ndarray, neighbours: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

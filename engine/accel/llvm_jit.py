@@ -11,6 +11,7 @@ import ctypes
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ def compile_function(ir: str, name: str, argtypes: list[Any], optimise_ir: bool 
 
     """
     global _initialised
+    # Lazy: optional: without llvmlite the library's own route is used.
     import llvmlite.binding as llvm
 
     with _lock:  # llvmlite serialises its calls anyway; this also guards the one-time initialisation
@@ -76,7 +78,6 @@ def split_rows(function: Callable[[np.ndarray], Any], x: np.ndarray, threads: in
     """
     if threads <= 1 or len(x) < min_rows:
         return function(x)
-    from concurrent.futures import ThreadPoolExecutor
 
     step = -(-len(x) // threads)
     with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -27,6 +27,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from . import tree_compiler
+from .llvm_jit import split_rows
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -227,8 +230,6 @@ class _CompiledSums:
         self.threads = n
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from .llvm_jit import split_rows
-
         return split_rows(self.compiled, x, self.threads, 2 * MIN_ROWS)
 
 
@@ -273,8 +274,6 @@ def check_rows(trees: list[VectorTree], n_features: int, seed: int = 0) -> np.nd
 
 
 def _compiled(trees: list[VectorTree], n_features: int, n_outputs: int) -> _CompiledSums:
-    from . import tree_compiler
-
     nodes = sum(t.size for t in trees)
     if nodes > MAX_COMPILED_NODES:
         raise ValueError(f"more than {MAX_COMPILED_NODES} nodes to compile")
@@ -288,6 +287,7 @@ def _compiled(trees: list[VectorTree], n_features: int, n_outputs: int) -> _Comp
 
 
 def _walker(trees: list[VectorTree], n_features: int, n_outputs: int) -> _BoosterSums:
+    # Lazy: optional: a missing XGBoost is reported when this method runs.
     import xgboost
 
     booster = xgboost.Booster()

@@ -24,6 +24,9 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
+from ..probes.registry import get_probe
+from ..samples.validation import polygon_group_split
+from .metrics import accuracy_figures, confusion_matrix
 from .plots import feature_space_png
 from .plots import learning_curve_png as learning_curve_png  # re-exported: callers draw the curve from here
 
@@ -117,8 +120,6 @@ def _check_inputs(feature_sets: dict[str, np.ndarray], y: np.ndarray, groups: np
 def _splits(y: np.ndarray, groups: np.ndarray, test_fraction: float, seeds: tuple[int, ...],
             class_names: list[str]) -> list[tuple[int, np.ndarray]]:
     """One polygon-group split per seed, leaving out seeds whose split holds nothing out."""
-    from ..samples.validation import polygon_group_split
-
     splits = []
     for seed in seeds:
         test = polygon_group_split(y, groups, test_fraction, seed, class_names=class_names)
@@ -132,8 +133,6 @@ def _splits(y: np.ndarray, groups: np.ndarray, test_fraction: float, seeds: tupl
 def _fit_and_score(probe_class: Callable[[], Probe], x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
                    class_names: list[str]) -> dict[str, Any]:
     """Fit a fresh probe on the ``train`` indices, predict the ``test`` mask, return the accuracy figures."""
-    from .metrics import accuracy_figures, confusion_matrix
-
     probe = probe_class()
     probe.fit(x[train], y[train], len(class_names))
     predicted = probe.predict(x[test], proba=False)[0]
@@ -208,8 +207,6 @@ def learning_curve(
         CancelledError: when the feedback is cancelled.
 
     """
-    from ..probes.registry import get_probe
-
     probe_class = get_probe(method) if isinstance(method, str) else method
     y = np.asarray(y).astype("int64")
     groups = np.asarray(groups)
@@ -275,6 +272,7 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 def _pca(x: np.ndarray, seed: int) -> tuple[np.ndarray, list[float]]:
     """The first two principal components and their explained variance ratios (a zero axis when d or n < 2)."""
+    # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
     from sklearn.decomposition import PCA
 
     n_components = min(2, x.shape[1], x.shape[0])
@@ -294,7 +292,10 @@ TSNE_SINGLE_THREAD_MAX = 1000
 
 def _tsne(x: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     """t-SNE to two dimensions, seeded, PCA-initialised, perplexity ``min(30, (n - 1) / 3)``."""
+    # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
     from sklearn.manifold import TSNE
+
+    # Lazy: only the parallel folds need it.
     from threadpoolctl import threadpool_limits
 
     perplexity = min(30.0, (len(x) - 1) / 3.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,6 @@ def wilson_interval(successes: float, n: float, z: float = 1.96) -> tuple[float,
         The lower and upper bounds as fractions, or ``None`` when ``n`` is 0.
 
     """
-    import math
-
     if n <= 0:
         return None
     p = successes / n

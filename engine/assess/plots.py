@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cycler import cycler
+
 from ..io.rasters import atomic_output
 
 if TYPE_CHECKING:
@@ -58,9 +60,13 @@ MAX_LEGEND_CLASSES = 20
 @contextmanager
 def _figure(width: float, height: float) -> Iterator[Figure]:
     """A figure on the Agg canvas, without pyplot, drawn and saved inside :data:`STYLE`."""
+    # Lazy: matplotlib takes about a second to import, for a plot few runs draw.
     import matplotlib
-    from cycler import cycler
+
+    # Lazy: matplotlib takes about a second to import, for a plot few runs draw.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    # Lazy: matplotlib takes about a second to import, for a plot few runs draw.
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context({**STYLE, "axes.prop_cycle": cycler(color=list(SERIES_COLOURS))}):
@@ -115,6 +121,7 @@ def learning_curve_png(curve: dict[str, Any], path: str | Path) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
 
     """
+    # Lazy: matplotlib takes about a second to import, for a plot few runs draw.
     from matplotlib.ticker import NullLocator
 
     rows = curve.get("rows") or []

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..io.rasters import atomic_output, check_writable
+from ..probes.registry import PROBES
 from .metrics import wilson_interval
+from .selection import UNWEIGHTED_METHODS
+from .templating import environment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -148,9 +152,6 @@ def method_label(method: str, params: dict[str, Any] | None = None, class_weight
         class_weight: ``balanced`` or ``none``; left out for methods that take no class weights (k-NN).
 
     """
-    from ..probes.registry import PROBES
-    from .selection import UNWEIGHTED_METHODS
-
     probe = PROBES.get(method)
     if probe is None:
         return method
@@ -169,8 +170,6 @@ def candidate_label(candidate: dict[str, Any]) -> str:
 
 def plain_names(text: str, candidates: list[dict[str, Any]]) -> str:
     """``text`` with every candidate's short name (``svm (C=10), classes balanced``) put in plain words."""
-    import re
-
     labels = {str(c["name"]): candidate_label(c) for c in candidates if isinstance(c, dict) and c.get("name")}
     if not labels or not text:
         return text
@@ -585,8 +584,6 @@ def report_view(report: dict[str, Any]) -> dict[str, Any]:
 @cache
 def _environment() -> Environment:
     """The report templates' environment, made once, with the number formats as filters."""
-    from .templating import environment
-
     return environment(FILTERS)
 
 

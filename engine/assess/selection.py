@@ -251,7 +251,10 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
     :class:`joblib.Parallel` of threads kept open by the caller) or a pool of this call's own; ``trees`` stops a
     tree ensemble early.
     """
+    # Lazy: only the parallel folds need it.
     from joblib import Parallel, delayed
+
+    # Lazy: only the parallel folds need it.
     from threadpoolctl import threadpool_limits
 
     workers = parallel.n_jobs if parallel is not None else _workers(len(folds))
@@ -292,6 +295,7 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
 
     Returns the rows and the number of folds of one split.
     """
+    # Lazy: only the parallel folds need it.
     from joblib import Parallel
 
     folds: list[np.ndarray] = []

@@ -22,6 +22,10 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2.ext import Extension
+from markupsafe import Markup
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -49,8 +53,6 @@ def join_lines(source: str) -> str:
 
 def escape_value(value: Any) -> Markup:
     """``value`` as escaped HTML, like :func:`html.escape` with quotes; a template's own markup as it is."""
-    from markupsafe import Markup
-
     if isinstance(value, Markup):  # a macro's output: markup the templates made, already escaped inside
         return value
     return Markup(escape(str(value), quote=True))
@@ -64,9 +66,6 @@ def environment(filters: dict[str, Callable[..., str]]) -> Environment:
     not needed: :func:`join_lines` removes every line break of an ``.html.j2`` template. A ``.css`` template is
     included as it is, with its final line break.
     """
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-    from jinja2.ext import Extension
-
     class JoinLines(Extension):
         """Apply :func:`join_lines` to every ``.html.j2`` template when it is loaded."""
 

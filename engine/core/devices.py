@@ -10,8 +10,10 @@ def choose_device(device: str = "auto") -> str:
 
     ``auto`` follows the user's preference in ``LANDPROBE_DEVICE`` (the plugin's "Device" setting) when it is set.
     """
+    # Lazy: keeps a trivial job's start-up light.
     import os
 
+    # Lazy: keeps a trivial job's start-up light.
     import torch
 
     if device == "auto":

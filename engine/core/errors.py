@@ -59,7 +59,10 @@ def user_fault(exc: BaseException) -> LandprobeError | None:
     it is read (truncated, damaged, or a VRT whose source file is missing); each becomes one sentence that says what to
     do. The raster readers name the file themselves (:func:`engine.io.rasters.read_block`); this is the net below them.
     """
+    # Lazy: keeps a trivial job's start-up light.
     import errno
+
+    # Lazy: keeps a trivial job's start-up light.
     import sys
 
     text = str(exc)

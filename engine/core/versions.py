@@ -9,6 +9,7 @@ from .. import __version__
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
     """Installed versions of distributions ``names`` (``None`` when missing), read from metadata, nothing imported."""
+    # Lazy: keeps a trivial job's start-up light.
     from importlib import metadata
 
     versions: dict[str, str | None] = {}

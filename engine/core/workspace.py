@@ -49,6 +49,7 @@ def jobs_root() -> Path:
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` exists (one that cannot be queried counts as alive)."""
     if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        # Lazy: keeps a trivial job's start-up light.
         import ctypes
 
         kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]

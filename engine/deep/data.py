@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rasterio import features, windows
 
+from ..io.labels import burn_classes
 from ..io.rasters import read_normalised
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class ChipStore:
 def augment(x: torch.Tensor, target: torch.Tensor | None = None, spectral_jitter: float = 0.0
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A random flip and quarter turn (the same for ``target``), and an optional per-band gain and offset."""
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
     k = int(torch.randint(0, 4, ()).item())
@@ -84,6 +87,7 @@ class ChipDataset:
         return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # Lazy: the torch stack takes seconds to import.
         import torch
 
         j = int(self.index[i])
@@ -113,6 +117,7 @@ class TileDataset:
         return len(self.data)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # Lazy: the torch stack takes seconds to import.
         import torch
 
         x, t = torch.from_numpy(self.data[i].copy()), torch.from_numpy(self.target[i].copy())
@@ -128,10 +133,9 @@ def read_tiles(src: Any, gdf: Any, label_window: Any, bands: list[int], mean: np
     A pixel's class goes to the training target when its polygon is not in ``test_groups``, else to the validation
     target; unlabelled pixels, pixels claimed by two classes and nodata pixels are ``IGNORE`` in both.
     """
-    from rasterio import features, windows
+    # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import box
 
-    from ..io.labels import burn_classes
 
     step = max(1, step or size // 2)
     r_start, c_start = int(label_window.row_off), int(label_window.col_off)

@@ -10,7 +10,12 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from ..io.labels import LabelClass
+from ..embeddings.encode import band_statistics, empty_bands, patch_sampler
+from ..io.labels import LabelClass, labels_over_raster, sample_pixels
+from ..io.rasters import band_label, common_dtype
+from ..samples.classes import drop_empty_classes
+from ..samples.validation import cap_per_class, make_folds, polygon_group_split
+from .data import IGNORE, ChipDataset, ChipStore, TileDataset, read_tiles
 from .networks import BuiltNetwork, StartingPoint, build_network
 
 logger = logging.getLogger(__name__)
@@ -30,8 +35,6 @@ class PreparedData:
 
 
 def _input_info(src: Any, raster: str, left_out: list[int]) -> dict[str, Any]:
-    from ..io.rasters import common_dtype
-
     return {"band_count": src.count, "band_names": [d or f"band {i}" for i, d in enumerate(src.descriptions, 1)],
             "bands_left_out": list(left_out), "dtype": common_dtype(src.dtypes), "nodata": src.nodata,
             "crs_wkt": src.crs.to_wkt() if src.crs else None, "raster": raster}
@@ -41,8 +44,6 @@ def prepare_data(src: Any, raster: str, labels: str, field: str, task: str, back
                  start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, n_pca: int,
                  seed: int, class_colors: dict[str, str] | None, feedback: Feedback) -> PreparedData:
     """Read the labelled data of ``src`` for ``task`` and build the network (see :func:`engine.deep.finetune`)."""
-    from ..embeddings.encode import empty_bands
-
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
     options = {"n_pca": n_pca} if task == "hyperspectral" else {}
     empty = empty_bands(src)
@@ -60,9 +61,6 @@ def _build(src: Any, raster: str, task: str, backbone: str, names: list[str], em
     The network is built on the kept bands as if they were the raster's only ones (so a pretrained encoder matches
     its bands by name among them); its ``bands`` are then given back as the raster's band numbers.
     """
-    from ..embeddings.encode import band_statistics, patch_sampler
-    from ..io.rasters import band_label
-
     kept = [b for b in range(1, src.count + 1) if b not in set(empty)]
     if not kept:
         raise InputError(f"Raster {raster} holds no value (nodata or NaN) in any band: nothing to train on.")
@@ -82,11 +80,6 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
            start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, seed: int,
            class_colors: dict[str, str] | None, names: list[str], empty: list[int], options: dict[str, Any],
            feedback: Feedback) -> PreparedData:
-    from ..io.labels import sample_pixels
-    from ..samples.classes import drop_empty_classes
-    from ..samples.validation import cap_per_class, make_folds
-    from .data import ChipDataset, ChipStore
-
     samples = drop_empty_classes(sample_pixels(raster, labels, field, feedback, class_colors))
     empty = sorted(set(empty) | set(samples.empty_bands))  # none anywhere, or none under the labels
     keep = cap_per_class(samples.y, samples.groups, max_per_class, seed)
@@ -121,6 +114,7 @@ def _chips(src: Any, raster: str, labels: str, field: str, task: str, backbone: 
 
 def _fit_pca(built: BuiltNetwork, pixels: Any) -> None:
     """Set the hyperspectral network's PCA from the training pixels (normalised as the network sees them)."""
+    # Lazy: it loads torch: the torch stack takes seconds to import.
     from .ssan import fit_pca
 
     normalised = (pixels[:, [b - 1 for b in built.bands]] - built.mean) / built.std
@@ -130,10 +124,6 @@ def _fit_pca(built: BuiltNetwork, pixels: Any) -> None:
 def _tiles(src: Any, raster: str, labels: str, field: str, backbone: str, chip: int, start: StartingPoint,
            test_fraction: float, seed: int, class_colors: dict[str, str] | None, names: list[str], empty: list[int],
            validation: str) -> PreparedData:
-    from ..io.labels import labels_over_raster
-    from ..samples.validation import polygon_group_split
-    from .data import IGNORE, TileDataset, read_tiles
-
     if validation == "random_pixels":
         raise InputError("Segmentation validates on whole polygons: choose the polygon split or none.")
     gdf, classes, window = labels_over_raster(src, labels, field, class_colors)

@@ -10,18 +10,22 @@ import numpy as np
 
 from ..assess.metrics import accuracy_figures
 from ..assess.plots import training_curve_png
-from ..assess.report import validation_label
+from ..assess.report import validation_label, write_report
 from ..samples.validation import SCHEMES
+from .data import IGNORE
+from .package import save_deep_model
 
 logger = logging.getLogger(__name__)
 
 
 def evaluate(data: Any, module: Any, validation: str, test_fraction: float, seed: int) -> dict[str, Any] | None:
     """Accuracy figures of the best weights on the validation chips or tiles (``None`` without validation)."""
+    # Lazy: the torch stack takes seconds to import.
     import torch
+
+    # Lazy: the torch stack takes seconds to import.
     from torch.utils.data import DataLoader
 
-    from .data import IGNORE
 
     if data.val is None or not len(data.val):
         return None
@@ -57,9 +61,6 @@ def figures_line(figures: dict[str, Any], validation: str) -> str:
 def write_outputs(output_model: str, output_report: str | None, manifest: dict[str, Any], network: Any,
                   result: Any) -> tuple[str | None, str | None]:
     """Save the model package and, when asked for, the report with its training curve; return the report paths."""
-    from ..assess.report import write_report
-    from .package import save_deep_model
-
     save_deep_model(output_model, manifest, network.cpu())
     logger.info("Wrote %s.", output_model)
     if not output_report:

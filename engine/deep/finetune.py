@@ -16,9 +16,11 @@ from typing import Any
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.rasters import check_writable, open_raster
+from .dataset_setup import prepare_data
+from .evaluate import evaluate, write_outputs
 from .logs import DEBUG_LOG, library_log
-from .networks import StartingPoint, check_chip, check_task, default_chip
-from .trainer import FitOptions, run_folder_kept
+from .networks import StartingPoint, backbone_of, check_chip, check_task, default_chip
+from .trainer import FitOptions, fit, run_folder_kept
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +101,6 @@ def finetune(raster: str, labels: str, field: str, output_model: str, task: str 
         feedback: progress (per batch, with one message for the whole training) and cancel (checked every batch).
 
     """
-    from .dataset_setup import prepare_data
-    from .evaluate import evaluate, write_outputs
-
     feedback = feedback or Feedback()
     backbone = check_task(task, backbone)
     if validation not in DEEP_VALIDATION:
@@ -165,6 +164,7 @@ def _manifest(data: Any, labels: str, field: str, options: FitOptions, result: A
 
 def _module(data: Any, options: FitOptions) -> Any:
     """The Lightning module: the network, class-weighted loss, AdamW and the schedule."""
+    # Lazy: it loads lightning: the torch stack takes seconds to import.
     from .lit import DeepModule, class_weights
 
     weights = class_weights(data.class_counts)
@@ -176,11 +176,11 @@ def _module(data: Any, options: FitOptions) -> Any:
 
 def _train(data: Any, module: Any, options: FitOptions, folder: Path, feedback: Feedback) -> Any:
     """Loaders and the Lightning fit."""
+    # Lazy: the torch stack takes seconds to import.
     import torch
-    from torch.utils.data import DataLoader
 
-    from .networks import backbone_of
-    from .trainer import fit
+    # Lazy: the torch stack takes seconds to import.
+    from torch.utils.data import DataLoader
 
     generator = torch.Generator().manual_seed(options.seed)
     common = {"batch_size": options.batch_size, "num_workers": options.num_workers,

@@ -48,6 +48,7 @@ def library_log(path: str | Path) -> Iterator[Path]:
     the root logger's other handlers (the worker's events, a console) get the engine's records only. Everything
     is restored on exit.
     """
+    # Lazy: the torch stack takes seconds to import.
     import lightning  # noqa: F401  # its loggers and their console handler exist from here on
 
     path = Path(path)

@@ -21,6 +21,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.errors import InputError
+from ..embeddings.encoders import (
+    EncoderRequest,
+    build_encoder,
+    download_weights,
+    encoder_skeleton,
+    get_encoder,
+    load_into,
+    load_state_dict,
+    map_bands,
+    weights_enum,
+    weights_normalisation,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -103,8 +115,6 @@ def check_chip(task: str, backbone: str, chip: int) -> None:
         if chip < 3:
             raise InputError(f"The small CNN needs chips of at least 3 px (got {chip}).")
     elif task == "patch":
-        from ..embeddings.encoders import get_encoder
-
         spec = get_encoder(backbone)
         if chip < spec.min_patch:
             raise InputError(f"{spec.label} needs chips of at least {spec.min_patch} px (got {chip}).")
@@ -121,12 +131,14 @@ def patch_classifier(backbone: torch.nn.Module, dim: int, n_classes: int) -> tor
 
     Index 0 of the result is the backbone, frozen and unfrozen as a whole.
     """
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
     return torch.nn.Sequential(backbone, torch.nn.Dropout(0.2), torch.nn.Linear(dim, n_classes))
 
 
 def _unet(backbone: str, n_bands: int, n_classes: int) -> torch.nn.Module:
+    # Lazy: the torch stack takes seconds to import.
     import segmentation_models_pytorch as smp
 
     return smp.Unet(encoder_name=backbone, encoder_weights=None, in_channels=n_bands, classes=n_classes)
@@ -135,16 +147,16 @@ def _unet(backbone: str, n_bands: int, n_classes: int) -> torch.nn.Module:
 def network_skeleton(spec: NetworkSpec) -> torch.nn.Module:
     """The architecture ``spec`` describes, with unset weights."""
     if spec.task == "patch" and spec.backbone == "small_cnn":
+        # Lazy: it loads torch: the torch stack takes seconds to import.
         from .small_cnn import SmallCNN
 
         return patch_classifier(SmallCNN(spec.n_bands), spec.dim, spec.n_classes)
     if spec.task == "patch":
-        from ..embeddings.encoders import encoder_skeleton
-
         backbone = encoder_skeleton(spec.backbone, spec.n_bands, spec.dim, spec.architecture)
         return patch_classifier(backbone, spec.dim, spec.n_classes)
     if spec.task == "segmentation":
         return _unet(spec.backbone, spec.n_bands, spec.n_classes)
+    # Lazy: it loads torch: the torch stack takes seconds to import.
     from .ssan import SpectralSpatialAttentionNet
 
     return SpectralSpatialAttentionNet(spec.n_bands, spec.n_classes, window=spec.chip,
@@ -189,6 +201,7 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
         options: task-specific options (``n_pca`` for hyperspectral).
 
     """
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
     options = dict(options or {})
@@ -196,6 +209,7 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
     if task == "patch" and backbone == "small_cnn":
         if start.weights or start.weights_file:
             raise InputError("The small CNN is trained from scratch: leave the weights empty.")
+        # Lazy: it loads torch: the torch stack takes seconds to import.
         from .small_cnn import SmallCNN
 
         cnn = SmallCNN(len(band_names))
@@ -206,8 +220,6 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
                             {"weights": None, "pretrained": False, "seed": start.seed,
                              "normalisation": "per-band standardisation with the raster's mean and std"})
     if task == "patch":
-        from ..embeddings.encoders import EncoderRequest, build_encoder, get_encoder
-
         request = EncoderRequest(get_encoder(backbone), band_names, band_stats, sample_patches, start.weights,
                                  start.weights_file, start.band_map, start.architecture, seed=start.seed)
         encoder = build_encoder(request)
@@ -227,8 +239,6 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
             spec.n_bands = len(bands)
         module = _unet(backbone, len(bands), n_classes)
         if state is not None:
-            from ..embeddings.encoders import load_into
-
             load_into(module.encoder, state, f"weights {start.weights or start.weights_file}")
         return BuiltNetwork(spec, module, bands, mean, std, metadata)
     if start.weights or start.weights_file:
@@ -239,15 +249,6 @@ def build_network(task: str, backbone: str, band_names: list[str], band_stats: t
 def _encoder_start(backbone: str, band_names: list[str], band_stats: tuple[np.ndarray, np.ndarray],
                    start: StartingPoint) -> tuple[list[int], np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
     """Bands, normalisation, metadata and state dict of the starting weights of a U-Net's ResNet encoder."""
-    from ..embeddings.encoders import (
-        download_weights,
-        get_encoder,
-        load_state_dict,
-        map_bands,
-        weights_enum,
-        weights_normalisation,
-    )
-
     if start.weights:
         if backbone != "resnet18":
             raise InputError(f"torchgeo weights are offered for the resnet18 U-Net encoder, not {backbone}; use a "

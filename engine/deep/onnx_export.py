@@ -18,6 +18,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.rasters import atomic_output, check_writable
+from ..probes.model_file import read_manifest
+from .package import is_deep, load_deep_model
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |onnx - torch| accepted, relative to the largest |score|
@@ -40,12 +42,14 @@ def export_onnx(model: str, output: str, opset: int = 17, feedback: Feedback | N
         InputError: when the model is a probe, or the exported graph does not match PyTorch.
 
     """
+    # Lazy: onnx is only needed to export.
     import onnx
-    import onnxruntime
-    import torch
 
-    from ..probes.model_file import read_manifest
-    from .package import is_deep, load_deep_model
+    # Lazy: onnxruntime is only needed to check an export.
+    import onnxruntime
+
+    # Lazy: the torch stack takes seconds to import.
+    import torch
 
     feedback = feedback or Feedback()
     check_writable(output)

@@ -49,6 +49,7 @@ def is_deep(manifest: dict[str, Any]) -> bool:
 
 def save_deep_model(path: str | Path, manifest: dict[str, Any], network: torch.nn.Module) -> Path:
     """Write ``manifest`` and ``network``'s weights to ``path`` atomically."""
+    # Lazy: only deep model files need it.
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
@@ -62,7 +63,10 @@ def load_deep_model(path: str | Path, device: str = "cpu") -> DeepModel:
         ModelFileError: when the file is not a deep model or its weights do not fit the architecture.
 
     """
+    # Lazy: only deep model files need it.
     from safetensors import SafetensorError
+
+    # Lazy: only deep model files need it.
     from safetensors.torch import load
 
     manifest = read_manifest(path)

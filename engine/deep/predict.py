@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core.feedback import Feedback
 from ..io.rasters import band_nodata, open_raster, read_block, read_normalised, valid_mask
@@ -70,6 +71,7 @@ class DeepWindowPredictor:
             return index, proba
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
+        # Lazy: the torch stack takes seconds to import.
         import torch
 
         self._feedback.check_cancel()  # a window of chips can take a while: stop between batches
@@ -83,7 +85,6 @@ class DeepWindowPredictor:
         half = chip // 2
         data, _ = read_normalised(src, model.bands, row0 - half, col0 - half, h + chip - 1, w + chip - 1,
                                   model.mean, model.std)
-        from numpy.lib.stride_tricks import sliding_window_view
 
         views = sliding_window_view(data, (chip, chip), axis=(1, 2))  # bands, h, w, chip, chip
         rows, cols = np.nonzero(valid)

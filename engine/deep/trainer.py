@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.devices import choose_device
 from ..core.errors import InputError, LandprobeError
 from ..core.feedback import Feedback
 
@@ -69,9 +70,9 @@ def _accelerator(device: str) -> tuple[str, str]:
         InputError: when a GPU is asked for and there is none.
 
     """
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
-    from ..core.devices import choose_device
 
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(f"Unknown device {device!r}; choose auto, cpu or cuda.")
@@ -144,11 +145,19 @@ def fit(module: Any, train_loader: Any, val_loader: Any | None, run_dir: Path, o
         CancelledError: when cancelled (the checkpoint of the last completed epoch, if any, stays in ``run_dir``).
 
     """
+    # Lazy: the torch stack takes seconds to import.
     import lightning as L
+
+    # Lazy: the torch stack takes seconds to import.
     import torch
+
+    # Lazy: the torch stack takes seconds to import.
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    # Lazy: the torch stack takes seconds to import.
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    # Lazy: it loads lightning: the torch stack takes seconds to import.
     from .lit import FeedbackCallback, FreezeCallback
 
     accelerator, precision = _accelerator(options.device)

@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import rasterio
+from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from ..core.devices import choose_device
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.numbers import mean_and_scale
+from ..core.versions import library_versions
 from ..io.rasters import (
     atomic_output,
     band_label,
@@ -39,7 +43,9 @@ from ..io.rasters import (
     streaming_env,
     valid_mask,
 )
+from .encoders import EncoderOptions, EncoderRequest, build_encoder, get_encoder
 from .inputs import METADATA_KEY
+from .preview import write_embedding_preview
 
 if TYPE_CHECKING:
     from .encoders import BuiltEncoder, EncoderOptions
@@ -122,8 +128,6 @@ def patch_sampler(src: Any, scaling: tuple[list[float], list[float]] | None = No
     With ``scaling`` (each band's scale and offset), the patches hold physical values; with ``bands`` (1-based), they
     hold those bands only.
     """
-    from rasterio.windows import Window
-
     nodata = band_nodata(src)
     if bands is not None:
         nodata = [nodata[b - 1] for b in bands]
@@ -188,8 +192,6 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
         What was written.
 
     """
-    from .encoders import EncoderOptions
-
     feedback = feedback or Feedback()
     options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture, features,
                              seed)
@@ -203,8 +205,6 @@ def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf
         result = encode_raster(src, built, name, Path(output), patch, step, batch_size, chosen,
                                feedback.stage(0.0, 0.95 if output_preview else 1.0), raster, names)
     if output_preview:
-        from .preview import write_embedding_preview
-
         written = write_embedding_preview(output, output_preview, feedback=feedback.stage(0.95, 1.0))
         result.preview = str(written) if written else None
     return result
@@ -218,8 +218,6 @@ def prepare_encoder(src: Any, options: EncoderOptions, device: str = "auto") -> 
         The built encoder, its registry name, the patch size, the stride and the device.
 
     """
-    from .encoders import EncoderRequest, build_encoder, get_encoder
-
     spec = get_encoder(options.encoder)
     patch = int(options.patch_size or spec.default_patch)
     step = int(options.stride or patch)
@@ -256,11 +254,9 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     ``cell_window`` (first row, end row, first column, end column of the embedding grid) limits the output to part of
     the grid; those cells get exactly the values a whole-raster run gives them.
     """
-    import rasterio
+    # Lazy: the torch stack takes seconds to import.
     import torch
-    from rasterio.transform import Affine
 
-    from ..core.versions import library_versions
 
     module = built.module.to(device)
     all_rows, all_cols = cell_grid(src, step)
@@ -336,8 +332,6 @@ class _TileRowWriter:
         self._write(sum(p.shape[1] for p in self.pending))
 
     def _write(self, n: int) -> None:
-        from rasterio.windows import Window
-
         if not n:
             return
         data = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, axis=1)

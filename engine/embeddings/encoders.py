@@ -118,6 +118,7 @@ def build_encoder(request: EncoderRequest) -> BuiltEncoder:
 
 
 def _build_rcf(request: EncoderRequest) -> BuiltEncoder:
+    # Lazy: the torch stack takes seconds to import.
     from torchgeo.models import RCF
 
     if request.features < 2 or request.features % 2:
@@ -145,6 +146,7 @@ class _PatchDataset:
     """The minimal dataset torchgeo's empirical RCF samples its filters from: one 3 x 3 patch per item."""
 
     def __init__(self, patches: np.ndarray) -> None:
+        # Lazy: the torch stack takes seconds to import.
         import torch
 
         self._patches = torch.from_numpy(patches)
@@ -154,6 +156,7 @@ class _PatchDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         # torchgeo draws a 3 x 3 window at offsets below (size - 3): give it a 4 x 4 item whose corner is the patch
+        # Lazy: the torch stack takes seconds to import.
         import torch.nn.functional as F
 
         return {"image": F.pad(self._patches[index], (0, 1, 0, 1), mode="replicate")}
@@ -161,6 +164,7 @@ class _PatchDataset:
 
 def weights_enum(spec: EncoderSpec, name: str) -> Any:
     """The torchgeo weights ``name`` of ``spec``'s architecture; an error listing the choices otherwise."""
+    # Lazy: the torch stack takes seconds to import.
     import torchgeo.models as tgm
 
     enum = getattr(tgm, spec.weight_enum)
@@ -201,6 +205,7 @@ def map_bands(band_names: list[str], expected: list[str], band_map: str | None) 
 
 def weights_normalisation(weights: Any, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std of the weights' transforms, composed into one affine map per band."""
+    # Lazy: the torch stack takes seconds to import.
     from torchvision.transforms import v2
 
     mean, std = np.zeros(n_bands), np.ones(n_bands)
@@ -214,6 +219,7 @@ def weights_normalisation(weights: Any, n_bands: int) -> tuple[np.ndarray, np.nd
 
 def load_state_dict(path: str | Path) -> dict[str, Any]:
     """A state dict from a file, never executing code (``weights_only=True``); unwraps Lightning checkpoints."""
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
     if not Path(path).is_file():
@@ -230,6 +236,7 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
 
 
 def _timm_model(architecture: str, in_chans: int) -> torch.nn.Module:
+    # Lazy: the torch stack takes seconds to import.
     import timm
 
     kwargs: dict[str, Any] = {"pretrained": False, "in_chans": in_chans, "num_classes": 0}
@@ -258,6 +265,7 @@ def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
     spec = request.spec
     if not request.weights:
         logger.warning("%s without weights: random initialisation, NOT a pretrained encoder.", spec.label)
+        # Lazy: the torch stack takes seconds to import.
         import torch
 
         bands = list(range(1, len(request.band_names) + 1))
@@ -287,6 +295,7 @@ def _build_torchgeo(request: EncoderRequest) -> BuiltEncoder:
 
 def download_weights(weights: Any) -> dict[str, Any]:
     """The weights' state dict through torchgeo (torch hub cache); a clear error when offline."""
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url.split("?")[0]).name
@@ -326,6 +335,7 @@ def encoder_skeleton(name: str, n_bands: int, dim: int, architecture: str | None
     """The module of encoder ``name`` for ``n_bands`` input bands with unset weights, to load a stored state into."""
     spec = get_encoder(name)
     if spec.family == "rcf":
+        # Lazy: the torch stack takes seconds to import.
         from torchgeo.models import RCF
 
         return RCF(in_channels=n_bands, features=dim, kernel_size=3, bias=-1.0, seed=0, mode="gaussian")
@@ -339,6 +349,7 @@ def rebuild_encoder(name: str, params: dict[str, Any], arrays: dict[str, np.ndar
         ModelFileError: when the stored weights do not fit the architecture.
 
     """
+    # Lazy: the torch stack takes seconds to import.
     import torch
 
     spec = get_encoder(name)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.numbers import band_assignments
+from .inputs import dequantize
 
 RECIPES = ("raw_bands", "raw_bands+indices", "embeddings", "encoder")
 EMBEDDING_RECIPES = ("embeddings", "encoder")
@@ -100,8 +101,6 @@ def feature_names(recipe: dict[str, Any], band_names: list[str]) -> list[str]:
 def compute_features(x: np.ndarray, recipe: dict[str, Any]) -> np.ndarray:
     """Features of pixels ``x`` (n, bands) following ``recipe``: float32, shape (n, features)."""
     if recipe["recipe"] in EMBEDDING_RECIPES:
-        from .inputs import dequantize
-
         embedding = recipe.get("embedding", {})
         return dequantize(x, embedding.get("dequantize"), embedding.get("scales"), embedding.get("offsets"))
     raw = np.asarray(x, dtype="float32")[:, [b - 1 for b in recipe["bands"]]]

@@ -15,12 +15,14 @@ Embeddings are never interpolated: a map on another grid takes each pixel's near
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import InputError, ModelFileError
+from ..io.rasters import band_scaling, open_raster
 
 ALPHAEARTH_NODATA = -128
 ALPHAEARTH_BANDS = 64
@@ -73,10 +75,6 @@ def describe_embeddings(path: str) -> EmbeddingSource:
         InputError: for a raster of whole numbers that is not an AlphaEarth file (most likely raw bands).
 
     """
-    import json
-
-    from ..io.rasters import band_scaling, open_raster
-
     with open_raster(path) as src:
         tag = src.tags().get(METADATA_KEY)
         count, dtype = src.count, src.dtypes[0]

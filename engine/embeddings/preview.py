@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 
 from ..core.feedback import Feedback
 from ..io.rasters import atomic_output, band_nodata, iter_windows, open_raster, read_block, valid_mask
@@ -36,8 +37,6 @@ def _fit(src: Any, max_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 def write_embedding_preview(embedding: str | Path, output: str | Path, max_cells: int = 20_000,
                             feedback: Feedback | None = None) -> Path | None:
     """Write the three-component false-colour view of ``embedding`` at ``output``; ``None`` when it cannot."""
-    import rasterio
-
     feedback = feedback or Feedback()
     with open_raster(embedding) as src:
         try:

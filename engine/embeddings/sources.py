@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from ..io.labels import Samples, sample_pixels
+from ..io.labels import Samples, labels_over_raster, sample_pixels
 from ..io.rasters import (
     RasterInfo,
     band_label,
@@ -29,8 +31,11 @@ from ..io.rasters import (
     read_block,
     streaming_env,
 )
-from .encoders import EncoderOptions
+from ..samples.cells import sample_cells
+from .encode import cell_grid, empty_bands, encode_raster, prepare_encoder, read_embedding_metadata
+from .encoders import EncoderOptions, encoder_state
 from .features import compute_features, feature_names, make_recipe, parse_band_roles
+from .inputs import describe_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +132,6 @@ def _renumber_roles(band_roles: str | None, info: RasterInfo, kept: list[int]) -
 
 def _raw_cell_means(raster: str, samples: Samples, stride: int, origin: tuple[int, int]) -> np.ndarray | None:
     """Band values of ``raster`` averaged over each sample's cell (cells of ``stride`` px from ``origin``)."""
-    from rasterio.enums import Resampling
-    from rasterio.windows import Window
-
     if not Path(raster).exists():
         return None
     with open_raster(raster) as src:
@@ -144,10 +146,6 @@ def _raw_cell_means(raster: str, samples: Samples, stride: int, origin: tuple[in
 def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_coverage: float,
                     feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
     """Cells of an embedding raster covered enough by one class; raw band means when the source raster is known."""
-    from ..samples.cells import sample_cells
-    from .encode import read_embedding_metadata
-    from .inputs import describe_embeddings
-
     if not isinstance(raster, str):
         if len(raster) != 1:
             raise InputError("Embeddings come as one raster: give a single embedding raster, not several files.")
@@ -181,10 +179,6 @@ def load_encoded(raster: str | list[str], labels: str, field_name: str, options:
     Bands that hold no value anywhere in the raster (a decimated read) are left out; the result's ``bands`` is then
     the selection used, in the stacked numbering.
     """
-    from ..io.labels import labels_over_raster
-    from .encode import cell_grid, empty_bands, encode_raster, prepare_encoder
-    from .encoders import encoder_state
-
     selection = [int(b) for b in bands] if bands else None
     dropped: list[dict[str, Any]] = []
     with streaming_env(), band_stack(raster, selection) as path, open_raster(path) as src:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import rasterio
+from rasterio.transform import Affine
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from .rasters import atomic_output
+from .rasters import atomic_output, raster_info
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,6 +45,7 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
         InputError: when the file is missing or unreadable, the key is absent, or no single array can be chosen.
 
     """
+    # Lazy: scipy takes half a second to import, and not every job needs it here.
     import scipy.io
 
     path = Path(path)
@@ -55,6 +58,7 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
             raise InputError(f"{path.name} is a MATLAB v7.3 (HDF5) file: re-save it in MATLAB with "
                              "save(..., '-v7'), or install h5py in the engine's environment (pip install h5py)."
                              ) from None
+        # Lazy: only MATLAB v7.3 files need it.
         import h5py
 
         with h5py.File(path, "r") as f:  # MATLAB writes column-major: h5py sees the axes reversed
@@ -96,9 +100,6 @@ def mat_to_geotiff(path: str | Path, output: str | Path, key: str | None = None)
         InputError: when the array cannot be read or is not 2-D or 3-D.
 
     """
-    import rasterio
-    from rasterio.transform import Affine
-
     array = read_mat_array(path, key)
     if array.size == 0:
         raise InputError(f"The array of {Path(path).name} is empty (shape {array.shape}): choose another variable or "
@@ -130,8 +131,6 @@ def mat_to_geotiff(path: str | Path, output: str | Path, key: str | None = None)
 
 def import_mat(mat: str, output: str, key: str | None = None, feedback: Feedback | None = None) -> dict[str, Any]:
     """The ``import_mat`` operation: :func:`mat_to_geotiff`, answering with what was written."""
-    from .rasters import raster_info
-
     feedback = feedback or Feedback()
     feedback.progress(0.1, f"Reading {Path(mat).name}")
     info = raster_info(mat_to_geotiff(mat, output, key))
@@ -158,6 +157,7 @@ class SyntheticParameters:
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """A zero-mean, unit-std Gaussian random field with correlation length ``sigma`` pixels."""
+    # Lazy: scipy takes half a second to import, and not every job needs it here.
     from scipy.ndimage import gaussian_filter
 
     field = gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect")
@@ -237,6 +237,7 @@ def synthetic_cube(gt: np.ndarray, n_bands: int = 200, seed: int = 0, families: 
         InputError: when ``gt`` is not a 2-D map of non-negative whole numbers.
 
     """
+    # Lazy: scipy takes half a second to import, and not every job needs it here.
     from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
     gt = np.asarray(gt)

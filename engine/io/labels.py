@@ -7,13 +7,17 @@ never by pixel.
 
 from __future__ import annotations
 
+import colorsys
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rasterio import features, windows
+from rasterio.windows import Window
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
@@ -54,8 +58,6 @@ def default_colors(names: list[str]) -> list[str]:
 
     The land-cover convention when a word of the name says what it is, else the palette's next unused colour.
     """
-    import re
-
     chosen: list[str | None] = []
     for name in names:
         words = set(re.findall(r"[a-z]+", name.lower()))
@@ -66,8 +68,6 @@ def default_colors(names: list[str]) -> list[str]:
 
 def palette(n: int) -> list[str]:
     """``n`` distinct colours: :data:`PALETTE`, then hues spaced by the golden angle at two lightness levels."""
-    import colorsys
-
     colors = list(PALETTE[:n])
     seen = set(colors)
     for i in range(20 * n):  # about 1,800 distinct colours come out of this; beyond them, colours repeat
@@ -113,8 +113,6 @@ class Samples:
 
 def _valid_color(color: str | None) -> str | None:
     """``color`` when it is a ``#rrggbb`` string, else ``None``."""
-    import re
-
     return color.lower() if color and re.fullmatch(r"#[0-9a-fA-F]{6}", color) else None
 
 
@@ -173,6 +171,7 @@ def likely_class_field(gdf: pd.DataFrame, exclude: Iterable[str] = ()) -> str | 
         exclude: fields not to propose (e.g. the one the user chose).
 
     """
+    # Lazy: pandas comes with the label reading, not needed by every job.
     import pandas as pd
 
     skipped = set(exclude) | {"_class", "_group"}
@@ -227,6 +226,7 @@ def check_class_field(gdf: gpd.GeoDataFrame, field_name: str, n_classes: int, na
         InputError: naming the field, the layer, why, the likely class field when there is one, and what to do.
 
     """
+    # Lazy: shapely comes with the label reading, not needed by every job.
     import shapely
 
     n = len(gdf)
@@ -260,7 +260,10 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
             an identifier or a measurement rather than classes (:func:`check_class_field`).
 
     """
+    # Lazy: geopandas takes about a second to import; only the jobs that read labels need it.
     import geopandas as gpd
+
+    # Lazy: pandas comes with the label reading, not needed by every job.
     import pandas as pd
 
     file_path, layer = split_layer_uri(path)
@@ -338,6 +341,7 @@ def read_labels(path: str, field_name: str, crs_wkt: str | None, min_classes: in
 
 def _areas_or_points(gdf: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     """Keep polygons and points; reduce geometry collections to their polygons (or points); refuse lines by name."""
+    # Lazy: shapely comes with the label reading, not needed by every job.
     import shapely
 
     def kept_parts(geometry: Any) -> Any:
@@ -372,8 +376,6 @@ def burn_classes(features_: gpd.GeoDataFrame, shape: tuple[int, int],
         claimed by more than one class are ambiguous and should be dropped.
 
     """
-    from rasterio import features
-
     index = np.full(shape, -1, dtype="int32")
     claims = np.zeros(shape, dtype="uint8")
     class_of_feature = features_["_class"].to_numpy()
@@ -388,10 +390,6 @@ def burn_classes(features_: gpd.GeoDataFrame, shape: tuple[int, int],
 
 def pixel_window(window: Any, width: int, height: int) -> Any:
     """The whole-pixel window that covers ``window``, clipped to a ``width`` x ``height`` grid."""
-    import math
-
-    from rasterio.windows import Window
-
     col0 = max(0, math.floor(window.col_off))
     row0 = max(0, math.floor(window.row_off))
     col1 = min(width, math.ceil(window.col_off + window.width))
@@ -407,7 +405,7 @@ def labels_over_raster(src: Any, labels: str, field_name: str,
         InputError: when no label overlaps the raster (the message gives both extents).
 
     """
-    from rasterio import windows
+    # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import box
 
     gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None, class_colors=class_colors)
@@ -440,7 +438,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
         InputError: when the labels do not overlap the raster, cover only nodata pixels, or every band is empty.
 
     """
-    from rasterio import features, windows
+    # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import box
 
     feedback = feedback or Feedback()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy
 
 from ..core.errors import ModelFileError
 
@@ -83,8 +84,6 @@ def _damaged(path: str | Path, member: str, why: str) -> ModelFileError:
 
 
 def _npz_layout(data: bytes, member: str, path: str | Path) -> Layout:
-    from numpy.lib import format as npy
-
     layout: Layout = {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as inner:

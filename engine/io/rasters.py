@@ -9,14 +9,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
 import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
 
 from ..core.errors import InputError, LandprobeError, OutputError
 from ..core.workspace import TMP_MARKER, record_partial
@@ -35,8 +40,6 @@ GDAL_CACHE_MB = 64
 
 def streaming_env() -> Any:
     """A rasterio environment with GDAL's block cache capped at :data:`GDAL_CACHE_MB` (rasterio takes bytes)."""
-    import rasterio
-
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20)
 
 
@@ -65,8 +68,6 @@ class RasterInfo:
 
 def open_raster(path: str | os.PathLike[str]) -> Any:
     """Open a raster with rasterio, turning failures into an :class:`InputError` that names the file."""
-    import rasterio
-
     if not Path(path).exists() and "://" not in str(path):
         raise InputError(f"Raster {path} does not exist. Check the path or save the layer to a file first.")
     try:
@@ -122,8 +123,6 @@ def read_block(src: Any, window: Window | None = None, bands: Sequence[int] | No
         An array (bands, rows, cols), masked with ``masked=True``.
 
     """
-    from rasterio.errors import RasterioIOError
-
     try:
         return _read_block(src, window, bands, **kwargs)
     except RasterioIOError as exc:
@@ -207,8 +206,6 @@ def pixel_area_m2(src: Any) -> float | None:
 
 def iter_windows(width: int, height: int, block: int = 512) -> Iterator[Window]:
     """Square windows of ``block`` pixels covering a ``width`` x ``height`` grid, row by row."""
-    from rasterio.windows import Window
-
     for row in range(0, height, block):
         for col in range(0, width, block):
             yield Window(col, row, min(block, width - col), min(block, height - row))
@@ -258,7 +255,6 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
     if len(files) == 1 and not bands:
         yield files[0]
         return
-    from xml.sax.saxutils import escape
 
     infos = [raster_info(p) for p in files]
     first = infos[0]
@@ -355,8 +351,6 @@ def full_disk_as_output_error(*targets: Path) -> Iterator[None]:
     The free space is measured when the failure arrives, before the partial files are removed; enter this inside the
     context that removes them.
     """
-    import shutil
-
     try:
         yield
     except Exception as exc:
@@ -393,8 +387,6 @@ def read_normalised(src: Any, bands: list[int], row0: int, col0: int, height: in
         The values (bands, height, width) as float32, 0 on nodata and outside the raster, and the valid mask.
 
     """
-    from rasterio.windows import Window
-
     data = np.zeros((len(bands), height, width), dtype="float32")
     valid = np.zeros((height, width), dtype=bool)
     r0, r1 = max(0, row0), min(src.height, row0 + height)

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 
 from ..core.feedback import Feedback
 from .rasters import common_dtype, iter_windows, open_raster, read_block
@@ -31,10 +34,6 @@ def regrid_nearest(source: Path, reference: str, work: Path, feedback: Feedback 
         The pixel count of each code in ``count_classes`` on the new grid, or ``None``.
 
     """
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
     feedback = feedback or Feedback()
     counts = np.zeros(len(count_classes), dtype="int64") if count_classes is not None else None
     lookup = {code: i for i, code in enumerate(count_classes or [])}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from rasterio import windows
 
 from ..assess.metrics import accuracy_figures, area_adjusted
 from ..assess.report import html_path, write_report
@@ -115,8 +116,10 @@ def assess_accuracy(classified: str, reference: str, field: str, output_report: 
         CancelledError: when cancelled; no report is written.
 
     """
+    # Lazy: pandas comes with the label reading, not needed by every job.
     import pandas as pd
-    from rasterio import windows
+
+    # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import box
 
     feedback = feedback or Feedback()

@@ -18,12 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from rasterio.shutil import copy
 
 from ..assess.metrics import area_estimate_lines, held_out_area_estimate
+from ..core.devices import choose_device
 from ..core.errors import InputError, ModelFileError
 from ..core.feedback import Feedback
-from ..deep.package import DeepModel, is_deep
+from ..deep.package import DeepModel, is_deep, load_deep_model
+from ..deep.predict import DeepWindowPredictor
+from ..embeddings.encode import encode_raster
+from ..embeddings.encoders import rebuild_encoder
 from ..embeddings.features import RECIPES, compute_features
+from ..embeddings.inputs import check_same_embeddings, describe_embeddings
 from ..io.legend import write_category_names, write_paletted_style, write_ramp_style
 from ..io.rasters import (
     atomic_output,
@@ -40,6 +47,7 @@ from ..io.rasters import (
     temporary_path,
     valid_mask,
 )
+from ..io.regrid import regrid_nearest
 from ..probes.model_file import LoadedModel, load_model, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -98,8 +106,6 @@ def check_compatible(manifest: dict[str, Any], src: Any, raster: str) -> None:
     if recipe not in RECIPES:
         raise ModelFileError(f"The model needs features {recipe!r}, unknown to this engine: update Landprobe.")
     if recipe == "embeddings":
-        from ..embeddings.inputs import check_same_embeddings, describe_embeddings
-
         try:
             source = describe_embeddings(raster)
         except InputError as exc:
@@ -172,8 +178,6 @@ class _WindowPredictor:
 
 def _to_cog(work: Path, target: Path, resampling: str) -> None:
     """Copy a tiled GeoTIFF into a Cloud-Optimized GeoTIFF with overviews."""
-    from rasterio.shutil import copy
-
     copy(work, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling,
          BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
 
@@ -272,10 +276,6 @@ def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, An
 
 def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: Feedback) -> None:
     """Compute the embeddings of ``raster`` with the encoder stored in the model."""
-    from ..core.devices import choose_device
-    from ..embeddings.encode import encode_raster
-    from ..embeddings.encoders import rebuild_encoder
-
     spec = loaded.manifest["features"]["encoder"]
     built = rebuild_encoder(spec["name"], spec, loaded.encoder_arrays)
     with open_raster(raster) as src:
@@ -287,8 +287,6 @@ def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: 
 def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], finals: dict[str, str | None],
                     target: str, loaded: LoadedModel, feedback: Feedback) -> ClassifyResult:
     """Resample the maps made on the embedding grid onto ``target``'s grid (nearest) and write them as COGs."""
-    from ..io.regrid import regrid_nearest
-
     classes = loaded.manifest["classes"]
     codes = [int(c["code"]) for c in classes]
     keys = [k for k, p in staged.items() if p]
@@ -320,9 +318,6 @@ def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], final
 def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feedback: Feedback,
                    block: int) -> ClassifyResult:
     """:func:`classify_raster` with a deep model (see :mod:`engine.deep.predict`)."""
-    from ..core.devices import choose_device
-    from ..deep.package import load_deep_model
-
     device = choose_device("auto")
     deep = load_deep_model(model, device)
     with open_raster(raster) as src:
@@ -336,7 +331,7 @@ def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feed
 def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, str | None], feedback: Feedback,
               block: int, threads: int | None) -> ClassifyResult:
     """:func:`classify_raster` on one raster file, on its own grid."""
-    import rasterio
+    # Lazy: only the parallel folds need it.
     from threadpoolctl import threadpool_limits
 
     classes = loaded.manifest["classes"]
@@ -360,7 +355,6 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
         loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
         predictor = _WindowPredictor(raster, loaded, want_proba)
     else:  # torch parallelises inside each window; a reader thread keeps the next window ready
-        from ..deep.predict import DeepWindowPredictor
 
         predictor = DeepWindowPredictor(raster, loaded, want_proba, str(next(loaded.network.parameters()).device),
                                         feedback)

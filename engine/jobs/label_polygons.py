@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio import features
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
@@ -45,8 +46,10 @@ def label_raster_to_polygons(raster: str, output: str, class_names: dict[Any, st
         InputError: when the raster holds no labelled pixel.
 
     """
+    # Lazy: geopandas takes about a second to import; only the jobs that read labels need it.
     import geopandas as gpd
-    from rasterio import features
+
+    # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import shape
 
     with open_raster(raster) as src:

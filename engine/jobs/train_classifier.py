@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..assess.insight import learning_curve, learning_curve_png, projection_png
 from ..assess.metrics import accuracy_figures, add_polygon_counts, confusion_matrix
 from ..assess.report import candidate_label, html_path, plain_names, validation_label, write_report
 from ..assess.selection import AUTO, DEFAULT_OBJECTIVE, UNWEIGHTED_METHODS, Candidate, Choice, check_options, choose
@@ -18,6 +19,7 @@ from ..core.feedback import Feedback
 from ..core.versions import library_versions
 from ..embeddings.encoders import EncoderOptions
 from ..embeddings.features import EMBEDDING_RECIPES
+from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
 from ..io.labels import Samples
 from ..io.rasters import check_writable
 from ..probes.model_file import save_model
@@ -151,8 +153,6 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
         The files written and the held-out overall accuracy and kappa.
 
     """
-    from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
-
     feedback = feedback or Feedback()
     check_options(method, objective, class_weight)  # fail fast on unknown options, before reading anything
     if validation not in SCHEMES:
@@ -261,8 +261,6 @@ def _weighting_note(candidate: Candidate, option: str) -> dict[str, str]:
 def _insight(samples: Samples, recipe: dict[str, Any], raw_means: Any, method: Candidate, test_fraction: float,
              seed: int, output_report: str | None, want_curve: bool, feedback: Feedback) -> dict[str, Any]:
     """The learning curve (when asked for) and, for embeddings, a 2-D projection, as report sections with PNGs."""
-    from ..assess.insight import learning_curve, learning_curve_png, projection_png
-
     if not output_report:
         if want_curve:
             logger.warning("The learning curve goes into the report: give a report file to get it.")

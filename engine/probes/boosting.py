@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 def _xgboost() -> Any:
     try:
+        # Lazy: optional: a missing XGBoost is reported when this method runs.
         import xgboost
     except ImportError as exc:
         raise MissingDependencyError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from ..accel import tree_predictor
 from ..accel.tree_predictor import LazyPredictor, TreePredictor, from_sklearn
 from ..accel.tree_predictor import build as build_trees
+from ..core.errors import ModelFileError
 from .base import Probe, State, check_class_weight, full_proba
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class RandomForestProbe(Probe):
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> RandomForestProbe:
         """Grow the forest."""
+        # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
         from sklearn.ensemble import RandomForestClassifier
 
         self.model_ = RandomForestClassifier(
@@ -104,8 +107,6 @@ class RandomForestProbe(Probe):
         x = np.ascontiguousarray(x, dtype="float32")
         chunks = [x[i:i + _RF_CHUNK] for i in range(0, len(x), _RF_CHUNK)] or [x]
         if self.threads_ > 1 and len(chunks) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max_workers=self.threads_) as pool:
                 parts = list(pool.map(self._proba_chunk, chunks))
         else:
@@ -135,11 +136,15 @@ class RandomForestProbe(Probe):
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], blobs: dict[str, bytes]) -> Probe:
         """Rebuild the trees from their node arrays."""
+        # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
         from sklearn.ensemble import RandomForestClassifier
+
+        # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
         from sklearn.tree import DecisionTreeClassifier
+
+        # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
         from sklearn.tree._tree import Tree
 
-        from ..core.errors import ModelFileError
 
         classes = arrays["classes"]
         n_features = int(params["n_features"])

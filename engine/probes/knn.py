@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..accel import enabled as accel_enabled
+from ..accel.knn_blocks import BlockNeighbours
 from ..accel.tree_predictor import LazyPredictor
 from ..core.numbers import mean_and_scale
 from .base import Probe, State
@@ -52,6 +53,7 @@ class KNearestNeighborsProbe(Probe):
 
     def _build(self) -> None:
         self.workers_ = os.cpu_count() or 1
+        # Lazy: scipy takes half a second to import, and not every job needs it here.
         from scipy.spatial import cKDTree
 
         self.tree_ = cKDTree(self.x_)
@@ -63,8 +65,6 @@ class KNearestNeighborsProbe(Probe):
         if len(self.y_) > COMPILED_KNN_MAX_SAMPLES or not accel_enabled():  # LANDPROBE_NO_JIT: the k-d tree
             return None
         try:
-            from ..accel.knn_blocks import BlockNeighbours
-
             blocks = BlockNeighbours(self.x_, self.y_, self.n_classes_, min(self.k, len(self.y_)), self.mean_,
                                      self.scale_)
             return blocks if self._same_search(blocks) else None

@@ -26,6 +26,7 @@ class LogisticRegressionProbe(Probe):
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> LogisticRegressionProbe:
         """Standardise, then fit scikit-learn's lbfgs logistic regression, weighting classes as asked."""
+        # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
         from sklearn.linear_model import LogisticRegression
 
         x = np.asarray(x, dtype="float64")

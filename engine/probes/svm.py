@@ -43,6 +43,7 @@ class SvmProbe(Probe):
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> SvmProbe:
         """Subsample each class, standardise, fit libsvm and keep the support vectors with their pair weights."""
+        # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
         from sklearn.svm import SVC
 
         rng = np.random.default_rng(self.seed)

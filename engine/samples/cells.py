@@ -13,6 +13,8 @@ import logging
 from typing import Any
 
 import numpy as np
+from rasterio import features, windows
+from rasterio.transform import Affine
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
@@ -37,9 +39,6 @@ def _mode_per_row(values: np.ndarray) -> np.ndarray:
 def _label_block(sub: Any, win: Any, src: Any, factor: int, n_classes: int,
                  min_coverage: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Class index (-1: none), polygon id and coverage of the cells of one window, plus dropped and conflict counts."""
-    from rasterio import features
-    from rasterio.transform import Affine
-
     h, w = int(win.height), int(win.width)
     fine = src.window_transform(win) * Affine.scale(1 / factor)
     shape = (h * factor, w * factor)
@@ -86,7 +85,7 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         InputError: when no cell is covered enough, the labels miss the raster, or the coverage is out of range.
 
     """
-    from rasterio import windows
+    # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import box
 
     if not 0 < min_coverage <= 1:

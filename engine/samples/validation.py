@@ -100,6 +100,7 @@ def _group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, cla
     holds out that group, where the model has never seen it: with ``class_names`` (the validation the user asked
     for, not the inner cross-validation of :mod:`engine.assess.selection`), one warning names these classes.
     """
+    # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_groups = len(np.unique(groups))
@@ -156,6 +157,7 @@ def make_folds(scheme: str, y: np.ndarray, groups: np.ndarray, rows: np.ndarray,
         logger.info("Spatial blocks of %d px: %d blocks hold labels.", block_size, len(np.unique(blocks)))
         return _group_kfold(y, blocks, n_folds, seed, class_names, "spatial block")
     # random_pixels
+    # Lazy: scikit-learn takes half a second to import, and not every job needs it here.
     from sklearn.model_selection import train_test_split
 
     logger.warning("Random pixel validation: neighbouring pixels of one polygon fall on both sides, so the "
