@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup demo test test-engine test-plugin lint lock engine-python zip
+.PHONY: help setup demo test test-fast test-engine test-plugin lint lock engine-python zip
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ demo: setup  ## the main job: train and classify the sample scene through qgis_p
 
 test: setup  ## all tests: lint, engine tests, plugin tests in real QGIS and qgis_process
 	@bash scripts/test.sh
+
+test-fast: setup  ## under 2 minutes: lint and the engine tests not marked slow (tests/engine/conftest.py)
+	@bash scripts/test.sh lint fast
 
 test-engine: setup  ## engine tests only (no QGIS)
 	@bash scripts/test.sh engine

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine_process import SETTING_DESCRIPTION, recorded_engine_python, recorded_engine_python_file
+from .engine_process import SETTING_DESCRIPTION, recorded_engine_python, recorded_engine_python_file, seam
 
 ENGINE_PYTHON_SETTING = "LANDPROBE_ENGINE_PYTHON"
-DEVICE_SETTING = "LANDPROBE_DEVICE"
-THREADS_SETTING = "LANDPROBE_THREADS"
+DEVICE_SETTING = seam.DEVICE_VARIABLE  # the setting is named after the variable the engine reads
+THREADS_SETTING = seam.THREADS_VARIABLE
 CACHE_SETTING = "LANDPROBE_CACHE"
 MODELS_SETTING = "LANDPROBE_MODELS_FOLDER"
 DEVICES = ["auto", "cpu", "cuda"]
@@ -104,7 +104,7 @@ def engine_preferences() -> dict[str, str]:
         device = DEVICES[device]
     threads = get(THREADS_SETTING)
     cache = get(CACHE_SETTING)
-    return {"LANDPROBE_DEVICE": str(device or ""), "LANDPROBE_THREADS": str(int(threads)) if threads else "",
+    return {seam.DEVICE_VARIABLE: str(device or ""), seam.THREADS_VARIABLE: str(int(threads)) if threads else "",
             "TORCH_HOME": str(cache or "")}
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the tests: `scripts/test.sh [lint|engine|plugin]...` (all three when none is named). Expects `make setup`.
+# Runs the tests: `scripts/test.sh [lint|engine|fast|plugin]...` (lint, engine and plugin when none is named).
+# `fast` is the engine tests without those marked slow (the list in tests/engine/conftest.py). Expects `make setup`.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 parts=("$@")
@@ -17,6 +18,11 @@ for part in "${parts[@]}"; do
     engine)
       log "Engine tests (engine's Python, no QGIS)"
       "$ENGINE_PYTHON" -m pytest tests/engine --junitxml="$results/engine.xml" || status=1 ;;
+    fast)
+      log "Fast engine tests (engine's Python, no QGIS; not marked slow)"
+      # --durations-min: names any test over the 1 s rule, a candidate for the slow list
+      "$ENGINE_PYTHON" -m pytest tests/engine -m "not slow" --durations=0 --durations-min=1 \
+        --junitxml="$results/engine-fast.xml" || status=1 ;;
     plugin)
       log "Plugin tests (QGIS $(dpkg-query -W -f='${Version}' qgis 2>/dev/null), pytest-qgis and qgis_process)"
       QT_QPA_PLATFORM=offscreen "$QGIS_TEST_PYTHON" -m pytest tests/plugin --junitxml="$results/plugin.xml" \
