@@ -44,5 +44,5 @@ print(f"  classified GeoTIFF: {out / 'classified.tif'}")
 print(f"  accuracy report:    {out / 'validation_report.html'} (and .json)")
 print(f"  model file:         {out / 'model.lpmodel'}")
 print(f"Held-out polygons ({validation['n_test_polygons']} polygons, {validation['n']} pixels, method "
-      f"{report.get('method_name', report['method'])}): overall accuracy {validation['overall_accuracy']:.3f}, kappa {validation['kappa']:.3f}")
+      f"{report.get('method_label') or report.get('method_name', report['method'])}): overall accuracy {validation['overall_accuracy']:.3f}, kappa {validation['kappa']:.3f}")
 PY
