@@ -38,14 +38,26 @@ PLUGIN_ROOT = Path(__file__).resolve().parent.parent
 SEAM_FILE = PLUGIN_ROOT / "engine" / "core" / "seam.py"
 
 
-def _load_seam(path: Path = SEAM_FILE) -> types.ModuleType:
+def load_engine_file(relative: str) -> types.ModuleType:
+    """A standard-library-only module of the engine (``core/seam.py``, ``core/field_names.py``) loaded by its path.
+
+    The plugin never imports the engine package (its stack crashes QGIS); these files import nothing of it.
+
+    Raises:
+        ImportError: when the file is missing (a plugin folder without its ``engine`` folder).
+
+    """
+    return _load_seam(PLUGIN_ROOT / "engine" / relative, "landprobe_engine_" + Path(relative).stem)
+
+
+def _load_seam(path: Path = SEAM_FILE, name: str = "landprobe_engine_seam") -> types.ModuleType:
     """The engine's ``seam.py`` loaded by its path: constants only, so nothing of the engine's stack comes with it.
 
     Raises:
         ImportError: when the file is missing (a plugin folder without its ``engine`` folder).
 
     """
-    spec = importlib.util.spec_from_file_location("landprobe_engine_seam", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None or not path.is_file():
         raise ImportError(f"The Landprobe plugin folder lacks the engine's {path}: reinstall the plugin.")
     module = importlib.util.module_from_spec(spec)

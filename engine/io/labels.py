@@ -21,6 +21,7 @@ from rasterio.windows import Window
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
+from ..core.field_names import ID_NAMES, name_rank
 from .rasters import band_label, band_nodata, band_validity, iter_windows, open_raster, read_block
 
 if TYPE_CHECKING:
@@ -127,13 +128,6 @@ def split_layer_uri(path: str) -> tuple[str, str | None]:
     return file_path, layer
 
 
-#: Words that name a class field, alone or as a part of the name (``class_name``, ``LC_TYPE``, ``landcover2020``);
-#: earlier words are better. The plugin's guess (``plugin/algorithms/class_field.py``) uses the same words.
-CLASS_WORDS = ("class", "classe", "klasse", "label", "landcover", "land_cover", "lulc", "lc", "type", "category",
-               "cover", "crop", "species", "code_class", "nomenclature", "legend", "name", "klass")
-#: Names of identifier fields, never guessed as the class field (refused as one only when the values agree).
-ID_NAMES = re.compile(r"^(fid|id|gid|oid|objectid|object_id|ogc_fid|pk|uid|uuid|index|rowid|feature_id)$", re.I)
-
 #: A class field is refused as an identifier when it holds one distinct value per feature on a layer of at least
 #: this many features. Below it, a first layer with one polygon for each of up to 5 classes still trains (it cannot
 #: be validated, and the log says so); from 6 features on, a layer of one feature per class is far more often an
@@ -146,16 +140,6 @@ MANY_FEATURES = 30
 #: measurement or a code rather than classes a classifier can learn; more classes with enough features each pass.
 MAX_CLASSES = 100
 MIN_FEATURES_PER_CLASS = 5
-
-
-def _name_rank(name: str) -> int | None:
-    """How well a field name says "class": 0 is best; ``None`` when it does not."""
-    lower = name.lower()
-    parts = [p for p in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=\d)", lower) if p]
-    for rank, word in enumerate(CLASS_WORDS):
-        if lower == word or word in parts or (len(word) > 3 and lower.startswith(word)):
-            return rank
-    return None
 
 
 def likely_class_field(gdf: pd.DataFrame, exclude: Iterable[str] = ()) -> str | None:
@@ -189,7 +173,7 @@ def likely_class_field(gdf: pd.DataFrame, exclude: Iterable[str] = ()) -> str | 
         distinct = text[text != ""].nunique()
         if not 2 <= distinct <= max(2, n // 2):
             continue
-        rank = _name_rank(column)
+        rank = name_rank(column)
         if rank is not None:
             (named if is_text else numbers).append((rank, position, column))
         elif is_text:

@@ -12,26 +12,15 @@ value per feature, or with more distinct values than half the features, is never
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from qgis.core import QgsFeatureSource, QgsProject, QgsVectorLayer
 
-#: Words that name a class field, alone or as a part of the name (``class_name``, ``LC_TYPE``, ``landcover2020``).
-CLASS_WORDS = ("class", "classe", "klasse", "klass", "label", "landcover", "land_cover", "lulc", "lc", "type",
-               "category", "cover", "crop", "species", "code_class", "nomenclature", "legend", "name")
-#: Names of identifier fields (never guessed).
-ID_NAMES = re.compile(r"^(fid|id|gid|oid|objectid|object_id|ogc_fid|pk|uid|uuid|index|rowid|feature_id)$", re.I)
+from ..engine_process import load_engine_file
 
-
-def _name_rank(name: str) -> int | None:
-    """How well a field name says "class": 0 is best; None when it does not."""
-    lower = name.lower()
-    parts = [p for p in re.split(r"[^a-z0-9]+|(?<=[a-z])(?=\d)", lower) if p]
-    for rank, word in enumerate(CLASS_WORDS):
-        if lower == word or word in parts or (len(word) > 3 and lower.startswith(word)):
-            return rank
-    return None
+#: The engine's list of class and identifier names (``engine/core/field_names.py``, standard library only).
+_NAMES = load_engine_file("core/field_names.py")
+CLASS_WORDS, ID_NAMES, _name_rank = _NAMES.CLASS_WORDS, _NAMES.ID_NAMES, _NAMES.name_rank
 
 
 def guess_class_field(fields: Any, distinct: Any, n_features: int) -> str | None:
