@@ -40,8 +40,8 @@ ENCODERS = {  # display name: (encoder, patch, extra note)
 def embedding_sets(sample: Path, work: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[str]]:
     """Feature matrices over the same labelled pixels: raw bands and each encoder's embeddings."""
     from engine.core.feedback import Feedback
-    from engine.embeddings.encode import extract_embeddings
     from engine.embeddings.sources import load_embeddings
+    from engine.jobs.extract_embeddings import extract_embeddings
 
     sets: dict[str, np.ndarray] = {}
     reference = None

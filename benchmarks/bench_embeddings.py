@@ -83,7 +83,7 @@ def ours_worker(encoder: str, raster: Path, output: Path) -> dict[str, Any]:
     """Landprobe's extraction, seeded like :func:`build`."""
     import torch
 
-    from engine.embeddings.encode import extract_embeddings
+    from engine.jobs.extract_embeddings import extract_embeddings
 
     preload()
     start = time.perf_counter()

@@ -6,7 +6,7 @@ Protocol:
   ``class``. The same held-out polygons for every contender: ``polygon_group_split`` (30 % of each class's polygons)
   with seeds 0..4, scored on every pixel of the held-out polygons.
 - Probe: ``engine.training.train_classifier`` with the default method (RBF SVM), figures of its validation.
-- Deep (``engine.deep.finetune.finetune``, defaults otherwise: AdamW lr 1e-3, batch 32, ReduceLROnPlateau,
+- Deep (``engine.jobs.finetune.finetune``, defaults otherwise: AdamW lr 1e-3, batch 32, ReduceLROnPlateau,
   class-weighted loss, flips and quarter turns, early stopping with patience 8 on the validation loss, best epoch
   kept, at most 40 epochs):
 
@@ -46,7 +46,7 @@ CONTENDERS: dict[str, dict[str, Any]] = {
 
 def run(raster: Path, work: Path, seeds: list[int], epochs: int, only: list[str] | None) -> list[list[str]]:
     """Train every contender for every seed; a table row per contender."""
-    from engine.deep.finetune import finetune
+    from engine.jobs.finetune import finetune
     from engine.jobs.train_classifier import train_classifier
 
     results: dict[str, list[dict[str, float]]] = {}

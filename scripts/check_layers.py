@@ -6,7 +6,9 @@ Rules (see ARCHITECTURE.md):
    ``samples``, ``accel``, ``embeddings``, ``probes``, ``assess``, ``deep``, ``jobs``, and the top (``api``,
    ``worker``, ``cli``, ``__main__``). ``accel`` (hand-written kernels) imports nothing but ``core``.
 2. No import circle anywhere in ``engine/`` or ``plugin/``.
-3. ``engine/`` never imports QGIS or Qt; ``plugin/`` never imports the engine or its stack (torch, rasterio, shapely,
+3. Every import of the package's own modules names a module that exists (a lazy import of a moved module would
+   otherwise fail only when its line runs, or be swallowed by an ``except ImportError``).
+4. ``engine/`` never imports QGIS or Qt; ``plugin/`` never imports the engine or its stack (torch, rasterio, shapely,
    geopandas, pyproj, scikit-learn, xgboost, dask...), which crash QGIS in-process.
 
 Every import counts, at module level or inside a function or an ``if TYPE_CHECKING:`` block: a lazy import hides a
@@ -53,6 +55,29 @@ def imports(path: Path) -> list[tuple[int, str]]:
                 target = node.module or ""
             found.append((node.lineno, target))
             found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names]  # "from . import x"
+    return found
+
+
+def missing_modules(path: Path, top: str, modules: set[str]) -> list[tuple[int, str]]:
+    """The package's own modules ``path`` imports that do not exist (``from`` imports: the module part)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [target]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, n) for n in names
+                  if n.split(".")[0] == top and n not in modules]
     return found
 
 
@@ -106,6 +131,8 @@ def check() -> list[str]:
         graph: dict[str, set[str]] = {name: set() for name in modules}
         for name, path in modules.items():
             where = path.relative_to(ROOT)
+            problems += [f"{where}:{line}: {name} imports {target}, which does not exist"
+                         for line, target in missing_modules(path, top, set(modules))]
             for line, target in imports(path):
                 first = target.split(".")[0]
                 internal = target if target in modules else None

@@ -30,7 +30,6 @@ settings with and without inverse-frequency class weights.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.devices import cpu_threads
 from ..core.errors import InputError, MissingDependencyError
 from ..core.feedback import Feedback
 from ..probes.base import CLASS_WEIGHTS, Probe
@@ -234,7 +234,7 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
 
 def _workers(n_folds: int) -> int:
     """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than the folds."""
-    return max(1, min(n_folds, int(os.environ.get("LANDPROBE_THREADS") or 0) or os.cpu_count() or 1))
+    return max(1, min(n_folds, cpu_threads()))
 
 
 def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
@@ -265,7 +265,7 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
         if not learnable.any():  # only classes this fold cannot learn: nothing to score
             return None
         probe = candidate.build(trees, 1 if workers > 1 else None).fit(x[~test], y[~test], n_classes)
-        probe.set_threads(1 if workers > 1 else os.cpu_count() or 1)
+        probe.set_threads(1 if workers > 1 else cpu_threads())
         cm = confusion_matrix(y[learnable], probe.predict(x[learnable], proba=False)[0], n_classes).astype(float)
         return cm if class_weights is None else cm * class_weights[:, None]
 

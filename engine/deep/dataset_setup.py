@@ -43,7 +43,10 @@ def _input_info(src: Any, raster: str, left_out: list[int]) -> dict[str, Any]:
 def prepare_data(src: Any, raster: str, labels: str, field: str, task: str, backbone: str, chip: int,
                  start: StartingPoint, validation: str, test_fraction: float, max_per_class: int, n_pca: int,
                  seed: int, class_colors: dict[str, str] | None, feedback: Feedback) -> PreparedData:
-    """Read the labelled data of ``src`` for ``task`` and build the network (see :func:`engine.deep.finetune`)."""
+    """Read the labelled data of ``src`` for ``task`` and build the network.
+
+    Called by :func:`engine.jobs.finetune.finetune`.
+    """
     names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
     options = {"n_pca": n_pca} if task == "hyperspectral" else {}
     empty = empty_bands(src)

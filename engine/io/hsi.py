@@ -11,15 +11,14 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
 from ..core.errors import InputError
-from ..core.feedback import Feedback
-from .rasters import atomic_output, raster_info
+from .rasters import atomic_output
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -127,16 +126,6 @@ def mat_to_geotiff(path: str | Path, output: str | Path, key: str | None = None)
         for i, name in enumerate(names, start=1):
             dst.set_band_description(i, name)
     return Path(output)
-
-
-def import_mat(mat: str, output: str, key: str | None = None, feedback: Feedback | None = None) -> dict[str, Any]:
-    """The ``import_mat`` operation: :func:`mat_to_geotiff`, answering with what was written."""
-    feedback = feedback or Feedback()
-    feedback.progress(0.1, f"Reading {Path(mat).name}")
-    info = raster_info(mat_to_geotiff(mat, output, key))
-    feedback.progress(1.0, "Done")
-    return {"output": str(output), "width": info.width, "height": info.height, "bands": info.count,
-            "dtype": info.dtype}
 
 
 @dataclass(frozen=True)

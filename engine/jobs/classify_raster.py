@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import os
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +21,7 @@ import rasterio
 from rasterio.shutil import copy
 
 from ..assess.metrics import area_estimate_lines, held_out_area_estimate
-from ..core.devices import choose_device
+from ..core.devices import choose_device, cpu_threads
 from ..core.errors import InputError, ModelFileError
 from ..core.feedback import Feedback
 from ..deep.package import DeepModel, is_deep, load_deep_model
@@ -339,7 +338,7 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
     dtype, nodata = output_encoding(codes.tolist())
     counts = np.zeros(len(classes), dtype="int64")
     nodata_pixels = 0
-    threads = threads or int(os.environ.get("LANDPROBE_THREADS") or 0) or os.cpu_count() or 1
+    threads = threads or cpu_threads()
     with open_raster(raster) as src:
         n_bands = src.count
         base = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,

@@ -88,6 +88,27 @@ def test_every_operation_is_a_command() -> None:
             "status", "ping"} <= set(commands)  # the names the README documents
 
 
+def test_every_operation_lives_in_the_jobs_module_named_after_its_plugin_algorithm() -> None:
+    root = Path(__file__).resolve().parents[2]
+    algorithms = {p.stem for p in (root / "plugin" / "algorithms").glob("*.py")}
+    for operation, target in OPERATIONS.items():
+        assert isinstance(target, str) and target.startswith("jobs."), operation
+        module = target.partition(":")[0].removeprefix("jobs.")
+        assert module in algorithms, f"{operation}: engine/jobs/{module}.py has no plugin/algorithms/{module}.py"
+        assert callable(resolve_operation(operation))
+    jobs = {p.stem for p in (root / "engine" / "jobs").glob("*.py")} - {"__init__"}
+    assert jobs == {t.partition(":")[0].removeprefix("jobs.") for t in OPERATIONS.values() if isinstance(t, str)}
+
+
+def test_engine_status_names_a_device_it_can_use() -> None:
+    from engine.api import call_operation
+    from engine.core.feedback import Feedback
+
+    status = call_operation("engine_status", {}, Feedback())
+    assert status["default_device"] in {"cpu", "cuda", "mps"}, status["default_device"]
+    assert status["devices"][0]["type"] == "cpu" and status["packages"]["numpy"]
+
+
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 def test_every_parameter_is_an_option_explained_by_its_docstring_line(operation: str) -> None:
     function = resolve_operation(operation)
@@ -219,7 +240,8 @@ def test_ping_imports_nothing_heavy(tmp_path: Path) -> None:
     modules, code, out = imported(tmp_path, "ping")
     assert code == 0 and '"pong": true' in out
     assert not [m for m in modules if m.split(".")[0] in HEAVY]
-    assert not [m for m in modules if m.startswith(JOB_LAYERS)]
+    # its own job module, and no other job's nor the layers they pull in
+    assert [m for m in modules if m.startswith(JOB_LAYERS)] == ["engine.jobs.engine_status"]
 
 
 def test_the_options_of_one_command_import_its_module_but_not_the_stack(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import rasterio
 
 from engine.core.errors import CancelledError, InputError, ModelFileError
 from engine.core.feedback import Feedback
-from engine.deep.finetune import finetune, run_folder
 from engine.deep.package import load_deep_model
 from engine.io.rasters import TMP_MARKER
 from engine.jobs.classify_raster import classify_raster
+from engine.jobs.finetune import finetune, run_folder
 
 FAST = {"epochs": 2, "batch_size": 32, "max_samples_per_class": 40, "patience": 0, "device": "cpu"}
 
@@ -92,7 +92,7 @@ def test_segmentation_blends_tiles_the_same_whatever_the_window(tmp_path: Path, 
         assert np.array_equal(x.read(1), y.read(1))
     import onnxruntime
 
-    from engine.deep.onnx_export import export_onnx
+    from engine.jobs.export_onnx import export_onnx
 
     export_onnx(str(model), str(tmp_path / "unet.onnx"))
     session = onnxruntime.InferenceSession(str(tmp_path / "unet.onnx"), providers=["CPUExecutionProvider"])
@@ -176,7 +176,7 @@ def test_same_seed_same_weights_on_cpu(tmp_path: Path, sample_raster: Path, samp
 def test_onnx_export_matches_pytorch(tmp_path: Path, patch_model: Path, sample_model: Path) -> None:
     import onnxruntime
 
-    from engine.deep.onnx_export import export_onnx
+    from engine.jobs.export_onnx import export_onnx
 
     out = tmp_path / "patch.onnx"
     result = export_onnx(str(patch_model), str(out))
@@ -288,7 +288,7 @@ def test_cancel_while_mapping_with_a_deep_model_leaves_nothing(tmp_path: Path, s
 
 
 def test_default_patch_network_is_the_small_cnn(tmp_path: Path, sample_raster: Path, sample_labels: Path) -> None:
-    from engine.deep.onnx_export import export_onnx
+    from engine.jobs.export_onnx import export_onnx
 
     model = tmp_path / "default.lpmodel"
     result = finetune(str(sample_raster), str(sample_labels), "class", str(model), **FAST)

@@ -10,10 +10,10 @@ import numpy as np
 import rasterio
 import scipy.io
 
-from engine.deep.finetune import finetune
 from engine.io.hsi import mat_to_geotiff, read_mat_array, synthetic_cube
 from engine.jobs.classify_raster import classify_raster
-from engine.jobs.label_polygons import label_raster_to_polygons
+from engine.jobs.finetune import finetune
+from engine.jobs.hyperspectral import label_raster_to_polygons
 
 GT = Path(__file__).resolve().parents[1] / "data" / "hsi" / "Indian_pines_gt.mat"
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.deep.finetune import run_folder
 from engine.deep.logs import DEBUG_LOG
+from engine.jobs.finetune import run_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH = re.compile(r"^Epoch (\d+)/3: training loss \d+\.\d{3}, validation loss \d+\.\d{3}, "

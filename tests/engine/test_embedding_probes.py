@@ -13,9 +13,9 @@ from rasterio.transform import from_origin
 from shapely.geometry import box
 
 from engine.core.errors import InputError, ModelFileError
-from engine.embeddings.encode import extract_embeddings
 from engine.embeddings.inputs import dequantize, describe_embeddings
 from engine.jobs.classify_raster import classify_raster
+from engine.jobs.extract_embeddings import extract_embeddings
 from engine.jobs.train_classifier import train_classifier
 from engine.samples.cells import sample_cells
 

@@ -12,10 +12,11 @@ import torch
 from rasterdata import write_like
 
 from engine.core.errors import InputError, ModelFileError
-from engine.embeddings.encode import extract_embeddings, read_embedding_metadata
+from engine.embeddings.encode import read_embedding_metadata
 from engine.embeddings.encoders import ENCODERS, download_weights, map_bands
 from engine.embeddings.inputs import METADATA_KEY
 from engine.io.rasters import TMP_MARKER
+from engine.jobs.extract_embeddings import extract_embeddings
 
 ETM_SR_MAP = "SR_B1=1, SR_B2=2, SR_B3=3, SR_B4=4, SR_B5=5, SR_B7=6"
 
@@ -45,9 +46,10 @@ def test_rcf_embedding_raster_is_on_the_patch_grid(tmp_path: Path, sample_raster
 def test_thin_strips_give_the_same_raster_and_write_each_tile_once(tmp_path: Path, sample_raster: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import engine.embeddings.encode as embeddings
+    import engine.jobs.extract_embeddings as job
 
     # a block cache too small to hold a tile: GDAL writes each tile to the file as soon as it is touched
-    monkeypatch.setattr(embeddings, "streaming_env", lambda: rasterio.Env(GDAL_CACHEMAX=1000))
+    monkeypatch.setattr(job, "streaming_env", lambda: rasterio.Env(GDAL_CACHEMAX=1000))
     whole, thin = tmp_path / "whole.tif", tmp_path / "thin.tif"
     extract_embeddings(str(sample_raster), str(whole), "rcf_gaussian", patch_size=8, features=16, seed=2)
     # 3 cell rows a strip: strips end inside the 16-row output tiles

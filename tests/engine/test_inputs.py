@@ -356,8 +356,8 @@ def test_hundreds_of_bands_with_empty_ones_train_and_classify(tmp_path: Path) ->
 @pytest.mark.parametrize(("task", "chip"), [("patch", 5), ("hyperspectral", 5), ("segmentation", 32)])
 def test_a_deep_model_leaves_out_the_empty_bands_and_maps_with_the_others(tmp_path: Path, task: str,
                                                                           chip: int) -> None:
-    from engine.deep.finetune import finetune
     from engine.jobs.classify_raster import classify_raster
+    from engine.jobs.finetune import finetune
     from engine.probes.model_file import read_manifest
 
     raster, _ = empty_band_raster(tmp_path / "cube.tif", 12, (5,), (9,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -323,6 +324,24 @@ def test_folds_fitted_in_parallel_score_as_folds_fitted_one_at_a_time(monkeypatc
         scores[threads] = selection.score(candidate, x, y, folds, 3, "overall_accuracy", selection.Feedback(),
                                           trees=12)["fold_scores"]
     assert scores["1"] == scores["2"] and len(scores["1"]) == 4
+
+
+def test_the_threads_setting_is_read_once_and_a_bad_value_falls_back_to_every_core(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from engine.core.devices import cpu_threads
+    from engine.core.seam import THREADS_VARIABLE
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    assert cpu_threads() == 3 and selection._workers(2) == 2  # never more workers than folds
+    monkeypatch.delenv(THREADS_VARIABLE)
+    assert cpu_threads() == cores
+    for bad in ("many", "0", "-2"):
+        monkeypatch.setenv(THREADS_VARIABLE, bad)
+        with caplog.at_level("WARNING"):
+            assert cpu_threads() == cores
+        assert f"{THREADS_VARIABLE}={bad!r} is not a positive whole number" in caplog.text
+        caplog.clear()
 
 
 def test_the_first_round_stops_tree_ensembles_early_and_nothing_else() -> None:

@@ -113,7 +113,7 @@ def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engi
             "from engine.assess.selection import AUTO, CLASS_WEIGHT_CHOICES, OBJECTIVES; "
             "from engine.embeddings.sources import FEATURE_SOURCES; "
             "from engine.jobs.classify_raster import OUTPUT_GRIDS; "
-            "from engine.deep.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
+            "from engine.jobs.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
             "print(json.dumps([[*PROBES, AUTO], list(OBJECTIVES), list(CLASS_WEIGHT_CHOICES), list(SCHEMES), "
             "list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
             "list(DEEP_VALIDATION), list(SCHEDULERS)]))")

@@ -17,9 +17,9 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
+from ..deep.package import is_deep, load_deep_model
 from ..io.rasters import atomic_output, check_writable
 from ..probes.model_file import read_manifest
-from .package import is_deep, load_deep_model
 
 logger = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # largest |onnx - torch| accepted, relative to the largest |score|

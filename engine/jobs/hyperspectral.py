@@ -1,5 +1,9 @@
-"""Labels given as a raster (a ground-truth map) turned into the polygons that training reads.
+"""The hyperspectral benchmark operations: ``import_mat`` and ``label_polygons``.
 
+``import_mat`` writes a MATLAB cube or ground truth as a GeoTIFF (:func:`engine.io.hsi.mat_to_geotiff`) and answers
+with what was written.
+
+``label_polygons`` turns labels given as a raster (a ground-truth map) into the polygons that training reads.
 Benchmark ground truths (Indian Pines, Pavia, Salinas) and many field campaigns come as a class raster with 0 for
 unlabelled pixels. :func:`label_raster_to_polygons` writes one polygon per connected patch of a class, with the
 class as text (``class``), its code (``code``) and a patch id, so that the polygon split holds out whole patches.
@@ -17,7 +21,8 @@ from rasterio import features
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from ..io.rasters import atomic_output, open_raster, read_block
+from ..io.hsi import mat_to_geotiff
+from ..io.rasters import atomic_output, open_raster, raster_info, read_block
 
 
 @dataclass
@@ -77,3 +82,13 @@ def label_raster_to_polygons(raster: str, output: str, class_names: dict[Any, st
     feedback.progress(1.0, "Done")
     counts = gdf.groupby("class").size()
     return PolygonsResult(str(Path(output)), len(gdf), {str(k): int(v) for k, v in counts.items()})
+
+
+def import_mat(mat: str, output: str, key: str | None = None, feedback: Feedback | None = None) -> dict[str, Any]:
+    """The ``import_mat`` operation: :func:`mat_to_geotiff`, answering with what was written."""
+    feedback = feedback or Feedback()
+    feedback.progress(0.1, f"Reading {Path(mat).name}")
+    info = raster_info(mat_to_geotiff(mat, output, key))
+    feedback.progress(1.0, "Done")
+    return {"output": str(output), "width": info.width, "height": info.height, "bands": info.count,
+            "dtype": info.dtype}

@@ -15,12 +15,12 @@ from typing import Any
 
 from ..core.errors import InputError
 from ..core.feedback import Feedback
+from ..deep.dataset_setup import prepare_data
+from ..deep.evaluate import evaluate, write_outputs
+from ..deep.logs import DEBUG_LOG, library_log
+from ..deep.networks import StartingPoint, backbone_of, check_chip, check_task, default_chip
+from ..deep.trainer import FitOptions, fit, run_folder_kept
 from ..io.rasters import check_writable, open_raster
-from .dataset_setup import prepare_data
-from .evaluate import evaluate, write_outputs
-from .logs import DEBUG_LOG, library_log
-from .networks import StartingPoint, backbone_of, check_chip, check_task, default_chip
-from .trainer import FitOptions, fit, run_folder_kept
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _manifest(data: Any, labels: str, field: str, options: FitOptions, result: A
 def _module(data: Any, options: FitOptions) -> Any:
     """The Lightning module: the network, class-weighted loss, AdamW and the schedule."""
     # Lazy: it loads lightning: the torch stack takes seconds to import.
-    from .lit import DeepModule, class_weights
+    from ..deep.lit import DeepModule, class_weights
 
     weights = class_weights(data.class_counts)
     logger.info("Class weights of the loss: %s.", ", ".join(f"{c.name} {w:.2f}" for c, w in
