@@ -21,6 +21,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "engine_status": "jobs.engine_status:engine_status",
     "train_classifier": "jobs.train_classifier:train_classifier",
     "classify_raster": "jobs.classify_raster:classify_raster",
+    "map_region": "jobs.map_region:map_region",
     "assess_accuracy": "jobs.assess_accuracy:assess_accuracy",
     "extract_embeddings": "jobs.extract_embeddings:extract_embeddings",
     "finetune": "jobs.finetune:finetune",

@@ -13,6 +13,7 @@ from .algorithms.extract_embeddings import ExtractEmbeddingsAlgorithm
 from .algorithms.finetune import FinetuneAlgorithm
 from .algorithms.hyperspectral import ImportMatAlgorithm, LabelPolygonsAlgorithm
 from .algorithms.install_engine import InstallEngineAlgorithm
+from .algorithms.map_region import MapRegionAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .icons import ICON_PATH, provider_icon
 from .settings import register_settings, unregister_settings
@@ -20,6 +21,7 @@ from .settings import register_settings, unregister_settings
 ALGORITHMS = [
     TrainClassifierAlgorithm,
     ClassifyRasterAlgorithm,
+    MapRegionAlgorithm,
     AssessAccuracyAlgorithm,
     ExtractEmbeddingsAlgorithm,
     FinetuneAlgorithm,

@@ -13,6 +13,7 @@ from .engine_process import SETTING_DESCRIPTION, recorded_engine_python, recorde
 ENGINE_PYTHON_SETTING = "LANDPROBE_ENGINE_PYTHON"
 DEVICE_SETTING = seam.DEVICE_VARIABLE  # the setting is named after the variable the engine reads
 THREADS_SETTING = seam.THREADS_VARIABLE
+SCHEDULER_SETTING = seam.SCHEDULER_VARIABLE
 CACHE_SETTING = "LANDPROBE_CACHE"
 MODELS_SETTING = "LANDPROBE_MODELS_FOLDER"
 DEVICES = ["auto", "cpu", "cuda"]
@@ -64,6 +65,9 @@ def register_settings(group: str, icon: Any = None) -> bool:
     processing_config.addSetting(setting_class(
         group, THREADS_SETTING, "Engine threads (0 = all cores)", 0, valuetype=setting_class.INT))
     processing_config.addSetting(setting_class(
+        group, SCHEDULER_SETTING, "Dask scheduler for Map region (e.g. tcp://10.0.0.5:8786; empty: a local cluster "
+        "on this machine)", "", valuetype=setting_class.STRING))
+    processing_config.addSetting(setting_class(
         group, CACHE_SETTING, "Folder for downloaded model weights (empty: torch's default, ~/.cache/torch)", "",
         valuetype=setting_class.FOLDER))
     processing_config.addSetting(setting_class(
@@ -79,7 +83,8 @@ def unregister_settings() -> None:
     if config is None:
         return
     processing_config = config[0]
-    for name in (ENGINE_PYTHON_SETTING, DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING, MODELS_SETTING):
+    for name in (ENGINE_PYTHON_SETTING, DEVICE_SETTING, THREADS_SETTING, SCHEDULER_SETTING, CACHE_SETTING,
+                 MODELS_SETTING):
         if name in processing_config.settings:
             processing_config.removeSetting(name)
 
@@ -94,7 +99,11 @@ def engine_python_setting() -> str | None:
 
 
 def engine_preferences() -> dict[str, str]:
-    """The user's device, threads and cache settings as environment variables for the engine process."""
+    """The user's device, threads, Dask scheduler and cache settings as environment variables for the engine.
+
+    An empty scheduler setting passes nothing, so that ``LANDPROBE_DASK_SCHEDULER`` set in the environment (batch
+    jobs) still reaches the engine.
+    """
     config = _processing_config()
     if config is None:
         return {}
@@ -104,8 +113,9 @@ def engine_preferences() -> dict[str, str]:
         device = DEVICES[device]
     threads = get(THREADS_SETTING)
     cache = get(CACHE_SETTING)
+    scheduler = str(get(SCHEDULER_SETTING) or "").strip()
     return {seam.DEVICE_VARIABLE: str(device or ""), seam.THREADS_VARIABLE: str(int(threads)) if threads else "",
-            "TORCH_HOME": str(cache or "")}
+            "TORCH_HOME": str(cache or "")} | ({seam.SCHEDULER_VARIABLE: scheduler} if scheduler else {})
 
 
 def models_folder_setting() -> str | None:

@@ -100,6 +100,29 @@ def write_category_names(aux_path: Path, classes: list[dict[str, Any]], nodata: 
                         "</PAMDataset>\n", encoding="utf-8")
 
 
+def vrt_class_band(classes: list[dict[str, Any]], nodata: int | None) -> str:
+    """The legend of a class map's VRT band, as VRT XML elements: palette colours, category names, attribute table.
+
+    A VRT keeps its band's metadata in itself (no ``.aux.xml``): these are the same names and colours that
+    :func:`write_category_names` and the colour table of *Classify raster*'s map carry.
+    """
+    ordered = sorted(classes, key=lambda c: int(c["code"]))
+    entries = category_names(ordered, nodata)
+    items = ""
+    codes = {int(c["code"]): _rgb(c.get("color")) for c in ordered}
+    if codes and 0 <= min(codes) and max(codes) <= 255:
+        rows = []
+        for value in range(max(codes) + 1):
+            rgb = codes.get(value)
+            red, green, blue = rgb or (0, 0, 0)
+            rows.append(f'<Entry c1="{red}" c2="{green}" c3="{blue}" c4="{255 if rgb else 0}"/>')
+        items += f"<ColorInterp>Palette</ColorInterp><ColorTable>{''.join(rows)}</ColorTable>"
+    if entries is not None:
+        items += "<CategoryNames>" + "".join(f"<Category>{escape(n, quote=False)}</Category>" for n in entries) + \
+            "</CategoryNames>"
+    return items + (_attribute_table(ordered) if ordered else "")
+
+
 def write_paletted_style(qml_path: Path, classes: list[dict[str, Any]]) -> None:
     """Write a QGIS style (``.qml``) with a paletted renderer showing each class's name and colour."""
     entries = "\n".join(

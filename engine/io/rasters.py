@@ -68,7 +68,7 @@ class RasterInfo:
 
 def open_raster(path: str | os.PathLike[str]) -> Any:
     """Open a raster with rasterio, turning failures into an :class:`InputError` that names the file."""
-    if not Path(path).exists() and "://" not in str(path):
+    if not Path(path).exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
         raise InputError(f"Raster {path} does not exist. Check the path or save the layer to a file first.")
     try:
         return rasterio.open(path)
@@ -237,8 +237,8 @@ def band_validity(data: np.ndarray, nodata: Sequence[float | None]) -> np.ndarra
     return ok
 
 
-_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
-               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+              "int32": "Int32", "float32": "Float32", "float64": "Float64"}
 
 
 @contextlib.contextmanager
@@ -281,7 +281,7 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
             scaling = f"<Offset>{info.offsets[b - 1]!r}</Offset><Scale>{info.scales[b - 1]!r}</Scale>"
         name = info.band_names[b - 1] if info.count > 1 else Path(info.path).stem
         entries.append(
-            f'<VRTRasterBand dataType="{_GDAL_TYPES.get(info.dtypes[b - 1], "Float64")}" band="{len(entries) + 1}">'
+            f'<VRTRasterBand dataType="{GDAL_TYPES.get(info.dtypes[b - 1], "Float64")}" band="{len(entries) + 1}">'
             f"{nodata}<Description>{escape(name)}</Description>{scaling}<SimpleSource>"
             f'<SourceFilename relativeToVRT="0">{escape(str(Path(info.path).resolve()))}</SourceFilename>'
             f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"

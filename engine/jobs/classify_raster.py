@@ -83,7 +83,8 @@ def output_encoding(codes: list[int]) -> tuple[str, int]:
     return "int32", -(2**31)
 
 
-def _hex_to_rgba(color: str) -> tuple[int, int, int, int]:
+def hex_to_rgba(color: str) -> tuple[int, int, int, int]:
+    """``#rrggbb`` as an opaque RGBA tuple (a colour table entry)."""
     color = color.lstrip("#")
     return int(color[0:2], 16), int(color[2:4], 16), int(color[4:6], 16), 255
 
@@ -131,7 +132,7 @@ def check_scaling(recipe: dict[str, Any], src: Any, raster: str) -> None:
                        "model's are applied. Retrain if the raster's are right.", raster)
 
 
-class _WindowPredictor:
+class WindowPredictor:
     """Reads a window and predicts it; safe to call from several threads (one dataset handle per thread)."""
 
     def __init__(self, raster: str, model: LoadedModel, want_proba: bool) -> None:
@@ -171,12 +172,13 @@ class _WindowPredictor:
         return index, proba_block
 
     def close(self) -> None:
+        """Close the datasets the threads opened."""
         for src in self._handles:
             src.close()
 
 
-def _to_cog(work: Path, target: Path, resampling: str) -> None:
-    """Copy a tiled GeoTIFF into a Cloud-Optimized GeoTIFF with overviews."""
+def to_cog(work: Path, target: Path, resampling: str) -> None:
+    """Copy a tiled GeoTIFF (or a VRT) into a Cloud-Optimized GeoTIFF with overviews, streaming."""
     copy(work, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling,
          BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
 
@@ -297,7 +299,7 @@ def _regrid_outputs(result: ClassifyResult, staged: dict[str, str | None], final
         final = str(finals[key])
         feedback.check_cancel()  # the copy below is one long step
         with atomic_output(final) as tmp:
-            _to_cog(work, tmp, "NEAREST" if key == "class" else "AVERAGE")
+            to_cog(work, tmp, "NEAREST" if key == "class" else "AVERAGE")
             if key != "class":
                 write_ramp_style(tmp.with_suffix(".qml"))
         if counts is not None:
@@ -352,7 +354,7 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
         # One prediction in this thread first: the BLAS library allocates its buffers once, not in racing threads.
         warm_up = np.ones((2, n_bands), dtype="float32")
         loaded.probe.predict(compute_features(warm_up, loaded.manifest["features"]))
-        predictor = _WindowPredictor(raster, loaded, want_proba)
+        predictor = WindowPredictor(raster, loaded, want_proba)
     else:  # torch parallelises inside each window; a reader thread keeps the next window ready
 
         predictor = DeepWindowPredictor(raster, loaded, want_proba, str(next(loaded.network.parameters()).device),
@@ -367,7 +369,7 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
                     "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
         dsts = {k: stack.enter_context(rasterio.open(w, "w", **profiles[k])) for k, w in works.items()}
         if dtype != "int32":  # the colour table must be set before any pixel is written
-            dsts["class"].write_colormap(1, {c["code"]: _hex_to_rgba(c["color"]) for c in classes})
+            dsts["class"].write_colormap(1, {c["code"]: hex_to_rgba(c["color"]) for c in classes})
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="landprobe")
         # Callbacks run last-in first-out: stop the threads before closing the datasets they read.
         stack.callback(predictor.close)
@@ -409,7 +411,7 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
         feedback.progress(0.92, "Writing Cloud-Optimized GeoTIFFs with overviews")
         for key, work in works.items():
             feedback.check_cancel()
-            _to_cog(work, finals[key], "NEAREST" if key == "class" else "AVERAGE")
+            to_cog(work, finals[key], "NEAREST" if key == "class" else "AVERAGE")
             if key != "class":  # probabilities and confidence: 0..1 on a ramp
                 write_ramp_style(finals[key].with_suffix(".qml"))
         write_category_names(Path(str(finals["class"]) + ".aux.xml"), classes, nodata)

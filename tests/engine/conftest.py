@@ -27,6 +27,8 @@ SAMPLE = ROOT / "resources" / "sample"
 #: Measured in December 2026: the tests left (about 280) take about 1 minute on 2 cores; the listed ones (about 75)
 #: most of the suite's 12 minutes.
 SLOW = frozenset({
+    # region maps: Dask clusters and worker processes started for real (2 to 4 s each)
+    "test_region.py",
     # deep: networks trained for real (test_deep.py's patch_model fixture: 25 s)
     "test_deep.py::test_patch_model_package_holds_safetensors_and_the_recipe",
     "test_deep.py::test_report_has_the_training_curve",

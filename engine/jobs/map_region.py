@@ -1,0 +1,484 @@
+"""The ``map_region`` operation: a model applied to a whole region, block by block, as Dask tasks.
+
+The region (a raster, a VRT mosaic, a folder or list of tiles: :mod:`engine.io.region`) is cut into square blocks of
+``block_size`` pixels, a multiple of *Classify raster*'s 512-pixel windows and aligned with them, so that every
+pixel is predicted in the same batch as *Classify raster* predicts it and the map is the same, bit for bit. Each
+block is one Dask task (:func:`map_block`): it reads its windows, predicts them and writes its part of each map as
+a Cloud-Optimized GeoTIFF under a temporary name, renamed when complete. The tasks run on a
+``distributed.LocalCluster`` started inside the engine (one single-threaded worker process per core), or on an
+existing Dask scheduler given by address (``scheduler``, or the ``LANDPROBE_DASK_SCHEDULER`` environment variable):
+Dask schedules them, moves them off a worker that dies and runs them again. Nothing here schedules work itself.
+
+The output folder holds the blocks (``blocks/<map>/r<row>_c<col>.tif``), a VRT per map tying them together
+(``map.vrt`` with its legend and ``.qml``; ``probability.vrt`` and ``confidence.vrt`` when asked for), optionally one
+COG assembled from the VRT by streaming, and the manifest ``landprobe-region.json``: the job (model checksum, region,
+grid, block size, maps) and every finished block with its class counts. Running the same job again skips the
+finished blocks and says how many; a folder holding another job's map is refused, never overwritten. Cancel stops
+the pending tasks at once and the running ones at their next window (a ``distributed.Event``), and leaves whole
+blocks and the manifest only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from ..core.devices import cpu_threads
+from ..core.errors import CancelledError, InputError
+from ..core.feedback import Feedback
+from ..core.seam import SCHEDULER_VARIABLE, TMP_MARKER
+from ..deep.package import is_deep
+from ..io.legend import vrt_class_band, write_category_names, write_paletted_style, write_ramp_style
+from ..io.rasters import GDAL_TYPES, atomic_output, check_writable, iter_windows, open_raster, temporary_path
+from ..io.region import mosaic_vrt, region_tiles
+from ..probes.model_file import LoadedModel, load_model, read_manifest
+from .classify_raster import (
+    PROBABILITY_NODATA,
+    WindowPredictor,
+    check_compatible,
+    hex_to_rgba,
+    output_encoding,
+    to_cog,
+)
+
+logger = logging.getLogger(__name__)
+
+#: *Classify raster*'s window: blocks are whole multiples of it, so that pixels are predicted in the same batches.
+WINDOW = 512
+#: The manifest of the job and its finished blocks, in the output folder.
+MANIFEST = "landprobe-region.json"
+MANIFEST_FORMAT = "landprobe-region"
+#: The maps a region job can write, and their VRT names.
+MAPS = ("class", "probability", "confidence")
+VRT_NAMES = {"class": "map.vrt", "probability": "probability.vrt", "confidence": "confidence.vrt"}
+#: How long to wait for a given Dask scheduler to answer.
+CONNECT_TIMEOUT = "10s"
+#: Seconds between two writes of the manifest while blocks finish (it is always written at the end and on cancel).
+MANIFEST_INTERVAL = 2.0
+
+
+@dataclass
+class RegionResult:
+    """What a region job wrote, and how the work went."""
+
+    output: str
+    output_probability: str | None
+    output_confidence: str | None
+    output_cog: str | None
+    width: int
+    height: int
+    blocks: int
+    blocks_skipped: int
+    blocks_run: int
+    class_pixels: dict[str, int]
+    nodata_pixels: int
+    megapixels_per_second: float | None
+    cluster: str
+
+
+def map_region(raster: str | list[str], model: str, output_folder: str, output_probability: bool = False,
+               output_confidence: bool = False, output_cog: str | None = None, block_size: int = 2048,
+               scheduler: str | None = None, workers: int = 0, feedback: Feedback | None = None) -> RegionResult:
+    """Apply a probe model to every valid pixel of a region, block by block on a Dask cluster.
+
+    Args:
+        raster: the region: a raster or VRT mosaic (also a GDAL virtual path such as ``/vsicurl/https://...``), a
+            folder of tiles, or a list of tiles on one pixel grid.
+        model: a ``.lpmodel`` file of a probe (on bands or on an embedding raster). Workers on other machines must
+            reach it, and the region, at the same paths.
+        output_folder: the folder of the blocks, the VRTs and the manifest; running the same job again resumes.
+        output_probability: also write the class probabilities (``probability.vrt``).
+        output_confidence: also write the probability of the mapped class (``confidence.vrt``).
+        output_cog: also assemble the class map into this one Cloud-Optimized GeoTIFF.
+        block_size: pixels a side of each block (one Dask task), a multiple of 512.
+        scheduler: address of an existing Dask scheduler (``tcp://host:8786``); default: the
+            ``LANDPROBE_DASK_SCHEDULER`` environment variable, else a local cluster inside the engine.
+        workers: worker processes of the local cluster (0: one per core, or the CPU threads setting).
+        feedback: progress (blocks done, megapixels per second, time left) and cancel.
+
+    Returns:
+        The maps written, the blocks done, skipped and run, the class counts and the throughput.
+
+    Raises:
+        InputError: for a region, model, block size or output folder that cannot be used, or an unreachable
+            scheduler; the message says which and what to do.
+        CancelledError: when cancelled; whole blocks and the manifest stay for the next run.
+
+    """
+    feedback = feedback or Feedback()
+    if block_size < WINDOW or block_size % WINDOW:
+        raise InputError(f"Block size {block_size} is not a multiple of {WINDOW} pixels: choose 512, 1024, 2048 "
+                         "or 4096.")
+    manifest = read_manifest(model)
+    recipe = manifest.get("features", {}).get("recipe")
+    if is_deep(manifest) or recipe == "encoder":
+        raise InputError(f"Model {model} {'runs an encoder' if recipe == 'encoder' else 'is a deep network'}: "
+                         "Map region applies probe models on bands or on embedding rasters so far. Use Classify "
+                         "raster for this model, or extract the region's embeddings first and train on them.")
+    folder = Path(output_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(str(folder / VRT_NAMES["class"]))
+    if output_cog:
+        check_writable(output_cog)
+    path = _region_path(raster, folder)
+    with open_raster(path) as src:
+        check_compatible(manifest, src, path)
+        grid = {"width": src.width, "height": src.height, "transform": list(src.transform)[:6],
+                "crs": src.crs.to_wkt() if src.crs else None}
+    maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
+                                                                          else [])
+    job = {"model_sha256": _sha256(model), "region": str(path), "grid": grid, "block_size": block_size, "maps": maps}
+    done = _resume(folder, job)
+    blocks = _blocks(grid["width"], grid["height"], block_size)
+    finished = {b for b in blocks if b in done and all(_block_path(folder, m, b).exists() for m in maps)}
+    if finished:
+        logger.info("Resuming: %d of %d blocks are already done (manifest %s) and are skipped.", len(finished),
+                    len(blocks), folder / MANIFEST)
+    state = {"format": MANIFEST_FORMAT, "version": 1, "job": job, "blocks": {b: done[b] for b in finished}}
+    _write_manifest(folder, state)
+    todo = [b for b in blocks if b not in finished]
+    run_seconds: float | None = None
+    cluster = "nothing to run"
+    if todo:
+        for name in maps:
+            (folder / "blocks" / name).mkdir(parents=True, exist_ok=True)
+        spec = {"model": str(Path(model).resolve()), "model_sha256": job["model_sha256"], "region": str(path),
+                "folder": str(folder.resolve()), "maps": maps}
+        with dask_client(scheduler, workers) as (client, cluster):
+            logger.info("Mapping %d blocks of %d x %d px on %s.", len(todo), block_size, block_size, cluster)
+            start = time.perf_counter()
+            _run(client, spec, todo, blocks, state, folder, feedback.stage(0.0, 0.9))
+            run_seconds = time.perf_counter() - start
+    outputs = _write_vrts(folder, maps, blocks, grid, block_size, manifest)
+    if output_cog:
+        feedback.progress(0.92, "Assembling one Cloud-Optimized GeoTIFF")
+        feedback.check_cancel()
+        with atomic_output(output_cog) as tmp:
+            to_cog(Path(outputs["class"]), tmp, "NEAREST")
+        _, nodata = output_encoding([int(c["code"]) for c in manifest["classes"]])
+        write_category_names(Path(output_cog + ".aux.xml"), manifest["classes"], nodata)
+        write_paletted_style(Path(output_cog).with_suffix(".qml"), manifest["classes"])
+    feedback.progress(1.0, "Done")
+    names = [c["name"] for c in manifest["classes"]]
+    counts = np.sum([state["blocks"][b]["counts"] for b in blocks], axis=0)
+    run_pixels = sum(_block_pixels(b, grid, block_size) for b in todo)
+    result = RegionResult(
+        output=outputs["class"], output_probability=outputs.get("probability"),
+        output_confidence=outputs.get("confidence"), output_cog=output_cog, width=grid["width"],
+        height=grid["height"], blocks=len(blocks), blocks_skipped=len(finished), blocks_run=len(todo),
+        class_pixels={n: int(c) for n, c in zip(names, counts, strict=True)},
+        nodata_pixels=int(sum(state["blocks"][b]["nodata"] for b in blocks)),
+        megapixels_per_second=round(run_pixels / 1e6 / run_seconds, 3) if run_seconds else None, cluster=cluster)
+    logger.info("Wrote %s: %d blocks (%d run, %d skipped); %s.", result.output, len(blocks), len(todo),
+                len(finished), ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
+    return result
+
+
+def _region_path(raster: str | list[str], folder: Path) -> str:
+    """One path GDAL opens for the region: the raster itself, or a mosaic VRT of the tiles in the output folder."""
+    tiles = region_tiles(raster)
+    if len(tiles) == 1:
+        return tiles[0]
+    return str(mosaic_vrt(tiles, folder / "region.vrt"))
+
+
+def _sha256(path: str) -> str:
+    """The file's SHA-256 (a model that changed is another job)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _blocks(width: int, height: int, block_size: int) -> list[str]:
+    """Block names, row by row: ``r<row offset>_c<col offset>`` in pixels."""
+    return [f"r{w.row_off}_c{w.col_off}" for w in iter_windows(width, height, block_size)]
+
+
+def _window(block: str, grid: dict[str, Any], block_size: int) -> Window:
+    """The block's window on the region's grid."""
+    row, col = (int(part[1:]) for part in block.split("_"))
+    return Window(col, row, min(block_size, grid["width"] - col), min(block_size, grid["height"] - row))
+
+
+def _block_pixels(block: str, grid: dict[str, Any], block_size: int) -> int:
+    window = _window(block, grid, block_size)
+    return int(window.width * window.height)
+
+
+def _block_path(folder: Path, name: str, block: str) -> Path:
+    return folder / "blocks" / name / f"{block}.tif"
+
+
+def _resume(folder: Path, job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The finished blocks of the same job in ``folder`` (none for a new folder).
+
+    Raises:
+        InputError: when the folder holds the manifest of another job, or one that cannot be read.
+
+    """
+    path = folder / MANIFEST
+    if not path.exists():
+        leftovers = [p for p in (folder / "blocks").rglob("*.tif")] if (folder / "blocks").is_dir() else []
+        if leftovers:
+            raise InputError(f"Output folder {folder} holds map blocks but no manifest ({MANIFEST}): choose an empty "
+                             "folder, or delete its blocks folder to start again.")
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if state.get("format") != MANIFEST_FORMAT or not isinstance(state.get("blocks"), dict):
+            raise ValueError("not a Landprobe region manifest")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"Cannot read the manifest {path} ({exc}): choose an empty output folder, or delete the "
+                         "manifest and the blocks folder to start again.") from None
+    if state.get("job") != job:
+        what = [k for k in job if state.get("job", {}).get(k) != job[k]]
+        raise InputError(f"Output folder {folder} holds the map of another job (its {', '.join(what)} differ): "
+                         "choose an empty folder for this one, or delete that folder to start again.")
+    return state["blocks"]
+
+
+def _write_manifest(folder: Path, state: dict[str, Any]) -> None:
+    """Write the manifest atomically (a reader never sees half of it)."""
+    target = folder / MANIFEST
+    tmp = temporary_path(target)
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int = 0) -> Iterator[tuple[Any, str]]:
+    """A ``distributed.Client`` on the given scheduler, or on a LocalCluster started here; and its description.
+
+    Raises:
+        InputError: when the scheduler cannot be reached.
+
+    """
+    # Lazy: distributed takes a second to import, and only region jobs need it.
+    from distributed import Client, LocalCluster
+
+    address = (scheduler or os.environ.get(SCHEDULER_VARIABLE, "")).strip()
+    if address:
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"Cannot reach the Dask scheduler at {address} ({exc}): start it (dask scheduler) and "
+                             f"its workers, or clear the Dask scheduler setting ({SCHEDULER_VARIABLE}) to map on "
+                             "this machine.") from None
+        try:
+            n = len(client.scheduler_info().get("workers", {}))
+            yield client, f"the Dask scheduler at {address} ({n} workers; dashboard {client.dashboard_link})"
+        finally:
+            client.close()
+        return
+    n_workers = workers or cpu_threads()
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    client = Client(cluster)
+    try:
+        yield client, f"a local Dask cluster ({n_workers} worker processes, one thread each)"
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _run(client: Any, spec: dict[str, Any], todo: list[str], blocks: list[str], state: dict[str, Any], folder: Path,
+         feedback: Feedback) -> None:
+    """Submit a task per block, record each as it finishes, report progress; on cancel stop them all."""
+    # Lazy: distributed takes a second to import, and only region jobs need it.
+    from distributed import Event, wait
+
+    grid, block_size = state["job"]["grid"], state["job"]["block_size"]
+    token = hashlib.sha256(f"{spec['folder']}{time.time_ns()}".encode()).hexdigest()[:12]
+    cancel = Event(f"landprobe-cancel-{token}", client=client)
+    spec = {**spec, "cancel_event": cancel.name}
+    futures = {client.submit(map_block, spec, block, tuple(_window(block, grid, block_size).flatten()),
+                             key=f"landprobe-block-{token}-{block}", pure=False): block for block in todo}
+    pending = set(futures)
+    total_pixels = sum(_block_pixels(b, grid, block_size) for b in todo)
+    done_pixels, start, last_write, last_log = 0, time.perf_counter(), 0.0, 0.0
+    try:
+        while pending:
+            finished = {future for future in pending if future.done()}
+            pending -= finished
+            if not finished:
+                time.sleep(0.2)
+            for future in finished:
+                block = futures[future]
+                state["blocks"][block] = future.result()  # a task's error (a bad tile) stops the job with it
+                done_pixels += _block_pixels(block, grid, block_size)
+            now = time.perf_counter()
+            if finished and now - last_write > MANIFEST_INTERVAL:
+                _write_manifest(folder, state)
+                last_write = now
+            done = len(state["blocks"])
+            rate = done_pixels / 1e6 / max(now - start, 1e-9)
+            left = (total_pixels - done_pixels) / 1e6 / rate if done_pixels else None
+            message = (f"Blocks {done} of {len(blocks)} done; {rate:.1f} Mpx/s"
+                       + (f", about {_duration(left)} left" if left is not None else ""))
+            feedback.progress(done_pixels / max(total_pixels, 1), message)
+            if finished and now - last_log > 10:
+                workers = client.scheduler_info().get("workers", {})
+                memory = [w.get("metrics", {}).get("memory", 0) for w in workers.values()]
+                logger.info("%s; %d workers, largest memory %.0f MB.", message, len(workers),
+                            max(memory, default=0) / 2**20)
+                last_log = now
+            feedback.check_cancel()
+    except BaseException:
+        cancel.set()  # running tasks stop at their next window
+        client.cancel(list(pending))
+        with contextlib.suppress(Exception):
+            wait(list(pending), timeout=30)
+        _write_manifest(folder, state)
+        _remove_partials(folder)
+        raise
+    _write_manifest(folder, state)
+    _remove_partials(folder)  # a worker killed while writing leaves its temporary file; Dask ran its block again
+
+
+def _remove_partials(folder: Path) -> None:
+    """Remove temporary block files that a stopped or killed task left behind."""
+    for path in (folder / "blocks").rglob(f"*{TMP_MARKER}*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@lru_cache(maxsize=4)
+def _model(path: str, sha256: str) -> LoadedModel:
+    """The model, loaded once per worker process (the checksum keys the cache: a changed file is loaded again)."""
+    model = load_model(path)
+    model.probe.set_threads(1)  # one block per worker thread: parallelism comes from the workers
+    return model
+
+
+def map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
+    """One Dask task: predict one block and write its maps as COGs (atomically); return its class counts.
+
+    Runs on a worker. Checks the job's cancel event before each 512-pixel window.
+
+    Raises:
+        CancelledError: when the job was cancelled.
+
+    """
+    # Lazy: only a worker runs this, and the event is the only part of distributed it needs.
+    from distributed import Event
+    from threadpoolctl import threadpool_limits
+
+    col_off, row_off, width, height = window
+    loaded = _model(spec["model"], spec["model_sha256"])
+    classes = loaded.manifest["classes"]
+    codes = np.array([c["code"] for c in classes])
+    dtype, nodata = output_encoding(codes.tolist())
+    maps = spec["maps"]
+    cancel = Event(spec["cancel_event"])
+    folder = Path(spec["folder"])
+    counts = np.zeros(len(classes), dtype="int64")
+    nodata_pixels = 0
+    predictor = WindowPredictor(spec["region"], loaded, "probability" in maps or "confidence" in maps)
+    with open_raster(spec["region"]) as src:
+        transform = src.window_transform(Window(col_off, row_off, width, height))
+        crs = src.crs
+    base = {"driver": "GTiff", "width": width, "height": height, "crs": crs, "transform": transform, "tiled": True,
+            "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+    profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
+                "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
+                "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
+    with contextlib.ExitStack() as stack:
+        stack.callback(predictor.close)
+        stack.enter_context(threadpool_limits(limits=1))
+        finals = {m: stack.enter_context(atomic_output(_block_path(folder, m, block))) for m in maps}
+        works = {m: temporary_path(p) for m, p in finals.items()}
+        stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
+        dsts = {m: stack.enter_context(rasterio.open(w, "w", **profiles[m])) for m, w in works.items()}
+        if dtype != "int32":
+            dsts["class"].write_colormap(1, {c["code"]: hex_to_rgba(c["color"]) for c in classes})
+        for local in iter_windows(width, height, WINDOW):
+            if cancel.is_set():
+                raise CancelledError("Cancelled.")
+            index, proba = predictor(Window(col_off + local.col_off, row_off + local.row_off, local.width,
+                                            local.height))
+            valid = index >= 0
+            out = np.full(index.shape, nodata, dtype=dtype)
+            out[valid] = codes[index[valid]]
+            counts += np.bincount(index[valid], minlength=len(classes))
+            nodata_pixels += int((~valid).sum())
+            dsts["class"].write(out, 1, window=local)
+            if "probability" in dsts:
+                dsts["probability"].write(proba, window=local)
+            if "confidence" in dsts:
+                confidence = np.take_along_axis(proba, np.maximum(index, 0)[None], axis=0)[0]
+                dsts["confidence"].write(np.where(valid, confidence, PROBABILITY_NODATA), 1, window=local)
+        for dst in dsts.values():
+            dst.close()
+        for name, work in works.items():
+            to_cog(work, finals[name], "NEAREST" if name == "class" else "AVERAGE")
+    return {"counts": counts.tolist(), "nodata": nodata_pixels}
+
+
+def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str, Any], block_size: int,
+                manifest: dict[str, Any]) -> dict[str, str]:
+    """A VRT per map over its blocks (paths relative to the VRT), with the class map's legend and the styles."""
+    classes = manifest["classes"]
+    dtype, nodata = output_encoding([int(c["code"]) for c in classes])
+    a, b, c, d, e, f = grid["transform"]
+    written = {}
+    for name in maps:
+        count = len(classes) if name == "probability" else 1
+        band_type = GDAL_TYPES[dtype] if name == "class" else "Float32"
+        band_nodata = nodata if name == "class" else PROBABILITY_NODATA
+        bands = []
+        for band in range(1, count + 1):
+            sources = []
+            for block in blocks:
+                window = _window(block, grid, block_size)
+                col, row, width, height = (int(v) for v in window.flatten())
+                sources.append(
+                    f'<ComplexSource><SourceFilename relativeToVRT="1">blocks/{name}/{block}.tif</SourceFilename>'
+                    f'<SourceBand>{band}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>'
+                    f'<DstRect xOff="{col}" yOff="{row}" xSize="{width}" ySize="{height}"/>'
+                    f"<NODATA>{band_nodata!r}</NODATA></ComplexSource>")
+            if name == "class":
+                description = f"class ({manifest.get('field', 'class')})"
+                legend = vrt_class_band(classes, nodata)
+            else:
+                description = (f"probability of {classes[band - 1]['name']}" if name == "probability"
+                               else "confidence (probability of the mapped class)")
+                legend = ""
+            bands.append(f'<VRTRasterBand dataType="{band_type}" band="{band}"><NoDataValue>{band_nodata!r}'
+                         f"</NoDataValue><Description>{escape(description)}</Description>{legend}"
+                         f"{''.join(sources)}</VRTRasterBand>")
+        srs = f"<SRS>{escape(grid['crs'])}</SRS>" if grid["crs"] else ""
+        xml = (f'<VRTDataset rasterXSize="{grid["width"]}" rasterYSize="{grid["height"]}">{srs}'
+               f"<GeoTransform>{c!r}, {a!r}, {b!r}, {f!r}, {d!r}, {e!r}</GeoTransform>{''.join(bands)}</VRTDataset>")
+        path = folder / VRT_NAMES[name]
+        with atomic_output(path) as tmp:
+            tmp.write_text(xml, encoding="utf-8")
+        if name == "class":
+            write_paletted_style(path.with_suffix(".qml"), classes)
+        else:
+            write_ramp_style(path.with_suffix(".qml"))
+        written[name] = str(path)
+    return written

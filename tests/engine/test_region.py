@@ -1,0 +1,242 @@
+"""Region maps on Dask: the same map as Classify raster, bit for bit, on a LocalCluster and on a real scheduler with
+two worker processes; resume after a cancel; a worker killed mid-job; tiles mosaicked; bad tiles named."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterdata import write_like
+from rasterio.windows import Window
+
+from engine.core.errors import CancelledError, InputError
+from engine.core.feedback import Feedback
+from engine.core.seam import TMP_MARKER
+from engine.jobs.classify_raster import classify_raster
+from engine.jobs.map_region import MANIFEST, map_region
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory, sample_raster: Path) -> Path:
+    """The sample tiled 6 x 5 (about 1500 x 1250 px): 3 x 3 blocks of 512 px, the last ones partial."""
+    with rasterio.open(sample_raster) as src:
+        data = src.read()
+    return write_like(sample_raster, tmp_path_factory.mktemp("region") / "region.tif", np.tile(data, (1, 5, 6)))
+
+
+def block_names(path: Path) -> list[str]:
+    with rasterio.open(path) as src:
+        return [f"r{row}_c{col}" for row in range(0, src.height, 512) for col in range(0, src.width, 512)]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory, region: Path, sample_model: Path) -> dict[str, Path]:
+    """Classify raster's maps of the region, in one process: the reference."""
+    folder = tmp_path_factory.mktemp("single")
+    out = {"class": folder / "map.tif", "probability": folder / "proba.tif", "confidence": folder / "conf.tif"}
+    classify_raster(str(region), str(sample_model), str(out["class"]), str(out["probability"]),
+                    str(out["confidence"]))
+    return out
+
+
+def assert_same_map(path: Path | str, reference: Path) -> None:
+    """Same values, grid, CRS and nodata, every band."""
+    with rasterio.open(path) as got, rasterio.open(reference) as want:
+        assert (got.width, got.height, got.count) == (want.width, want.height, want.count)
+        assert got.transform == want.transform and got.crs == want.crs
+        assert got.nodatavals == want.nodatavals and got.dtypes == want.dtypes
+        assert np.array_equal(got.read(), want.read())
+
+
+def no_partials(folder: Path) -> None:
+    assert not [p for p in folder.rglob("*") if TMP_MARKER in p.name]
+
+
+def test_a_local_cluster_gives_classify_rasters_map_bit_for_bit(tmp_path: Path, region: Path, sample_model: Path,
+                                                                 single: dict[str, Path]) -> None:
+    out = tmp_path / "region"
+    result = map_region(str(region), str(sample_model), str(out), output_probability=True, output_confidence=True,
+                        output_cog=str(tmp_path / "one.tif"), block_size=512, workers=2)
+    blocks = block_names(region)
+    assert len(blocks) == 9 and (result.blocks, result.blocks_run, result.blocks_skipped) == (9, 9, 0)
+    assert "local Dask cluster (2 worker" in result.cluster
+    assert_same_map(result.output, single["class"])
+    assert_same_map(str(result.output_probability), single["probability"])
+    assert_same_map(str(result.output_confidence), single["confidence"])
+    assert_same_map(tmp_path / "one.tif", single["class"])
+    with rasterio.open(single["class"]) as want:
+        counts = np.bincount(want.read(1).ravel(), minlength=256)
+    with rasterio.open(result.output) as got:  # the VRT carries the legend: colours and category names
+        assert got.colorinterp[0].name == "palette" and got.colormap(1)
+        assert got.descriptions[0].startswith("class")
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert sorted(manifest["blocks"]) == sorted(blocks)
+    assert sum(result.class_pixels.values()) + result.nodata_pixels == result.width * result.height
+    assert sum(counts[1:]) == sum(result.class_pixels.values())  # codes start at 1, nodata is 0
+    assert (out / "map.qml").exists() and (out / "probability.qml").exists()
+    no_partials(out)
+
+
+class CancelAfterFirstBlock(Feedback):
+    """Cancels as soon as one block is reported done."""
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        super().progress(fraction, message)
+        if message and message.startswith("Blocks") and not message.startswith("Blocks 0 "):
+            self.cancel()
+
+
+def test_a_cancelled_job_keeps_whole_blocks_and_resumes_to_the_same_map(tmp_path: Path, region: Path,
+                                                                       sample_model: Path,
+                                                                       single: dict[str, Path]) -> None:
+    out = tmp_path / "region"
+    with pytest.raises(CancelledError):
+        map_region(str(region), str(sample_model), str(out), block_size=512, workers=2,
+                   feedback=CancelAfterFirstBlock())
+    done = json.loads((out / MANIFEST).read_text())["blocks"]
+    assert 1 <= len(done) < 9
+    assert not (out / "map.vrt").exists()  # no map until every block is there
+    no_partials(out)
+    again = map_region(str(region), str(sample_model), str(out), block_size=512, workers=2)
+    assert again.blocks_skipped == len(done) and again.blocks_run == 9 - len(done)
+    assert_same_map(again.output, single["class"])
+    # a third run has nothing left to do
+    third = map_region(str(region), str(sample_model), str(out), block_size=512, workers=1)
+    assert (third.blocks_skipped, third.blocks_run) == (9, 0)
+
+
+def test_a_folder_of_another_job_is_refused_and_bad_settings_are_named(tmp_path: Path, region: Path,
+                                                                      sample_model: Path) -> None:
+    out = tmp_path / "region"
+    (out / "blocks" / "class").mkdir(parents=True)
+    (out / "blocks" / "class" / "r0_c0.tif").write_bytes(b"")
+    with pytest.raises(InputError, match="holds map blocks but no manifest"):
+        map_region(str(region), str(sample_model), str(out), block_size=512, workers=1)
+    with pytest.raises(InputError, match="Block size 700 is not a multiple of 512"):
+        map_region(str(region), str(sample_model), str(tmp_path / "other"), block_size=700)
+    (out / MANIFEST).write_text(json.dumps({"format": "landprobe-region", "version": 1, "blocks": {},
+                                            "job": {"block_size": 1024}}))
+    with pytest.raises(InputError, match="holds the map of another job"):
+        map_region(str(region), str(sample_model), str(out), block_size=512, workers=1)
+
+
+def split_tiles(region: Path, folder: Path) -> list[Path]:
+    """The region cut into 4 tiles of uneven sizes, on its grid."""
+    folder.mkdir()
+    tiles = []
+    with rasterio.open(region) as src:
+        for i, (row, col, height, width) in enumerate([(0, 0, 300, 600), (0, 600, 300, src.width - 600),
+                                                       (300, 0, src.height - 300, 450),
+                                                       (300, 450, src.height - 300, src.width - 450)]):
+            window = Window(col, row, width, height)
+            profile = src.profile | {"width": width, "height": height, "transform": src.window_transform(window)}
+            path = folder / f"tile_{i}.tif"
+            with rasterio.open(path, "w", **profile) as dst:
+                dst.write(src.read(window=window))
+            tiles.append(path)
+    return tiles
+
+
+def test_tiles_in_a_folder_make_the_same_map_and_a_bad_tile_is_named(tmp_path: Path, region: Path,
+                                                                    sample_model: Path,
+                                                                    single: dict[str, Path]) -> None:
+    tiles = split_tiles(region, tmp_path / "tiles")
+    result = map_region(str(tmp_path / "tiles"), str(sample_model), str(tmp_path / "out"), block_size=512,
+                        workers=2)
+    assert_same_map(result.output, single["class"])
+    missing = tmp_path / "tiles" / "tile_9.tif"
+    with pytest.raises(InputError, match=f"Tile {missing} of the region cannot be read"):
+        map_region([*map(str, tiles), str(missing)], str(sample_model), str(tmp_path / "out2"), block_size=512)
+    with rasterio.open(tiles[1]) as src:
+        profile, data = src.profile, src.read()
+    other = tmp_path / "tiles_other" / "utm.tif"
+    other.parent.mkdir()
+    with rasterio.open(other, "w", **(profile | {"crs": "EPSG:32633"})) as dst:
+        dst.write(data)
+    with pytest.raises(InputError, match=f"Tile {other} is on another CRS"):
+        map_region([str(tiles[0]), str(other)], str(sample_model), str(tmp_path / "out3"), block_size=512)
+    shifted = tmp_path / "tiles_other" / "shifted.tif"
+    with rasterio.open(shifted, "w", **(profile | {"transform": profile["transform"] * rasterio.Affine.translation(
+            0.5, 0)})) as dst:
+        dst.write(data)
+    with pytest.raises(InputError, match=f"Tile {shifted} is not on the pixel grid"):
+        map_region([str(tiles[0]), str(shifted)], str(sample_model), str(tmp_path / "out4"), block_size=512)
+
+
+@pytest.fixture()
+def dask_processes(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 (one thread each)."""
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    address = json.loads(scheduler_file.read_text())["address"]
+    for _ in range(2):
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                       "1", "--no-dashboard", "--no-nanny", "--host", "127.0.0.1"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        client.wait_for_workers(2, timeout=60)
+    try:
+        yield address, procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+class KillAWorkerAfterFirstBlock(Feedback):
+    """Kills one worker process as soon as one block is done (its running block is re-run by Dask elsewhere)."""
+
+    def __init__(self, worker: subprocess.Popen[bytes]) -> None:
+        super().__init__()
+        self.worker, self.killed = worker, False
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        super().progress(fraction, message)
+        if not self.killed and message and message.startswith("Blocks") and not message.startswith("Blocks 0 "):
+            self.worker.send_signal(signal.SIGKILL)
+            self.killed = True
+
+
+def test_a_real_scheduler_and_two_workers_give_the_same_map_even_when_a_worker_dies(
+        tmp_path: Path, region: Path, sample_model: Path, single: dict[str, Path],
+        dask_processes: tuple[str, list[subprocess.Popen[bytes]]]) -> None:
+    address, procs = dask_processes
+    result = map_region(str(region), str(sample_model), str(tmp_path / "a"), block_size=512, scheduler=address)
+    assert address in result.cluster and "2 workers" in result.cluster
+    assert_same_map(result.output, single["class"])
+    killer = KillAWorkerAfterFirstBlock(procs[1])
+    again = map_region(str(region), str(sample_model), str(tmp_path / "b"), block_size=512, scheduler=address,
+                       feedback=killer)
+    assert killer.killed and procs[1].wait(timeout=30) == -signal.SIGKILL
+    assert again.blocks_run == 9
+    assert_same_map(again.output, single["class"])
+    no_partials(tmp_path / "b")
+
+
+def test_an_unreachable_scheduler_is_one_sentence(tmp_path: Path, region: Path, sample_model: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.jobs.map_region as job
+
+    monkeypatch.setattr(job, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(InputError, match=r"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+        map_region(str(region), str(sample_model), str(tmp_path / "out"), block_size=512,
+                   scheduler="tcp://127.0.0.1:9")
