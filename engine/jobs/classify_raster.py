@@ -52,6 +52,8 @@ from ..probes.model_file import LoadedModel, load_model, read_manifest
 logger = logging.getLogger(__name__)
 
 PROBABILITY_NODATA = -1.0
+#: Window of a chip model (it runs the network once per pixel: smaller windows give progress every few seconds).
+DEEP_CHIP_WINDOW = 128
 #: Grids a map can be written on, for a model that runs an encoder: the raster's pixels, or one per embedding cell.
 OUTPUT_GRIDS = ("input", "embedding")
 
@@ -324,9 +326,8 @@ def _classify_deep(raster: str, model: str, outputs: dict[str, str | None], feed
     with open_raster(raster) as src:
         check_band_count(deep.manifest, src, raster)
     logger.info("Classifying with the %s %s network on %s.", deep.spec.task, deep.spec.backbone, device)
-    # chip models run the network once per pixel: smaller windows give progress every few seconds
-    return _classify(raster, deep, outputs, feedback, block if deep.spec.task == "segmentation" else min(block, 128),
-                     1)
+    return _classify(raster, deep, outputs, feedback,
+                     block if deep.spec.task == "segmentation" else min(block, DEEP_CHIP_WINDOW), 1)
 
 
 def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, str | None], feedback: Feedback,

@@ -37,18 +37,21 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..core.devices import cpu_threads
+from ..core.devices import choose_device, cpu_threads
 from ..core.errors import CancelledError, InputError
 from ..core.feedback import Feedback
 from ..core.seam import SCHEDULER_VARIABLE, TMP_MARKER
-from ..deep.package import is_deep
+from ..deep.package import DeepModel, is_deep, load_deep_model
+from ..deep.predict import DeepWindowPredictor
 from ..io.legend import vrt_class_band, write_category_names, write_paletted_style, write_ramp_style
 from ..io.rasters import GDAL_TYPES, atomic_output, check_writable, iter_windows, open_raster, temporary_path
 from ..io.region import mosaic_vrt, region_tiles
 from ..probes.model_file import LoadedModel, load_model, read_manifest
 from .classify_raster import (
+    DEEP_CHIP_WINDOW,
     PROBABILITY_NODATA,
     WindowPredictor,
+    check_band_count,
     check_compatible,
     hex_to_rgba,
     output_encoding,
@@ -93,12 +96,13 @@ class RegionResult:
 def map_region(raster: str | list[str], model: str, output_folder: str, output_probability: bool = False,
                output_confidence: bool = False, output_cog: str | None = None, block_size: int = 2048,
                scheduler: str | None = None, workers: int = 0, feedback: Feedback | None = None) -> RegionResult:
-    """Apply a probe model to every valid pixel of a region, block by block on a Dask cluster.
+    """Apply a model to every valid pixel of a region, block by block on a Dask cluster.
 
     Args:
         raster: the region: a raster or VRT mosaic (also a GDAL virtual path such as ``/vsicurl/https://...``), a
             folder of tiles, or a list of tiles on one pixel grid.
-        model: a ``.lpmodel`` file of a probe (on bands or on an embedding raster). Workers on other machines must
+        model: a ``.lpmodel`` file: a probe (on bands or on an embedding raster) or a deep model (chips or
+            segmentation; read with the context its chips need across block edges). Workers on other machines must
             reach it, and the region, at the same paths.
         output_folder: the folder of the blocks, the VRTs and the manifest; running the same job again resumes.
         output_probability: also write the class probabilities (``probability.vrt``).
@@ -125,10 +129,11 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
                          "or 4096.")
     manifest = read_manifest(model)
     recipe = manifest.get("features", {}).get("recipe")
-    if is_deep(manifest) or recipe == "encoder":
-        raise InputError(f"Model {model} {'runs an encoder' if recipe == 'encoder' else 'is a deep network'}: "
-                         "Map region applies probe models on bands or on embedding rasters so far. Use Classify "
-                         "raster for this model, or extract the region's embeddings first and train on them.")
+    deep = is_deep(manifest)
+    if recipe == "encoder":
+        raise InputError(f"Model {model} computes embeddings on the fly: Map region does not run encoders yet. "
+                         "Extract the region's embeddings first (Extract embeddings on the region's VRT) and "
+                         "train on them, or use Classify raster for this model.")
     folder = Path(output_folder)
     folder.mkdir(parents=True, exist_ok=True)
     check_writable(str(folder / VRT_NAMES["class"]))
@@ -136,7 +141,10 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         check_writable(output_cog)
     path = _region_path(raster, folder)
     with open_raster(path) as src:
-        check_compatible(manifest, src, path)
+        if deep:
+            check_band_count(manifest, src, path)
+        else:
+            check_compatible(manifest, src, path)
         grid = {"width": src.width, "height": src.height, "transform": list(src.transform)[:6],
                 "crs": src.crs.to_wkt() if src.crs else None}
     maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
@@ -367,11 +375,27 @@ def _duration(seconds: float) -> str:
 
 
 @lru_cache(maxsize=4)
-def _model(path: str, sha256: str) -> LoadedModel:
-    """The model, loaded once per worker process (the checksum keys the cache: a changed file is loaded again)."""
+def _model(path: str, sha256: str) -> LoadedModel | DeepModel:
+    """The model, loaded once per worker process (the checksum keys the cache: a changed file is loaded again).
+
+    A deep model goes on the device *Classify raster* would choose (``auto``: the GPU when the worker has one).
+    """
+    if is_deep(read_manifest(path)):
+        return load_deep_model(path, choose_device("auto"))
     model = load_model(path)
     model.probe.set_threads(1)  # one block per worker thread: parallelism comes from the workers
     return model
+
+
+def _worker_threads() -> int:
+    """The threads of the Dask worker running this task (one on the local cluster); all cores outside a worker."""
+    # Lazy: only a worker runs this.
+    from distributed import get_worker
+
+    try:
+        return max(1, int(get_worker().state.nthreads))
+    except (ValueError, AttributeError):  # not in a worker (a test calling map_block directly)
+        return cpu_threads()
 
 
 def map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
@@ -397,7 +421,19 @@ def map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int
     folder = Path(spec["folder"])
     counts = np.zeros(len(classes), dtype="int64")
     nodata_pixels = 0
-    predictor = WindowPredictor(spec["region"], loaded, "probability" in maps or "confidence" in maps)
+    want_proba = "probability" in maps or "confidence" in maps
+    window_size = WINDOW
+    predictor: Any
+    if isinstance(loaded, DeepModel):  # the windows Classify raster uses, so that the batches are the same
+        # Lazy: only a deep model needs torch, and it is loaded with the model already.
+        import torch
+
+        torch.set_num_threads(_worker_threads())  # the worker's share of the cores, not every core each
+        device = str(next(loaded.network.parameters()).device)
+        predictor = DeepWindowPredictor(spec["region"], loaded, want_proba, device)
+        window_size = WINDOW if loaded.spec.task == "segmentation" else DEEP_CHIP_WINDOW
+    else:
+        predictor = WindowPredictor(spec["region"], loaded, want_proba)
     with open_raster(spec["region"]) as src:
         transform = src.window_transform(Window(col_off, row_off, width, height))
         crs = src.crs
@@ -408,14 +444,15 @@ def map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int
                 "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
     with contextlib.ExitStack() as stack:
         stack.callback(predictor.close)
-        stack.enter_context(threadpool_limits(limits=1))
+        if isinstance(predictor, WindowPredictor):
+            stack.enter_context(threadpool_limits(limits=1))  # torch keeps its own threads for a deep model
         finals = {m: stack.enter_context(atomic_output(_block_path(folder, m, block))) for m in maps}
         works = {m: temporary_path(p) for m, p in finals.items()}
         stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
         dsts = {m: stack.enter_context(rasterio.open(w, "w", **profiles[m])) for m, w in works.items()}
         if dtype != "int32":
             dsts["class"].write_colormap(1, {c["code"]: hex_to_rgba(c["color"]) for c in classes})
-        for local in iter_windows(width, height, WINDOW):
+        for local in iter_windows(width, height, window_size):
             if cancel.is_set():
                 raise CancelledError("Cancelled.")
             index, proba = predictor(Window(col_off + local.col_off, row_off + local.row_off, local.width,

@@ -104,7 +104,9 @@ def _group_kfold(y: np.ndarray, groups: np.ndarray, n_folds: int, seed: int, cla
     from sklearn.model_selection import StratifiedGroupKFold
 
     n_groups = len(np.unique(groups))
-    n_folds = min(n_folds, n_groups)
+    # scikit-learn refuses more folds than the largest class has samples (a few embedding cells per class)
+    largest = int(np.unique(y, return_counts=True)[1].max()) if len(y) else 0
+    n_folds = min(n_folds, n_groups, largest)
     if n_folds < 2:
         return []
     single = classes_in_one_group(y, groups, class_names) if class_names is not None else []

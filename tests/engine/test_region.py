@@ -240,3 +240,34 @@ def test_an_unreachable_scheduler_is_one_sentence(tmp_path: Path, region: Path, 
     with pytest.raises(InputError, match=r"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         map_region(str(region), str(sample_model), str(tmp_path / "out"), block_size=512,
                    scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_deep_chip_model_reads_its_context_across_block_edges(tmp_path: Path, sample_raster: Path,
+                                                                sample_labels: Path) -> None:
+    from engine.jobs.finetune import finetune
+
+    model = tmp_path / "cnn.lpmodel"
+    finetune(str(sample_raster), str(sample_labels), "class", str(model), task="patch", chip_size=15, epochs=1,
+             batch_size=32, max_samples_per_class=40, patience=0, device="cpu")
+    with rasterio.open(sample_raster) as src:
+        data = np.tile(src.read(), (1, 1, 3))[:, :40, :600]  # 2 blocks, 512 and 88 px wide: a chip model is slow
+    raster = write_like(sample_raster, tmp_path / "small.tif", data)
+    reference = tmp_path / "single.tif"
+    classify_raster(str(raster), str(model), str(reference), output_probability=str(tmp_path / "p.tif"))
+    result = map_region(str(raster), str(model), str(tmp_path / "out"), output_probability=True, block_size=512,
+                        workers=2)
+    assert result.blocks == 2
+    assert_same_map(result.output, reference)
+    with rasterio.open(str(result.output_probability)) as got, rasterio.open(tmp_path / "p.tif") as want:
+        assert np.allclose(got.read(), want.read(), atol=1e-6)
+
+
+def test_a_model_that_runs_an_encoder_is_refused_with_what_to_do(tmp_path: Path, sample_raster: Path,
+                                                                  sample_labels: Path) -> None:
+    from engine.jobs.train_classifier import train_classifier
+
+    model = tmp_path / "fly.lpmodel"
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(model), features="encoder",
+                     encoder="rcf_gaussian", patch_size=8, stride=8, method="logistic_regression")
+    with pytest.raises(InputError, match=r"does not run encoders yet\. Extract the region's embeddings first"):
+        map_region(str(sample_raster), str(model), str(tmp_path / "out"), block_size=512)

@@ -96,6 +96,15 @@ def test_kfold_tests_every_polygon_once_and_never_splits_one() -> None:
         assert not set(groups[test]) & set(groups[~test])
 
 
+def test_kfold_makes_no_more_folds_than_the_largest_class_has_samples() -> None:
+    # a few embedding cells per class (an encoder with a large stride on small polygons): 3 samples at most
+    y = np.array([0, 0, 0, 1, 1, 2, 2])
+    groups = np.arange(len(y))
+    folds = make_folds("group_kfold", y, groups, groups, groups, n_folds=5, seed=0)
+    assert len(folds) == 3 and np.array_equal(np.sum(folds, axis=0), np.ones(len(y)))
+    assert make_folds("group_kfold", np.array([0, 1]), np.array([0, 1]), np.zeros(2), np.zeros(2), n_folds=5) == []
+
+
 def test_spatial_blocks_keep_polygons_whole_and_group_neighbours() -> None:
     y, groups = make_groups()
     # polygons laid out along a line: each polygon a run of pixels
