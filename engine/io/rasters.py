@@ -255,7 +255,21 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
     if len(files) == 1 and not bands:
         yield files[0]
         return
+    with tempfile.TemporaryDirectory(prefix="landprobe-stack-") as folder:
+        yield str(write_stack_vrt(files, Path(folder) / "stack.vrt", bands))
 
+
+def write_stack_vrt(files: Sequence[str], path: Path, bands: Sequence[int] | None = None,
+                    names: Sequence[str] | None = None) -> Path:
+    """Write a VRT at ``path`` stacking the bands of ``files`` (one grid) in order; ``bands`` keeps only those.
+
+    Each band keeps its own data type, nodata, scale and offset. ``names`` (one per file) name single-band files'
+    bands (default: the file's name).
+
+    Raises:
+        InputError: when the files differ in size, grid or CRS, or a band number does not exist.
+
+    """
     infos = [raster_info(p) for p in files]
     first = infos[0]
     for info in infos[1:]:
@@ -265,7 +279,8 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
                 f"Rasters {first.path} and {info.path} cannot be stacked as bands: their size, pixel grid or CRS "
                 "differ. Resample them onto one grid first (Raster > Align Rasters)."
             )
-    sources = [(info, b) for info in infos for b in range(1, info.count + 1)]
+    labels = list(names) if names else [Path(info.path).stem for info in infos]
+    sources = [(info, b, label) for info, label in zip(infos, labels, strict=True) for b in range(1, info.count + 1)]
     if bands:
         wrong = [b for b in bands if not 1 <= int(b) <= len(sources)]
         if wrong:
@@ -273,29 +288,28 @@ def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) 
                              f"{'has' if len(files) == 1 else 'have'} {len(sources)} bands.")
         sources = [sources[int(b) - 1] for b in bands]
     entries = []
-    for info, b in sources:  # each band keeps its own type, nodata, scale and offset
+    for info, b, label in sources:  # each band keeps its own type, nodata, scale and offset
         value = info.nodatavals[b - 1]
         nodata = "" if value is None else f"<NoDataValue>{value!r}</NoDataValue>"
         scaling = ""
         if info.offsets[b - 1] != 0 or info.scales[b - 1] != 1:
             scaling = f"<Offset>{info.offsets[b - 1]!r}</Offset><Scale>{info.scales[b - 1]!r}</Scale>"
-        name = info.band_names[b - 1] if info.count > 1 else Path(info.path).stem
+        name = info.band_names[b - 1] if info.count > 1 else label
+        location = info.path if info.path.startswith("/vsi") else str(Path(info.path).resolve())
         entries.append(
             f'<VRTRasterBand dataType="{GDAL_TYPES.get(info.dtypes[b - 1], "Float64")}" band="{len(entries) + 1}">'
             f"{nodata}<Description>{escape(name)}</Description>{scaling}<SimpleSource>"
-            f'<SourceFilename relativeToVRT="0">{escape(str(Path(info.path).resolve()))}</SourceFilename>'
+            f'<SourceFilename relativeToVRT="0">{escape(location)}</SourceFilename>'
             f"<SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>"
         )
     a, b_, c, d, e, f = first.transform
     srs = f"<SRS>{escape(first.crs_wkt)}</SRS>" if first.crs_wkt else ""
     xml = (f'<VRTDataset rasterXSize="{first.width}" rasterYSize="{first.height}">{srs}'
            f"<GeoTransform>{c!r}, {a!r}, {b_!r}, {f!r}, {d!r}, {e!r}</GeoTransform>{''.join(entries)}</VRTDataset>")
-    with tempfile.TemporaryDirectory(prefix="landprobe-stack-") as folder:
-        path = Path(folder) / "stack.vrt"
-        path.write_text(xml, encoding="utf-8")
-        logger.info("Reading %d bands from %d file(s)%s.", len(entries), len(infos),
-                    f" (bands {', '.join(map(str, bands))})" if bands else "")
-        yield str(path)
+    path.write_text(xml, encoding="utf-8")
+    logger.info("Reading %d bands from %d file(s)%s.", len(entries), len(infos),
+                f" (bands {', '.join(map(str, bands))})" if bands else "")
+    return path
 
 
 def temporary_path(path: str | os.PathLike[str]) -> Path:

@@ -1,10 +1,16 @@
-"""Regions: a raster, a VRT mosaic, or tiles on one pixel grid, seen as one raster that GDAL opens.
+"""Regions: a raster, a VRT mosaic, tiles on one pixel grid or a STAC catalogue, seen as one raster GDAL opens.
 
 A region is given as one path (a raster, a VRT, a GDAL virtual file system path such as ``/vsicurl/...``), a folder
-of tiles (every ``.tif``, ``.tiff`` and ``.vrt`` in it), or a list of tiles. Tiles are tied together by a mosaic VRT
-written by :func:`mosaic_vrt`: they must share the CRS, the pixel size, the bands (count, types, nodata) and a pixel
-grid (origins a whole number of pixels apart). A tile that is missing, unreadable, on another CRS or off the grid is
-named in the error, never skipped: a silently missing tile would be a hole in the map that looks like nodata.
+of tiles (every ``.tif``, ``.tiff`` and ``.vrt`` in it), a list of tiles, or a STAC Item or ItemCollection (a local
+``.json`` file or an ``http(s)`` URL, read with pystac): each item's assets, chosen by key (``B04,B03,B02``, or a
+range such as ``A00..A63``; default: the assets whose roles include ``data``), are stacked as its bands in a VRT, and
+the items are the tiles. Asset links are read by GDAL: ``http(s)://`` through ``/vsicurl/``, ``s3://`` through
+``/vsis3/``, ``gs://`` through ``/vsigs/``, relative links against the STAC file's location.
+
+Tiles are tied together by a mosaic VRT written by :func:`mosaic_vrt`: they must share the CRS, the pixel size, the
+bands (count, types, nodata) and a pixel grid (origins a whole number of pixels apart). A tile that is missing,
+unreadable, on another CRS or off the grid is named in the error, never skipped: a silently missing tile would be a
+hole in the map that looks like nodata.
 
 Credentials for ``/vsis3/``, ``/vsigs/`` and the like go through GDAL's own configuration (environment variables
 such as ``AWS_ACCESS_KEY_ID`` or a GDAL configuration file); nothing here reads, stores or logs them.
@@ -14,12 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
 from xml.sax.saxutils import escape
 
 from ..core.errors import InputError
-from .rasters import GDAL_TYPES, RasterInfo, raster_info
+from .rasters import GDAL_TYPES, RasterInfo, raster_info, write_stack_vrt
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +36,136 @@ logger = logging.getLogger(__name__)
 TILE_SUFFIXES = (".tif", ".tiff", ".vrt")
 #: How far (in pixels) a tile's origin may sit off the grid and still count as on it (rounding in the files).
 GRID_TOLERANCE = 1e-6
+
+
+def region_raster(region: str | Sequence[str], folder: Path, assets: str | None = None) -> str:
+    """One path GDAL opens for ``region``: the raster itself, or VRTs written in ``folder`` (a mosaic of the tiles).
+
+    Args:
+        region: a raster, a folder of tiles, a list of tiles, or a STAC Item or ItemCollection (``.json`` or URL).
+        folder: where the VRTs go (the output folder of a region job: workers read them from there).
+        assets: for STAC, the asset keys whose bands are stacked, in order (``B04,B03`` or ``A00..A63``).
+
+    Raises:
+        InputError: naming the tile, item or asset that cannot be used.
+
+    """
+    if isinstance(region, str) and is_stac(region):
+        tiles = stac_tiles(region, assets, folder / "stac")
+    else:
+        if assets:
+            raise InputError("Asset keys are for a STAC Item or ItemCollection (a .json file or URL); this region is "
+                             "a raster or tiles: leave the asset keys empty.")
+        tiles = region_tiles(region)
+    if len(tiles) == 1:
+        return tiles[0]
+    return str(mosaic_vrt(tiles, folder / "region.vrt"))
+
+
+def is_stac(source: str) -> bool:
+    """Whether ``source`` names a STAC Item or ItemCollection: a ``.json`` or ``.geojson`` file or URL."""
+    return source.lower().split("?")[0].endswith((".json", ".geojson"))
+
+
+def expand_assets(spec: str) -> list[str]:
+    """Asset keys from ``B04,B03,B02`` or ranges such as ``A00..A63`` (the digits' width is kept).
+
+    Raises:
+        InputError: for a range whose ends differ in prefix or run backwards.
+
+    """
+    keys: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        match = re.fullmatch(r"(\D*)(\d+)\.\.(\D*)(\d+)", part)
+        if not match:
+            keys.append(part)
+            continue
+        prefix, start, prefix_end, end = match.groups()
+        if prefix != prefix_end or int(end) < int(start):
+            raise InputError(f"Asset range {part!r} is not a range: write it as A00..A63 (same prefix, rising).")
+        keys += [f"{prefix}{i:0{len(start)}d}" for i in range(int(start), int(end) + 1)]
+    return keys
+
+
+def gdal_path(href: str, base: str) -> str:
+    """The path GDAL reads for a STAC asset link ``href`` found in the STAC file ``base``."""
+    if href.startswith("/vsi"):
+        return href
+    if href.startswith(("http://", "https://")):
+        return "/vsicurl/" + href
+    for scheme, handler in (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/")):
+        if href.startswith(scheme):
+            return handler + href[len(scheme):]
+    if href.startswith("file://"):
+        return href[len("file://"):]
+    if os.path.isabs(href):
+        return href
+    if base.startswith(("http://", "https://")):
+        return "/vsicurl/" + urljoin(base, href)
+    return str((Path(base).parent / href).resolve())
+
+
+def _stac_items(source: str) -> list[Any]:
+    """The items of a STAC Item or ItemCollection file or URL.
+
+    Raises:
+        InputError: when it cannot be read or is neither.
+
+    """
+    # Lazy: only STAC regions need pystac.
+    import pystac
+
+    try:
+        data = pystac.StacIO.default().read_json(source)
+    except Exception as exc:  # pystac raises what urllib or json raise
+        raise InputError(f"Cannot read the STAC file {source} ({type(exc).__name__}: {exc}): check the path or "
+                         "URL.") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    try:
+        if kind == "FeatureCollection":
+            return list(pystac.ItemCollection.from_dict(data).items)
+        if kind == "Feature":
+            return [pystac.Item.from_dict(data)]
+    except (KeyError, ValueError, TypeError, pystac.STACError) as exc:
+        raise InputError(f"STAC file {source} is not a valid STAC Item or ItemCollection ({exc}).") from None
+    raise InputError(f"{source} is not a STAC Item or ItemCollection (its type is {kind!r}): give the JSON of an Item "
+                     "or of an ItemCollection (a search result).")
+
+
+def stac_tiles(source: str, assets: str | None, folder: Path) -> list[str]:
+    """One VRT per STAC item in ``folder``, stacking the chosen assets as bands; the tiles of the region.
+
+    Raises:
+        InputError: naming the item and the asset key that is missing, and the keys it has.
+
+    """
+    items = _stac_items(source)
+    if not items:
+        raise InputError(f"STAC file {source} holds no items: run the search again, or choose another file.")
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = expand_assets(assets) if assets else None
+    tiles = []
+    for n, item in enumerate(items):
+        available = item.assets
+        chosen = keys or [k for k, a in available.items() if "data" in (a.roles or [])]
+        if not chosen:
+            raise InputError(f"STAC item {item.id} of {source} has no asset with the role 'data': name the asset "
+                             f"keys to read, among: {', '.join(available)}.")
+        missing = [k for k in chosen if k not in available]
+        if missing:
+            raise InputError(f"STAC item {item.id} of {source} has no asset {missing[0]!r} (it has: "
+                             f"{', '.join(available)}): choose asset keys it has.")
+        files = [gdal_path(available[k].href, source) for k in chosen]
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(item.id)) or f"item{n}"
+        try:
+            tiles.append(str(write_stack_vrt(files, folder / f"{n:05d}_{name}.vrt", names=chosen)))
+        except InputError as exc:
+            raise InputError(f"STAC item {item.id} of {source}: {exc}") from None
+    logger.info("Region: %d STAC items of %s, %d assets each (%s).", len(items), source, len(tiles and chosen),
+                ", ".join(chosen[:6]) + (" ..." if len(chosen) > 6 else ""))
+    return tiles
 
 
 def region_tiles(region: str | Sequence[str]) -> list[str]:

@@ -45,7 +45,7 @@ from ..deep.package import DeepModel, is_deep, load_deep_model
 from ..deep.predict import DeepWindowPredictor
 from ..io.legend import vrt_class_band, write_category_names, write_paletted_style, write_ramp_style
 from ..io.rasters import GDAL_TYPES, atomic_output, check_writable, iter_windows, open_raster, temporary_path
-from ..io.region import mosaic_vrt, region_tiles
+from ..io.region import region_raster
 from ..probes.model_file import LoadedModel, load_model, read_manifest
 from .classify_raster import (
     DEEP_CHIP_WINDOW,
@@ -95,12 +95,14 @@ class RegionResult:
 
 def map_region(raster: str | list[str], model: str, output_folder: str, output_probability: bool = False,
                output_confidence: bool = False, output_cog: str | None = None, block_size: int = 2048,
-               scheduler: str | None = None, workers: int = 0, feedback: Feedback | None = None) -> RegionResult:
+               scheduler: str | None = None, workers: int = 0, assets: str | None = None,
+               feedback: Feedback | None = None) -> RegionResult:
     """Apply a model to every valid pixel of a region, block by block on a Dask cluster.
 
     Args:
         raster: the region: a raster or VRT mosaic (also a GDAL virtual path such as ``/vsicurl/https://...``), a
-            folder of tiles, or a list of tiles on one pixel grid.
+            folder of tiles, a list of tiles on one pixel grid, or a STAC Item or ItemCollection (``.json`` file or
+            URL) whose items are the tiles.
         model: a ``.lpmodel`` file: a probe (on bands or on an embedding raster) or a deep model (chips or
             segmentation; read with the context its chips need across block edges). Workers on other machines must
             reach it, and the region, at the same paths.
@@ -112,6 +114,8 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         scheduler: address of an existing Dask scheduler (``tcp://host:8786``); default: the
             ``LANDPROBE_DASK_SCHEDULER`` environment variable, else a local cluster inside the engine.
         workers: worker processes of the local cluster (0: one per core, or the CPU threads setting).
+        assets: for a STAC region, the asset keys stacked as bands, in order (``B04,B03,B02`` or ``A00..A63``;
+            default: the assets with the role ``data``).
         feedback: progress (blocks done, megapixels per second, time left) and cancel.
 
     Returns:
@@ -139,7 +143,7 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
     check_writable(str(folder / VRT_NAMES["class"]))
     if output_cog:
         check_writable(output_cog)
-    path = _region_path(raster, folder)
+    path = region_raster(raster if isinstance(raster, str) or len(raster) > 1 else raster[0], folder, assets)
     with open_raster(path) as src:
         if deep:
             check_band_count(manifest, src, path)
@@ -194,14 +198,6 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
     logger.info("Wrote %s: %d blocks (%d run, %d skipped); %s.", result.output, len(blocks), len(todo),
                 len(finished), ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
     return result
-
-
-def _region_path(raster: str | list[str], folder: Path) -> str:
-    """One path GDAL opens for the region: the raster itself, or a mosaic VRT of the tiles in the output folder."""
-    tiles = region_tiles(raster)
-    if len(tiles) == 1:
-        return tiles[0]
-    return str(mosaic_vrt(tiles, folder / "region.vrt"))
 
 
 def _sha256(path: str) -> str:

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from .base import LandprobeAlgorithm
@@ -41,6 +42,8 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
     RASTER = "RASTER"
     TILES = "TILES"
     TILES_FOLDER = "TILES_FOLDER"
+    STAC = "STAC"
+    ASSETS = "ASSETS"
     MODEL = "MODEL"
     BLOCK_SIZE = "BLOCK_SIZE"
     PROBABILITY = "PROBABILITY"
@@ -62,8 +65,12 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
             "<i>Classify raster</i> gives on the same raster."
             "<h3>Parameters</h3>"
             "<b>Region raster</b>: a raster or a VRT mosaic; or give <b>Tiles</b> (layers) or a <b>Folder of "
-            "tiles</b> (every .tif and .vrt in it) on one pixel grid, mosaicked for you. A tile that is missing, "
-            "unreadable or on another grid is named and the job stops: nothing is skipped silently.<br>"
+            "tiles</b> (every .tif and .vrt in it) on one pixel grid, mosaicked for you; or a <b>STAC Item or "
+            "ItemCollection</b> (a .json file or an http(s) URL, e.g. a saved search result) whose items are the "
+            "tiles, with the <b>Asset keys</b> stacked as bands (B04,B03,B02 or a range A00..A63; empty: the assets "
+            "with the role 'data'). Rasters on the web are read through GDAL (/vsicurl/, /vsis3/, /vsigs/ paths "
+            "work too); credentials come from GDAL's own configuration and are never stored. A tile that is "
+            "missing, unreadable or on another grid is named and the job stops: nothing is skipped silently.<br>"
             "<b>Model</b>: a probe model (.lpmodel) on bands or on an embedding raster.<br>"
             "<b>Output folder</b>: the blocks (Cloud-Optimized GeoTIFFs), a VRT per map (map.vrt with its legend "
             "and style) and the manifest of finished blocks. <b>Running the job again with the same folder "
@@ -83,6 +90,9 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterFile(self.TILES_FOLDER, self.tr("Folder of tiles"),
                                                      behavior=QgsProcessingParameterFile.Behavior.Folder,
                                                      optional=True))
+        self.addParameter(QgsProcessingParameterString(self.STAC, self.tr("STAC Item or ItemCollection (file or URL)"),
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterString(self.ASSETS, self.tr("Asset keys (STAC)"), optional=True))
         self.addParameter(model_parameter(self.MODEL, self.tr("Model")))
         block = QgsProcessingParameterEnum(self.BLOCK_SIZE, self.tr("Block size (pixels a side)"),
                                            options=[str(size) for size in BLOCK_SIZES], defaultValue=2)
@@ -102,17 +112,21 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.BLOCKS_SKIPPED, self.tr("Blocks already done (skipped)")))
 
     def region(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | list[str]:
-        """The region for the engine: the raster, the tile files or the folder; one of them must be given."""
+        """The region for the engine: the raster, the tile files, the folder or the STAC file; exactly one of them."""
         tiles = [self.layer_file(layer) for layer in self.parameterAsLayerList(parameters, self.TILES, context)]
         folder = self.parameterAsFile(parameters, self.TILES_FOLDER, context)
-        given = [bool(parameters.get(self.RASTER)), bool(tiles), bool(folder)]
+        stac = self.parameterAsString(parameters, self.STAC, context).strip()
+        given = [bool(parameters.get(self.RASTER)), bool(tiles), bool(folder), bool(stac)]
         if sum(given) != 1:
             raise QgsProcessingException(self.tr(
-                "Give the region one way: a Region raster (or VRT mosaic), Tiles, or a Folder of tiles."))
+                "Give the region one way: a Region raster (or VRT mosaic), Tiles, a Folder of tiles, or a STAC Item "
+                "or ItemCollection."))
         if tiles:
             return tiles
         if folder:
             return folder
+        if stac:
+            return stac
         return self.raster_path(parameters, self.RASTER, context)
 
     def processAlgorithm(
@@ -129,6 +143,7 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
             "output_confidence": self.parameterAsBool(parameters, self.CONFIDENCE, context),
             "output_cog": cog,
             "block_size": BLOCK_SIZES[self.parameterAsEnum(parameters, self.BLOCK_SIZE, context)],
+            "assets": self.parameterAsString(parameters, self.ASSETS, context).strip() or None,
         }, feedback)
         results = {self.OUTPUT: outputs.get("output"), self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
                    self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),

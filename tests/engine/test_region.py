@@ -1,5 +1,6 @@
 """Region maps on Dask: the same map as Classify raster, bit for bit, on a LocalCluster and on a real scheduler with
-two worker processes; resume after a cancel; a worker killed mid-job; tiles mosaicked; bad tiles named."""
+two worker processes; resume after a cancel; a worker killed mid-job; tiles mosaicked, from a STAC ItemCollection
+and over HTTP (/vsicurl/ on a server on 127.0.0.1); bad tiles and assets named."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -271,3 +272,110 @@ def test_a_model_that_runs_an_encoder_is_refused_with_what_to_do(tmp_path: Path,
                      encoder="rcf_gaussian", patch_size=8, stride=8, method="logistic_regression")
     with pytest.raises(InputError, match=r"does not run encoders yet\. Extract the region's embeddings first"):
         map_region(str(sample_raster), str(model), str(tmp_path / "out"), block_size=512)
+
+
+def write_item_collection(tiles: list[Path], folder: Path, href: Callable[[Path], str]) -> Path:
+    """A STAC ItemCollection: one item per tile, one asset per band (``B1``...), written as single-band files."""
+    features = []
+    for i, tile in enumerate(tiles):
+        with rasterio.open(tile) as src:
+            profile, data, bounds = src.profile, src.read(), src.bounds
+        assets = {}
+        for band in range(data.shape[0]):
+            path = folder / f"item{i}_B{band + 1}.tif"
+            with rasterio.open(path, "w", **(profile | {"count": 1})) as dst:
+                dst.write(data[band:band + 1])
+            assets[f"B{band + 1}"] = {"href": href(path), "type": "image/tiff; application=geotiff",
+                                      "roles": ["data"]}
+        assets["thumbnail"] = {"href": "thumb.png", "type": "image/png", "roles": ["thumbnail"]}
+        polygon = [[bounds.left, bounds.bottom], [bounds.right, bounds.bottom], [bounds.right, bounds.top],
+                   [bounds.left, bounds.top], [bounds.left, bounds.bottom]]
+        features.append({"type": "Feature", "stac_version": "1.0.0", "id": f"tile-{i}", "links": [],
+                         "geometry": {"type": "Polygon", "coordinates": [polygon]}, "bbox": list(bounds),
+                         "properties": {"datetime": "1999-11-18T00:00:00Z"}, "assets": assets})
+    path = folder / "items.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def test_a_stac_item_collection_on_disk_makes_the_same_map_and_names_a_missing_asset(
+        tmp_path: Path, region: Path, sample_model: Path, single: dict[str, Path]) -> None:
+    tiles = split_tiles(region, tmp_path / "tiles")
+    (tmp_path / "stac").mkdir()
+    items = write_item_collection(tiles, tmp_path / "stac", lambda p: p.name)  # links relative to the file
+    result = map_region(str(items), str(sample_model), str(tmp_path / "out"), block_size=512, workers=2,
+                        assets="B1..B8")
+    assert_same_map(result.output, single["class"])
+    with pytest.raises(InputError, match=r"STAC item tile-0 of .* has no asset 'B9' \(it has: B1, B2"):
+        map_region(str(items), str(sample_model), str(tmp_path / "out2"), block_size=512, assets="B1..B9")
+    # without asset keys, the assets with the role 'data' are read, in order
+    again = map_region(str(items), str(sample_model), str(tmp_path / "out3"), block_size=512, workers=1)
+    assert_same_map(again.output, single["class"])
+
+
+#: A static file server that answers HTTP range requests, as cloud storage does (GDAL's /vsicurl/ needs them). It runs
+#: in its own process: GDAL holds the GIL while it opens a file, so a server thread in this process would never answer.
+SERVER = """
+import http.server, io, sys
+from pathlib import Path
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        spec = self.headers.get("Range")
+        if not spec or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        first, _, last = spec.removeprefix("bytes=").partition("-")
+        start, end = int(first), min(int(last or size - 1), size - 1)
+        with path.open("rb") as stream:
+            stream.seek(start)
+            body = stream.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(body)
+
+handler = lambda *a, **k: RangeHandler(*a, directory=sys.argv[1], **k)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.fixture()
+def http_folder(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1 (a port the system chooses) by another process, stopped after."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        yield folder, f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_tiles_over_http_through_vsicurl_and_a_stac_of_urls(tmp_path: Path, region: Path, sample_model: Path,
+                                                            single: dict[str, Path],
+                                                            http_folder: tuple[Path, str]) -> None:
+    folder, url = http_folder
+    tiles = split_tiles(region, folder / "tiles")
+    urls = [f"/vsicurl/{url}/tiles/{tile.name}" for tile in tiles]
+    result = map_region(urls, str(sample_model), str(tmp_path / "out"), block_size=512, workers=2)
+    assert_same_map(result.output, single["class"])
+    items = write_item_collection(tiles, folder, lambda p: f"{url}/{p.name}")  # absolute http links
+    from_stac = map_region(f"{url}/items.json", str(sample_model), str(tmp_path / "out2"), block_size=512,
+                           workers=2, assets="B1..B8")
+    assert_same_map(from_stac.output, single["class"])
+    assert items.exists()
+    missing = f"/vsicurl/{url}/tiles/tile_9.tif"
+    with pytest.raises(InputError, match=f"Tile {missing} of the region cannot be read"):
+        map_region([*urls, missing], str(sample_model), str(tmp_path / "out3"), block_size=512)

@@ -240,3 +240,42 @@ def test_qgis_process_json_for_the_other_algorithms(
     assert imported["BANDS"] == 1
     polygons = run("labelpolygons", f"RASTER={imported['OUTPUT']}", f"OUTPUT={tmp_path / 'gt.gpkg'}")
     assert polygons["POLYGONS"] > 16 and Path(polygons["OUTPUT"]).is_file()
+
+
+def test_qgis_process_maps_a_region_of_tiles_and_resumes(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    engine_python: str,
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    model = tmp_path / "model.lpmodel"
+    _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", "landprobe:trainclassifier", "--json", "--",
+               f"RASTER={sample_raster}", f"LABELS={sample_labels}", "FIELD=class", "METHOD=0",
+               f"OUTPUT_MODEL={model}"))
+    single = tmp_path / "single.tif"
+    _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", "landprobe:classifyraster", "--json", "--",
+               f"RASTER={sample_raster}", f"MODEL={model}", f"OUTPUT={single}"))
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    with rasterio.open(sample_raster) as src:  # two tiles on the sample's grid
+        half = src.width // 2
+        for i, window in enumerate((Window(0, 0, half, src.height), Window(half, 0, src.width - half, src.height))):
+            profile = src.profile | {"width": int(window.width), "height": int(window.height),
+                                     "transform": src.window_transform(window)}
+            with rasterio.open(tiles / f"tile_{i}.tif", "w", **profile) as dst:
+                dst.write(src.read(window=window))
+    args = ["run", "landprobe:mapregion", "--json", "--", f"TILES_FOLDER={tiles}", f"MODEL={model}",
+            "BLOCK_SIZE=0", f"OUTPUT_FOLDER={tmp_path / 'region'}"]
+    results = _json(_run(qgis_process_bin, qgis_process_env, tmp_path, *args))["results"]
+    assert Path(results["OUTPUT"]) == tmp_path / "region" / "map.vrt" and results["BLOCKS_SKIPPED"] == 0
+    with rasterio.open(results["OUTPUT"]) as got, rasterio.open(single) as want:
+        assert got.transform == want.transform and got.crs == want.crs
+        assert np.array_equal(got.read(), want.read())
+    again = _json(_run(qgis_process_bin, qgis_process_env, tmp_path, *args))["results"]
+    assert again["BLOCKS_SKIPPED"] == 1  # the sample is one block of 512 px: done, skipped
