@@ -25,12 +25,12 @@ from ..io.labels import Samples, labels_over_raster, sample_pixels
 from ..io.rasters import (
     RasterInfo,
     band_label,
-    band_stack,
     open_raster,
     raster_info,
     read_block,
     streaming_env,
 )
+from ..io.region import band_stack
 from ..samples.cells import sample_cells
 from .encode import cell_grid, empty_bands, encode_raster, prepare_encoder, read_embedding_metadata
 from .encoders import EncoderOptions, encoder_state

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -239,24 +238,6 @@ def band_validity(data: np.ndarray, nodata: Sequence[float | None]) -> np.ndarra
 
 GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
-
-
-@contextlib.contextmanager
-def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) -> Iterator[str]:
-    """Yield one raster path for ``raster``: the path itself, or a temporary VRT stacking several files' bands.
-
-    ``bands`` (1-based, in the stacked order) keeps only those bands, in that order.
-
-    Raises:
-        InputError: when the files differ in size, grid or CRS, or a band number does not exist.
-
-    """
-    files = [raster] if isinstance(raster, str) else list(raster)
-    if len(files) == 1 and not bands:
-        yield files[0]
-        return
-    with tempfile.TemporaryDirectory(prefix="landprobe-stack-") as folder:
-        yield str(write_stack_vrt(files, Path(folder) / "stack.vrt", bands))
 
 
 def write_stack_vrt(files: Sequence[str], path: Path, bands: Sequence[int] | None = None,

@@ -18,10 +18,12 @@ such as ``AWS_ACCESS_KEY_ID`` or a GDAL configuration file); nothing here reads,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -36,6 +38,33 @@ logger = logging.getLogger(__name__)
 TILE_SUFFIXES = (".tif", ".tiff", ".vrt")
 #: How far (in pixels) a tile's origin may sit off the grid and still count as on it (rounding in the files).
 GRID_TOLERANCE = 1e-6
+
+
+@contextlib.contextmanager
+def band_stack(raster: str | Sequence[str], bands: Sequence[int] | None = None) -> Iterator[str]:
+    """Yield one raster path for ``raster``: the path itself, or a temporary VRT.
+
+    ``raster`` is a raster, several files whose bands are stacked in order, or a region that a job reads as one
+    raster: a folder of tiles or a STAC Item or ItemCollection (its assets with the role ``data``), mosaicked (see
+    :func:`region_raster`). ``bands`` (1-based, in the stacked order) keeps only those bands, in that order.
+
+    Raises:
+        InputError: when the files differ in size, grid or CRS, a band number does not exist, or a tile cannot be
+            used.
+
+    """
+    files = [raster] if isinstance(raster, str) else list(raster)
+    region = len(files) == 1 and (Path(files[0]).is_dir() or is_stac(files[0]))
+    if len(files) == 1 and not bands and not region:
+        yield files[0]
+        return
+    with tempfile.TemporaryDirectory(prefix="landprobe-stack-") as folder:
+        if region:
+            files = [region_raster(files[0], Path(folder))]
+        if len(files) == 1 and not bands:
+            yield files[0]
+        else:
+            yield str(write_stack_vrt(files, Path(folder) / "stack.vrt", bands))
 
 
 def region_raster(region: str | Sequence[str], folder: Path, assets: str | None = None) -> str:

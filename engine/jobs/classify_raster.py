@@ -35,7 +35,6 @@ from ..io.rasters import (
     atomic_output,
     band_nodata,
     band_scaling,
-    band_stack,
     check_writable,
     full_disk_as_output_error,
     iter_windows,
@@ -46,6 +45,7 @@ from ..io.rasters import (
     temporary_path,
     valid_mask,
 )
+from ..io.region import band_stack
 from ..io.regrid import regrid_nearest
 from ..probes.model_file import LoadedModel, load_model, read_manifest
 

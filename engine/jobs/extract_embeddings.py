@@ -13,7 +13,8 @@ from ..core.feedback import Feedback
 from ..embeddings.encode import EmbeddingResult, encode_raster, prepare_encoder
 from ..embeddings.encoders import EncoderOptions
 from ..embeddings.preview import write_embedding_preview
-from ..io.rasters import band_stack, check_writable, open_raster, streaming_env
+from ..io.rasters import check_writable, open_raster, streaming_env
+from ..io.region import band_stack
 
 
 def extract_embeddings(raster: str | list[str], output: str, encoder: str = "rcf_gaussian",

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ..core.devices import choose_device, cpu_threads
-from ..core.errors import CancelledError, InputError
+from ..core.errors import CancelledError, InputError, LandprobeError, user_fault
 from ..core.feedback import Feedback
 from ..core.seam import SCHEDULER_VARIABLE, TMP_MARKER
 from ..deep.package import DeepModel, is_deep, load_deep_model
@@ -134,33 +135,21 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
                          "or 4096.")
     manifest = read_manifest(model)
     recipe = manifest.get("features", {}).get("recipe")
-    deep = is_deep(manifest)
     if recipe == "encoder":
         raise InputError(f"Model {model} computes embeddings on the fly: Map region does not run encoders yet. "
                          "Extract the region's embeddings first (Extract embeddings on the region's VRT) and "
                          "train on them, or use Classify raster for this model.")
     folder = Path(output_folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    check_writable(str(folder / VRT_NAMES["class"]))
-    if output_cog:
-        check_writable(output_cog)
-    path = region_raster(raster if isinstance(raster, str) or len(raster) > 1 else raster[0], folder, assets)
-    with open_raster(path) as src:
-        if deep:
-            check_band_count(manifest, src, path)
-        else:
-            check_compatible(manifest, src, path)
-        grid = {"width": src.width, "height": src.height, "transform": list(src.transform)[:6],
-                "crs": src.crs.to_wkt() if src.crs else None}
-    maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
-                                                                          else [])
-    job = {"model_sha256": _sha256(model), "region": str(path), "grid": grid, "block_size": block_size, "maps": maps}
-    done = _resume(folder, job)
-    blocks = _blocks(grid["width"], grid["height"], block_size)
-    finished = {b for b in blocks if b in done and all(_block_path(folder, m, b).exists() for m in maps)}
-    if finished:
-        logger.info("Resuming: %d of %d blocks are already done (manifest %s) and are skipped.", len(finished),
-                    len(blocks), folder / MANIFEST)
+    try:
+        path, grid, job, blocks, finished, done = _prepare(raster, model, manifest, folder, output_cog, block_size,
+                                                            assets, output_probability, output_confidence)
+    except BaseException:
+        if created:  # a job refused before its first block leaves no folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    maps = job["maps"]
     state = {"format": MANIFEST_FORMAT, "version": 1, "job": job, "blocks": {b: done[b] for b in finished}}
     _write_manifest(folder, state)
     todo = [b for b in blocks if b not in finished]
@@ -199,6 +188,34 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
     logger.info("Wrote %s: %d blocks (%d run, %d skipped); %s.", result.output, len(blocks), len(todo),
                 len(finished), ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
     return result
+
+
+def _prepare(raster: str | list[str], model: str, manifest: dict[str, Any], folder: Path, output_cog: str | None,
+             block_size: int, assets: str | None, output_probability: bool, output_confidence: bool) -> tuple[
+        str, dict[str, Any], dict[str, Any], list[str], set[str], dict[str, Any]]:
+    """Check the outputs and the region against the model; the job, its blocks and those already finished."""
+    deep = is_deep(manifest)
+    check_writable(str(folder / VRT_NAMES["class"]))
+    if output_cog:
+        check_writable(output_cog)
+    path = region_raster(raster if isinstance(raster, str) or len(raster) > 1 else raster[0], folder, assets)
+    with open_raster(path) as src:
+        if deep:
+            check_band_count(manifest, src, path)
+        else:
+            check_compatible(manifest, src, path)
+        grid = {"width": src.width, "height": src.height, "transform": list(src.transform)[:6],
+                "crs": src.crs.to_wkt() if src.crs else None}
+    maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
+                                                                          else [])
+    job = {"model_sha256": _sha256(model), "region": str(path), "grid": grid, "block_size": block_size, "maps": maps}
+    done = _resume(folder, job)
+    blocks = _blocks(grid["width"], grid["height"], block_size)
+    finished = {b for b in blocks if b in done and all(_block_path(folder, m, b).exists() for m in maps)}
+    if finished:
+        logger.info("Resuming: %d of %d blocks are already done (manifest %s) and are skipped.", len(finished),
+                    len(blocks), folder / MANIFEST)
+    return path, grid, job, blocks, finished, done
 
 
 def _sha256(path: str) -> str:
@@ -402,8 +419,25 @@ def map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int
 
     Raises:
         CancelledError: when the job was cancelled.
+        LandprobeError: a fault a user can act on (a tile that fails while it is read, a full disk), as a plain
+            copy without the library exceptions behind it: Dask sends that to the client as it is, where it
+            reaches the user as one sentence.
 
     """
+    try:
+        return _map_block(spec, block, window)
+    except Exception as exc:
+        fault = exc if isinstance(exc, LandprobeError) else user_fault(exc)
+        if fault is None:
+            raise
+        kind, message = type(fault), str(fault)
+    # Raised here, outside the handler, so that it carries no context: Dask pickles the causes and the context with
+    # the exception, and a GDAL error among them does not unpickle, which would turn it into a bare Exception.
+    raise kind(message)
+
+
+def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
+    """:func:`map_block` without the translation of its errors."""
     # Lazy: only a worker runs this, and the event is the only part of distributed it needs.
     from distributed import Event
     from threadpoolctl import threadpool_limits
@@ -436,7 +470,7 @@ def map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, int
         transform = src.window_transform(Window(col_off, row_off, width, height))
         crs = src.crs
     base = {"driver": "GTiff", "width": width, "height": height, "crs": crs, "transform": transform, "tiled": True,
-            "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+            "blockxsize": 256, "blockysize": 256}  # not compressed: the COG copy compresses, once
     profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
                 "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
                 "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}

@@ -100,7 +100,8 @@ def _as(operation: str, make: Case, key: str = "raster") -> Case:
         extra = {"train_classifier": {"labels": str(labels), "field": "class", "method": "svm"},
                  "assess_accuracy": {"reference": str(labels), "field": "class"},
                  "extract_embeddings": {}, "label_polygons": {},
-                 "finetune": {"labels": str(labels), "field": "class", "epochs": 1}}[operation]
+                 "finetune": {"labels": str(labels), "field": "class", "epochs": 1},
+                 "map_region": {"model": str(model), "workers": 1}}[operation]
         return operation, {key: params["raster"], **extra}, named
 
     return case
@@ -151,6 +152,11 @@ def _mat(content: Any, named: str = "cube.mat") -> Case:
     return case
 
 
+def _missing_tile(tmp: Path, raster: Path, labels: Path, model: Path) -> tuple[str, dict[str, Any], str]:
+    missing = tmp / "tile_2.tif"
+    return "map_region", {"raster": [str(raster), str(missing)], "model": str(model), "workers": 1}, str(missing)
+
+
 CASES: dict[str, tuple[Case, str]] = {
     "truncated GeoTIFF": (_truncated_raster, "input"),
     "truncated GeoTIFF, train": (_as("train_classifier", _truncated_raster), "input"),
@@ -158,6 +164,8 @@ CASES: dict[str, tuple[Case, str]] = {
     "truncated GeoTIFF, extract embeddings": (_as("extract_embeddings", _truncated_raster), "input"),
     "truncated ground truth, class raster to polygons": (_as("label_polygons", _truncated_raster), "input"),
     "truncated GeoTIFF, fine-tune": (_as("finetune", _truncated_raster), "input"),
+    "truncated GeoTIFF, map region": (_as("map_region", _truncated_raster), "input"),
+    "missing tile, map region": (_missing_tile, "input"),
     "zip bomb as the model": (_bomb, "model"),
     "labels whose CRS does not convert": (_labels_in_a_wrong_crs, "input"),
     "VRT whose source file is missing": (_vrt_without_its_source, "input"),
@@ -183,7 +191,8 @@ def test_a_user_fault_is_one_sentence_and_leaves_nothing(case: str, tmp_path: Pa
     operation, params, named = make(inputs, sample_raster, sample_labels, sample_model)
     target, name = {"train_classifier": ("output_model", "m.lpmodel"), "finetune": ("output_model", "d.lpmodel"),
                     "assess_accuracy": ("output_report", "r.json"), "export_onnx": ("output", "m.onnx"),
-                    "label_polygons": ("output", "polygons.gpkg")}.get(operation, ("output", "map.tif"))
+                    "label_polygons": ("output", "polygons.gpkg"),
+                    "map_region": ("output_folder", "region")}.get(operation, ("output", "map.tif"))
     params[target] = str(outputs / name)
     code, events = run_worker({"operation": operation, "params": params})
     error = events[-1]

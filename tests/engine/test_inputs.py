@@ -18,7 +18,8 @@ from engine.core.errors import InputError
 from engine.core.feedback import Feedback
 from engine.embeddings.sources import load_raw_bands
 from engine.io.labels import sample_pixels
-from engine.io.rasters import band_nodata, band_stack, common_dtype, raster_info, read_block, valid_mask
+from engine.io.rasters import band_nodata, common_dtype, raster_info, read_block, valid_mask
+from engine.io.region import band_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 CRS = "EPSG:32633"

@@ -132,14 +132,15 @@ def test_a_folder_of_another_job_is_refused_and_bad_settings_are_named(tmp_path:
         map_region(str(region), str(sample_model), str(out), block_size=512, workers=1)
 
 
-def split_tiles(region: Path, folder: Path) -> list[Path]:
-    """The region cut into 4 tiles of uneven sizes, on its grid."""
+def split_tiles(region: Path, folder: Path, rows: int = 300, cols: int = 600) -> list[Path]:
+    """The region cut into 4 tiles of uneven sizes, on its grid (the bottom row split at other columns)."""
     folder.mkdir()
     tiles = []
     with rasterio.open(region) as src:
-        for i, (row, col, height, width) in enumerate([(0, 0, 300, 600), (0, 600, 300, src.width - 600),
-                                                       (300, 0, src.height - 300, 450),
-                                                       (300, 450, src.height - 300, src.width - 450)]):
+        bottom = (cols * 3) // 4
+        for i, (row, col, height, width) in enumerate([(0, 0, rows, cols), (0, cols, rows, src.width - cols),
+                                                       (rows, 0, src.height - rows, bottom),
+                                                       (rows, bottom, src.height - rows, src.width - bottom)]):
             window = Window(col, row, width, height)
             profile = src.profile | {"width": width, "height": height, "transform": src.window_transform(window)}
             path = folder / f"tile_{i}.tif"
@@ -379,3 +380,17 @@ def test_tiles_over_http_through_vsicurl_and_a_stac_of_urls(tmp_path: Path, regi
     missing = f"/vsicurl/{url}/tiles/tile_9.tif"
     with pytest.raises(InputError, match=f"Tile {missing} of the region cannot be read"):
         map_region([*urls, missing], str(sample_model), str(tmp_path / "out3"), block_size=512)
+
+
+def test_training_on_a_folder_of_tiles_samples_the_tiles_the_labels_fall_in(tmp_path: Path, sample_raster: Path,
+                                                                             sample_labels: Path) -> None:
+    from engine.jobs.train_classifier import train_classifier
+
+    tiles = split_tiles(sample_raster, tmp_path / "tiles", rows=120, cols=130)  # the 30 polygons span all four
+    whole = train_classifier(str(sample_raster), str(sample_labels), "class", str(tmp_path / "whole.lpmodel"),
+                             method="logistic_regression")
+    tiled = train_classifier(str(tmp_path / "tiles"), str(sample_labels), "class", str(tmp_path / "tiled.lpmodel"),
+                             method="logistic_regression")
+    assert len(tiles) == 4
+    assert (tiled.n_samples, tiled.n_polygons, tiled.classes) == (whole.n_samples, whole.n_polygons, whole.classes)
+    assert tiled.overall_accuracy == whole.overall_accuracy and tiled.kappa == whole.kappa
