@@ -160,11 +160,19 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
             (folder / "blocks" / name).mkdir(parents=True, exist_ok=True)
         spec = {"model": str(Path(model).resolve()), "model_sha256": job["model_sha256"], "region": str(path),
                 "folder": str(folder.resolve()), "maps": maps}
-        with dask_client(scheduler, workers) as (client, cluster):
-            logger.info("Mapping %d blocks of %d x %d px on %s.", len(todo), block_size, block_size, cluster)
-            start = time.perf_counter()
-            _run(client, spec, todo, blocks, state, folder, feedback.stage(0.0, 0.9))
-            run_seconds = time.perf_counter() - start
+        try:
+            with dask_client(scheduler, workers) as (client, cluster):
+                logger.info("Mapping %d blocks of %d x %d px on %s.", len(todo), block_size, block_size, cluster)
+                start = time.perf_counter()
+                _run(client, spec, todo, blocks, state, folder, feedback.stage(0.0, 0.9))
+                run_seconds = time.perf_counter() - start
+        except BaseException:
+            if created and not state["blocks"]:  # nothing finished: leave nothing behind
+                shutil.rmtree(folder, ignore_errors=True)
+            elif state["blocks"]:
+                logger.warning("%d of %d blocks are finished and kept in %s: run the same job again to go on from "
+                               "there.", len(state["blocks"]), len(blocks), folder)
+            raise
     outputs = _write_vrts(folder, maps, blocks, grid, block_size, manifest)
     if output_cog:
         feedback.progress(0.92, "Assembling one Cloud-Optimized GeoTIFF")
