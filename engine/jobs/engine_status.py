@@ -14,7 +14,7 @@ from typing import Any
 from .. import __version__
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from ..core.seam import DEVICE_VARIABLE
+from ..core.seam import DEVICE_VARIABLE, SCHEDULER_VARIABLE
 from ..core.versions import package_versions
 
 
@@ -54,4 +54,5 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
     return {"python": sys.executable, "python_version": platform.python_version(), "engine_version": __version__,
             "packages": packages, "devices": devices, "torch_threads": torch_threads,
             "default_device": default_device, "device_preference": preferred,
-            "weights_cache": os.environ.get("TORCH_HOME") or None}
+            "weights_cache": os.environ.get("TORCH_HOME") or None,
+            "dask_scheduler": os.environ.get(SCHEDULER_VARIABLE, "").strip() or None}

@@ -71,6 +71,9 @@ class EngineStatusAlgorithm(LandprobeAlgorithm):
         for device in devices:
             details = ", ".join(f"{key}={value}" for key, value in device.items() if key not in ("type", "name"))
             feedback.pushInfo(f"  {device.get('type')}: {device.get('name')}" + (f" ({details})" if details else ""))
+        feedback.pushInfo(self.tr("Map region runs on: {}").format(
+            self.tr("the Dask scheduler at {}").format(status["dask_scheduler"]) if status.get("dask_scheduler")
+            else self.tr("a local Dask cluster on this machine")))
 
         results: dict[str, Any] = {
             self.PYTHON: status.get("python"),

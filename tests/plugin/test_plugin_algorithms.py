@@ -145,22 +145,34 @@ def test_device_threads_and_cache_settings_reach_the_engine(
     landprobe_plugin: Any, engine_python: str, tmp_path: Path
 ) -> None:
     from landprobe.plugin.engine_process import run_engine_job
-    from landprobe.plugin.settings import CACHE_SETTING, DEVICE_SETTING, DEVICES, THREADS_SETTING, engine_preferences
+    from landprobe.plugin.settings import (
+        CACHE_SETTING,
+        DEVICE_SETTING,
+        DEVICES,
+        SCHEDULER_SETTING,
+        THREADS_SETTING,
+        engine_preferences,
+    )
     from processing.core.ProcessingConfig import ProcessingConfig
 
-    saved = {name: ProcessingConfig.getSetting(name) for name in (DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING)}
+    saved = {name: ProcessingConfig.getSetting(name)
+             for name in (DEVICE_SETTING, THREADS_SETTING, CACHE_SETTING, SCHEDULER_SETTING)}
     saved[DEVICE_SETTING] = DEVICES.index(saved[DEVICE_SETTING] or "auto")  # a selection is set by its index
     try:
         ProcessingConfig.setSettingValue(DEVICE_SETTING, DEVICES.index("cpu"))
         ProcessingConfig.setSettingValue(THREADS_SETTING, 1)
         ProcessingConfig.setSettingValue(CACHE_SETTING, str(tmp_path))
+        ProcessingConfig.setSettingValue(SCHEDULER_SETTING, "tcp://127.0.0.1:8786")
         outputs = run_engine_job("engine_status", {}, QgsProcessingFeedback(), python=engine_python,
                                  preferences=engine_preferences())
+        ProcessingConfig.setSettingValue(SCHEDULER_SETTING, "")
+        assert SCHEDULER_SETTING not in engine_preferences()  # an empty setting leaves the environment's alone
     finally:
         for name, value in saved.items():
             ProcessingConfig.setSettingValue(name, value)
     assert outputs["torch_threads"] == 1 and outputs["device_preference"] == "cpu"
     assert outputs["default_device"] == "cpu" and outputs["weights_cache"] == str(tmp_path)
+    assert outputs["dask_scheduler"] == "tcp://127.0.0.1:8786"
 
 
 def test_missing_engine_gives_a_clear_processing_error(
