@@ -46,7 +46,15 @@ from ..core.seam import SCHEDULER_VARIABLE, TMP_MARKER
 from ..deep.package import DeepModel, is_deep, load_deep_model
 from ..deep.predict import DeepWindowPredictor
 from ..io.legend import vrt_class_band, write_category_names, write_paletted_style, write_ramp_style
-from ..io.rasters import GDAL_TYPES, atomic_output, check_writable, iter_windows, open_raster, temporary_path
+from ..io.rasters import (
+    GDAL_TYPES,
+    atomic_output,
+    check_writable,
+    iter_windows,
+    open_raster,
+    temporary_path,
+    write_stack_vrt,
+)
 from ..io.region import region_raster
 from ..probes.model_file import LoadedModel, load_model, read_manifest
 from .classify_raster import (
@@ -207,6 +215,9 @@ def _prepare(raster: str | list[str], model: str, manifest: dict[str, Any], fold
     if output_cog:
         check_writable(output_cog)
     path = region_raster(raster if isinstance(raster, str) or len(raster) > 1 else raster[0], folder, assets)
+    selection = manifest.get("input", {}).get("band_selection")  # the bands the model was trained on, as Classify
+    if selection:
+        path = str(write_stack_vrt([path], folder / "bands.vrt", selection))
     with open_raster(path) as src:
         if deep:
             check_band_count(manifest, src, path)

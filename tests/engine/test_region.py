@@ -394,3 +394,39 @@ def test_training_on_a_folder_of_tiles_samples_the_tiles_the_labels_fall_in(tmp_
     assert len(tiles) == 4
     assert (tiled.n_samples, tiled.n_polygons, tiled.classes) == (whole.n_samples, whole.n_polygons, whole.classes)
     assert tiled.overall_accuracy == whole.overall_accuracy and tiled.kappa == whole.kappa
+
+
+def test_a_model_trained_on_some_bands_maps_the_region_with_the_same_bands(tmp_path: Path, sample_raster: Path,
+                                                                            sample_labels: Path) -> None:
+    from engine.jobs.train_classifier import train_classifier
+
+    model = tmp_path / "bands.lpmodel"
+    train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method="logistic_regression",
+                     bands=[1, 2, 3, 4, 5, 7])
+    classify_raster(str(sample_raster), str(model), str(tmp_path / "single.tif"))
+    result = map_region(str(sample_raster), str(model), str(tmp_path / "out"), block_size=512, workers=1)
+    assert_same_map(result.output, tmp_path / "single.tif")
+
+
+def test_an_engine_killed_mid_job_resumes_from_its_manifest(tmp_path: Path, region: Path, sample_model: Path,
+                                                           single: dict[str, Path]) -> None:
+    out = tmp_path / "region"
+    command = [sys.executable, "-m", "engine", "map-region", "--raster", str(region), "--model", str(sample_model),
+               "--output-folder", str(out), "--block-size", "512", "--workers", "2"]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        manifest = out / MANIFEST
+        if manifest.exists() and json.loads(manifest.read_text())["blocks"]:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # as hard as a crash: no handler runs
+    proc.wait(timeout=30)
+    done = json.loads((out / MANIFEST).read_text())["blocks"]
+    assert 1 <= len(done) <= 9
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"Resuming: {len(done)} of 9 blocks are already done" in again.stderr
+    assert_same_map(out / "map.vrt", single["class"])
+    no_partials(out)
