@@ -240,6 +240,11 @@ GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int
               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
 
 
+def gdal_location(path: str) -> str:
+    """A raster's path as a VRT stores it: absolute for a file, as given for a GDAL virtual path or a URL."""
+    return path if path.startswith("/vsi") or "://" in path else str(Path(path).resolve())
+
+
 def write_stack_vrt(files: Sequence[str], path: Path, bands: Sequence[int] | None = None,
                     names: Sequence[str] | None = None) -> Path:
     """Write a VRT at ``path`` stacking the bands of ``files`` (one grid) in order; ``bands`` keeps only those.
@@ -276,7 +281,7 @@ def write_stack_vrt(files: Sequence[str], path: Path, bands: Sequence[int] | Non
         if info.offsets[b - 1] != 0 or info.scales[b - 1] != 1:
             scaling = f"<Offset>{info.offsets[b - 1]!r}</Offset><Scale>{info.scales[b - 1]!r}</Scale>"
         name = info.band_names[b - 1] if info.count > 1 else label
-        location = info.path if info.path.startswith("/vsi") else str(Path(info.path).resolve())
+        location = gdal_location(info.path)
         entries.append(
             f'<VRTRasterBand dataType="{GDAL_TYPES.get(info.dtypes[b - 1], "Float64")}" band="{len(entries) + 1}">'
             f"{nodata}<Description>{escape(name)}</Description>{scaling}<SimpleSource>"
@@ -293,11 +298,16 @@ def write_stack_vrt(files: Sequence[str], path: Path, bands: Sequence[int] | Non
     return path
 
 
-def temporary_path(path: str | os.PathLike[str]) -> Path:
-    """A hidden temporary file name next to ``path``, recognisable by :data:`TMP_MARKER`."""
+def temporary_path(path: str | os.PathLike[str], record: bool = True) -> Path:
+    """A hidden temporary file name next to ``path``, recognisable by :data:`TMP_MARKER`.
+
+    ``record`` notes it in the job's workspace, so that the next job removes it if this engine is killed; a job
+    that sweeps its own folder (Map region's blocks) passes False rather than one line per block.
+    """
     target = Path(path)
     token = f"{TMP_MARKER}{uuid.uuid4().hex[:8]}"
-    record_partial(target.parent, token)  # a killed engine's partial files are removed by the next job
+    if record:
+        record_partial(target.parent, token)  # a killed engine's partial files are removed by the next job
     return target.with_name(f".{target.name}{token}{target.suffix}")
 
 
@@ -316,15 +326,17 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike[str], record: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write to; rename it to ``path`` on success, delete it on any failure.
+
+    ``record``: see :func:`temporary_path`.
 
     Raises:
         OutputError: when the destination cannot be written.
 
     """
     target = check_writable(path)
-    tmp = temporary_path(target)
+    tmp = temporary_path(target, record)
     try:
         with full_disk_as_output_error(target):
             yield tmp

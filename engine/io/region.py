@@ -30,7 +30,7 @@ from urllib.parse import urljoin
 from xml.sax.saxutils import escape
 
 from ..core.errors import InputError
-from .rasters import GDAL_TYPES, RasterInfo, raster_info, write_stack_vrt
+from .rasters import GDAL_TYPES, RasterInfo, gdal_location, open_raster, raster_info, write_stack_vrt
 
 logger = logging.getLogger(__name__)
 
@@ -175,13 +175,15 @@ def stac_tiles(source: str, assets: str | None, folder: Path) -> list[str]:
         raise InputError(f"STAC file {source} holds no items: run the search again, or choose another file.")
     folder.mkdir(parents=True, exist_ok=True)
     keys = expand_assets(assets) if assets else None
+    if keys is None:  # the first item's data assets, in its order, for every item: the bands must line up
+        keys = [k for k, a in items[0].assets.items() if "data" in (a.roles or [])]
+        if not keys:
+            raise InputError(f"STAC item {items[0].id} of {source} has no asset with the role 'data': name the asset "
+                             f"keys to read, among: {', '.join(items[0].assets)}.")
     tiles = []
+    chosen = keys
     for n, item in enumerate(items):
         available = item.assets
-        chosen = keys or [k for k, a in available.items() if "data" in (a.roles or [])]
-        if not chosen:
-            raise InputError(f"STAC item {item.id} of {source} has no asset with the role 'data': name the asset "
-                             f"keys to read, among: {', '.join(available)}.")
         missing = [k for k in chosen if k not in available]
         if missing:
             raise InputError(f"STAC item {item.id} of {source} has no asset {missing[0]!r} (it has: "
@@ -192,7 +194,7 @@ def stac_tiles(source: str, assets: str | None, folder: Path) -> list[str]:
             tiles.append(str(write_stack_vrt(files, folder / f"{n:05d}_{name}.vrt", names=chosen)))
         except InputError as exc:
             raise InputError(f"STAC item {item.id} of {source}: {exc}") from None
-    logger.info("Region: %d STAC items of %s, %d assets each (%s).", len(items), source, len(tiles and chosen),
+    logger.info("Region: %d STAC items of %s, %d assets each (%s).", len(items), source, len(chosen),
                 ", ".join(chosen[:6]) + (" ..." if len(chosen) > 6 else ""))
     return tiles
 
@@ -260,6 +262,10 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
                              f"{', '.join(sorted(set(info.dtypes)))} against {first.count} of "
                              f"{', '.join(sorted(set(first.dtypes)))}, or other nodata): every tile needs the same "
                              "bands.")
+        if (info.scales, info.offsets) != (first.scales, first.offsets):
+            raise InputError(f"Tile {info.path} has other scale or offset tags than tile {first.path}: its values "
+                             "would be read with the wrong scaling. Give every tile the same tags (gdal_edit "
+                             "-scale -offset) or rescale it.")
         offset = _on_grid(first, info)
         if offset is None:
             raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path} (its origin is not a "
@@ -268,6 +274,11 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
     left, top = min(o[0] for o in offsets), min(o[1] for o in offsets)
     right = max(o[0] + i.width for o, i in zip(offsets, infos, strict=True))
     bottom = max(o[1] + i.height for o, i in zip(offsets, infos, strict=True))
+    covered = sum(i.width * i.height for i in infos)
+    if None in first.nodatavals and covered < (right - left) * (bottom - top):
+        raise InputError(f"The tiles leave holes in the region's rectangle and tile {first.path} has no nodata "
+                         "value, so the holes would read as 0 and be classified: set a nodata value on every tile "
+                         "(gdal_edit -a_nodata), or give tiles that fill the rectangle.")
     a, b, c, d, e, f = first.transform
     origin_x, origin_y = c + left * a, f + top * e
     bands = []
@@ -278,7 +289,7 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
         if first.offsets[band - 1] != 0 or first.scales[band - 1] != 1:
             scaling = f"<Offset>{first.offsets[band - 1]!r}</Offset><Scale>{first.scales[band - 1]!r}</Scale>"
         sources = "".join(
-            f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(_absolute(info.path))}</SourceFilename>'
+            f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(gdal_location(info.path))}</SourceFilename>'
             f"<SourceBand>{band}</SourceBand>"
             f'<SrcRect xOff="0" yOff="0" xSize="{info.width}" ySize="{info.height}"/>'
             f'<DstRect xOff="{col - left}" yOff="{row - top}" xSize="{info.width}" ySize="{info.height}"/>'
@@ -288,15 +299,15 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
                      f'band="{band}">{nodata}<Description>{escape(first.band_names[band - 1])}</Description>'
                      f"{scaling}{sources}</VRTRasterBand>")
     srs = f"<SRS>{escape(first.crs_wkt)}</SRS>" if first.crs_wkt else ""
+    with open_raster(first.path) as src:  # the first tile's dataset tags (an embedding raster's description)
+        tags = src.tags()
+    metadata = "".join(f'<MDI key="{escape(k, {chr(34): "&quot;"})}">{escape(v)}</MDI>' for k, v in tags.items())
     xml = (f'<VRTDataset rasterXSize="{right - left}" rasterYSize="{bottom - top}">{srs}'
            f"<GeoTransform>{origin_x!r}, {a!r}, {b!r}, {origin_y!r}, {d!r}, {e!r}</GeoTransform>"
-           f"{''.join(bands)}</VRTDataset>")
+           f"{f'<Metadata>{metadata}</Metadata>' if metadata else ''}{''.join(bands)}</VRTDataset>")
     path = Path(output)
     path.write_text(xml, encoding="utf-8")
     logger.info("Region: %d tiles mosaicked into %s (%d x %d px).", len(infos), path, right - left, bottom - top)
     return path
 
 
-def _absolute(path: str) -> str:
-    """A tile's path as the VRT stores it: absolute for a file, as given for a GDAL virtual path."""
-    return path if path.startswith("/vsi") or "://" in path else str(Path(path).resolve())

@@ -50,8 +50,10 @@ from ..io.rasters import (
     GDAL_TYPES,
     atomic_output,
     check_writable,
+    gdal_location,
     iter_windows,
     open_raster,
+    streaming_env,
     temporary_path,
     write_stack_vrt,
 )
@@ -169,11 +171,15 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         spec = {"model": str(Path(model).resolve()), "model_sha256": job["model_sha256"], "region": str(path),
                 "folder": str(folder.resolve()), "maps": maps}
         try:
-            with dask_client(scheduler, workers) as (client, cluster):
-                logger.info("Mapping %d blocks of %d x %d px on %s.", len(todo), block_size, block_size, cluster)
-                start = time.perf_counter()
-                _run(client, spec, todo, blocks, state, folder, feedback.stage(0.0, 0.9))
-                run_seconds = time.perf_counter() - start
+            try:
+                with dask_client(scheduler, workers) as (client, cluster):
+                    logger.info("Mapping %d blocks of %d x %d px on %s.", len(todo), block_size, block_size,
+                                cluster)
+                    start = time.perf_counter()
+                    _run(client, spec, todo, blocks, state, folder, feedback.stage(0.0, 0.9))
+                    run_seconds = time.perf_counter() - start
+            finally:  # after the cluster is gone: a worker killed while writing leaves its temporary file
+                _remove_partials(folder)
         except BaseException:
             if created and not state["blocks"]:  # nothing finished: leave nothing behind
                 shutil.rmtree(folder, ignore_errors=True)
@@ -214,26 +220,43 @@ def _prepare(raster: str | list[str], model: str, manifest: dict[str, Any], fold
     check_writable(str(folder / VRT_NAMES["class"]))
     if output_cog:
         check_writable(output_cog)
-    path = region_raster(raster if isinstance(raster, str) or len(raster) > 1 else raster[0], folder, assets)
+    source = raster[0] if not isinstance(raster, str) and len(raster) == 1 else raster
     selection = manifest.get("input", {}).get("band_selection")  # the bands the model was trained on, as Classify
-    if selection:
-        path = str(write_stack_vrt([path], folder / "bands.vrt", selection))
-    with open_raster(path) as src:
-        if deep:
-            check_band_count(manifest, src, path)
-        else:
-            check_compatible(manifest, src, path)
-        grid = {"width": src.width, "height": src.height, "transform": list(src.transform)[:6],
-                "crs": src.crs.to_wkt() if src.crs else None}
-    maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
-                                                                          else [])
-    job = {"model_sha256": _sha256(model), "region": str(path), "grid": grid, "block_size": block_size, "maps": maps}
-    done = _resume(folder, job)
-    blocks = _blocks(grid["width"], grid["height"], block_size)
-    finished = {b for b in blocks if b in done and all(_block_path(folder, m, b).exists() for m in maps)}
-    if finished:
-        logger.info("Resuming: %d of %d blocks are already done (manifest %s) and are skipped.", len(finished),
-                    len(blocks), folder / MANIFEST)
+    # The VRTs of this region go to a folder named after what was asked: another job's are never overwritten.
+    asked = json.dumps({"region": source, "assets": assets, "bands": selection}, sort_keys=True)
+    inputs = folder / "inputs" / hashlib.sha256(asked.encode()).hexdigest()[:12]
+    made = not inputs.exists()
+    inputs.mkdir(parents=True, exist_ok=True)
+    try:
+        path = region_raster(source, inputs, assets)
+        if selection:
+            path = str(write_stack_vrt([path], inputs / "bands.vrt", selection))
+        with open_raster(path) as src:
+            if deep:
+                check_band_count(manifest, src, path)
+            else:
+                check_compatible(manifest, src, path)
+            grid = {"width": src.width, "height": src.height, "transform": list(src.transform)[:6],
+                    "crs": src.crs.to_wkt() if src.crs else None}
+        path = gdal_location(str(path))  # workers elsewhere need it absolute
+        # what the region is: a VRT written here by its content (tiles, offsets), a raster of the user's by its path
+        written = Path(path).is_relative_to(inputs.resolve())
+        region_id = {"region": path, "region_sha256": _sha256(path) if written else None}
+        maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
+                                                                              else [])
+        job = {"model_sha256": _sha256(model), **region_id, "grid": grid, "block_size": block_size, "maps": maps}
+        done = _resume(folder, job)
+        blocks = _blocks(grid["width"], grid["height"], block_size)
+        finished = {b for b in blocks if b in done and all(_block_path(folder, m, b).exists() for m in maps)}
+        if finished:
+            logger.info("Resuming: %d of %d blocks are already done (manifest %s) and are skipped.", len(finished),
+                        len(blocks), folder / MANIFEST)
+    except BaseException:
+        if made:
+            shutil.rmtree(inputs, ignore_errors=True)
+        raise
+    if made and not any(inputs.iterdir()):  # the user's raster itself: nothing was written for it
+        inputs.rmdir()
     return path, grid, job, blocks, finished, done
 
 
@@ -340,9 +363,14 @@ def dask_client(scheduler: str | None, workers: int = 0) -> Iterator[tuple[Any, 
 
 def _run(client: Any, spec: dict[str, Any], todo: list[str], blocks: list[str], state: dict[str, Any], folder: Path,
          feedback: Feedback) -> None:
-    """Submit a task per block, record each as it finishes, report progress; on cancel stop them all."""
+    """Submit a task per block, record each as it finishes, report progress; on cancel stop them all.
+
+    Raises:
+        InputError: when a block was lost with its worker too often (out of memory): a smaller block size helps.
+
+    """
     # Lazy: distributed takes a second to import, and only region jobs need it.
-    from distributed import Event, wait
+    from distributed import Event, KilledWorker, as_completed, wait
 
     grid, block_size = state["job"]["grid"], state["job"]["block_size"]
     token = hashlib.sha256(f"{spec['folder']}{time.time_ns()}".encode()).hexdigest()[:12]
@@ -350,18 +378,23 @@ def _run(client: Any, spec: dict[str, Any], todo: list[str], blocks: list[str], 
     spec = {**spec, "cancel_event": cancel.name}
     futures = {client.submit(map_block, spec, block, tuple(_window(block, grid, block_size).flatten()),
                              key=f"landprobe-block-{token}-{block}", pure=False): block for block in todo}
-    pending = set(futures)
+    ready = as_completed(list(futures))
     total_pixels = sum(_block_pixels(b, grid, block_size) for b in todo)
     done_pixels, start, last_write, last_log = 0, time.perf_counter(), 0.0, 0.0
     try:
-        while pending:
-            finished = {future for future in pending if future.done()}
-            pending -= finished
+        while futures:
+            finished = ready.next_batch(block=False)
             if not finished:
                 time.sleep(0.2)
             for future in finished:
-                block = futures[future]
-                state["blocks"][block] = future.result()  # a task's error (a bad tile) stops the job with it
+                block = futures.pop(future)
+                try:
+                    state["blocks"][block] = future.result()  # a task's error (a bad tile) stops the job with it
+                except KilledWorker:
+                    raise InputError(f"Block {block} was lost with its worker several times (out of memory, or the "
+                                     "worker crashed): choose a smaller block size, or give the workers more "
+                                     "memory.") from None
+                future.release()  # the result is in the manifest: the cluster need not keep it
                 done_pixels += _block_pixels(block, grid, block_size)
             now = time.perf_counter()
             if finished and now - last_write > MANIFEST_INTERVAL:
@@ -381,15 +414,14 @@ def _run(client: Any, spec: dict[str, Any], todo: list[str], blocks: list[str], 
                 last_log = now
             feedback.check_cancel()
     except BaseException:
-        cancel.set()  # running tasks stop at their next window
-        client.cancel(list(pending))
-        with contextlib.suppress(Exception):
-            wait(list(pending), timeout=30)
+        cancel.set()  # running blocks stop at their next window, queued ones as they start
+        running = {key for keys in client.processing().values() for key in keys}
+        client.cancel([f for f in futures if f.key not in running])
+        with contextlib.suppress(Exception):  # the running ones end (whole or removed) before the cluster goes
+            wait([f for f in futures if f.key in running], timeout=60)
         _write_manifest(folder, state)
-        _remove_partials(folder)
         raise
     _write_manifest(folder, state)
-    _remove_partials(folder)  # a worker killed while writing leaves its temporary file; Dask ran its block again
 
 
 def _remove_partials(folder: Path) -> None:
@@ -497,8 +529,10 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         stack.callback(predictor.close)
         if isinstance(predictor, WindowPredictor):
             stack.enter_context(threadpool_limits(limits=1))  # torch keeps its own threads for a deep model
-        finals = {m: stack.enter_context(atomic_output(_block_path(folder, m, block))) for m in maps}
-        works = {m: temporary_path(p) for m, p in finals.items()}
+        stack.enter_context(streaming_env())  # GDAL's block cache capped: many workers share a machine
+        # not recorded in a workspace: the job sweeps its blocks folder itself (one line per block would add up)
+        finals = {m: stack.enter_context(atomic_output(_block_path(folder, m, block), record=False)) for m in maps}
+        works = {m: temporary_path(p, record=False) for m, p in finals.items()}
         stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
         dsts = {m: stack.enter_context(rasterio.open(w, "w", **profiles[m])) for m, w in works.items()}
         if dtype != "int32":

@@ -147,15 +147,17 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
         }, feedback)
         results = {self.OUTPUT: outputs.get("output"), self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
                    self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),
-                   self.BLOCKS_SKIPPED: outputs.get("blocks_skipped")}
+                   self.BLOCKS_SKIPPED: outputs.get("blocks_skipped"), self.OUTPUT_FOLDER: folder}
         maps = [results[self.OUTPUT], results[self.OUTPUT_CONFIDENCE], results[self.OUTPUT_PROBABILITY]]
         arrangement = ResultLayers(maps[0], maps[1:], per_class=results[self.OUTPUT_PROBABILITY])
-        names = {results[self.OUTPUT]: "Region map", results[self.OUTPUT_PROBABILITY]: "Region probabilities",
-                 results[self.OUTPUT_CONFIDENCE]: "Region confidence"}
+        names = {results[self.OUTPUT]: ("Region map", self.OUTPUT),
+                 results[self.OUTPUT_PROBABILITY]: ("Region probabilities", self.OUTPUT_PROBABILITY),
+                 results[self.OUTPUT_CONFIDENCE]: ("Region confidence", self.OUTPUT_CONFIDENCE)}
         for path in filter(None, maps):
             if context.project() is not None and os.path.exists(path):
+                name, output_name = names[path]
                 context.addLayerToLoadOnCompletion(path, QgsProcessingContext.LayerDetails(
-                    names[path], context.project(), self.OUTPUT))
+                    name, context.project(), output_name))
             style_on_load(context, path, arrangement)
         if cog:
             results[self.OUTPUT_COG] = outputs.get("output_cog", cog)

@@ -430,3 +430,35 @@ def test_an_engine_killed_mid_job_resumes_from_its_manifest(tmp_path: Path, regi
     assert f"Resuming: {len(done)} of 9 blocks are already done" in again.stderr
     assert_same_map(out / "map.vrt", single["class"])
     no_partials(out)
+
+
+def test_other_tiles_in_the_same_folder_are_another_job_and_a_lost_block_is_run_again(
+        tmp_path: Path, region: Path, sample_model: Path, single: dict[str, Path]) -> None:
+    tiles = split_tiles(region, tmp_path / "tiles")
+    out = tmp_path / "out"
+    first = map_region(str(tmp_path / "tiles"), str(sample_model), str(out), block_size=512, workers=2)
+    vrts = {p: p.read_bytes() for p in (out / "inputs").rglob("*.vrt")}
+    # the same grid, other tiles (one left out): refused, and the first job's files are untouched
+    with pytest.raises(InputError, match="holds the map of another job"):
+        map_region([str(t) for t in tiles[:3]], str(sample_model), str(out), block_size=512, workers=1)
+    assert {p: p.read_bytes() for p in (out / "inputs").rglob("*.vrt")} == vrts
+    # a block the manifest lists but whose file is gone is mapped again, not skipped
+    (out / "blocks" / "class" / "r512_c512.tif").unlink()
+    again = map_region(str(tmp_path / "tiles"), str(sample_model), str(out), block_size=512, workers=1)
+    assert (again.blocks_run, again.blocks_skipped) == (1, first.blocks - 1)
+    assert_same_map(again.output, single["class"])
+
+
+def test_tiles_without_nodata_that_leave_holes_are_refused(tmp_path: Path, region: Path,
+                                                           sample_model: Path) -> None:
+    tiles = split_tiles(region, tmp_path / "tiles")
+    bare = []
+    for tile in (tiles[0], tiles[3]):  # two corners: the other two are holes in the rectangle
+        with rasterio.open(tile) as src:
+            profile, data = src.profile | {"nodata": None}, src.read()
+        bare.append(tmp_path / f"bare_{tile.name}")
+        with rasterio.open(bare[-1], "w", **profile) as dst:
+            dst.write(data)
+    with pytest.raises(InputError, match="leave holes in the region's rectangle"):
+        map_region([str(b) for b in bare], str(sample_model), str(tmp_path / "out"), block_size=512)
+    assert not (tmp_path / "out").exists()

@@ -282,8 +282,7 @@ def test_classify_raster(
     model = Path(trained["results"]["OUTPUT_MODEL"])
     output = tmp_path / "classified.tif"
     results = processing.run(
-        "landprobe:classifyraster",
-    "landprobe:mapregion", {"RASTER": str(sample_raster), "MODEL": str(model), "OUTPUT": str(output)}
+        "landprobe:classifyraster", {"RASTER": str(sample_raster), "MODEL": str(model), "OUTPUT": str(output)}
     )
     assert Path(results["OUTPUT"]) == output
     check_classified(output, sample_raster, model)
@@ -326,7 +325,6 @@ def test_cancel_classify_stops_engine_and_leaves_nothing(
     with pytest.raises(QgsProcessingException, match="Cancelled"):
         processing.run(
             "landprobe:classifyraster",
-    "landprobe:mapregion",
             {"RASTER": str(big_raster), "MODEL": str(model), "OUTPUT": str(output)},
             feedback=feedback,
         )
@@ -455,7 +453,6 @@ def test_forest_with_kfold_styled_labels_probabilities_and_assessment(
 
     classified = processing.run(
         "landprobe:classifyraster",
-    "landprobe:mapregion",
         {
             "RASTER": str(sample_raster),
             "MODEL": trained["OUTPUT_MODEL"],
