@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from .. import __version__
+from ..core.devices import choose_device
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.seam import DEVICE_VARIABLE, SCHEDULER_VARIABLE
@@ -44,9 +45,6 @@ def engine_status(feedback: Feedback | None = None) -> dict[str, Any]:
         torch_threads = None
     preferred = os.environ.get(DEVICE_VARIABLE, "").strip().lower() or "auto"
     try:
-        # Lazy: keeps a trivial job's start-up light.
-        from ..core.devices import choose_device
-
         default_device = choose_device("auto")  # what "auto" means under the user's device preference
     except (ImportError, InputError) as exc:
         default_device = f"none: {exc}"

@@ -38,6 +38,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 from rasterio.windows import Window
+from threadpoolctl import threadpool_limits
 
 from ..core.devices import choose_device, cpu_threads
 from ..core.errors import CancelledError, InputError, LandprobeError, user_fault
@@ -491,7 +492,6 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
     """:func:`map_block` without the translation of its errors."""
     # Lazy: only a worker runs this, and the event is the only part of distributed it needs.
     from distributed import Event
-    from threadpoolctl import threadpool_limits
 
     start = time.perf_counter()
     col_off, row_off, width, height = window
