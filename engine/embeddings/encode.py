@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,16 +204,9 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
     ``cell_window`` (first row, end row, first column, end column of the embedding grid) limits the output to part of
     the grid; those cells get exactly the values a whole-raster run gives them.
     """
-    # Lazy: the torch stack takes seconds to import.
-    import torch
-
-
-    module = built.module.to(device)
     all_rows, all_cols = cell_grid(src, step)
     row_a, row_b, col_a, col_b = cell_window or (0, all_rows, 0, all_cols)
     rows, cols = row_b - row_a, col_b - col_a
-    offset = (patch - step) // 2
-    scaling = encoder_scaling(built)
     strip_rows = max(1, STRIP_PIXELS // max(1, cols * step * step))
     metadata = {"encoder": encoder, **built.metadata, "dim": built.dim, "patch_size": patch, "stride": step,
                 "input_bands": [names[b - 1] for b in built.bands], "band_indices": built.bands,
@@ -224,30 +218,21 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
                "tiled": True, "blockxsize": 256, "blockysize": BLOCK_ROWS, "compress": "deflate", "predictor": 3,
                "interleave": "band", "BIGTIFF": "IF_SAFER"}
     n_batches = sum(math.ceil(cols * min(strip_rows, rows - r) / batch_size) for r in range(0, rows, strip_rows))
-    done = valid_cells = 0
-    with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst, torch.inference_mode():
+    counter = {"done": 0}
+
+    def batch_done() -> None:
+        counter["done"] += 1
+        feedback.progress(min(1.0, counter["done"] / max(1, n_batches)),
+                          f"Encoding batch {counter['done']} of about {n_batches}")
+
+    valid_cells = 0
+    with atomic_output(output) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         writer = _TileRowWriter(dst, BLOCK_ROWS)
         for r0 in range(0, rows, strip_rows):
             n_rows = min(strip_rows, rows - r0)
-            top, height = (row_a + r0) * step - offset, (n_rows - 1) * step + patch
-            left, width = col_a * step - offset, (cols - 1) * step + patch
-            data, valid = read_normalised(src, built.bands, top, left, height, width, built.mean, built.std,
-                                          scaling)
-            inside = np.zeros((height, width), dtype=bool)  # the part of the strip within the raster
-            inside[max(0, -top):src.height - top, max(0, -left):src.width - left] = True
-            patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p
-            counts = [torch.from_numpy(m).float().unfold(0, patch, step).unfold(1, patch, step).sum(dim=(-2, -1))
-                      for m in (valid, inside)]
-            cells = torch.nonzero(counts[0] >= 0.5 * counts[1].clamp_min(1))
-            out = np.full((built.dim, n_rows, cols), np.nan, dtype="float32")
-            for start in range(0, len(cells), batch_size):
-                feedback.check_cancel()
-                rr, cc = cells[start:start + batch_size].T
-                batch = patches[:, rr, cc].permute(1, 0, 2, 3).contiguous().to(device)
-                out[:, rr.numpy(), cc.numpy()] = module(batch).float().cpu().numpy().T
-                done += 1
-                feedback.progress(min(1.0, done / max(1, n_batches)), f"Encoding batch {done} of about {n_batches}")
-            valid_cells += len(cells)
+            out = encode_cells(src, built, patch, step, (row_a + r0, row_a + r0 + n_rows, col_a, col_b),
+                               batch_size, device, feedback.check_cancel, batch_done)
+            valid_cells += int((~np.isnan(out[0])).sum())
             writer.write(out)
         writer.flush()
         for band in range(1, built.dim + 1):
@@ -255,6 +240,49 @@ def encode_raster(src: Any, built: BuiltEncoder, encoder: str, output: Path, pat
         dst.update_tags(**{METADATA_KEY: json.dumps(metadata)})
     feedback.progress(1.0, "Done")
     return EmbeddingResult(str(output), encoder, built.dim, cols, rows, device, valid_cells)
+
+
+def encode_cells(src: Any, built: BuiltEncoder, patch: int, step: int, cell_window: tuple[int, int, int, int],
+                 batch_size: int, device: str, check_cancel: Callable[[], None] | None = None,
+                 batch_done: Callable[[], None] | None = None) -> np.ndarray:
+    """The embeddings of the cells ``cell_window`` (first row, end row, first column, end column) of ``src``'s grid.
+
+    Each cell gets the values a whole-raster :func:`encode_raster` gives it: its patch is read around it (pixels
+    outside the raster or on nodata set to the band mean), and it is NaN when less than half of its patch's pixels
+    inside the raster are valid. Reads the cells' patches at once: keep the window to a few million pixels.
+
+    Returns:
+        float32 array (dimensions, rows, columns).
+
+    """
+    # Lazy: the torch stack takes seconds to import.
+    import torch
+
+    row_a, row_b, col_a, col_b = cell_window
+    n_rows, cols = row_b - row_a, col_b - col_a
+    offset = (patch - step) // 2
+    module = built.module.to(device)
+    top, height = row_a * step - offset, (n_rows - 1) * step + patch
+    left, width = col_a * step - offset, (cols - 1) * step + patch
+    data, valid = read_normalised(src, built.bands, top, left, height, width, built.mean, built.std,
+                                  encoder_scaling(built))
+    inside = np.zeros((height, width), dtype=bool)  # the part of the strip within the raster
+    inside[max(0, -top):src.height - top, max(0, -left):src.width - left] = True
+    out = np.full((built.dim, n_rows, cols), np.nan, dtype="float32")
+    with torch.inference_mode():
+        patches = torch.from_numpy(data).unfold(1, patch, step).unfold(2, patch, step)  # C, rows, cols, p, p
+        counts = [torch.from_numpy(m).float().unfold(0, patch, step).unfold(1, patch, step).sum(dim=(-2, -1))
+                  for m in (valid, inside)]
+        cells = torch.nonzero(counts[0] >= 0.5 * counts[1].clamp_min(1))
+        for start in range(0, len(cells), batch_size):
+            if check_cancel is not None:
+                check_cancel()
+            rr, cc = cells[start:start + batch_size].T
+            batch = patches[:, rr, cc].permute(1, 0, 2, 3).contiguous().to(device)
+            out[:, rr.numpy(), cc.numpy()] = module(batch).float().cpu().numpy().T
+            if batch_done is not None:
+                batch_done()
+    return out
 
 
 class _TileRowWriter:

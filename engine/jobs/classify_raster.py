@@ -26,7 +26,7 @@ from ..core.errors import InputError, ModelFileError
 from ..core.feedback import Feedback
 from ..deep.package import DeepModel, is_deep, load_deep_model
 from ..deep.predict import DeepWindowPredictor
-from ..embeddings.encode import encode_raster
+from ..embeddings.encode import encode_cells, encode_raster
 from ..embeddings.encoders import rebuild_encoder
 from ..embeddings.features import RECIPES, compute_features
 from ..embeddings.inputs import check_same_embeddings, describe_embeddings
@@ -177,6 +177,52 @@ class WindowPredictor:
         """Close the datasets the threads opened."""
         for src in self._handles:
             src.close()
+
+
+class EncoderWindowPredictor:
+    """Predicts a window of a raster with a model that runs an encoder, as *Classify raster* maps it on the input grid.
+
+    The embedding cells covering the window get the values a whole-raster encode gives them
+    (:func:`engine.embeddings.encode.encode_cells`), are classified, and each pixel takes the class and probabilities
+    of the cell it lies in: what the nearest-neighbour resampling of the map made on the embedding grid gives. Cells
+    on a window's edge are encoded again by the next window (a few percent more work, no state between windows).
+    """
+
+    def __init__(self, raster: str, model: LoadedModel, want_proba: bool, device: str, batch_size: int = 64) -> None:
+        spec = model.manifest["features"]["encoder"]
+        self._built = rebuild_encoder(spec["name"], spec, model.encoder_arrays)
+        self._patch, self._step = int(spec["patch_size"]), int(spec["stride"])
+        self._raster, self._model, self._want_proba = raster, model, want_proba
+        self._device, self._batch_size = device, batch_size
+        self._codes = np.array([c["code"] for c in model.manifest["classes"]])
+        self._src: Any = None
+
+    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class index per pixel (-1 where the cell is nodata) and, when asked for, class probabilities."""
+        if self._src is None:
+            self._src = open_raster(self._raster)
+        step = self._step
+        row0, col0, height, width = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+        cells = (row0 // step, -(-(row0 + height) // step), col0 // step, -(-(col0 + width) // step))
+        data = encode_cells(self._src, self._built, self._patch, step, cells, self._batch_size, self._device)
+        valid = ~np.isnan(data).any(axis=0)
+        index = np.full(valid.shape, -1, dtype="int32")
+        proba_cells = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
+        if valid.any():
+            features = compute_features(data[:, valid].T, self._model.manifest["features"])
+            classes, proba = self._model.probe.predict(features, proba=self._want_proba)
+            index[valid] = classes
+            if proba is not None:
+                proba_cells[:, valid] = proba.T
+        rows = np.arange(row0, row0 + height) // step - cells[0]
+        cols = np.arange(col0, col0 + width) // step - cells[2]
+        pixels = np.ix_(rows, cols)
+        return index[pixels], proba_cells[(slice(None), *pixels)] if self._want_proba else None
+
+    def close(self) -> None:
+        """Close the raster."""
+        if self._src is not None:
+            self._src.close()
 
 
 def to_cog(work: Path, target: Path, resampling: str) -> None:

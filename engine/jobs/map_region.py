@@ -63,6 +63,7 @@ from ..probes.model_file import LoadedModel, load_model, read_manifest
 from .classify_raster import (
     DEEP_CHIP_WINDOW,
     PROBABILITY_NODATA,
+    EncoderWindowPredictor,
     WindowPredictor,
     check_band_count,
     check_compatible,
@@ -116,9 +117,10 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         raster: the region: a raster or VRT mosaic (also a GDAL virtual path such as ``/vsicurl/https://...``), a
             folder of tiles, a list of tiles on one pixel grid, or a STAC Item or ItemCollection (``.json`` file or
             URL) whose items are the tiles.
-        model: a ``.lpmodel`` file: a probe (on bands or on an embedding raster) or a deep model (chips or
-            segmentation; read with the context its chips need across block edges). Workers on other machines must
-            reach it, and the region, at the same paths.
+        model: a ``.lpmodel`` file: a probe (on bands, on an embedding raster, or with its encoder: the embedding
+            cells of each window are computed on the worker) or a deep model (chips or segmentation; read with the
+            context its chips need across block edges). Workers on other machines must reach it, and the region, at
+            the same paths.
         output_folder: the folder of the blocks, the VRTs and the manifest; running the same job again resumes.
         output_probability: also write the class probabilities (``probability.vrt``).
         output_confidence: also write the probability of the mapped class (``confidence.vrt``).
@@ -145,11 +147,6 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         raise InputError(f"Block size {block_size} is not a multiple of {WINDOW} pixels: choose 512, 1024, 2048 "
                          "or 4096.")
     manifest = read_manifest(model)
-    recipe = manifest.get("features", {}).get("recipe")
-    if recipe == "encoder":
-        raise InputError(f"Model {model} computes embeddings on the fly: Map region does not run encoders yet. "
-                         "Extract the region's embeddings first (Extract embeddings on the region's VRT) and "
-                         "train on them, or use Classify raster for this model.")
     folder = Path(output_folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -515,6 +512,12 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         device = str(next(loaded.network.parameters()).device)
         predictor = DeepWindowPredictor(spec["region"], loaded, want_proba, device)
         window_size = WINDOW if loaded.spec.task == "segmentation" else DEEP_CHIP_WINDOW
+    elif loaded.manifest["features"]["recipe"] == "encoder":  # embeddings computed for each window's cells
+        # Lazy: only an encoder needs torch.
+        import torch
+
+        torch.set_num_threads(_worker_threads())
+        predictor = EncoderWindowPredictor(spec["region"], loaded, want_proba, choose_device("auto"))
     else:
         predictor = WindowPredictor(spec["region"], loaded, want_proba)
     with open_raster(spec["region"]) as src:
@@ -527,8 +530,8 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
                 "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
     with contextlib.ExitStack() as stack:
         stack.callback(predictor.close)
-        if isinstance(predictor, WindowPredictor):
-            stack.enter_context(threadpool_limits(limits=1))  # torch keeps its own threads for a deep model
+        if not isinstance(loaded, DeepModel):
+            stack.enter_context(threadpool_limits(limits=1))  # a deep model keeps torch's threads (set above)
         stack.enter_context(streaming_env())  # GDAL's block cache capped: many workers share a machine
         # not recorded in a workspace: the job sweeps its blocks folder itself (one line per block would add up)
         finals = {m: stack.enter_context(atomic_output(_block_path(folder, m, block), record=False)) for m in maps}

@@ -264,15 +264,30 @@ def test_a_deep_chip_model_reads_its_context_across_block_edges(tmp_path: Path, 
         assert np.allclose(got.read(), want.read(), atol=1e-6)
 
 
-def test_a_model_that_runs_an_encoder_is_refused_with_what_to_do(tmp_path: Path, sample_raster: Path,
-                                                                  sample_labels: Path) -> None:
+@pytest.mark.parametrize(("patch", "stride"), [(8, 8), (12, 6)])
+def test_a_model_that_runs_an_encoder_maps_the_region_as_classify_raster_does(
+        tmp_path: Path, sample_raster: Path, sample_labels: Path, patch: int, stride: int) -> None:
+    """Cells of 8 px divide the 512 px windows; cells of 6 px (patches of 12) straddle them (encoded in both, the
+    same values)."""
     from engine.jobs.train_classifier import train_classifier
 
     model = tmp_path / "fly.lpmodel"
     train_classifier(str(sample_raster), str(sample_labels), "class", str(model), features="encoder",
-                     encoder="rcf_gaussian", patch_size=8, stride=8, method="logistic_regression")
-    with pytest.raises(InputError, match=r"does not run encoders yet\. Extract the region's embeddings first"):
-        map_region(str(sample_raster), str(model), str(tmp_path / "out"), block_size=512)
+                     encoder="rcf_gaussian", patch_size=patch, stride=stride, method="logistic_regression")
+    with rasterio.open(sample_raster) as src:
+        data = np.tile(src.read(), (1, 2, 3))[:, :, :700]  # 2 blocks of 512 px, the second one partial
+        data[:, :30, :40] = src.nodata  # a corner of nodata: cells without enough valid pixels stay nodata
+    raster = write_like(sample_raster, tmp_path / "small.tif", data)
+    reference = tmp_path / "single.tif"
+    classify_raster(str(raster), str(model), str(reference), output_probability=str(tmp_path / "p.tif"),
+                    output_confidence=str(tmp_path / "c.tif"))
+    result = map_region(str(raster), str(model), str(tmp_path / "out"), output_probability=True,
+                        output_confidence=True, block_size=512, workers=2)
+    assert result.blocks == 2 and result.nodata_pixels > 0
+    assert_same_map(result.output, reference)
+    for got, want in ((result.output_probability, "p.tif"), (result.output_confidence, "c.tif")):
+        with rasterio.open(str(got)) as out, rasterio.open(tmp_path / want) as ref:
+            assert np.allclose(out.read(), ref.read(), atol=1e-6)
 
 
 def write_item_collection(tiles: list[Path], folder: Path, href: Callable[[Path], str]) -> Path:
