@@ -65,8 +65,9 @@ def register_settings(group: str, icon: Any = None) -> bool:
     processing_config.addSetting(setting_class(
         group, THREADS_SETTING, "Engine threads (0 = all cores)", 0, valuetype=setting_class.INT))
     processing_config.addSetting(setting_class(
-        group, SCHEDULER_SETTING, "Dask scheduler for Map region (e.g. tcp://10.0.0.5:8786; empty: a local cluster "
-        "on this machine)", "", valuetype=setting_class.STRING))
+        group, SCHEDULER_SETTING, "Dask scheduler for Map region and for reading labels in Train classifier "
+        "(e.g. tcp://10.0.0.5:8786; empty: a local cluster for Map region, the engine itself for training)", "",
+        valuetype=setting_class.STRING))
     processing_config.addSetting(setting_class(
         group, CACHE_SETTING, "Folder for downloaded model weights (empty: torch's default, ~/.cache/torch)", "",
         valuetype=setting_class.FOLDER))

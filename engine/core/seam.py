@@ -23,8 +23,9 @@ JOB_VARIABLE = "LANDPROBE_JOB"
 DEVICE_VARIABLE = "LANDPROBE_DEVICE"
 #: The environment variable with the user's thread count (empty or 0: all cores), set by the plugin.
 THREADS_VARIABLE = "LANDPROBE_THREADS"
-#: The environment variable with the address of an existing Dask scheduler for region maps (empty: a LocalCluster
-#: inside the engine), set by the plugin from its "Dask scheduler" setting or by the user for batch jobs.
+#: The environment variable with the address of an existing Dask scheduler for region maps and for reading the labels
+#: of a training job (empty: a LocalCluster inside the engine for maps, the engine itself for training), set by the
+#: plugin from its "Dask scheduler" setting or by the user for batch jobs.
 SCHEDULER_VARIABLE = "LANDPROBE_DASK_SCHEDULER"
 
 

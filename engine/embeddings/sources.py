@@ -65,17 +65,18 @@ class FeatureSet:
 
 def load_raw_bands(raster: str | list[str], labels: str, field_name: str, indices: bool, band_roles: str | None,
                    feedback: Feedback, class_colors: dict[str, str] | None,
-                   bands: list[int] | None = None) -> FeatureSet:
+                   bands: list[int] | None = None, client: Any | None = None) -> FeatureSet:
     """Pixels under the labels, with the values of ``bands`` (default all) and optional spectral indices.
 
     Bands that hold no value under any labelled pixel are left out (see :func:`engine.io.labels.sample_pixels`): the
     result's ``bands``, ``info`` and recipe describe the bands kept. Band roles are numbered as ``bands`` selects
-    them. Bands with scale and offset tags are used as physical values (recorded in the recipe).
+    them. Bands with scale and offset tags are used as physical values (recorded in the recipe). With a Dask
+    ``client``, the blocks under the labels are read on its cluster.
     """
     with band_stack(raster, bands) as path:
         info = raster_info(path)
         recipe = make_recipe(list(info.band_names), indices, band_roles)  # fails early on unusable roles
-        samples = sample_pixels(path, labels, field_name, feedback, class_colors)
+        samples = sample_pixels(path, labels, field_name, feedback, class_colors, client)
     selection = [int(b) for b in bands] if bands else None
     if samples.empty_bands:
         stacked = selection or list(range(1, info.count + 1))
@@ -144,8 +145,11 @@ def _raw_cell_means(raster: str, samples: Samples, stride: int, origin: tuple[in
 
 
 def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_coverage: float,
-                    feedback: Feedback, class_colors: dict[str, str] | None) -> FeatureSet:
-    """Cells of an embedding raster covered enough by one class; raw band means when the source raster is known."""
+                    feedback: Feedback, class_colors: dict[str, str] | None, client: Any | None = None) -> FeatureSet:
+    """Cells of an embedding raster covered enough by one class; raw band means when the source raster is known.
+
+    With a Dask ``client``, the blocks under the labels are read on its cluster.
+    """
     if not isinstance(raster, str):
         if len(raster) != 1:
             raise InputError("Embeddings come as one raster: give a single embedding raster, not several files.")
@@ -153,7 +157,7 @@ def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_c
     source = describe_embeddings(raster)
     info = raster_info(raster)
     samples = sample_cells(raster, labels, field_name, min_coverage, nodata=source.nodata, feedback=feedback,
-                           class_colors=class_colors)
+                           class_colors=class_colors, client=client)
     samples.x = compute_features(samples.x, {"recipe": "embeddings", "embedding": source.as_dict()})
     logger.info("Features: %s.", source.label())
     recipe = {"recipe": "embeddings", "bands": list(range(1, source.dim + 1)), "embedding": source.as_dict(),

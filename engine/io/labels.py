@@ -8,6 +8,7 @@ never by pixel.
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import logging
 import math
 import re
@@ -19,6 +20,7 @@ import numpy as np
 from rasterio import features, windows
 from rasterio.windows import Window
 
+from ..core.cluster import run_tasks
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.field_names import ID_NAMES, name_rank
@@ -411,12 +413,15 @@ NODATA_SHARE_NOTED = 0.2
 
 
 def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None,
-                  class_colors: dict[str, str] | None = None) -> Samples:
+                  class_colors: dict[str, str] | None = None, client: Any | None = None) -> Samples:
     """Read the raster's band values under the labels, skipping nodata, block by block.
 
     A band that holds no value (nodata or NaN) under any labelled pixel, such as a hyperspectral water-absorption
     band, does not make every pixel nodata: it is listed in ``empty_bands`` (and logged), and a pixel is kept when
     every other band holds a value. Its column of ``x`` holds nodata, for the caller to leave out.
+
+    With a Dask ``client``, the blocks under labels are read as tasks on its cluster (the workers must reach
+    ``raster`` at the same path); the samples are the same, in the same order.
 
     Raises:
         InputError: when the labels do not overlap the raster, cover only nodata pixels, or every band is empty.
@@ -431,36 +436,17 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
         nodata = band_nodata(src)
         names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
-        xs, ys, groups, rows, cols, oks = [], [], [], [], [], []
-        conflicts = 0
-        sindex = gdf.sindex
-        for i, block in enumerate(blocks):
-            feedback.check_cancel()
+        tasks = []
+        for block in blocks:  # the blocks that labels touch, each with its labels
             win = windows.Window(label_window.col_off + block.col_off, label_window.row_off + block.row_off,
                                  block.width, block.height)
-            transform = src.window_transform(win)
-            hits = sindex.query(box(*windows.bounds(win, src.transform)))
+            hits = gdf.sindex.query(box(*windows.bounds(win, src.transform)))
             if len(hits):
-                sub = gdf.iloc[hits]
-                burnt = features.rasterize(
-                    zip(sub.geometry, sub["_group"], strict=True), out_shape=(int(win.height), int(win.width)),
-                    transform=transform, fill=0, dtype="int32",
-                )
-                index, claims = burn_classes(sub, burnt.shape, transform)
-                conflicts += int((claims > 1).sum())
-                labelled = claims == 1
-                if labelled.any():
-                    data = read_block(src, win)[:, labelled]  # (bands, labelled pixels)
-                    # per band and pixel: does it hold a value? Packed 8 bands a byte, to stay small with 200 bands.
-                    oks.append(np.packbits(band_validity(data, nodata), axis=0))
-                    xs.append(data.T.astype("float32"))
-                    ys.append(index[labelled])
-                    groups.append(burnt[labelled])
-                    r, c = np.nonzero(labelled)
-                    rows.append((r + int(win.row_off)).astype("int32"))
-                    cols.append((c + int(win.col_off)).astype("int32"))
-            feedback.progress((i + 1) / len(blocks), "Reading pixels under the labels")
+                tasks.append((raster if client is not None else src, gdf.iloc[hits], win, nodata))
+        parts = run_tasks(_sample_block, tasks, client, feedback, "Reading pixels under the labels")
         n_bands = src.count
+    conflicts = sum(p[-1] for p in parts)
+    xs, ys, groups, rows, cols, oks = ([p[i] for p in parts] for i in range(6))
     if conflicts:
         logger.warning("Dropped %d pixels claimed by labels of different classes (overlapping features).", conflicts)
     n_labelled = sum(len(g) for g in groups)
@@ -493,3 +479,31 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
     return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows)[keep], cols=np.concatenate(cols)[keep],
                    classes=classes, stats=stats, empty_bands=[int(b) + 1 for b in empty])
+
+
+def _sample_block(raster: Any, sub: gpd.GeoDataFrame, win: Window, nodata: list[float | None]
+                  ) -> tuple[Any, ...]:
+    """The labelled pixels of one block of ``raster`` (an open dataset, or a path on a Dask worker).
+
+    Returns:
+        Values (pixels, bands), class indices, polygon ids, rows, columns, per-band validity packed 8 bands a byte,
+        and the count of pixels claimed by labels of different classes.
+
+    """
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_raster(raster)) if isinstance(raster, str) else raster
+        transform = src.window_transform(win)
+        shape = (int(win.height), int(win.width))
+        burnt = features.rasterize(zip(sub.geometry, sub["_group"], strict=True), out_shape=shape,
+                                   transform=transform, fill=0, dtype="int32")
+        index, claims = burn_classes(sub, burnt.shape, transform)
+        labelled = claims == 1
+        if labelled.any():
+            data = read_block(src, win)[:, labelled]  # (bands, labelled pixels)
+        else:  # nothing to read; the conflicts still count
+            data = np.empty((src.count, 0), dtype="float32")
+    r, c = np.nonzero(labelled)
+    # per band and pixel: does it hold a value? Packed 8 bands a byte, to stay small with 200 bands.
+    return (data.T.astype("float32"), index[labelled], burnt[labelled], (r + int(win.row_off)).astype("int32"),
+            (c + int(win.col_off)).astype("int32"), np.packbits(band_validity(data, nodata), axis=0),
+            int((claims > 1).sum()))

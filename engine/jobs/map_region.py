@@ -28,7 +28,6 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,10 +39,11 @@ import rasterio
 from rasterio.windows import Window
 from threadpoolctl import threadpool_limits
 
+from ..core.cluster import dask_client
 from ..core.devices import choose_device, cpu_threads
 from ..core.errors import CancelledError, InputError, LandprobeError, user_fault
 from ..core.feedback import Feedback
-from ..core.seam import SCHEDULER_VARIABLE, TMP_MARKER
+from ..core.seam import TMP_MARKER
 from ..deep.package import DeepModel, is_deep, load_deep_model
 from ..deep.predict import DeepWindowPredictor
 from ..io.legend import vrt_class_band, write_category_names, write_paletted_style, write_ramp_style
@@ -82,8 +82,6 @@ MANIFEST_FORMAT = "landprobe-region"
 #: The maps a region job can write, and their VRT names.
 MAPS = ("class", "probability", "confidence")
 VRT_NAMES = {"class": "map.vrt", "probability": "probability.vrt", "confidence": "confidence.vrt"}
-#: How long to wait for a given Dask scheduler to answer.
-CONNECT_TIMEOUT = "10s"
 #: Seconds between two writes of the manifest while blocks finish (it is always written at the end and on cancel).
 MANIFEST_INTERVAL = 2.0
 
@@ -321,42 +319,6 @@ def _write_manifest(folder: Path, state: dict[str, Any]) -> None:
     tmp = temporary_path(target)
     tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
     os.replace(tmp, target)
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int = 0) -> Iterator[tuple[Any, str]]:
-    """A ``distributed.Client`` on the given scheduler, or on a LocalCluster started here; and its description.
-
-    Raises:
-        InputError: when the scheduler cannot be reached.
-
-    """
-    # Lazy: distributed takes a second to import, and only region jobs need it.
-    from distributed import Client, LocalCluster
-
-    address = (scheduler or os.environ.get(SCHEDULER_VARIABLE, "")).strip()
-    if address:
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"Cannot reach the Dask scheduler at {address} ({exc}): start it (dask scheduler) and "
-                             f"its workers, or clear the Dask scheduler setting ({SCHEDULER_VARIABLE}) to map on "
-                             "this machine.") from None
-        try:
-            n = len(client.scheduler_info().get("workers", {}))
-            yield client, f"the Dask scheduler at {address} ({n} workers; dashboard {client.dashboard_link})"
-        finally:
-            client.close()
-        return
-    n_workers = workers or cpu_threads()
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
-    client = Client(cluster)
-    try:
-        yield client, f"a local Dask cluster ({n_workers} worker processes, one thread each)"
-    finally:
-        client.close()
-        cluster.close()
 
 
 def _run(client: Any, spec: dict[str, Any], todo: list[str], blocks: list[str], state: dict[str, Any], folder: Path,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ from ..assess.insight import learning_curve, learning_curve_png, projection_png
 from ..assess.metrics import accuracy_figures, add_polygon_counts, confusion_matrix
 from ..assess.report import candidate_label, html_path, plain_names, validation_label, write_report
 from ..assess.selection import AUTO, DEFAULT_OBJECTIVE, UNWEIGHTED_METHODS, Candidate, Choice, check_options, choose
+from ..core.cluster import dask_client, scheduler_address
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.versions import library_versions
@@ -102,6 +105,22 @@ def validate(samples: Samples, method: str, scheme: str = "polygon_groups", test
     return figures, choice if len(folds) == 1 else None
 
 
+@contextlib.contextmanager
+def sampling_client(features: str) -> Iterator[Any | None]:
+    """The Dask client that reads the labelled blocks, when a scheduler is given; else ``None`` (read here).
+
+    The scheduler is ``LANDPROBE_DASK_SCHEDULER`` (the plugin's "Dask scheduler" setting). An encoder run on the fly
+    encodes the labelled area in this process. Without a scheduler no cluster is started: a local one would cost more
+    to start than the labelled blocks take to read.
+    """
+    if not scheduler_address() or features == "encoder":
+        yield None
+        return
+    with dask_client(None) as (client, cluster):
+        logger.info("Reading the pixels under the labels as tasks on %s.", cluster)
+        yield client
+
+
 def train_classifier(raster: str | list[str], labels: str, field: str, output_model: str,
                      method: str = AUTO, output_report: str | None = None,
                      validation: str = "polygon_groups",
@@ -166,16 +185,17 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     if features != "raw_bands" and (indices or band_roles):
         logger.warning("Spectral indices apply to band values only: ignored with features %r.", features)
     bands = [int(b) for b in bands] if bands else None
-    if features == "raw_bands":
-        loaded = load_raw_bands(raster, labels, field, indices, band_roles, stage, class_colors, bands)
-    elif features == "embeddings":
-        if bands:
-            raise InputError("An embedding raster is used with all its dimensions: leave the bands empty.")
-        loaded = load_embeddings(raster, labels, field, min_coverage, stage, class_colors)
-    else:
-        options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture,
-                                 seed=seed)
-        loaded = load_encoded(raster, labels, field, options, min_coverage, stage, class_colors, bands)
+    if features == "embeddings" and bands:
+        raise InputError("An embedding raster is used with all its dimensions: leave the bands empty.")
+    with sampling_client(features) as client:
+        if features == "raw_bands":
+            loaded = load_raw_bands(raster, labels, field, indices, band_roles, stage, class_colors, bands, client)
+        elif features == "embeddings":
+            loaded = load_embeddings(raster, labels, field, min_coverage, stage, class_colors, client)
+        else:
+            options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture,
+                                     seed=seed)
+            loaded = load_encoded(raster, labels, field, options, min_coverage, stage, class_colors, bands)
     samples, recipe, info = drop_empty_classes(loaded.samples), loaded.recipe, loaded.info
     raw_means = loaded.raw_cell_means
     keep = cap_per_class(samples.y, samples.groups, max_samples_per_class, seed)

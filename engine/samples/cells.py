@@ -9,6 +9,7 @@ class covering most of it. Cells are read block by block, so memory stays bounde
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from rasterio import features, windows
 from rasterio.transform import Affine
 
+from ..core.cluster import run_tasks
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.labels import Samples, burn_classes, labels_over_raster
@@ -66,9 +68,31 @@ def _label_block(sub: Any, win: Any, src: Any, factor: int, n_classes: int,
     return cls, group, coverage, int((touched & ~labelled).sum()), conflicts
 
 
+def _cell_block(raster: Any, sub: Any, win: Any, supersample: int, n_classes: int, min_coverage: float,
+                nodatavals: list[float | None]) -> tuple[tuple[np.ndarray, ...] | None, int, int, int]:
+    """The labelled cells of one block of ``raster`` (an open dataset, or a path on a Dask worker).
+
+    Returns:
+        Values, classes, polygon ids, rows and columns of the cells kept (``None``: none), and the counts of cells
+        under the coverage, of conflicting sub-cells and of labelled cells on nodata.
+
+    """
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_raster(raster)) if isinstance(raster, str) else raster
+        cls, group, _, dropped, conflicts = _label_block(sub, win, src, supersample, n_classes, min_coverage)
+        if not (cls >= 0).any():
+            return None, dropped, conflicts, 0
+        data = read_block(src, win)
+    ok = valid_mask(data, nodatavals)
+    keep = (cls >= 0) & ok
+    r, c = np.nonzero(keep)
+    part = (data[:, keep].T, cls[keep], group[keep], r + int(win.row_off), c + int(win.col_off)) if keep.any() else None
+    return part, dropped, conflicts, int(((cls >= 0) & ~ok).sum())
+
+
 def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float = 0.5, supersample: int = 8,
                  nodata: float | None = None, feedback: Feedback | None = None,
-                 class_colors: dict[str, str] | None = None) -> Samples:
+                 class_colors: dict[str, str] | None = None, client: Any | None = None) -> Samples:
     """Embedding values of the cells the labels cover enough (see the module notes).
 
     Args:
@@ -80,6 +104,8 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         nodata: a nodata value overriding the raster's (AlphaEarth's -128).
         feedback: progress and cancel.
         class_colors: ``#rrggbb`` per class value, as for :func:`engine.io.labels.read_labels`.
+        client: a Dask client: the blocks under labels are read as tasks on its cluster (the workers must reach
+            ``raster`` at the same path); the samples are the same, in the same order.
 
     Raises:
         InputError: when no cell is covered enough, the labels miss the raster, or the coverage is out of range.
@@ -95,26 +121,17 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         gdf, classes, area = labels_over_raster(src, labels, field_name, class_colors)
         nodatavals = [nodata] * src.count if nodata is not None else band_nodata(src)
         blocks = list(iter_windows(int(area.width), int(area.height), block=256))
-        parts: list[tuple[np.ndarray, ...]] = []
-        dropped = conflicts = invalid = 0
-        for i, block in enumerate(blocks):
-            feedback.check_cancel()
+        tasks = []
+        for block in blocks:  # the blocks that labels touch, each with its labels
             win = windows.Window(area.col_off + block.col_off, area.row_off + block.row_off, block.width,
                                  block.height)
             hits = gdf.sindex.query(box(*windows.bounds(win, src.transform)))
             if len(hits):
-                cls, group, _, n_dropped, n_conflicts = _label_block(gdf.iloc[hits], win, src, supersample,
-                                                                     len(classes), min_coverage)
-                dropped, conflicts = dropped + n_dropped, conflicts + n_conflicts
-                if (cls >= 0).any():
-                    data = read_block(src, win)
-                    ok = valid_mask(data, nodatavals)
-                    invalid += int(((cls >= 0) & ~ok).sum())
-                    keep = (cls >= 0) & ok
-                    r, c = np.nonzero(keep)
-                    parts.append((data[:, keep].T, cls[keep], group[keep], r + int(win.row_off),
-                                  c + int(win.col_off)))
-            feedback.progress((i + 1) / len(blocks), "Reading embedding cells under the labels")
+                tasks.append((raster if client is not None else src, gdf.iloc[hits], win, supersample,
+                              len(classes), min_coverage, nodatavals))
+        results = run_tasks(_cell_block, tasks, client, feedback, "Reading embedding cells under the labels")
+    dropped, conflicts, invalid = (sum(r[i] for r in results) for i in (1, 2, 3))
+    parts = [r[0] for r in results if r[0] is not None]
     if not parts:
         raise InputError(
             f"No cell of {raster} is covered to {min_coverage:.0%} by one class of {labels}: the polygons are small "

@@ -236,9 +236,9 @@ def test_a_real_scheduler_and_two_workers_give_the_same_map_even_when_a_worker_d
 
 def test_an_unreachable_scheduler_is_one_sentence(tmp_path: Path, region: Path, sample_model: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.jobs.map_region as job
+    import engine.core.cluster as cluster
 
-    monkeypatch.setattr(job, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(InputError, match=r"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         map_region(str(region), str(sample_model), str(tmp_path / "out"), block_size=512,
                    scheduler="tcp://127.0.0.1:9")
@@ -409,6 +409,36 @@ def test_training_on_a_folder_of_tiles_samples_the_tiles_the_labels_fall_in(tmp_
     assert len(tiles) == 4
     assert (tiled.n_samples, tiled.n_polygons, tiled.classes) == (whole.n_samples, whole.n_polygons, whole.classes)
     assert tiled.overall_accuracy == whole.overall_accuracy and tiled.kappa == whole.kappa
+
+
+def test_training_with_a_scheduler_reads_the_labelled_blocks_as_tasks_on_its_workers(
+        tmp_path: Path, sample_raster: Path, sample_labels: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch, dask_processes: tuple[str, list[subprocess.Popen[bytes]]]) -> None:
+    from distributed import Client
+
+    from engine.core.seam import SCHEDULER_VARIABLE
+    from engine.jobs.train_classifier import train_classifier
+    from engine.samples.cells import sample_cells
+
+    address, _ = dask_processes
+    split_tiles(sample_raster, tmp_path / "tiles", rows=120, cols=130)
+    here = train_classifier(str(tmp_path / "tiles"), str(sample_labels), "class", str(tmp_path / "here.lpmodel"),
+                            method="logistic_regression")
+    monkeypatch.setenv(SCHEDULER_VARIABLE, address)
+    with caplog.at_level("INFO"):
+        there = train_classifier(str(tmp_path / "tiles"), str(sample_labels), "class",
+                                 str(tmp_path / "there.lpmodel"), method="logistic_regression")
+    assert f"as tasks on the Dask scheduler at {address} (2 workers" in caplog.text
+    assert (there.n_samples, there.n_polygons, there.classes) == (here.n_samples, here.n_polygons, here.classes)
+    assert there.overall_accuracy == here.overall_accuracy and there.kappa == here.kappa
+    with Client(address) as client:
+        assert "sample_block" in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        # cells of an embedding grid: the same samples, in the same order, read here or on the workers
+        local = sample_cells(str(sample_raster), str(sample_labels), "class", supersample=4)
+        remote = sample_cells(str(sample_raster), str(sample_labels), "class", supersample=4, client=client)
+    for name in ("x", "y", "groups", "rows", "cols"):
+        assert np.array_equal(getattr(local, name), getattr(remote, name))
+    assert local.stats == remote.stats and len(local.y) > 100
 
 
 def test_a_model_trained_on_some_bands_maps_the_region_with_the_same_bands(tmp_path: Path, sample_raster: Path,
