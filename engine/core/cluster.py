@@ -59,8 +59,11 @@ def dask_client(scheduler: str | None, workers: int = 0) -> Iterator[tuple[Any, 
                              f"its workers, or clear the Dask scheduler setting ({SCHEDULER_VARIABLE}) to work on "
                              "this machine.") from None
         try:
-            n = len(client.scheduler_info().get("workers", {}))
-            yield client, f"the Dask scheduler at {address} ({n} workers; dashboard {client.dashboard_link})"
+            info = client.scheduler_info()
+            n = len(info.get("workers", {}))
+            # the link Dask guesses when the scheduler runs no dashboard would lead nowhere
+            board = f"dashboard {client.dashboard_link}" if "dashboard" in info.get("services", {}) else "no dashboard"
+            yield client, f"the Dask scheduler at {address} ({n} workers; {board})"
         finally:
             client.close()
         return
