@@ -7,10 +7,13 @@ range such as ``A00..A63``; default: the assets whose roles include ``data``), a
 the items are the tiles. Asset links are read by GDAL: ``http(s)://`` through ``/vsicurl/``, ``s3://`` through
 ``/vsis3/``, ``gs://`` through ``/vsigs/``, relative links against the STAC file's location.
 
-Tiles are tied together by a mosaic VRT written by :func:`mosaic_vrt`: they must share the CRS, the pixel size, the
-bands (count, types, nodata) and a pixel grid (origins a whole number of pixels apart). A tile that is missing,
-unreadable, on another CRS or off the grid is named in the error, never skipped: a silently missing tile would be a
-hole in the map that looks like nodata.
+Tiles are tied together by a mosaic VRT written by :func:`mosaic_vrt` on the first tile's pixel grid (its CRS, pixel
+size and alignment); every tile must have the same bands (count, types, nodata, scale and offset). A tile on another
+CRS, another pixel size or off that grid is regridded onto it through a GDAL warped VRT (nearest neighbour, its
+extent widened to whole pixels of the grid, written next to the mosaic VRT) and named in a warning of the log. A tile
+that is missing, unreadable, has other bands, or cannot be regridded (no CRS, no nodata value for the pixels around
+it, far outside the area the first tile's CRS suits) is named in the error, never skipped: a silently missing tile
+would be a hole in the map that looks like nodata.
 
 Credentials for ``/vsis3/``, ``/vsigs/`` and the like go through GDAL's own configuration (environment variables
 such as ``AWS_ACCESS_KEY_ID`` or a GDAL configuration file); nothing here reads, stores or logs them.
@@ -20,14 +23,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 from xml.sax.saxutils import escape
+
+import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import Affine
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform, transform_bounds
 
 from ..core.errors import InputError
 from .rasters import GDAL_TYPES, RasterInfo, gdal_location, open_raster, raster_info, write_stack_vrt
@@ -230,14 +243,162 @@ def _on_grid(first: RasterInfo, info: RasterInfo) -> tuple[int, int] | None:
     return round(col), round(row)
 
 
-def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
-    """Write a VRT that mosaics ``tiles`` (one pixel grid) at ``output``; return its path.
+def _same_crs(first: RasterInfo, info: RasterInfo) -> bool:
+    """Whether two tiles are on the same CRS: the same WKT, or two WKTs GDAL takes for the same CRS."""
+    if info.crs_wkt == first.crs_wkt:
+        return True
+    if not info.crs_wkt or not first.crs_wkt:
+        return False
+    return bool(CRS.from_wkt(info.crs_wkt) == CRS.from_wkt(first.crs_wkt))
 
-    Where tiles overlap, the later one in the list wins (GDAL's rule for VRT sources).
+
+def _crs_name(wkt: str | None) -> str:
+    """A short name of a CRS for a log line: ``EPSG:32633``, else the name in its WKT."""
+    if not wkt:
+        return "no CRS"
+    authority = CRS.from_wkt(wkt).to_authority()
+    if authority:
+        return ":".join(authority)
+    match = re.match(r'\s*\w+\["([^"]*)"', wkt)
+    return match.group(1) if match else "a custom CRS"
+
+
+def _grid_offset(first: RasterInfo, info: RasterInfo) -> tuple[int, int] | None:
+    """The pixel offset of ``info`` on ``first``'s grid, or None when it must be regridded onto it first.
+
+    A tile is on the grid when it has the same CRS, the same pixel size, no rotation, and its origin a whole number
+    of pixels away from the first tile's.
+    """
+    if not _same_crs(first, info):
+        return None
+    if info.transform[0] != first.transform[0] or info.transform[4] != first.transform[4] or \
+            info.transform[1] or info.transform[3]:
+        return None
+    return _on_grid(first, info)
+
+
+def _check_bands(first: RasterInfo, info: RasterInfo) -> None:
+    """Refuse a tile whose bands (count, types, nodata, scale and offset) differ from the first tile's.
 
     Raises:
-        InputError: naming the tile that is missing, unreadable, on another CRS or pixel size, off the grid, or
-            with other bands than the first.
+        InputError: naming the tile and what to do.
+
+    """
+    if (info.count, info.dtypes, info.nodatavals) != (first.count, first.dtypes, first.nodatavals):
+        raise InputError(f"Tile {info.path} has other bands than tile {first.path} ({info.count} bands of "
+                         f"{', '.join(sorted(set(info.dtypes)))} against {first.count} of "
+                         f"{', '.join(sorted(set(first.dtypes)))}, or other nodata): give every tile the same "
+                         "bands, data type and nodata value (gdal_translate -b, -ot, -a_nodata) or leave it out.")
+    if (info.scales, info.offsets) != (first.scales, first.offsets):
+        raise InputError(f"Tile {info.path} has other scale or offset tags than tile {first.path}: its values "
+                         "would be read with the wrong scaling. Give every tile the same tags (gdal_edit "
+                         "-scale -offset) or rescale it.")
+
+
+#: The largest turn (degrees) of a tile's grid, drawn on the first tile's CRS, that is still regridded: a tile
+#: turned further lies far outside the area the first tile's CRS suits (UTM zones apart), where its pixels would
+#: be stretched and sheared into a rectangle many times its size.
+MAX_TURN_DEGREES = 45.0
+
+
+def _regrid(first: RasterInfo, info: RasterInfo) -> tuple[RasterInfo, tuple[int, int]]:
+    """Where tile ``info`` lands once regridded onto ``first``'s grid: its warped description and pixel offset.
+
+    The warped tile covers the tile's extent on the first tile's CRS, widened to whole pixels of the first tile's
+    grid; the pixels around the tile read as its nodata value. Nothing is written (:func:`_write_warped` does).
+
+    Raises:
+        InputError: naming the tile when it has no CRS (or the first tile has none), no single nodata value, lies
+            where the first tile's CRS cannot hold it, or the first tile's grid is rotated.
+
+    """
+    a, b, c, d, e, f = first.transform
+    if not info.crs_wkt or not first.crs_wkt:
+        which = info.path if not info.crs_wkt else first.path
+        raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path} and tile {which} has no "
+                         "CRS to regrid it with: set the CRS of every tile (gdal_edit -a_srs), or resample the tile "
+                         "onto the region's grid (gdalwarp -tap), or leave it out.")
+    if b or d:
+        raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path}, whose grid is rotated and "
+                         "takes no regridded tiles: warp the tiles north-up onto one grid (gdalwarp -tap) or leave it "
+                         "out.")
+    if None in info.nodatavals or len(set(info.nodatavals)) > 1:
+        raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path} (another CRS, pixel size "
+                         "or origin) and has no single nodata value, so the pixels around it once regridded would "
+                         "be read as data: set one nodata value on every tile (gdal_edit -a_nodata), or resample it "
+                         "onto the region's grid (gdalwarp -tap), or leave it out.")
+    src_crs, dst_crs = CRS.from_wkt(info.crs_wkt), CRS.from_wkt(first.crs_wkt)
+    grid = Affine(*info.transform)
+    corners = [grid * (x, y) for x, y in ((0, 0), (info.width, 0), (0, info.height), (info.width, info.height))]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    centre, top = grid * (info.width / 2, info.height / 2), grid * (info.width / 2, 0)
+    try:
+        left, bottom, right, upper = transform_bounds(src_crs, dst_crs, min(xs), min(ys), max(xs), max(ys),
+                                                      densify_pts=21)
+        (x0, x1), (y0, y1) = transform(src_crs, dst_crs, [centre[0], top[0]], [centre[1], top[1]])
+    except Exception as exc:  # rasterio's errors, or GDAL's CPLE_* ones, which are not RasterioErrors
+        raise InputError(f"Tile {info.path} is on another CRS than tile {first.path} and cannot be reprojected onto "
+                         f"it ({exc}): reproject the tiles onto one CRS (gdalwarp -tap) or leave it out.") from None
+    if not all(math.isfinite(v) for v in (left, bottom, right, upper, x0, x1, y0, y1)):
+        raise InputError(f"Tile {info.path} is on another CRS than tile {first.path} and lies outside the area that "
+                         f"CRS can hold ({_crs_name(first.crs_wkt)}: PROJ gives no coordinates for it): reproject "
+                         "the tiles onto one CRS suited to the whole region (gdalwarp -tap) or leave it out.")
+    # the tile's "up" drawn on the first tile's pixel grid: straight up (0, -1) where both CRSs agree on north
+    turn = math.degrees(math.atan2((x1 - x0) / a, -(y1 - y0) / e))
+    if abs(turn) > MAX_TURN_DEGREES:
+        raise InputError(f"Tile {info.path} is on another CRS than tile {first.path} and lies far outside the area "
+                         f"that CRS suits ({_crs_name(first.crs_wkt)}: the tile would be turned by {abs(turn):.0f} "
+                         "degrees): reproject the tiles onto one CRS suited to the whole region (gdalwarp -tap) or "
+                         "leave it out.")
+    cols = sorted(((left - c) / a, (right - c) / a))
+    rows = sorted(((bottom - f) / e, (upper - f) / e))
+    col0, col1 = math.floor(cols[0] + GRID_TOLERANCE), math.ceil(cols[1] - GRID_TOLERANCE)
+    row0, row1 = math.floor(rows[0] + GRID_TOLERANCE), math.ceil(rows[1] - GRID_TOLERANCE)
+    target = Affine(a, 0.0, c + col0 * a, 0.0, e, f + row0 * e)
+    warped = replace(info, width=max(col1 - col0, 1), height=max(row1 - row0, 1), transform=tuple(target)[:6],
+                     crs_wkt=first.crs_wkt)
+    return warped, (col0, row0)
+
+
+def _write_warped(first: RasterInfo, tile: RasterInfo, warped: RasterInfo, path: Path) -> RasterInfo:
+    """Write the GDAL warped VRT (nearest neighbour) of ``tile`` on the grid ``warped`` at ``path``; log it.
+
+    Returns:
+        ``warped`` with its path.
+
+    Raises:
+        InputError: naming the tile when GDAL cannot build the warped VRT.
+
+    """
+    nodata = tile.nodatavals[0]
+    try:
+        with rasterio.open(gdal_location(tile.path)) as src, WarpedVRT(
+                src, crs=CRS.from_wkt(str(first.crs_wkt)), transform=Affine(*warped.transform), width=warped.width,
+                height=warped.height, resampling=Resampling.nearest, src_nodata=nodata, nodata=nodata) as vrt:
+            rasterio.shutil.copy(vrt, str(path), driver="VRT")
+    except Exception as exc:  # rasterio's errors, or GDAL's CPLE_* ones, which are not RasterioErrors
+        raise InputError(f"Tile {tile.path} could not be regridded onto the grid of tile {first.path} ({exc}): "
+                         "resample it onto the region's grid (gdalwarp -tap) or leave it out.") from None
+    logger.warning("Tile %s is on %s with pixels of %s x %s, not on the grid of the first tile %s (%s, pixels of %s "
+                   "x %s): it is resampled by nearest neighbour onto the first tile's grid (warped VRT %s, %d x %d "
+                   "px).", tile.path, _crs_name(tile.crs_wkt), f"{abs(tile.transform[0]):g}",
+                   f"{abs(tile.transform[4]):g}", first.path, _crs_name(first.crs_wkt), f"{abs(first.transform[0]):g}",
+                   f"{abs(first.transform[4]):g}", path, warped.width, warped.height)
+    return replace(warped, path=str(path))
+
+
+def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
+    """Write a VRT that mosaics ``tiles`` at ``output`` on the first tile's pixel grid; return its path.
+
+    A tile on another CRS, pixel size or grid is regridded onto the first tile's grid through a GDAL warped VRT
+    (nearest neighbour) written next to ``output`` (``<output stem>.warped_<n>_<tile>.vrt``), with a warning that
+    names it. Where tiles overlap, the later one in the list wins (GDAL's rule for VRT sources; the pixels a warped
+    tile adds around its own are nodata and let the others show).
+
+    Raises:
+        InputError: naming the tile that is missing or unreadable, has other bands (count, types, nodata, scale or
+            offset) than the first, or cannot be regridded (no CRS, no nodata value, far outside the first tile's
+            CRS).
 
     """
     infos = []
@@ -248,29 +409,20 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
             raise InputError(f"Tile {tile} of the region cannot be read: {exc} Fix or remove the tile, then run "
                              "again.") from None
     first = infos[0]
+    path = Path(output)
     offsets = []
-    for info in infos:
-        if info.crs_wkt != first.crs_wkt:
-            raise InputError(f"Tile {info.path} is on another CRS than tile {first.path}: reproject it onto the "
-                             "region's grid (gdalwarp) or leave it out.")
-        if info.transform[0] != first.transform[0] or info.transform[4] != first.transform[4] or \
-                info.transform[1] or info.transform[3]:
-            raise InputError(f"Tile {info.path} has another pixel size (or rotation) than tile {first.path}: "
-                             "resample it onto the region's grid (gdalwarp -tap) or leave it out.")
-        if (info.count, info.dtypes, info.nodatavals) != (first.count, first.dtypes, first.nodatavals):
-            raise InputError(f"Tile {info.path} has other bands than tile {first.path} ({info.count} bands of "
-                             f"{', '.join(sorted(set(info.dtypes)))} against {first.count} of "
-                             f"{', '.join(sorted(set(first.dtypes)))}, or other nodata): every tile needs the same "
-                             "bands.")
-        if (info.scales, info.offsets) != (first.scales, first.offsets):
-            raise InputError(f"Tile {info.path} has other scale or offset tags than tile {first.path}: its values "
-                             "would be read with the wrong scaling. Give every tile the same tags (gdal_edit "
-                             "-scale -offset) or rescale it.")
-        offset = _on_grid(first, info)
+    regridded: dict[int, RasterInfo] = {}
+    for n, info in enumerate(infos):  # every tile checked before anything is written
+        _check_bands(first, info)
+        offset = _grid_offset(first, info)
         if offset is None:
-            raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path} (its origin is not a "
-                             "whole number of pixels away): resample it with gdalwarp -tap, or leave it out.")
+            regridded[n], offset = _regrid(first, info)
         offsets.append(offset)
+    if regridded:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    for n, warped in regridded.items():
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(infos[n].path).stem) or "tile"
+        infos[n] = _write_warped(first, infos[n], warped, path.parent / f"{path.stem}.warped_{n:05d}_{name}.vrt")
     left, top = min(o[0] for o in offsets), min(o[1] for o in offsets)
     right = max(o[0] + i.width for o, i in zip(offsets, infos, strict=True))
     bottom = max(o[1] + i.height for o, i in zip(offsets, infos, strict=True))
@@ -305,9 +457,6 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
     xml = (f'<VRTDataset rasterXSize="{right - left}" rasterYSize="{bottom - top}">{srs}'
            f"<GeoTransform>{origin_x!r}, {a!r}, {b!r}, {origin_y!r}, {d!r}, {e!r}</GeoTransform>"
            f"{f'<Metadata>{metadata}</Metadata>' if metadata else ''}{''.join(bands)}</VRTDataset>")
-    path = Path(output)
     path.write_text(xml, encoding="utf-8")
     logger.info("Region: %d tiles mosaicked into %s (%d x %d px).", len(infos), path, right - left, bottom - top)
     return path
-
-

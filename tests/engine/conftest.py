@@ -29,6 +29,7 @@ SAMPLE = ROOT / "resources" / "sample"
 SLOW = frozenset({
     # region maps: Dask clusters and worker processes started for real (2 to 4 s each)
     "test_region.py",
+    "test_region_inputs.py::test_map_region_on_tiles_in_a_bucket_gives_the_map_of_the_local_tiles",
     # deep: networks trained for real (test_deep.py's patch_model fixture: 25 s)
     "test_deep.py::test_patch_model_package_holds_safetensors_and_the_recipe",
     "test_deep.py::test_report_has_the_training_curve",
