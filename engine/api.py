@@ -22,6 +22,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "train_classifier": "jobs.train_classifier:train_classifier",
     "classify_raster": "jobs.classify_raster:classify_raster",
     "map_region": "jobs.map_region:map_region",
+    "cluster": "jobs.cluster:cluster",
     "assess_accuracy": "jobs.assess_accuracy:assess_accuracy",
     "extract_embeddings": "jobs.extract_embeddings:extract_embeddings",
     "finetune": "jobs.finetune:finetune",

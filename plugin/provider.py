@@ -7,6 +7,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.assess_accuracy import AssessAccuracyAlgorithm
 from .algorithms.classify_raster import ClassifyRasterAlgorithm
+from .algorithms.cluster import ClusterAlgorithm
 from .algorithms.engine_status import EngineStatusAlgorithm
 from .algorithms.export_onnx import ExportOnnxAlgorithm
 from .algorithms.extract_embeddings import ExtractEmbeddingsAlgorithm
@@ -24,6 +25,7 @@ ALGORITHMS = [
     MapRegionAlgorithm,
     AssessAccuracyAlgorithm,
     ExtractEmbeddingsAlgorithm,
+    ClusterAlgorithm,
     FinetuneAlgorithm,
     ExportOnnxAlgorithm,
     ImportMatAlgorithm,

@@ -544,6 +544,32 @@ def _training_curve(curve: dict[str, Any]) -> dict[str, Any]:
             "epochs": epochs}
 
 
+#: Features of the cluster centres shown in the page (all of them are in the JSON and the CSV).
+CENTRE_COLUMNS = 12
+
+
+def _clusters(section: dict[str, Any]) -> dict[str, Any]:
+    """The clusters: the choice of k with every score, each cluster's size and its centre."""
+    scores = section.get("scores") or {}
+    names = list(section.get("feature_names") or [])
+    shown = names[:CENTRE_COLUMNS]
+    features = {"embeddings": "the embeddings", "raw_bands": "the band values (standardised)"}
+    return {
+        "k": section.get("k"), "criterion": section.get("criterion", ""), "seed": section.get("seed"),
+        "sample_size": section.get("sample_size"),
+        "features": features.get(str(section.get("features")), str(section.get("features"))),
+        "scores": [{"k": k, "calinski_harabasz": c, "silhouette": s, "inertia": i, "chosen": k == section.get("k")}
+                   for k, c, s, i in zip(scores.get("k", []), scores.get("calinski_harabasz", []),
+                                         scores.get("silhouette", []), scores.get("inertia", []), strict=True)],
+        "rows": [{"name": row.get("cluster"), "color": row.get("color"), "pixels": row.get("pixels"),
+                  "share": row.get("share"), "area_ha": row.get("area_ha")} for row in section.get("clusters") or []],
+        "centre_names": shown,
+        "centre_rows": [{"name": f"cluster {row.get('cluster')}", "cells": [row.get(n) for n in shown]}
+                        for row in section.get("centres") or []],
+        "hidden": len(names) - len(shown),
+    }
+
+
 def _section(report: dict[str, Any], key: str, view: Callable[[dict[str, Any]], Any]) -> Any:
     """``view(report[key])`` when the report has that section as a dict, else ``None``."""
     section = report.get(key)
@@ -573,6 +599,7 @@ def report_view(report: dict[str, Any]) -> dict[str, Any]:
         "training_curve": _section(report, "training_curve", _training_curve),
         "learning_curve": _section(report, "learning_curve", _learning_curve),
         "projection": _section(report, "projection", _projection),
+        "clusters": _section(report, "clusters", _clusters),
     }
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from ..core.errors import ModelFileError
 from ..io.model_members import check_layout, is_safetensors, layout_problem, member_layout, member_limit
 from ..io.rasters import atomic_output
-from .registry import PROBES, Probe
+from .registry import MODELS, Probe
 
 FORMAT = "landprobe-model"
 FORMAT_VERSION = 1
@@ -256,10 +256,10 @@ def load_model(path: str | Path) -> LoadedModel:
         except (KeyError, OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
             raise ModelFileError(f"Model file {path} is damaged ({exc}). Train the model again, or use the original "
                                  "file.") from exc
-    if manifest.get("method") not in PROBES:
+    if manifest.get("method") not in MODELS:
         raise ModelFileError(f"Model {path} uses method {manifest.get('method')!r}, unknown to this engine; update it.")
     try:
-        probe = PROBES[manifest["method"]].from_state(manifest.get("method_params", {}), arrays, blobs)
+        probe = MODELS[manifest["method"]].from_state(manifest.get("method_params", {}), arrays, blobs)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise ModelFileError(f"Model file {path} is damaged: its {manifest['method']} parameters do not fit its "
                              f"arrays ({type(exc).__name__}: {exc}). Train the model again, or use the original "

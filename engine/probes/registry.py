@@ -13,18 +13,21 @@ from ..core.errors import InputError
 from .base import Probe
 from .boosting import XGBoostProbe
 from .forest import RandomForestProbe
+from .kmeans import KMeansClusters
 from .knn import KNearestNeighborsProbe
 from .logistic import LogisticRegressionProbe
 from .svm import SvmProbe
 
-__all__ = ["DEFAULT_PROBE", "PROBES", "KNearestNeighborsProbe", "LogisticRegressionProbe", "RandomForestProbe",
-           "SvmProbe", "XGBoostProbe", "get_probe"]
+__all__ = ["DEFAULT_PROBE", "MODELS", "PROBES", "KMeansClusters", "KNearestNeighborsProbe", "LogisticRegressionProbe",
+           "RandomForestProbe", "SvmProbe", "XGBoostProbe", "get_probe"]
 
 
 PROBES: dict[str, type[Probe]] = {
     p.name: p for p in (SvmProbe, LogisticRegressionProbe, XGBoostProbe, RandomForestProbe, KNearestNeighborsProbe)
 }
 DEFAULT_PROBE = SvmProbe.name
+#: Every fitted model a model file may hold: the probes trained on labels, and the clusters fitted without them.
+MODELS: dict[str, type[Probe]] = PROBES | {KMeansClusters.name: KMeansClusters}
 
 
 def get_probe(name: str) -> type[Probe]:

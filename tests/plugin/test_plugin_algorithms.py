@@ -17,6 +17,7 @@ EXPECTED_ALGORITHMS = {
     "landprobe:trainclassifier",
     "landprobe:classifyraster",
     "landprobe:mapregion",
+    "landprobe:cluster",
     "landprobe:assessaccuracy",
     "landprobe:enginestatus",
     "landprobe:extractembeddings",

@@ -276,3 +276,40 @@ def test_qgis_process_maps_a_region_of_tiles_and_resumes(
     assert got.GetRasterBand(1).GetCategoryNames()[1:] == want.GetRasterBand(1).GetCategoryNames()[1:]
     again = _json(_run(qgis_process_bin, qgis_process_env, tmp_path, *args))["results"]
     assert again["BLOCKS_SKIPPED"] == 1  # the sample is one block of 512 px: done, skipped
+
+
+def test_qgis_process_clusters_the_sample_into_a_label_layer_that_trains_a_model(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    sample_raster: Path,
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    from osgeo import gdal, ogr
+
+    def run(*args: str) -> dict[str, Any]:
+        return _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", *args))["results"]
+
+    results = run("landprobe:cluster", "--json", "--", f"RASTER={sample_raster}", "K=0", "K_MAX=6", "SEED=3",
+                  f"OUTPUT={tmp_path / 'clusters.tif'}", f"OUTPUT_POLYGONS={tmp_path / 'clusters.gpkg'}",
+                  f"OUTPUT_REPORT={tmp_path / 'clusters.json'}", f"OUTPUT_MODEL={tmp_path / 'clusters.lpmodel'}")
+    k = int(results["CLUSTERS"])
+    assert 2 <= k <= 6 and Path(results["OUTPUT_HTML"]).is_file()
+    mapped, source = gdal.Open(results["OUTPUT"]), gdal.Open(str(sample_raster))
+    assert mapped.GetGeoTransform() == source.GetGeoTransform()
+    assert mapped.GetProjection() == source.GetProjection()
+    codes = mapped.GetRasterBand(1).ReadAsArray()
+    assert set(np.unique(codes).tolist()) <= set(range(k + 1))
+    assert mapped.GetRasterBand(1).GetCategoryNames()[1] == "cluster 1"
+    # a user names the clusters in the attribute table: here, each polygon its cluster's name
+    layer_file = ogr.Open(results["OUTPUT_POLYGONS"], 1)
+    layer = layer_file.GetLayer(0)
+    assert layer.GetFeatureCount() > k and layer.GetLayerDefn().GetFieldIndex("class") >= 0
+    for feature in layer:
+        feature.SetField("class", f"cover {feature.GetField('cluster')}")
+        layer.SetFeature(feature)
+    layer_file = None
+    trained = run("landprobe:trainclassifier", "--json", "--", f"RASTER={sample_raster}",
+                  f"LABELS={results['OUTPUT_POLYGONS']}", "FIELD=class", "METHOD=0",
+                  f"OUTPUT_MODEL={tmp_path / 'named.lpmodel'}")
+    assert trained["OVERALL_ACCURACY"] > 0.5
