@@ -23,6 +23,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "classify_raster": "jobs.classify_raster:classify_raster",
     "map_region": "jobs.map_region:map_region",
     "cluster": "jobs.cluster:cluster",
+    "similarity": "jobs.similarity:similarity",
     "assess_accuracy": "jobs.assess_accuracy:assess_accuracy",
     "extract_embeddings": "jobs.extract_embeddings:extract_embeddings",
     "finetune": "jobs.finetune:finetune",

@@ -15,6 +15,7 @@ from .algorithms.finetune import FinetuneAlgorithm
 from .algorithms.hyperspectral import ImportMatAlgorithm, LabelPolygonsAlgorithm
 from .algorithms.install_engine import InstallEngineAlgorithm
 from .algorithms.map_region import MapRegionAlgorithm
+from .algorithms.similarity import SimilarityAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .icons import ICON_PATH, provider_icon
 from .settings import register_settings, unregister_settings
@@ -26,6 +27,7 @@ ALGORITHMS = [
     AssessAccuracyAlgorithm,
     ExtractEmbeddingsAlgorithm,
     ClusterAlgorithm,
+    SimilarityAlgorithm,
     FinetuneAlgorithm,
     ExportOnnxAlgorithm,
     ImportMatAlgorithm,

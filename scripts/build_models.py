@@ -20,6 +20,11 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
     qgis_process.bin run resources/models/raw_band_probe.model3 -- raster=scene.tif labels=labels.shp field=class \
         method=5 train:trained_model=model.lpmodel train:validation_report=report.json \
         classify:classified=classified.tif
+
+resources/models/embedding_similarity.model3 chains landprobe:extractembeddings -> landprobe:similarity:
+
+    qgis_process.bin run resources/models/embedding_similarity.model3 -- raster=scene.tif examples=forest.gpkg \
+        embed:embeddings=embeddings.tif similar:similarity=similarity.tif
 """
 
 from __future__ import annotations
@@ -249,8 +254,54 @@ def build_finetune() -> object:
     return m.model
 
 
+def build_embedding_similarity() -> object:
+    """The model "Embeddings + similarity: extract, then find more like these"."""
+    from landprobe.plugin.algorithms.encoder_params import ENCODERS
+    from landprobe.plugin.algorithms.similarity import MODES
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingParameterEnum,
+        QgsProcessingParameterFeatureSource,
+        QgsProcessingParameterNumber,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    m = _Model("Embeddings + similarity: extract, then find more like these", {
+        "ALG_DESC": "Encodes the raster into an embedding raster, then maps how much each embedding cell looks "
+        "like the cells under the example points or polygons (cosine similarity, 0 to 1).",
+        "raster": "A multi-band raster stored in a file (GeoTIFF).",
+        "examples": "Points or polygons on what you are looking for.",
+        "encoder": "Random convolutional features (default; no weights needed) or a torchgeo backbone.",
+        "patch_size": "Pixels a side of each patch (0 = the encoder's default: 16 for random features).",
+        "stride": "Pixels between patch centres, the cell size of the embedding raster (default 4).",
+        "mode": "Compare with the examples' mean (default) or with the best-matching example.",
+        "threshold": "The similarity at or above which a cell is a match.",
+    })
+    m.input(QgsProcessingParameterRasterLayer("raster", "Raster"))
+    m.input(QgsProcessingParameterFeatureSource("examples", "Examples", [
+        QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint]))
+    m.input(QgsProcessingParameterEnum("encoder", "Encoder", options=[label for label, _ in ENCODERS],
+                                       defaultValue=0))
+    m.input(QgsProcessingParameterNumber("patch_size", "Patch size (pixels, 0 = encoder default)",
+                                         QgsProcessingParameterNumber.Type.Integer, defaultValue=0, minValue=0))
+    m.input(QgsProcessingParameterNumber("stride", "Stride (pixels between patch centres: the cell size)",
+                                         QgsProcessingParameterNumber.Type.Integer, defaultValue=4, minValue=1))
+    m.input(QgsProcessingParameterEnum("mode", "Compare with", options=[label for label, _ in MODES],
+                                       defaultValue=0))
+    m.input(QgsProcessingParameterNumber("threshold", "Threshold of a match (0 to 1)",
+                                         QgsProcessingParameterNumber.Type.Double, defaultValue=0.8, minValue=0.0,
+                                         maxValue=1.0))
+    m.child("landprobe:extractembeddings", "embed", "Extract embeddings", 0,
+            {"RASTER": "@raster", "ENCODER": "@encoder", "PATCH_SIZE": "@patch_size", "STRIDE": "@stride"},
+            {"OUTPUT": ("embeddings", "Embedding raster")})
+    m.child("landprobe:similarity", "similar", "Find similar pixels", 1,
+            {"RASTER": "embed.OUTPUT", "EXAMPLES": "@examples", "MODE": "@mode", "THRESHOLD": "@threshold"},
+            {"OUTPUT": ("similarity", "Similarity")})
+    return m.model
+
+
 BUILDERS = {"raw_band_probe": build_raw_band_probe, "embedding_probe": build_embedding_probe,
-            "finetune_classify": build_finetune}
+            "finetune_classify": build_finetune, "embedding_similarity": build_embedding_similarity}
 
 
 def main() -> int:

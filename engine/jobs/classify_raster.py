@@ -52,6 +52,8 @@ from ..probes.model_file import LoadedModel, load_model, read_manifest
 logger = logging.getLogger(__name__)
 
 PROBABILITY_NODATA = -1.0
+#: Nodata of a value map (a similarity, a regression's quantity): NaN, which no prediction is.
+VALUE_NODATA = float("nan")
 #: Window of a chip model (it runs the network once per pixel: smaller windows give progress every few seconds).
 DEEP_CHIP_WINDOW = 128
 #: Grids a map can be written on, for a model that runs an encoder: the raster's pixels, or one per embedding cell.
@@ -225,6 +227,28 @@ class EncoderWindowPredictor:
             self._src.close()
 
 
+def is_value_model(manifest: dict[str, Any]) -> bool:
+    """Whether the model maps a value per pixel (a similarity, a quantity) rather than a class."""
+    return manifest.get("target") == "value"
+
+
+class ValueWindowPredictor(WindowPredictor):
+    """Reads a window and gives each valid pixel the model's value (NaN elsewhere); safe from several threads."""
+
+    def __init__(self, raster: str, model: LoadedModel) -> None:
+        super().__init__(raster, model, want_proba=False)
+
+    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The value of each pixel (float32, NaN for nodata), and no probabilities."""
+        src = self._src()
+        data = read_block(src, window)
+        valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
+        values = np.full(valid.shape, np.nan, dtype="float32")
+        if valid.any():
+            values[valid] = self._model.probe.predict_value(compute_features(data[:, valid].T, self._recipe))
+        return values, None
+
+
 def to_cog(work: Path, target: Path, resampling: str) -> None:
     """Copy a tiled GeoTIFF (or a VRT) into a Cloud-Optimized GeoTIFF with overviews, streaming."""
     copy(work, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling,
@@ -260,6 +284,9 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
 
     """
     manifest = read_manifest(model)
+    if is_value_model(manifest) and (output_probability or output_confidence):
+        raise InputError(f"Model {model} maps a value ({manifest.get('value', {}).get('name', 'value')}), not "
+                         "classes: it has no class probabilities or confidence. Leave those outputs empty.")
     result = _classify_raster(raster, model, manifest, output, output_probability, output_confidence, output_grid,
                               grid_raster, feedback, block, threads)
     result.area_estimate = _area_estimate(result, manifest)
@@ -306,6 +333,8 @@ def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, An
         loaded = load_model(model)
         with open_raster(path) as src:
             check_compatible(loaded.manifest, src, path)
+        if is_value_model(loaded.manifest):
+            return _map_values(path, loaded, output, feedback, block, threads)
         encoder = loaded.manifest["features"]["recipe"] == "encoder"
         target = grid_raster or (path if encoder and output_grid == "input" else None)
         if not encoder and target is None:
@@ -470,3 +499,56 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
                             nodata_pixels=nodata_pixels)
     logger.info("Wrote %s: %s.", result.output, ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
     return result
+
+
+def _map_values(raster: str, loaded: LoadedModel, output: str, feedback: Feedback, block: int,
+                threads: int | None) -> ClassifyResult:
+    """:func:`classify_raster` with a value model: one float32 band on a ramp, NaN where the input is nodata."""
+    # Lazy: as in _classify.
+    from threadpoolctl import threadpool_limits
+
+    value = loaded.manifest.get("value", {})
+    threads = threads or cpu_threads()
+    loaded.probe.set_threads(1)
+    predictor = ValueWindowPredictor(raster, loaded)
+    with open_raster(raster) as src:
+        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,
+                   "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256, "count": 1,
+                   "dtype": "float32", "nodata": VALUE_NODATA, "BIGTIFF": "IF_SAFER"}
+        windows = list(iter_windows(src.width, src.height, block))
+    nodata_pixels = 0
+    with contextlib.ExitStack() as stack:
+        final = stack.enter_context(atomic_output(output))
+        work = temporary_path(final)
+        stack.callback(work.unlink, missing_ok=True)
+        stack.enter_context(full_disk_as_output_error(Path(output)))
+        dst = stack.enter_context(rasterio.open(work, "w", **profile))
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="landprobe")
+        stack.callback(predictor.close)
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        # one BLAS thread per window thread: also the sums Map region's single-threaded workers make, bit for bit
+        stack.enter_context(threadpool_limits(limits=1))
+        pending: collections.deque[tuple[Any, Future[Any]]] = collections.deque()
+        todo = iter(windows)
+        for i in range(len(windows)):
+            while len(pending) < 2 * threads:  # bounded look-ahead keeps memory flat
+                nxt = next(todo, None)
+                if nxt is None:
+                    break
+                pending.append((nxt, pool.submit(predictor, nxt)))
+            feedback.check_cancel()
+            win, future = pending.popleft()
+            values, _ = future.result()
+            nodata_pixels += int(np.isnan(values).sum())
+            dst.write(values, 1, window=win)
+            feedback.progress(0.9 * (i + 1) / len(windows), f"Mapping window {i + 1} of {len(windows)}")
+        dst.set_band_description(1, value.get("name", "value") + (f" ({value['unit']})" if value.get("unit") else ""))
+        dst.close()
+        feedback.progress(0.92, "Writing a Cloud-Optimized GeoTIFF with overviews")
+        feedback.check_cancel()
+        to_cog(work, final, "AVERAGE")
+        write_ramp_style(final.with_suffix(".qml"))
+    feedback.progress(1.0, "Done")
+    return ClassifyResult(output=str(output), output_probability=None, output_confidence=None,
+                          width=profile["width"], height=profile["height"], class_pixels={},
+                          nodata_pixels=nodata_pixels)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,18 +25,14 @@ from ..assess.report import write_report
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.versions import library_versions
-from ..embeddings.features import compute_features, feature_names, make_recipe
-from ..embeddings.inputs import describe_embeddings
+from ..embeddings.unlabelled import FEATURE_CHOICES, raster_recipe, sample_features
 from ..io.labels import LabelClass, palette
 from ..io.rasters import (
     atomic_output,
-    band_nodata,
     check_writable,
     open_raster,
     pixel_area_m2,
     raster_info,
-    read_block,
-    valid_mask,
 )
 from ..io.region import band_stack
 from ..probes.kmeans import fit_clusters
@@ -46,14 +41,9 @@ from .classify_raster import classify_raster
 
 logger = logging.getLogger(__name__)
 
-#: Feature sources: ``auto`` takes embeddings for a raster written by *Extract embeddings*, an AlphaEarth or TESSERA
-#: file, and band values for anything else.
-CLUSTER_FEATURES = ("auto", "bands", "embeddings")
 #: The vector formats the polygons are written in, by the file's extension: single files, renamed whole when written
 #: (a Shapefile's side files would not be).
 VECTOR_DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
-#: Values read for the sample (pixels x bands), at most: the raster is read decimated to stay under it.
-SAMPLE_READ_VALUES = 50_000_000
 
 
 @dataclass
@@ -108,8 +98,8 @@ def cluster(raster: str | list[str], output: str, k: int = 0, k_min: int = 2, k_
 
     """
     feedback = feedback or Feedback()
-    if features not in CLUSTER_FEATURES:
-        raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(CLUSTER_FEATURES)}.")
+    if features not in FEATURE_CHOICES:
+        raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(FEATURE_CHOICES)}.")
     if (k and not 2 <= k <= 255) or (not k and not 2 <= k_min <= k_max <= 255):
         raise InputError(f"Clusters: give k between 2 and 255, or 0 with 2 <= k_min <= k_max <= 255 (got k={k}, "
                          f"k_min={k_min}, k_max={k_max}).")
@@ -120,8 +110,8 @@ def cluster(raster: str | list[str], output: str, k: int = 0, k_min: int = 2, k_
                               output_centres)):
         check_writable(path)
     with band_stack(raster) as path:
-        recipe, names = _recipe(path, features)
-        x = _sample(path, recipe, sample_size, seed)
+        recipe, names = raster_recipe(path, features)
+        x = sample_features(path, recipe, sample_size, seed)
         info = raster_info(path)
     logger.info("Sampled %d valid pixels (%s) to fit the clusters on.", len(x),
                 "embeddings" if recipe["recipe"] == "embeddings" else f"{len(names)} bands, standardised")
@@ -168,44 +158,6 @@ def cluster(raster: str | list[str], output: str, k: int = 0, k_min: int = 2, k_
                          output_centres=output_centres,
                          k=choice.k, criterion=choice.criterion, scores=choice.scores,
                          cluster_pixels=mapped.class_pixels)
-
-
-def _recipe(path: str, features: str) -> tuple[dict[str, Any], list[str]]:
-    """The feature recipe of the raster at ``path`` and the feature names."""
-    source = None
-    if features != "bands":
-        try:
-            source = describe_embeddings(path)
-        except InputError:
-            if features == "embeddings":
-                raise
-        if features == "auto" and source is not None and source.kind not in ("landprobe", "alphaearth", "tessera"):
-            source = None  # floating-point bands without an embedding's description: band values
-    if source is not None:
-        return ({"recipe": "embeddings", "embedding": source.as_dict()},
-                [f"dimension {i}" for i in range(source.dim)])
-    info = raster_info(path)
-    recipe = make_recipe(list(info.band_names))
-    if any(v != 1 for v in info.scales) or any(v != 0 for v in info.offsets):
-        recipe |= {"scales": list(info.scales), "offsets": list(info.offsets)}
-    return recipe, feature_names(recipe, list(info.band_names))
-
-
-def _sample(path: str, recipe: dict[str, Any], size: int, seed: int) -> np.ndarray:
-    """``size`` valid pixels drawn at random (seeded) from the raster read decimated, as features."""
-    with open_raster(path) as src:
-        pixels = max(1, SAMPLE_READ_VALUES // src.count)
-        scale = max(1, math.ceil(math.sqrt(src.width * src.height / pixels)))
-        data = read_block(src, out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
-        nodata = recipe.get("embedding", {}).get("nodata")
-        valid = valid_mask(data, [nodata] * src.count if nodata is not None else band_nodata(src))
-    values = data[:, valid].T
-    if not len(values):
-        raise InputError(f"Raster {path} holds no valid pixel (every pixel is nodata in some band): nothing to "
-                         "cluster. Check its nodata value.")
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(len(values), size=min(size, len(values)), replace=False))
-    return compute_features(values[chosen], recipe).astype("float64")
 
 
 def _centres(model: Any, names: list[str]) -> list[dict[str, Any]]:

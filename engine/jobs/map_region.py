@@ -63,11 +63,14 @@ from ..probes.model_file import LoadedModel, load_model, read_manifest
 from .classify_raster import (
     DEEP_CHIP_WINDOW,
     PROBABILITY_NODATA,
+    VALUE_NODATA,
     EncoderWindowPredictor,
+    ValueWindowPredictor,
     WindowPredictor,
     check_band_count,
     check_compatible,
     hex_to_rgba,
+    is_value_model,
     output_encoding,
     to_cog,
 )
@@ -80,8 +83,8 @@ WINDOW = 512
 MANIFEST = "landprobe-region.json"
 MANIFEST_FORMAT = "landprobe-region"
 #: The maps a region job can write, and their VRT names.
-MAPS = ("class", "probability", "confidence")
-VRT_NAMES = {"class": "map.vrt", "probability": "probability.vrt", "confidence": "confidence.vrt"}
+MAPS = ("class", "probability", "confidence", "value")
+VRT_NAMES = {"class": "map.vrt", "probability": "probability.vrt", "confidence": "confidence.vrt", "value": "map.vrt"}
 #: Seconds between two writes of the manifest while blocks finish (it is always written at the end and on cancel).
 MANIFEST_INTERVAL = 2.0
 
@@ -156,6 +159,7 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
             shutil.rmtree(folder, ignore_errors=True)
         raise
     maps = job["maps"]
+    main = maps[0]  # the class map, or the value map of a value model (a similarity)
     state = {"format": MANIFEST_FORMAT, "version": 1, "job": job, "blocks": {b: done[b] for b in finished}}
     _write_manifest(folder, state)
     todo = [b for b in blocks if b not in finished]
@@ -188,16 +192,19 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         feedback.progress(0.92, "Assembling one Cloud-Optimized GeoTIFF")
         feedback.check_cancel()
         with atomic_output(output_cog) as tmp:
-            to_cog(Path(outputs["class"]), tmp, "NEAREST")
-        _, nodata = output_encoding([int(c["code"]) for c in manifest["classes"]])
-        write_category_names(Path(output_cog + ".aux.xml"), manifest["classes"], nodata)
-        write_paletted_style(Path(output_cog).with_suffix(".qml"), manifest["classes"])
+            to_cog(Path(outputs[main]), tmp, "NEAREST" if main == "class" else "AVERAGE")
+        if main == "class":
+            _, nodata = output_encoding([int(c["code"]) for c in manifest["classes"]])
+            write_category_names(Path(output_cog + ".aux.xml"), manifest["classes"], nodata)
+            write_paletted_style(Path(output_cog).with_suffix(".qml"), manifest["classes"])
+        else:
+            write_ramp_style(Path(output_cog).with_suffix(".qml"))
     feedback.progress(1.0, "Done")
     names = [c["name"] for c in manifest["classes"]]
-    counts = np.sum([state["blocks"][b]["counts"] for b in blocks], axis=0)
+    counts = np.sum([state["blocks"][b]["counts"] for b in blocks], axis=0) if names else []
     run_pixels = sum(_block_pixels(b, grid, block_size) for b in todo)
     result = RegionResult(
-        output=outputs["class"], output_probability=outputs.get("probability"),
+        output=outputs[main], output_probability=outputs.get("probability"),
         output_confidence=outputs.get("confidence"), output_cog=output_cog, width=grid["width"],
         height=grid["height"], blocks=len(blocks), blocks_skipped=len(finished), blocks_run=len(todo),
         class_pixels={n: int(c) for n, c in zip(names, counts, strict=True)},
@@ -238,8 +245,14 @@ def _prepare(raster: str | list[str], model: str, manifest: dict[str, Any], fold
         # what the region is: a VRT written here by its content (tiles, offsets), a raster of the user's by its path
         written = Path(path).is_relative_to(inputs.resolve())
         region_id = {"region": path, "region_sha256": _sha256(path) if written else None}
-        maps = ["class"] + (["probability"] if output_probability else []) + (["confidence"] if output_confidence
-                                                                              else [])
+        if is_value_model(manifest):
+            if output_probability or output_confidence:
+                raise InputError(f"Model {model} maps a value, not classes: it has no class probabilities or "
+                                 "confidence. Leave those outputs off.")
+            maps = ["value"]
+        else:
+            maps = ["class"] + (["probability"] if output_probability else []) + (
+                ["confidence"] if output_confidence else [])
         job = {"model_sha256": _sha256(model), **region_id, "grid": grid, "block_size": block_size, "maps": maps}
         done = _resume(folder, job)
         blocks = _blocks(grid["width"], grid["height"], block_size)
@@ -457,7 +470,8 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
     loaded = _model(spec["model"], spec["model_sha256"])
     classes = loaded.manifest["classes"]
     codes = np.array([c["code"] for c in classes])
-    dtype, nodata = output_encoding(codes.tolist())
+    value = is_value_model(loaded.manifest)
+    dtype, nodata = ("float32", VALUE_NODATA) if value else output_encoding(codes.tolist())
     maps = spec["maps"]
     cancel = Event(spec["cancel_event"])
     folder = Path(spec["folder"])
@@ -474,6 +488,8 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         device = str(next(loaded.network.parameters()).device)
         predictor = DeepWindowPredictor(spec["region"], loaded, want_proba, device)
         window_size = WINDOW if loaded.spec.task == "segmentation" else DEEP_CHIP_WINDOW
+    elif value:
+        predictor = ValueWindowPredictor(spec["region"], loaded)
     elif loaded.manifest["features"]["recipe"] == "encoder":  # embeddings computed for each window's cells
         # Lazy: only an encoder needs torch.
         import torch
@@ -489,7 +505,8 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
             "blockxsize": 256, "blockysize": 256}  # not compressed: the COG copy compresses, once
     profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
                 "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
-                "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA}}
+                "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA},
+                "value": base | {"count": 1, "dtype": "float32", "nodata": VALUE_NODATA}}
     with contextlib.ExitStack() as stack:
         stack.callback(predictor.close)
         if not isinstance(loaded, DeepModel):
@@ -500,13 +517,17 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         works = {m: temporary_path(p, record=False) for m, p in finals.items()}
         stack.callback(lambda: [w.unlink(missing_ok=True) for w in works.values()])
         dsts = {m: stack.enter_context(rasterio.open(w, "w", **profiles[m])) for m, w in works.items()}
-        if dtype != "int32":
+        if "class" in dsts and dtype != "int32":
             dsts["class"].write_colormap(1, {c["code"]: hex_to_rgba(c["color"]) for c in classes})
         for local in iter_windows(width, height, window_size):
             if cancel.is_set():
                 raise CancelledError("Cancelled.")
             index, proba = predictor(Window(col_off + local.col_off, row_off + local.row_off, local.width,
                                             local.height))
+            if value:  # the values themselves, NaN for nodata
+                nodata_pixels += int(np.isnan(index).sum())
+                dsts["value"].write(index, 1, window=local)
+                continue
             valid = index >= 0
             out = np.full(index.shape, nodata, dtype=dtype)
             out[valid] = codes[index[valid]]
@@ -532,13 +553,13 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
                 manifest: dict[str, Any]) -> dict[str, str]:
     """A VRT per map over its blocks (paths relative to the VRT), with the class map's legend and the styles."""
     classes = manifest["classes"]
-    dtype, nodata = output_encoding([int(c["code"]) for c in classes])
+    dtype, nodata = output_encoding([int(c["code"]) for c in classes]) if classes else ("float32", VALUE_NODATA)
     a, b, c, d, e, f = grid["transform"]
     written = {}
     for name in maps:
         count = len(classes) if name == "probability" else 1
         band_type = GDAL_TYPES[dtype] if name == "class" else "Float32"
-        band_nodata = nodata if name == "class" else PROBABILITY_NODATA
+        band_nodata = nodata if name == "class" else VALUE_NODATA if name == "value" else PROBABILITY_NODATA
         bands = []
         for band in range(1, count + 1):
             sources = []
@@ -553,6 +574,8 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
             if name == "class":
                 description = f"class ({manifest.get('field', 'class')})"
                 legend = vrt_class_band(classes, nodata)
+            elif name == "value":
+                description, legend = manifest.get("value", {}).get("name", "value"), ""
             else:
                 description = (f"probability of {classes[band - 1]['name']}" if name == "probability"
                                else "confidence (probability of the mapped class)")

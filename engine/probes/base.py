@@ -44,6 +44,9 @@ class Probe:
 
     name: ClassVar[str]
     label: ClassVar[str]
+    #: What the model maps: ``class`` (a class per pixel, with probabilities) or ``value`` (a number per pixel, from
+    #: :meth:`predict_value`: a similarity, a quantity).
+    target: ClassVar[str] = "class"
     #: Threads ``fit`` may use (``None``: all cores); the cross-validation that fits folds in parallel sets 1.
     fit_threads: int | None = None
 
@@ -59,6 +62,10 @@ class Probe:
         """Class index per sample and, when ``proba``, the class probabilities (the class is the most probable)."""
         probabilities = self.predict_proba(x)
         return probabilities.argmax(axis=1), probabilities if proba else None
+
+    def predict_value(self, x: np.ndarray) -> np.ndarray:
+        """A value per sample, float32 (models whose ``target`` is ``value``)."""
+        raise NotImplementedError
 
     def state(self) -> State:
         """The fitted state: JSON-able parameters, arrays and byte blobs."""

@@ -151,7 +151,12 @@ def _problems(manifest: dict[str, Any]) -> list[str]:
     if not is_int(manifest.get("format_version")) or manifest["format_version"] < 1:
         problems.append("format_version is not a whole number from 1")
     classes = manifest.get("classes")
-    if not isinstance(classes, list) or not classes:
+    value_model = manifest.get("target") == "value"  # a similarity or a quantity: a value per pixel, no classes
+    if value_model and (classes != [] or not isinstance(manifest.get("value"), dict)):
+        problems.append("a value model has classes, or no value description")
+    elif value_model:
+        pass
+    elif not isinstance(classes, list) or not classes:
         problems.append("classes is not a non-empty list")
     else:
         for i, c in enumerate(classes, start=1):

@@ -16,18 +16,20 @@ from .forest import RandomForestProbe
 from .kmeans import KMeansClusters
 from .knn import KNearestNeighborsProbe
 from .logistic import LogisticRegressionProbe
+from .similarity import SimilarityModel
 from .svm import SvmProbe
 
 __all__ = ["DEFAULT_PROBE", "MODELS", "PROBES", "KMeansClusters", "KNearestNeighborsProbe", "LogisticRegressionProbe",
-           "RandomForestProbe", "SvmProbe", "XGBoostProbe", "get_probe"]
+           "RandomForestProbe", "SimilarityModel", "SvmProbe", "XGBoostProbe", "get_probe"]
 
 
 PROBES: dict[str, type[Probe]] = {
     p.name: p for p in (SvmProbe, LogisticRegressionProbe, XGBoostProbe, RandomForestProbe, KNearestNeighborsProbe)
 }
 DEFAULT_PROBE = SvmProbe.name
-#: Every fitted model a model file may hold: the probes trained on labels, and the clusters fitted without them.
-MODELS: dict[str, type[Probe]] = PROBES | {KMeansClusters.name: KMeansClusters}
+#: Every fitted model a model file may hold: the probes trained on labels, the clusters fitted without them, and the
+#: similarity to examples.
+MODELS: dict[str, type[Probe]] = PROBES | {m.name: m for m in (KMeansClusters, SimilarityModel)}
 
 
 def get_probe(name: str) -> type[Probe]:

@@ -18,6 +18,7 @@ EXPECTED_ALGORITHMS = {
     "landprobe:classifyraster",
     "landprobe:mapregion",
     "landprobe:cluster",
+    "landprobe:similarity",
     "landprobe:assessaccuracy",
     "landprobe:enginestatus",
     "landprobe:extractembeddings",

@@ -170,6 +170,27 @@ def test_qgis_process_runs_the_embeddings_chain(
     assert json.loads((tmp_path / "r.json").read_text())["features"]["recipe"] == "embeddings"
 
 
+def test_qgis_process_runs_the_embeddings_similarity_chain(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
+    sample_labels: Path, tmp_path: Path,
+) -> None:
+    import numpy as np
+    from osgeo import gdal
+
+    forest = tmp_path / "forest.gpkg"
+    gdal.VectorTranslate(str(forest), str(sample_labels), format="GPKG", where="class = 'forest'")
+    proc = _run(qgis_process_bin, qgis_process_env, tmp_path, "run", str(MODELS / "embedding_similarity.model3"),
+                "--json", "--", f"raster={sample_raster}", f"examples={forest}", "encoder=0", "patch_size=8",
+                "stride=5", "mode=0", "threshold=0.8", f"embed:embeddings={tmp_path / 'emb.tif'}",
+                f"similar:similarity={tmp_path / 'like.tif'}")
+    results = _json(proc)["results"]
+    similarity = gdal.Open(results["similar:similarity"])
+    assert (similarity.RasterXSize, similarity.RasterYSize) == (50, 50)  # on the embedding grid, cells of 5 px
+    values = similarity.GetRasterBand(1).ReadAsArray()
+    assert similarity.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert np.nanmin(values) >= 0 and np.nanmax(values) <= 1 and np.nanmax(values) > 0.9
+
+
 def test_qgis_process_runs_the_finetune_chain(
     qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
     sample_labels: Path, tmp_path: Path,
