@@ -24,6 +24,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "map_region": "jobs.map_region:map_region",
     "cluster": "jobs.cluster:cluster",
     "similarity": "jobs.similarity:similarity",
+    "change": "jobs.change:change",
     "assess_accuracy": "jobs.assess_accuracy:assess_accuracy",
     "extract_embeddings": "jobs.extract_embeddings:extract_embeddings",
     "finetune": "jobs.finetune:finetune",

@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.assess_accuracy import AssessAccuracyAlgorithm
+from .algorithms.change import ChangeAlgorithm
 from .algorithms.classify_raster import ClassifyRasterAlgorithm
 from .algorithms.cluster import ClusterAlgorithm
 from .algorithms.engine_status import EngineStatusAlgorithm
@@ -28,6 +29,7 @@ ALGORITHMS = [
     ExtractEmbeddingsAlgorithm,
     ClusterAlgorithm,
     SimilarityAlgorithm,
+    ChangeAlgorithm,
     FinetuneAlgorithm,
     ExportOnnxAlgorithm,
     ImportMatAlgorithm,

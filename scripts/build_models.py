@@ -21,6 +21,9 @@ landprobe:trainclassifier -> landprobe:classifyraster. Its parameters for qgis_p
         method=5 train:trained_model=model.lpmodel train:validation_report=report.json \
         classify:classified=classified.tif
 
+resources/models/change_with_model.model3 chains landprobe:trainclassifier -> landprobe:change (raster, labels,
+field, after, method; outputs train:trained_model, change:change, change:transitions, change:report).
+
 resources/models/embedding_similarity.model3 chains landprobe:extractembeddings -> landprobe:similarity:
 
     qgis_process.bin run resources/models/embedding_similarity.model3 -- raster=scene.tif examples=forest.gpkg \
@@ -300,8 +303,36 @@ def build_embedding_similarity() -> object:
     return m.model
 
 
+def build_change_with_model() -> object:
+    """The model "Change with a model: train on the first date, map what changed into what"."""
+    from landprobe.plugin.algorithms.train_classifier import DEFAULT_METHOD, METHODS
+    from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterRasterLayer
+
+    m = _Model("Change with a model: train on the first date, map what changed into what", {
+        "ALG_DESC": "Trains a classifier on the first date under the labelled polygons, then maps the change "
+        "between the two dates (with an automatic threshold) and, with the classifier, the from-to transitions and "
+        "their matrix of areas.",
+        **_LABEL_INPUTS_HELP,
+        "after": "The second date: the same bands in the same order as the first.",
+        "method": "The classifier trained on the first date (automatic by default).",
+    })
+    _labels_inputs(m)
+    m.input(QgsProcessingParameterRasterLayer("after", "Second date"))
+    m.input(QgsProcessingParameterEnum("method", "Method", options=[label for label, _ in METHODS],
+                                       defaultValue=DEFAULT_METHOD))
+    m.child("landprobe:trainclassifier", "train", "Train classifier on the first date", 0,
+            {"RASTER": "@raster", "LABELS": "@labels", "FIELD": "@field", "METHOD": "@method"},
+            {"OUTPUT_MODEL": ("trained_model", "Trained model")})
+    m.child("landprobe:change", "change", "Map change", 1,
+            {"BEFORE": "@raster", "AFTER": "@after", "MODEL": "train.OUTPUT_MODEL"},
+            {"OUTPUT": ("change", "Change"), "OUTPUT_TRANSITIONS": ("transitions", "From-to transitions"),
+             "OUTPUT_REPORT": ("report", "Change report")})
+    return m.model
+
+
 BUILDERS = {"raw_band_probe": build_raw_band_probe, "embedding_probe": build_embedding_probe,
-            "finetune_classify": build_finetune, "embedding_similarity": build_embedding_similarity}
+            "finetune_classify": build_finetune, "embedding_similarity": build_embedding_similarity,
+            "change_with_model": build_change_with_model}
 
 
 def main() -> int:

@@ -570,6 +570,23 @@ def _clusters(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _change(section: dict[str, Any]) -> dict[str, Any]:
+    """The change: the measure, the threshold and the changed share and area; the transition matrix."""
+    view = {k: section.get(k) for k in ("measure", "threshold", "threshold_method", "changed_pixels", "valid_pixels",
+                                         "changed_share", "changed_area_ha", "map")}
+    transitions = section.get("transitions")
+    view["matrix"] = None
+    if isinstance(transitions, dict):
+        by_area = transitions.get("hectares") is not None
+        values = transitions["hectares"] if by_area else transitions.get("pixels", [])
+        view["matrix"] = {"classes": transitions.get("classes", []), "unit": "ha" if by_area else "pixels",
+                          "rows": [{"name": name, "cells": row}
+                                   for name, row in zip(transitions.get("classes", []), values, strict=True)],
+                          "changed_class_pixels": transitions.get("changed_class_pixels"),
+                          "classified_pixels": transitions.get("classified_pixels")}
+    return view
+
+
 def _section(report: dict[str, Any], key: str, view: Callable[[dict[str, Any]], Any]) -> Any:
     """``view(report[key])`` when the report has that section as a dict, else ``None``."""
     section = report.get(key)
@@ -600,6 +617,7 @@ def report_view(report: dict[str, Any]) -> dict[str, Any]:
         "learning_curve": _section(report, "learning_curve", _learning_curve),
         "projection": _section(report, "projection", _projection),
         "clusters": _section(report, "clusters", _clusters),
+        "change": _section(report, "change", _change),
     }
 
 

@@ -145,20 +145,24 @@ def write_paletted_style(qml_path: Path, classes: list[dict[str, Any]]) -> None:
 VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 
 
-def write_ramp_style(qml_path: Path) -> None:
-    """Write a QGIS style showing band 1 from 0 to 1 on the viridis ramp (probabilities, confidence)."""
+def write_ramp_style(qml_path: Path, minimum: float = 0.0, maximum: float = 1.0) -> None:
+    """Write a QGIS style showing band 1 from ``minimum`` to ``maximum`` on the viridis ramp.
+
+    The default, 0 to 1, suits probabilities, confidence and similarity.
+    """
     stops = len(VIRIDIS) - 1
+    span = maximum - minimum
     items = "\n".join(
-        f'            <item value="{i / stops:g}" color="{color}" alpha="255" label="{i / stops:g}"/>'
-        for i, color in enumerate(VIRIDIS))
+        f'            <item value="{minimum + span * i / stops:.6g}" color="{color}" alpha="255" '
+        f'label="{minimum + span * i / stops:.3g}"/>' for i, color in enumerate(VIRIDIS))
     qml_path.write_text(f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="Symbology">
   <pipe>
-    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="0"
-                    classificationMax="1" nodataColor="">
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1"
+                    classificationMin="{minimum:.6g}" classificationMax="{maximum:.6g}" nodataColor="">
       <rastershader>
-        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="0"
-                         maximumValue="1" labelPrecision="2">
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="{minimum:.6g}"
+                         maximumValue="{maximum:.6g}" labelPrecision="2">
 {items}
         </colorrampshader>
       </rastershader>

@@ -460,3 +460,36 @@ def mosaic_vrt(tiles: Sequence[str], output: str | os.PathLike[str]) -> Path:
     path.write_text(xml, encoding="utf-8")
     logger.info("Region: %d tiles mosaicked into %s (%d x %d px).", len(infos), path, right - left, bottom - top)
     return path
+
+
+def regrid_onto(raster: str, reference: str, path: str | os.PathLike[str]) -> str:
+    """Write a GDAL warped VRT of ``raster`` on ``reference``'s grid (CRS, transform, size) at ``path``.
+
+    Nearest neighbour, as for tiles; the pixels outside ``raster`` read as its nodata. Returns ``path``, or
+    ``raster`` itself when it is on that grid already.
+
+    Raises:
+        InputError: naming the raster when it has no CRS, no single nodata value, or GDAL cannot warp it.
+
+    """
+    info, ref = raster_info(raster), raster_info(reference)
+    if (info.width, info.height, info.transform) == (ref.width, ref.height, ref.transform) and _same_crs(ref, info):
+        return raster
+    if not info.crs_wkt or not ref.crs_wkt:
+        raise InputError(f"Raster {raster} is not on the grid of {reference} and one of them has no CRS to regrid "
+                         "it with: set the CRS (gdal_edit -a_srs) or resample it onto the other's grid.")
+    if None in info.nodatavals or len(set(info.nodatavals)) > 1:
+        raise InputError(f"Raster {raster} is not on the grid of {reference} and has no single nodata value, so the "
+                         "pixels around it once regridded would be read as data: set one (gdal_edit -a_nodata) or "
+                         "resample it onto the other's grid.")
+    nodata = info.nodatavals[0]
+    try:
+        with rasterio.open(gdal_location(raster)) as src, WarpedVRT(
+                src, crs=CRS.from_wkt(ref.crs_wkt), transform=Affine(*ref.transform), width=ref.width,
+                height=ref.height, resampling=Resampling.nearest, src_nodata=nodata, nodata=nodata) as vrt:
+            rasterio.shutil.copy(vrt, str(path), driver="VRT")
+    except Exception as exc:  # rasterio's errors, or GDAL's CPLE_* ones, which are not RasterioErrors
+        raise InputError(f"Raster {raster} could not be regridded onto the grid of {reference} ({exc}): resample "
+                         "it onto that grid first (gdalwarp).") from None
+    logger.info("Raster %s is resampled by nearest neighbour onto the grid of %s (warped VRT).", raster, reference)
+    return str(path)

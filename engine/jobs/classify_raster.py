@@ -547,7 +547,7 @@ def _map_values(raster: str, loaded: LoadedModel, output: str, feedback: Feedbac
         feedback.progress(0.92, "Writing a Cloud-Optimized GeoTIFF with overviews")
         feedback.check_cancel()
         to_cog(work, final, "AVERAGE")
-        write_ramp_style(final.with_suffix(".qml"))
+        write_ramp_style(final.with_suffix(".qml"), *value.get("range", (0.0, 1.0)))
     feedback.progress(1.0, "Done")
     return ClassifyResult(output=str(output), output_probability=None, output_confidence=None,
                           width=profile["width"], height=profile["height"], class_pixels={},

@@ -198,7 +198,7 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
             write_category_names(Path(output_cog + ".aux.xml"), manifest["classes"], nodata)
             write_paletted_style(Path(output_cog).with_suffix(".qml"), manifest["classes"])
         else:
-            write_ramp_style(Path(output_cog).with_suffix(".qml"))
+            write_ramp_style(Path(output_cog).with_suffix(".qml"), *manifest["value"].get("range", (0, 1)))
     feedback.progress(1.0, "Done")
     names = [c["name"] for c in manifest["classes"]]
     counts = np.sum([state["blocks"][b]["counts"] for b in blocks], axis=0) if names else []
@@ -591,6 +591,8 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
             tmp.write_text(xml, encoding="utf-8")
         if name == "class":
             write_paletted_style(path.with_suffix(".qml"), classes)
+        elif name == "value":
+            write_ramp_style(path.with_suffix(".qml"), *manifest.get("value", {}).get("range", (0, 1)))
         else:
             write_ramp_style(path.with_suffix(".qml"))
         written[name] = str(path)

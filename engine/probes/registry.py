@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..core.errors import InputError
 from .base import Probe
 from .boosting import XGBoostProbe
+from .change import ChangeMagnitude
 from .forest import RandomForestProbe
 from .kmeans import KMeansClusters
 from .knn import KNearestNeighborsProbe
@@ -27,9 +28,9 @@ PROBES: dict[str, type[Probe]] = {
     p.name: p for p in (SvmProbe, LogisticRegressionProbe, XGBoostProbe, RandomForestProbe, KNearestNeighborsProbe)
 }
 DEFAULT_PROBE = SvmProbe.name
-#: Every fitted model a model file may hold: the probes trained on labels, the clusters fitted without them, and the
-#: similarity to examples.
-MODELS: dict[str, type[Probe]] = PROBES | {m.name: m for m in (KMeansClusters, SimilarityModel)}
+#: Every fitted model a model file may hold: the probes trained on labels, the clusters fitted without them, the
+#: similarity to examples and the change between two dates.
+MODELS: dict[str, type[Probe]] = PROBES | {m.name: m for m in (KMeansClusters, SimilarityModel, ChangeMagnitude)}
 
 
 def get_probe(name: str) -> type[Probe]:

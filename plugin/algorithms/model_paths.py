@@ -35,10 +35,14 @@ MODEL_FILTER = "Landprobe model (*.lpmodel);;All files (*)"
 LAST_MODEL_KEY = "landprobe/last_model"
 
 
-def model_parameter(name: str, description: str) -> QgsProcessingParameterFile:
-    """A *Model* file parameter whose default is the last model trained (when that file still exists)."""
+def model_parameter(name: str, description: str, optional: bool = False) -> QgsProcessingParameterFile:
+    """A *Model* file parameter whose default is the last model trained (when that file still exists).
+
+    An ``optional`` one has no default: leaving it empty means no model.
+    """
     return QgsProcessingParameterFile(name, description, behavior=QgsProcessingParameterFile.Behavior.File,
-                                      fileFilter=MODEL_FILTER, defaultValue=last_model())
+                                      fileFilter=MODEL_FILTER, defaultValue=None if optional else last_model(),
+                                      optional=optional)
 
 
 def last_model() -> str | None:

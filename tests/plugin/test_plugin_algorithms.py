@@ -19,6 +19,7 @@ EXPECTED_ALGORITHMS = {
     "landprobe:mapregion",
     "landprobe:cluster",
     "landprobe:similarity",
+    "landprobe:change",
     "landprobe:assessaccuracy",
     "landprobe:enginestatus",
     "landprobe:extractembeddings",

@@ -191,6 +191,31 @@ def test_qgis_process_runs_the_embeddings_similarity_chain(
     assert np.nanmin(values) >= 0 and np.nanmax(values) <= 1 and np.nanmax(values) > 0.9
 
 
+def test_qgis_process_runs_the_change_chain_with_a_model(
+    qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
+    sample_labels: Path, tmp_path: Path,
+) -> None:
+    import numpy as np
+    from osgeo import gdal
+
+    after = sample_raster.with_name("LE70220492002106EDC00_stack.gtif")
+    proc = _run(qgis_process_bin, qgis_process_env, tmp_path, "run", str(MODELS / "change_with_model.model3"),
+                "--json", "--", f"raster={sample_raster}", f"labels={sample_labels}", "field=class",
+                f"after={after}", "method=0", f"train:trained_model={tmp_path / 'm.lpmodel'}",
+                f"change:change={tmp_path / 'change.tif'}", f"change:transitions={tmp_path / 'fromto.tif'}",
+                f"change:report={tmp_path / 'change.json'}")
+    results = _json(proc)["results"]
+    change, transitions = gdal.Open(results["change:change"]), gdal.Open(results["change:transitions"])
+    source = gdal.Open(str(sample_raster))
+    assert change.GetGeoTransform() == source.GetGeoTransform() == transitions.GetGeoTransform()
+    magnitude = change.GetRasterBand(1).ReadAsArray()
+    assert change.GetRasterBand(1).DataType == gdal.GDT_Float32 and np.nanmax(magnitude) > 0
+    names = transitions.GetRasterBand(1).GetCategoryNames()
+    assert "forest -> forest" in names and "forest -> water" in names
+    report = json.loads((tmp_path / "change.json").read_text())["change"]
+    assert report["threshold"] > 0 and report["transitions"]["classes"] and (tmp_path / "change.html").is_file()
+
+
 def test_qgis_process_runs_the_finetune_chain(
     qgis_process_bin: str, qgis_process_env: dict[str, str], engine_python: str, sample_raster: Path,
     sample_labels: Path, tmp_path: Path,
