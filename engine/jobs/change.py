@@ -60,6 +60,7 @@ class ChangeResult:
     output_transitions: str | None
     output_report: str | None
     output_html: str | None
+    output_model: str | None
     measure: str
     threshold: float
     threshold_method: str
@@ -70,7 +71,8 @@ class ChangeResult:
 
 def change(before: str | list[str], after: str | list[str], output: str, threshold: float | None = None,
            features: str = "auto", model: str | None = None, output_transitions: str | None = None,
-           output_report: str | None = None, seed: int = 0, feedback: Feedback | None = None) -> ChangeResult:
+           output_report: str | None = None, output_model: str | None = None, seed: int = 0,
+           feedback: Feedback | None = None) -> ChangeResult:
     """Map how much each pixel changed between two rasters of the same kind, and what changed into what.
 
     Args:
@@ -88,6 +90,9 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
             "forest -> water" in its legend (no change in grey).
         output_report: the report (JSON, and HTML beside it): threshold and changed area, and with ``model`` the
             transition matrix of areas.
+        output_model: also save the change measure (with its band spreads) as a model file: *Map region* maps a
+            region with it, given the two dates stacked band after band (``gdalbuildvrt -separate`` of the first
+            date's bands, then the second's).
         seed: seed of the sample the spreads and the threshold are taken from.
         feedback: progress and cancel.
 
@@ -104,7 +109,7 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
     if output_transitions and not model:
         raise InputError("The transition raster needs a model to classify both dates: give a model, or leave the "
                          "transition raster out.")
-    for path in filter(None, (output, output_transitions, output_report)):
+    for path in filter(None, (output, output_transitions, output_report, output_model)):
         check_writable(path)
     with contextlib.ExitStack() as stack:
         first = stack.enter_context(band_stack(before))
@@ -125,7 +130,7 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
         values = magnitude.predict_value(sample)
         top = float(np.percentile(values, 99)) if len(values) else 1.0
         manifest = _manifest(info, pair_recipe, names, measure, before, after, top)
-        model_path = str(folder / "change.lpmodel")
+        model_path = output_model or str(folder / "change.lpmodel")
         save_model(model_path, manifest, magnitude)
         feedback.progress(0.05, "Mapping the change")
         mapped = classify_raster(pair, model_path, output, feedback=feedback.stage(0.05, 0.6 if model else 0.9))
@@ -153,7 +158,8 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
                              output_report)
     feedback.progress(1.0, "Done")
     return ChangeResult(output=mapped.output, output_transitions=output_transitions if transitions else None,
-                        output_report=paths[0], output_html=paths[1], measure=MEASURES[measure], threshold=cut,
+                        output_report=paths[0], output_html=paths[1], output_model=output_model,
+                        measure=MEASURES[measure], threshold=cut,
                         threshold_method=method, changed_pixels=changed,
                         changed_area_m2=changed * area if area is not None else None,
                         changed_share=changed / max(total, 1))

@@ -39,6 +39,7 @@ class ChangeAlgorithm(LandprobeAlgorithm):
     OUTPUT = "OUTPUT"
     OUTPUT_TRANSITIONS = "OUTPUT_TRANSITIONS"
     OUTPUT_REPORT = "OUTPUT_REPORT"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_HTML = "OUTPUT_HTML"
     CHANGED_AREA = "CHANGED_AREA"
     CHANGED_SHARE = "CHANGED_SHARE"
@@ -62,7 +63,10 @@ class ChangeAlgorithm(LandprobeAlgorithm):
             "<b>Transitions</b> (optional, with a model): one code per pair of classes, named 'forest -&gt; "
             "water' in the legend; no change is grey.<br>"
             "<b>Report</b> (optional): the threshold, the changed area and the transition matrix (JSON, and HTML "
-            "beside it)."
+            "beside it).<br>"
+            "<b>Change model</b> (optional): the change measure as a model file: <i>Map region</i> maps a whole "
+            "region with it, given the two dates stacked band after band (a VRT of the first date's bands then the "
+            "second's, e.g. gdalbuildvrt -separate)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -84,6 +88,9 @@ class ChangeAlgorithm(LandprobeAlgorithm):
             self.OUTPUT_TRANSITIONS, self.tr("From-to transitions"), optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Report"), self.tr("JSON (*.json)"), optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_MODEL, self.tr("Change model"), self.tr("Landprobe model (*.lpmodel)"), optional=True,
+            createByDefault=False))
         self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, self.tr("Report (HTML)")))
         self.addOutput(QgsProcessingOutputNumber(self.CHANGED_AREA, self.tr("Changed area (m²)")))
         self.addOutput(QgsProcessingOutputNumber(self.CHANGED_SHARE, self.tr("Changed share of the pixels")))
@@ -107,6 +114,7 @@ class ChangeAlgorithm(LandprobeAlgorithm):
                 "output_transitions": self.parameterAsOutputLayer(parameters, self.OUTPUT_TRANSITIONS, context)
                 or None,
                 "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
+                "output_model": self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context) or None,
             },
             feedback,
         )
@@ -118,6 +126,7 @@ class ChangeAlgorithm(LandprobeAlgorithm):
             self.OUTPUT_TRANSITIONS: outputs.get("output_transitions"),
             self.OUTPUT_REPORT: outputs.get("output_report"),
             self.OUTPUT_HTML: outputs.get("output_html"),
+            self.OUTPUT_MODEL: outputs.get("output_model"),
             self.CHANGED_AREA: outputs.get("changed_area_m2"),
             self.CHANGED_SHARE: outputs.get("changed_share"),
             self.USED_THRESHOLD: outputs.get("threshold"),

@@ -32,6 +32,7 @@ SLOW = frozenset({
     "test_region_inputs.py::test_map_region_on_tiles_in_a_bucket_gives_the_map_of_the_local_tiles",
     "test_cluster.py::test_a_cluster_model_maps_a_region_on_dask_as_on_one_raster",
     "test_similarity.py::test_a_similarity_model_maps_a_region_on_dask_as_on_one_raster",
+    "test_change.py::test_a_change_model_maps_stacked_dates_on_dask_as_on_one_raster",
     # deep: networks trained for real (test_deep.py's patch_model fixture: 25 s)
     "test_deep.py::test_patch_model_package_holds_safetensors_and_the_recipe",
     "test_deep.py::test_report_has_the_training_curve",

@@ -116,3 +116,18 @@ def test_embeddings_are_compared_by_cosine_and_kinds_must_match(tmp_path: Path,
     with pytest.raises(InputError, match=r"transition raster needs a model"):
         change(str(first), str(first), str(tmp_path / "x.tif"), output_transitions=str(tmp_path / "t.tif"))
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_a_change_model_maps_stacked_dates_on_dask_as_on_one_raster(tmp_path: Path, sample_raster: Path) -> None:
+    from engine.io.rasters import write_stack_vrt
+    from engine.jobs.map_region import map_region
+
+    after = sample_raster.with_name("LE70220492002106EDC00_stack.gtif")
+    single = change(str(sample_raster), str(after), str(tmp_path / "change.tif"),
+                    output_model=str(tmp_path / "change.lpmodel"))
+    pair = write_stack_vrt([str(sample_raster), str(after)], tmp_path / "pair.vrt")
+    region = map_region(str(pair), str(tmp_path / "change.lpmodel"), str(tmp_path / "region"), block_size=512,
+                        workers=1)
+    with rasterio.open(region.output) as got, rasterio.open(single.output) as want:
+        assert got.transform == want.transform
+        assert np.array_equal(got.read(), want.read(), equal_nan=True)
