@@ -126,7 +126,14 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
         if any(v != 1 for v in info.scales) or any(v != 0 for v in info.offsets):
             pair_recipe |= {"scales": list(info.scales), "offsets": list(info.offsets)}
         sample = sample_features(pair, pair_recipe, SAMPLE, seed)
-        magnitude = ChangeMagnitude(len(names), measure, how).fit_spread(sample)
+        magnitude = ChangeMagnitude(len(names), measure, how)
+        left_out = magnitude.fit_spread(sample)
+        if len(left_out) == len(names):
+            raise InputError(f"Every band of {_name(before)} or {_name(after)} is constant on one of the dates: "
+                             "nothing can show change. Check that both rasters hold image data.")
+        if left_out:
+            logger.warning("Left out of the change, constant on one of the dates (an empty band, or a mask filled on "
+                           "one date only): %s.", ", ".join(names[i] for i in left_out))
         values = magnitude.predict_value(sample)
         top = float(np.percentile(values, 99)) if len(values) else 1.0
         manifest = _manifest(info, pair_recipe, names, measure, before, after, top)

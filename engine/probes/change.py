@@ -36,13 +36,20 @@ class ChangeMagnitude(Probe):
         self.dims, self.measure, self.how = dims, measure, how
         self.scale_ = np.ones(dims, dtype="float32")
 
-    def fit_spread(self, x: np.ndarray) -> ChangeMagnitude:
-        """Take each band's spread over both dates from the sample ``x`` (n, 2 d) (change vectors only)."""
-        if self.measure == "change_vector":
-            a, b = self._dates(x)
-            std = np.concatenate([a, b]).std(axis=0)
-            self.scale_ = np.where(std > 0, std, 1).astype("float32")
-        return self
+    def fit_spread(self, x: np.ndarray) -> list[int]:
+        """Take each band's spread over both dates from the sample ``x`` (n, 2 d) (change vectors only).
+
+        A band constant on either date (an empty band, a quality mask filled on one date only) says nothing about
+        change there, and its tiny spread would blow any difference up: it is left out (its spread set to infinity,
+        so it adds nothing). Returns the bands left out (0-based).
+        """
+        if self.measure != "change_vector":
+            return []
+        a, b = self._dates(x)
+        std = np.concatenate([a, b]).std(axis=0)
+        constant = (a.std(axis=0) == 0) | (b.std(axis=0) == 0)
+        self.scale_ = np.where(constant, np.inf, np.where(std > 0, std, 1)).astype("float32")
+        return [int(i) for i in np.flatnonzero(constant)]
 
     def _dates(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x, dtype="float32")

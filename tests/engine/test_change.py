@@ -69,8 +69,12 @@ def test_a_known_changed_area_is_recovered_by_the_automatic_threshold(tmp_path: 
 
 
 def test_the_landsat_dates_change_more_where_the_model_changes_class(tmp_path: Path, sample_raster: Path,
-                                                                     sample_model: Path) -> None:
+                                                                     sample_model: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
     after = sample_raster.with_name("LE70220492002106EDC00_stack.gtif")
+    with rasterio.open(after) as src:  # band 8: all zero in 1999, a blocky mask of 0, 2 and 4 in 2002
+        assert len(np.unique(src.read(8))) > 1
+    caplog.set_level("WARNING")
     result = change(str(sample_raster), str(after), str(tmp_path / "change.tif"), model=str(sample_model),
                     output_transitions=str(tmp_path / "fromto.tif"), output_report=str(tmp_path / "c.json"))
     with rasterio.open(result.output) as m, rasterio.open(str(result.output_transitions)) as t:
@@ -84,6 +88,8 @@ def test_the_landsat_dates_change_more_where_the_model_changes_class(tmp_path: P
     print(f"CHANGE Landsat 1999 -> 2002: mean magnitude {magnitude[moved].mean():.2f} where the class changed, "
           f"{magnitude[same].mean():.2f} where it did not; {int(moved.sum())} px changed class")
     assert moved.any() and magnitude[moved].mean() > 1.5 * magnitude[same].mean()
+    # the band constant on one date is left out, named: its tiny spread would have made it the whole change
+    assert "Left out of the change, constant on one of the dates" in caplog.text and "band 8" in caplog.text
     assert report["changed_class_pixels"] == int(moved.sum())
     assert np.array(report["pixels"]).sum() == int((transitions > 0).sum())
     assert legend[1][:3] == (217, 217, 217) and names is not None
