@@ -14,6 +14,17 @@ The session loads the sample raster and its training polygons into the project, 
 - ``result.json``: what the session saw (layer tree top to bottom, the dialog's class field, timings), with the
   traceback of any capture that failed under ``errors`` (one failing capture does not stop the others).
 
+After those, the analyses as a user runs them from the toolbox (``runAndLoadResults``, so that the plugin styles
+each layer as it loads), each shown alone on the canvas, zoomed to it, and saved cropped to the layer and at most
+``ANALYSIS_WIDTH`` pixels wide (the README's pictures):
+
+- ``cluster.png``: *Cluster raster* on the 1999 scene (number of clusters chosen, at most 6, seed 0);
+- ``similarity.png``: *Find similar pixels* on the 1999 scene with the forest polygons as examples (outlined);
+- ``change.png`` and ``transitions.png``: *Map change* from 1999 to 2002 with the model trained above: the change
+  magnitude, then the from-to transitions.
+
+Their renderers go under ``analyses`` in ``result.json`` (the analyses hide the other layers, so they come last).
+
 Then it quits QGIS. Layers are neither reordered nor hidden here: what the layer tree shows is the plugin's doing.
 """
 
@@ -28,8 +39,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qgis.core import QgsApplication, QgsLayerTreeGroup, QgsLayerTreeLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
-from qgis.PyQt.QtCore import QEventLoop, Qt, QTimer, QUrl
+from qgis.core import (
+    QgsApplication,
+    QgsFeatureRequest,
+    QgsLayerTreeGroup,
+    QgsLayerTreeLayer,
+    QgsMapLayer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QEventLoop, QRect, Qt, QTimer, QUrl
 from qgis.PyQt.QtGui import QFont, QImage, QTextDocument
 from qgis.PyQt.QtWidgets import QApplication, QDockWidget, QPlainTextEdit, QTextBrowser, QTextEdit
 from qgis.utils import iface
@@ -37,12 +57,15 @@ from qgis.utils import iface
 OUT = Path(os.environ["LANDPROBE_DESKTOP_OUT"])
 SAMPLE = Path(os.environ["LANDPROBE_SAMPLE"])
 RASTER = SAMPLE / "LE70220491999322EDC01_stack.gtif"
+AFTER = SAMPLE / "LE70220492002106EDC00_stack.gtif"  # the same footprint, 2002
 LABELS = SAMPLE / "training_data.shp"
 #: The fine-tune run of ``finetune_log.*``: the dialog's defaults (patch task, small CNN, automatic device) but two
 #: epochs, so that it takes well under a minute on a CPU.
 FINETUNE = {"RASTER": str(RASTER), "LABELS": str(LABELS), "FIELD": "class", "TASK": 0, "BACKBONE": 0,
             "EPOCHS": 2, "OUTPUT_MODEL": str(OUT / "deep.lpmodel"), "OUTPUT_REPORT": str(OUT / "deep.json")}
 FINETUNE_TIMEOUT_S = 300
+#: The widest the analyses' pictures are saved (they are the README's).
+ANALYSIS_WIDTH = 800
 
 
 def _settle(ms: int) -> None:
@@ -129,6 +152,7 @@ def _pipeline(info: dict) -> None:
         "RASTER": str(RASTER), "LABELS": str(LABELS), "FIELD": "class", "OUTPUT_MODEL": str(OUT / "model.lpmodel"),
         "OUTPUT_REPORT": str(OUT / "report.json")})
     info["train_s"] = time.perf_counter() - start
+    info["model_path"] = trained["OUTPUT_MODEL"]
     info["overall_accuracy"] = trained["OVERALL_ACCURACY"]
     info["report_html"] = trained.get("OUTPUT_HTML")
     start = time.perf_counter()
@@ -372,6 +396,177 @@ def _toolbox(info: dict) -> None:
     info["toolbox_shown"] = dock is not None and dock.isVisible()
 
 
+def _layer_of(path: str) -> QgsMapLayer:
+    """The project's layer read from the file ``path`` (a Processing output loaded on completion)."""
+    wanted = os.path.realpath(path)
+    for layer in QgsProject.instance().mapLayers().values():
+        if os.path.realpath(layer.source().split("|")[0]) == wanted:
+            return layer
+    raise RuntimeError(f"no layer of {path} in the project; its layers: "
+                       f"{[layer.source() for layer in QgsProject.instance().mapLayers().values()]}")
+
+
+def _renderer(layer: QgsMapLayer) -> str | None:
+    return layer.renderer().type() if hasattr(layer, "renderer") and layer.renderer() is not None else None
+
+
+def _legend(layer: QgsMapLayer) -> dict[str, str]:
+    """A paletted layer's colours by label (empty for other renderers)."""
+    renderer = layer.renderer()
+    if renderer is None or renderer.type() != "paletted":
+        return {}
+    return {entry.label: entry.color.name() for entry in renderer.classes()}
+
+
+def _show_only(layers: list[QgsMapLayer]) -> None:
+    """Check ``layers`` (and the groups holding them) in the layer tree, uncheck every other layer."""
+    root = QgsProject.instance().layerTreeRoot()
+    ids = {layer.id() for layer in layers}
+    for node in root.findLayers():
+        node.setItemVisibilityChecked(node.layerId() in ids)
+    for layer in layers:
+        node = root.findLayer(layer.id())
+        if node is None:
+            raise RuntimeError(f"layer {layer.name()} is not in the layer tree")
+        parent = node.parent()
+        while parent is not None:
+            parent.setItemVisibilityChecked(True)
+            parent = parent.parent()
+
+
+def _save_canvas(layer: QgsMapLayer, name: str, shown: list[QgsMapLayer] | None = None) -> dict:
+    """Show ``shown`` (default: ``layer``) alone, zoomed to ``layer``; save the canvas cropped to it as ``name``."""
+    _show_only(shown or [layer])
+    canvas = iface.mapCanvas()
+    canvas.setDestinationCrs(layer.crs())
+    canvas.setExtent(layer.extent())
+    _settle(300)  # the layer tree's bridge hands the checked layers to the canvas from the event loop
+    loop = QEventLoop()
+    timeout = QTimer()
+    timeout.setSingleShot(True)
+    timeout.timeout.connect(loop.quit)
+    canvas.mapCanvasRefreshed.connect(loop.quit)
+    timeout.start(20000)
+    canvas.refresh()
+    loop.exec_()
+    drawn = timeout.isActive()  # False: the 20 s ran out before the canvas said it had drawn
+    timeout.stop()
+    canvas.mapCanvasRefreshed.disconnect(loop.quit)
+    canvas.waitWhileRendering()
+    _settle(200)
+    raw = OUT / f"{Path(name).stem}_canvas.png"
+    canvas.saveAsImage(str(raw))
+    image = QImage(str(raw))
+    if image.isNull():
+        raise RuntimeError(f"the canvas was not saved to {raw}")
+    # The layer's extent on the canvas (the canvas is wider than the square scene: white on both sides).
+    settings = canvas.mapSettings()
+    extent = settings.layerExtentToOutputExtent(layer, layer.extent())
+    to_pixel = settings.mapToPixel()
+    scale = image.width() / max(1, settings.outputSize().width())  # device pixels per canvas pixel
+    corner_a = to_pixel.transform(extent.xMinimum(), extent.yMaximum())
+    corner_b = to_pixel.transform(extent.xMaximum(), extent.yMinimum())
+    left, top = round(corner_a.x() * scale), round(corner_a.y() * scale)
+    right, bottom = round(corner_b.x() * scale), round(corner_b.y() * scale)
+    crop = QRect(left, top, right - left, bottom - top).intersected(image.rect())
+    picture = image.copy(crop) if crop.width() > 50 and crop.height() > 50 else image
+    if picture.width() > ANALYSIS_WIDTH:
+        picture = picture.scaledToWidth(ANALYSIS_WIDTH, Qt.SmoothTransformation)
+    if not picture.save(str(OUT / name), "PNG", 0):  # 0: the smallest file
+        raise RuntimeError(f"could not write {OUT / name}")
+    return {"drawn": drawn, "canvas": [image.width(), image.height()],
+            "crop": [crop.x(), crop.y(), crop.width(), crop.height()], "size": [picture.width(), picture.height()],
+            "layers": [canvas_layer.name() for canvas_layer in canvas.layers()]}
+
+
+def _cluster(info: dict) -> None:
+    """``cluster.png``: Cluster raster on the 1999 scene, the number of clusters chosen (at most 6)."""
+    import processing
+
+    start = time.perf_counter()
+    results = processing.runAndLoadResults("landprobe:cluster", {
+        "RASTER": str(RASTER), "K": 0, "K_MAX": 6, "SEED": 0, "OUTPUT": str(OUT / "clusters.tif")})
+    info["analyses_s"]["cluster"] = time.perf_counter() - start
+    _settle(300)
+    layer = _layer_of(results["OUTPUT"])
+    info["analyses"]["cluster"] = _renderer(layer)
+    info["analyses_details"]["cluster"] = {"clusters": results.get("CLUSTERS"), "legend": _legend(layer),
+                                           "picture": _save_canvas(layer, "cluster.png")}
+
+
+def _similarity(info: dict) -> None:
+    """``similarity.png``: Find similar pixels on the 1999 scene, the forest polygons as examples, outlined."""
+    import processing
+
+    polygons = QgsVectorLayer(str(LABELS), LABELS.stem, "ogr")
+    forest = polygons.materialize(QgsFeatureRequest().setFilterExpression("\"class\" = 'forest'"))
+    forest.setName("forest examples")
+    if not forest.isValid() or forest.featureCount() == 0:
+        raise RuntimeError(f"no forest polygons in {LABELS}")
+    symbol = forest.renderer().symbol()
+    symbol.setColor(symbol.color().fromRgb(0, 0, 0, 0))  # outlines only
+    symbol.symbolLayer(0).setStrokeColor(symbol.color().fromRgb(227, 26, 28))
+    symbol.symbolLayer(0).setStrokeWidth(0.6)
+    start = time.perf_counter()
+    results = processing.runAndLoadResults("landprobe:similarity", {
+        "RASTER": str(RASTER), "EXAMPLES": forest, "OUTPUT": str(OUT / "similarity.tif")})
+    info["analyses_s"]["similarity"] = time.perf_counter() - start
+    _settle(300)
+    layer = _layer_of(results["OUTPUT"])
+    QgsProject.instance().addMapLayer(forest)  # on top of the similarity
+    info["analyses"]["similarity"] = _renderer(layer)
+    info["analyses_details"]["similarity"] = {
+        "examples": forest.featureCount(), "matched_area_m2": results.get("MATCHED_AREA"),
+        "picture": _save_canvas(layer, "similarity.png", [forest, layer])}
+
+
+def _change(info: dict) -> None:
+    """``change.png`` and ``transitions.png``: Map change from 1999 to 2002 with the model trained above."""
+    import processing
+
+    model = info.get("model_path")
+    if not model or not Path(model).is_file():  # the pipeline failed before it trained one: train one here
+        model = processing.run("landprobe:trainclassifier", {
+            "RASTER": str(RASTER), "LABELS": str(LABELS), "FIELD": "class", "METHOD": 0,
+            "OUTPUT_MODEL": str(OUT / "change_model.lpmodel")})["OUTPUT_MODEL"]
+        info["analyses_details"]["change_model_trained"] = True
+    start = time.perf_counter()
+    results = processing.runAndLoadResults("landprobe:change", {
+        "BEFORE": str(RASTER), "AFTER": str(AFTER), "MODEL": str(model), "OUTPUT": str(OUT / "change.tif"),
+        "OUTPUT_TRANSITIONS": str(OUT / "transitions.tif"), "OUTPUT_REPORT": str(OUT / "change.json")})
+    info["analyses_s"]["change"] = time.perf_counter() - start
+    _settle(300)
+    change = _layer_of(results["OUTPUT"])
+    transitions = _layer_of(results["OUTPUT_TRANSITIONS"])
+    info["analyses"]["change"] = _renderer(change)
+    info["analyses"]["transitions"] = _renderer(transitions)
+    info["analyses_details"]["change"] = {
+        "changed_share": results.get("CHANGED_SHARE"), "threshold": results.get("USED_THRESHOLD"),
+        "picture": _save_canvas(change, "change.png")}
+    found: dict[str, Any] = {"legend": _legend(transitions)}
+    info["analyses_details"]["transitions"] = found
+    try:  # the largest transitions, to caption the picture
+        report = json.loads(Path(results["OUTPUT_REPORT"]).read_text())["change"]["transitions"]
+        names, pixels = report["classes"], report["pixels"]
+        pairs = sorted(((pixels[i][j], f"{a} -> {b}") for i, a in enumerate(names) for j, b in enumerate(names)),
+                       reverse=True)
+        found["largest"] = {pair: count for count, pair in pairs[:6]}
+        found["changed_class_share"] = report["changed_class_pixels"] / max(1, report["classified_pixels"])
+    except Exception as exc:  # recorded; the picture is still taken
+        found["report_error"] = f"{type(exc).__name__}: {exc}"
+    found["picture"] = _save_canvas(transitions, "transitions.png")
+
+
+def _analyses(info: dict) -> None:
+    """The analyses, each in its own capture: one failing does not stop the others."""
+    info.update(analyses={}, analyses_details={}, analyses_s={})
+    start = time.perf_counter()
+    _capture(info, "analysis_cluster", _cluster)
+    _capture(info, "analysis_similarity", _similarity)
+    _capture(info, "analysis_change", _change)
+    info["analyses_s"]["all"] = time.perf_counter() - start  # the runs, the renders and the pictures
+
+
 def _shoot(info: dict) -> None:
     try:
         iface.mainWindow().raise_()
@@ -382,6 +577,7 @@ def _shoot(info: dict) -> None:
     except Exception:
         info["errors"]["canvas_window"] = traceback.format_exc()
     _save(info)
+    _capture(info, "analyses", _analyses)  # last: they hide the pipeline's layers
     QgsApplication.exit(0)
 
 

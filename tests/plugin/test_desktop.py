@@ -2,8 +2,9 @@
 
 The session (``desktop_session.py``) runs inside ``qgis --code`` with a fresh profile whose plugin folder holds the
 unpacked zip. The screenshots (the Train classifier dialog, the Layers panel after classifying, a fine-tune log, the
-training report, the canvas and the main window) and the fine-tune log's text are kept in ``output/screenshots/`` as
-test artefacts, copied before any check so that a failing run still leaves them.
+training report, the canvas and the main window), the analyses' maps (clusters, similarity to forest, change and
+from-to transitions, as styled by the plugin) and the fine-tune log's text are kept in ``output/screenshots/`` as test
+artefacts, copied before any check so that a failing run still leaves them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,11 +24,24 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "output" / "screenshots"
 #: The screenshots the session writes (see ``desktop_session.py``).
 SHOTS = ("dialog.png", "layers.png", "finetune_log.png", "report.png", "canvas.png", "window.png")
+#: The analyses' maps (the README's pictures) and the renderer each layer has once the plugin styled it.
+ANALYSES = {"cluster.png": ("cluster", "paletted"), "similarity.png": ("similarity", "singlebandpseudocolor"),
+            "change.png": ("change", "singlebandpseudocolor"), "transitions.png": ("transitions", "paletted")}
 CLASSES = ["barren", "forest", "herbaceous", "urban", "water"]
 #: Lines that do not belong in a fine-tune log shown to a GIS user: Lightning's banners and tips, and Python
 #: warnings from the libraries (which point at a file in site-packages).
 NOISE = ("GPU available", "TPU available", "litmodels", "litlogger", "DeprecationWarning", "site-packages/",
          "fontManager", "polygon_groups")
+
+
+def _colours(image: Any) -> dict[int, int]:
+    """How many pixels of each colour (RGB) in a QImage, every other pixel of every other row."""
+    counts: dict[int, int] = {}
+    for y in range(0, image.height(), 2):
+        for x in range(0, image.width(), 2):
+            rgb = image.pixel(x, y) & 0xFFFFFF
+            counts[rgb] = counts.get(rgb, 0) + 1
+    return counts
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
@@ -52,7 +67,7 @@ def test_desktop_session_from_the_zip(engine_python: str, tmp_path: Path) -> Non
                            str(Path(__file__).with_name("desktop_session.py"))],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    for name in (*SHOTS, "report_full.png", "finetune_log.txt", "result.json"):
+    for name in (*SHOTS, *ANALYSES, "report_full.png", "finetune_log.txt", "result.json"):
         if (out / name).is_file():
             shutil.copy(out / name, ARTEFACTS / name)
     assert (out / "result.json").is_file(), f"rc {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
@@ -106,14 +121,27 @@ def test_desktop_session_from_the_zip(engine_python: str, tmp_path: Path) -> Non
 
     canvas = QImage(str(out / "canvas.png"))
     assert canvas.width() > 300 and canvas.height() > 300
-    counts: dict[int, int] = {}
-    for y in range(0, canvas.height(), 2):
-        for x in range(0, canvas.width(), 2):
-            rgb = canvas.pixel(x, y) & 0xFFFFFF
-            counts[rgb] = counts.get(rgb, 0) + 1
+    counts = _colours(canvas)
     total = sum(counts.values())
     assert len(counts) > 5 and max(counts.values()) < 0.9 * total  # not blank, not one colour
     drawn = total - counts.get(0xFFFFFF, 0)  # the canvas's white background around the map does not count
     shares = {c: counts.get(QColor(c).rgb() & 0xFFFFFF, 0) / drawn for c in info["class_colors"]}
     assert sum(shares.values()) > 0.8, shares  # the map is drawn in the classes' own colours
     assert sum(1 for share in shares.values() if share > 0.005) >= 4, shares
+
+    # The analyses, each layer styled by the plugin as it loaded, shown alone and saved cropped to the scene.
+    assert info.get("analyses") == {key: renderer for key, renderer in ANALYSES.values()}, (
+        info.get("analyses"), info.get("analyses_details"))
+    details = info["analyses_details"]
+    for name, (key, renderer) in ANALYSES.items():
+        picture = QImage(str(out / name))
+        assert 200 < picture.width() <= 800 and picture.height() > 200, (name, picture.width(), picture.height())
+        counts = _colours(picture)
+        total = sum(counts.values())
+        assert max(counts.values()) < 0.95 * total, (name, len(counts))  # not blank, not one colour
+        if renderer == "paletted":  # drawn in the legend's colours (the clusters may be as few as 2 or 3)
+            legend = {QColor(c).rgb() & 0xFFFFFF for c in details[key]["legend"].values()}
+            shares = {c: counts.get(c, 0) / total for c in legend}
+            assert sum(shares.values()) > 0.95 and sum(1 for v in shares.values() if v > 0.005) >= 2, (name, shares)
+        else:  # a ramp: many colours
+            assert len(counts) > 5, (name, len(counts))
