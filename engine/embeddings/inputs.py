@@ -100,6 +100,16 @@ def describe_embeddings(path: str) -> EmbeddingSource:
     )
 
 
+def _alphaearth_table() -> np.ndarray:
+    """``sign(q) * (q / 127.5) ** 2`` for every int8 ``q``, indexed by its bits read as uint8."""
+    q = np.arange(256, dtype="int16")
+    scaled = (np.where(q > 127, q - 256, q).astype("float32") / np.float32(127.5)).astype("float32")
+    return (np.sign(scaled) * scaled * scaled).astype("float32")
+
+
+_ALPHAEARTH_TABLE = _alphaearth_table()
+
+
 def dequantize(x: np.ndarray, how: str | None, scales: list[float] | None = None,
                offsets: list[float] | None = None) -> np.ndarray:
     """Values (n, bands) as float32, in embedding units.
@@ -107,6 +117,13 @@ def dequantize(x: np.ndarray, how: str | None, scales: list[float] | None = None
     With the bands' scale and offset tags, ``stored x scale + offset``; AlphaEarth's int8 (no tags) become
     ``sign(q) * (q / 127.5) ** 2``.
     """
+    if how == "alphaearth" and scales is None and np.asarray(x).dtype == np.int8:
+        # a look-up of the 256 values: half the time of the arithmetic below, the same numbers; done in the memory
+        # order of ``x`` (a window's pixels come as a transposed view), and handed back in its layout
+        q = np.asarray(x)
+        if not q.flags.c_contiguous and q.T.flags.c_contiguous:
+            return _ALPHAEARTH_TABLE[q.T.view(np.uint8)].T
+        return _ALPHAEARTH_TABLE[q.view(np.uint8)]
     values = np.asarray(x, dtype="float32")
     if scales is not None:
         return (values * np.asarray(scales, dtype="float32") + np.asarray(offsets or 0.0, dtype="float32")

@@ -9,11 +9,11 @@ applied by *Classify raster* and *Map region* like any other.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from rasterio import features, windows
+from rasterio.errors import WindowError
 
 from ..core.errors import InputError
 from ..io.rasters import band_nodata, open_raster, raster_info, read_block, valid_mask
@@ -62,18 +62,31 @@ def _nodata(src: Any, recipe: dict[str, Any]) -> list[float | None]:
 
 
 def sample_features(path: str, recipe: dict[str, Any], size: int, seed: int) -> np.ndarray:
-    """``size`` valid pixels drawn at random (seeded) from the raster read decimated, as features (float64).
+    """``size`` valid pixels drawn at random (seeded) from the raster, as features (float64).
+
+    The pixels come from whole internal blocks of the raster (tiles or strips) drawn at random until about
+    :data:`SAMPLE_READ_VALUES` values are read, each block decoded once: a sample of a large raster costs a fraction
+    of a full read. A raster smaller than that is read whole.
 
     Raises:
         InputError: when the raster holds no valid pixel.
 
     """
     with open_raster(path) as src:
-        pixels = max(1, SAMPLE_READ_VALUES // src.count)
-        scale = max(1, math.ceil(math.sqrt(src.width * src.height / pixels)))
-        data = read_block(src, out_shape=(src.count, max(1, src.height // scale), max(1, src.width // scale)))
-        valid = valid_mask(data, _nodata(src, recipe))
-    values = data[:, valid].T
+        nodata = _nodata(src, recipe)
+        budget = max(1, SAMPLE_READ_VALUES // src.count)  # pixels
+        if src.width * src.height <= budget:
+            parts = [read_block(src)]
+        else:
+            blocks = [w for _, w in src.block_windows(1)]
+            order = np.random.default_rng(seed).permutation(len(blocks))
+            parts, read = [], 0
+            for i in order:
+                if read >= budget:
+                    break
+                parts.append(read_block(src, blocks[i]))
+                read += int(blocks[i].width * blocks[i].height)
+        values = np.concatenate([p[:, valid_mask(p, nodata)] for p in parts], axis=1).T
     if not len(values):
         raise InputError(f"Raster {path} holds no valid pixel (every pixel is nodata in some band): check its "
                          "nodata value.")
@@ -108,16 +121,22 @@ def features_under(path: str, layer: str, recipe: dict[str, Any], what: str = "e
         if frame.empty:
             raise InputError(f"No feature of the {what} layer {layer} lies on raster {path}: draw them on the "
                              "raster, or check both layers' CRS.")
-        window = windows.from_bounds(*frame.total_bounds, transform=src.transform).round_offsets().round_lengths()
-        window = window.intersection(windows.Window(0, 0, src.width, src.height))
-        window = windows.Window(window.col_off, window.row_off, max(1, window.width + 1), max(1, window.height + 1))
-        window = window.intersection(windows.Window(0, 0, src.width, src.height))
-        burnt = features.rasterize(((g, 1) for g in frame.geometry), out_shape=(int(window.height),
-                                   int(window.width)), transform=src.window_transform(window), fill=0,
-                                   dtype="uint8")
-        data = read_block(src, window)
-        valid = valid_mask(data, _nodata(src, recipe)) & (burnt == 1)
-    if not valid.any():
+        full = windows.Window(0, 0, src.width, src.height)
+        parts = []
+        for geometry in frame.geometry:  # each feature's own window: scattered examples read a few blocks
+            window = windows.from_bounds(*geometry.bounds, transform=src.transform).round_offsets()
+            try:
+                window = windows.Window(window.col_off, window.row_off, int(np.ceil(window.width)) + 1,
+                                        int(np.ceil(window.height)) + 1).intersection(full)
+            except WindowError:  # touches the raster's edge only
+                continue
+            burnt = features.rasterize([(geometry, 1)], out_shape=(int(window.height), int(window.width)),
+                                       transform=src.window_transform(window), fill=0, dtype="uint8")
+            if burnt.any():
+                data = read_block(src, window)
+                parts.append(data[:, valid_mask(data, _nodata(src, recipe)) & (burnt == 1)])
+        data = np.concatenate(parts, axis=1) if parts else np.empty((src.count, 0))
+    if not data.shape[1]:
         raise InputError(f"The {what} of {layer} cover no valid pixel of {path} (outside it, on nodata, or "
                          "polygons smaller than a pixel): draw them where the image has data.")
-    return compute_features(data[:, valid].T, recipe).astype("float64")
+    return compute_features(data.T, recipe).astype("float64")

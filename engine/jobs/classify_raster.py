@@ -44,6 +44,7 @@ from ..io.rasters import (
     streaming_env,
     temporary_path,
     valid_mask,
+    valid_pixels,
 )
 from ..io.region import band_stack
 from ..io.regrid import regrid_nearest
@@ -168,7 +169,7 @@ class WindowPredictor:
         if self._want_proba:
             proba_block = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
         if valid.any():
-            classes, proba = self._model.probe.predict(compute_features(data[:, valid].T, self._recipe),
+            classes, proba = self._model.probe.predict(compute_features(valid_pixels(data, valid), self._recipe),
                                                       proba=self._want_proba)
             index[valid] = classes
             if proba_block is not None and proba is not None:
@@ -211,7 +212,7 @@ class EncoderWindowPredictor:
         index = np.full(valid.shape, -1, dtype="int32")
         proba_cells = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
         if valid.any():
-            features = compute_features(data[:, valid].T, self._model.manifest["features"])
+            features = compute_features(valid_pixels(data, valid), self._model.manifest["features"])
             classes, proba = self._model.probe.predict(features, proba=self._want_proba)
             index[valid] = classes
             if proba is not None:
@@ -245,7 +246,7 @@ class ValueWindowPredictor(WindowPredictor):
         valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
         values = np.full(valid.shape, np.nan, dtype="float32")
         if valid.any():
-            values[valid] = self._model.probe.predict_value(compute_features(data[:, valid].T, self._recipe))
+            values[valid] = self._model.probe.predict_value(compute_features(valid_pixels(data, valid), self._recipe))
         return values, None
 
 

@@ -64,15 +64,21 @@ class SimilarityModel(Probe):
     def _standardised(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype="float32") - self.mean_) / self.scale_
 
-    def _cosine(self, z: np.ndarray, references: np.ndarray) -> np.ndarray:
-        return (z @ references.T).max(axis=1)
-
     def predict_value(self, x: np.ndarray) -> np.ndarray:
-        """The similarity of each pixel of ``x`` (n, features): float32 in 0..1."""
-        z = _unit(self._standardised(x))
-        score = self._cosine(z, self.examples_)
+        """The similarity of each pixel of ``x`` (n, features): float32 in 0..1.
+
+        The cosine is each dot product with the (unit) references divided by the pixel's norm: the pixels are not
+        normalised first, which would copy them once more (this runs on every pixel of the map).
+        """
+        z = np.asarray(x, dtype="float32")
+        if self.mean_.any() or (self.scale_ != 1).any():
+            z = self._standardised(z)
+        norm = np.sqrt(np.einsum("ij,ij->i", z, z))
+        norm[norm == 0] = 1
+        score = (z @ self.examples_.T).max(axis=1)
         if self.counter_ is not None:
-            score = score - self._cosine(z, self.counter_)
+            score = score - (z @ self.counter_.T).max(axis=1)
+        score /= norm
         return np.clip((1 + score) / 2, 0, 1).astype("float32")
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
