@@ -85,6 +85,10 @@ class LandprobeProvider(QgsProcessingProvider):
         """The engine writes GeoPackage only."""
         return ["gpkg"]
 
+    def supportsNonFileBasedOutput(self) -> bool:
+        """The engine writes files: no database tables or layers inside a GeoPackage chosen in the dialog."""
+        return False
+
     def defaultVectorFileExtension(self, hasGeometry: bool = True) -> str:
         """GeoPackage by default."""
         return "gpkg"

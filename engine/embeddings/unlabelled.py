@@ -76,17 +76,19 @@ def sample_features(path: str, recipe: dict[str, Any], size: int, seed: int) -> 
         nodata = _nodata(src, recipe)
         budget = max(1, SAMPLE_READ_VALUES // src.count)  # pixels
         if src.width * src.height <= budget:
-            parts = [read_block(src)]
+            whole = read_block(src)
+            parts = [whole[:, valid_mask(whole, nodata)]]
         else:
             blocks = [w for _, w in src.block_windows(1)]
             order = np.random.default_rng(seed).permutation(len(blocks))
-            parts, read = [], 0
-            for i in order:
-                if read >= budget:
+            parts, found = [], 0
+            for i in order:  # until enough valid pixels (a sparse mosaic's blocks may be mostly nodata)
+                if found >= budget:
                     break
-                parts.append(read_block(src, blocks[i]))
-                read += int(blocks[i].width * blocks[i].height)
-        values = np.concatenate([p[:, valid_mask(p, nodata)] for p in parts], axis=1).T
+                block = read_block(src, blocks[i])
+                parts.append(block[:, valid_mask(block, nodata)])
+                found += parts[-1].shape[1]
+        values = np.concatenate(parts, axis=1).T
     if not len(values):
         raise InputError(f"Raster {path} holds no valid pixel (every pixel is nodata in some band): check its "
                          "nodata value.")
@@ -114,6 +116,7 @@ def features_under(path: str, layer: str, recipe: dict[str, Any], what: str = "e
         raise InputError(f"Cannot read the {what} layer {layer} ({exc}): give a vector file (GeoPackage, "
                          "Shapefile, GeoJSON) of points or polygons.") from None
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    frame = frame.explode(index_parts=False)  # a multi-part feature across the scene: each part its own window
     with open_raster(path) as src:
         if frame.crs is not None and src.crs is not None:
             frame = frame.to_crs(src.crs)

@@ -24,7 +24,7 @@ from ..core.cluster import run_tasks
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.field_names import ID_NAMES, name_rank
-from .rasters import band_label, band_nodata, band_validity, iter_windows, open_raster, read_block
+from .rasters import band_label, band_nodata, band_validity, iter_windows, open_raster, read_block, shareable
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -437,12 +437,13 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
         names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
         tasks = []
+        dataset = shareable(raster) if client is not None else src  # a worker elsewhere opens its own copy
         for block in blocks:  # the blocks that labels touch, each with its labels
             win = windows.Window(label_window.col_off + block.col_off, label_window.row_off + block.row_off,
                                  block.width, block.height)
             hits = gdf.sindex.query(box(*windows.bounds(win, src.transform)))
             if len(hits):
-                tasks.append((raster if client is not None else src, gdf.iloc[hits], win, nodata))
+                tasks.append((dataset, gdf.iloc[hits], win, nodata))
         parts = run_tasks(_sample_block, tasks, client, feedback, "Reading pixels under the labels")
         n_bands = src.count
     conflicts = sum(p[-1] for p in parts)

@@ -66,8 +66,13 @@ class RasterInfo:
 
 
 def open_raster(path: str | os.PathLike[str]) -> Any:
-    """Open a raster with rasterio, turning failures into an :class:`InputError` that names the file."""
-    if not Path(path).exists() and "://" not in str(path) and not str(path).startswith("/vsi"):
+    """Open a raster with rasterio, turning failures into an :class:`InputError` that names the file.
+
+    ``path`` may also be a VRT's XML text (what :func:`shareable` hands to workers on other machines).
+    """
+    text = str(path)
+    if not text.startswith("<VRTDataset") and not Path(path).exists() and "://" not in text and \
+            not text.startswith("/vsi"):
         raise InputError(f"Raster {path} does not exist. Check the path or save the layer to a file first.")
     try:
         return rasterio.open(path)
@@ -247,6 +252,17 @@ def band_validity(data: np.ndarray, nodata: Sequence[float | None]) -> np.ndarra
 
 GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+
+
+def shareable(path: str) -> str:
+    """``path`` as a worker on another machine can open it: a VRT's own XML text, else the absolute path.
+
+    The engine writes a VRT's sources as absolute paths, so a mosaic in this machine's temporary folder travels with
+    the task (a regridded tile's warped VRT, in that folder too, does not: those tiles need a shared folder).
+    """
+    if path.lower().endswith(".vrt") and Path(path).is_file():
+        return Path(path).read_text(encoding="utf-8")
+    return gdal_location(path)
 
 
 def gdal_location(path: str) -> str:

@@ -277,6 +277,17 @@ def _grid_offset(first: RasterInfo, info: RasterInfo) -> tuple[int, int] | None:
     return _on_grid(first, info)
 
 
+def _nodata_key(info: RasterInfo) -> tuple[Any, ...]:
+    """Each band's nodata, comparable: NaN equals NaN here (rasterio gives each band its own NaN object)."""
+    return tuple("nan" if isinstance(v, float) and math.isnan(v) else v for v in info.nodatavals)
+
+
+def _single_nodata(info: RasterInfo) -> bool:
+    """Whether every band of ``info`` has the same nodata value (NaN counting as one value)."""
+    key = _nodata_key(info)
+    return None not in key and len(set(key)) == 1
+
+
 def _check_bands(first: RasterInfo, info: RasterInfo) -> None:
     """Refuse a tile whose bands (count, types, nodata, scale and offset) differ from the first tile's.
 
@@ -284,7 +295,7 @@ def _check_bands(first: RasterInfo, info: RasterInfo) -> None:
         InputError: naming the tile and what to do.
 
     """
-    if (info.count, info.dtypes, info.nodatavals) != (first.count, first.dtypes, first.nodatavals):
+    if (info.count, info.dtypes, _nodata_key(info)) != (first.count, first.dtypes, _nodata_key(first)):
         raise InputError(f"Tile {info.path} has other bands than tile {first.path} ({info.count} bands of "
                          f"{', '.join(sorted(set(info.dtypes)))} against {first.count} of "
                          f"{', '.join(sorted(set(first.dtypes)))}, or other nodata): give every tile the same "
@@ -322,7 +333,7 @@ def _regrid(first: RasterInfo, info: RasterInfo) -> tuple[RasterInfo, tuple[int,
         raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path}, whose grid is rotated and "
                          "takes no regridded tiles: warp the tiles north-up onto one grid (gdalwarp -tap) or leave it "
                          "out.")
-    if None in info.nodatavals or len(set(info.nodatavals)) > 1:
+    if not _single_nodata(info):
         raise InputError(f"Tile {info.path} is not on the pixel grid of tile {first.path} (another CRS, pixel size "
                          "or origin) and has no single nodata value, so the pixels around it once regridded would "
                          "be read as data: set one nodata value on every tile (gdal_edit -a_nodata), or resample it "
@@ -478,7 +489,7 @@ def regrid_onto(raster: str, reference: str, path: str | os.PathLike[str]) -> st
     if not info.crs_wkt or not ref.crs_wkt:
         raise InputError(f"Raster {raster} is not on the grid of {reference} and one of them has no CRS to regrid "
                          "it with: set the CRS (gdal_edit -a_srs) or resample it onto the other's grid.")
-    if None in info.nodatavals or len(set(info.nodatavals)) > 1:
+    if not _single_nodata(info):
         raise InputError(f"Raster {raster} is not on the grid of {reference} and has no single nodata value, so the "
                          "pixels around it once regridded would be read as data: set one (gdal_edit -a_nodata) or "
                          "resample it onto the other's grid.")

@@ -109,6 +109,9 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
     if output_transitions and not model:
         raise InputError("The transition raster needs a model to classify both dates: give a model, or leave the "
                          "transition raster out.")
+    if model and not read_manifest(model).get("classes"):
+        raise InputError(f"Model {model} maps a value (a similarity or a change), not classes: the from-to "
+                         "transitions need a model from Train classifier or Cluster raster.")
     for path in filter(None, (output, output_transitions, output_report, output_model)):
         check_writable(path)
     with contextlib.ExitStack() as stack:
@@ -122,7 +125,9 @@ def change(before: str | list[str], after: str | list[str], output: str, thresho
         measure = "cosine" if embeddings else "change_vector"
         how = recipe.get("embedding", {}).get("dequantize") if embeddings else None
         info = raster_info(pair)
-        pair_recipe = {"recipe": "raw_bands", "bands": list(range(1, info.count + 1))}
+        pair_recipe: dict[str, Any] = {"recipe": "raw_bands", "bands": list(range(1, info.count + 1))}
+        if recipe.get("embedding", {}).get("nodata") is not None:  # AlphaEarth's -128, which its files may not declare
+            pair_recipe["embedding"] = {"nodata": recipe["embedding"]["nodata"]}
         if any(v != 1 for v in info.scales) or any(v != 0 for v in info.offsets):
             pair_recipe |= {"scales": list(info.scales), "offsets": list(info.offsets)}
         sample = sample_features(pair, pair_recipe, SAMPLE, seed)

@@ -73,7 +73,8 @@ def cluster(raster: str | list[str], output: str, k: int = 0, k_min: int = 2, k_
     Args:
         raster: the raster (bands or an embedding raster), a folder of tiles, a list of files or a STAC file.
         output: the cluster map (a Cloud-Optimized GeoTIFF, styled, one code per cluster: 1 is the largest).
-        k: the number of clusters; 0 (the default) chooses it between ``k_min`` and ``k_max`` by the silhouette score.
+        k: the number of clusters; 0 (the default) chooses it between ``k_min`` and ``k_max`` by the
+            Calinski-Harabasz score.
         k_min: the fewest clusters tried when ``k`` is 0.
         k_max: the most clusters tried when ``k`` is 0.
         features: ``auto`` (embeddings for an embedding raster, else band values), ``bands`` or ``embeddings``.

@@ -509,7 +509,7 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
                 "value": base | {"count": 1, "dtype": "float32", "nodata": VALUE_NODATA}}
     with contextlib.ExitStack() as stack:
         stack.callback(predictor.close)
-        if not isinstance(loaded, DeepModel):
+        if isinstance(predictor, WindowPredictor):  # probes: one BLAS thread; torch keeps the worker's threads
             stack.enter_context(threadpool_limits(limits=1))  # a deep model keeps torch's threads (set above)
         stack.enter_context(streaming_env())  # GDAL's block cache capped: many workers share a machine
         # not recorded in a workspace: the job sweeps its blocks folder itself (one line per block would add up)

@@ -82,10 +82,13 @@ class KMeansClusters(Probe):
 
     def predict(self, x: np.ndarray, proba: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The nearest centre of each sample and, when ``proba``, the memberships."""
-        if proba:
-            memberships = self.predict_proba(x)
-            return memberships.argmax(axis=1), memberships
-        return self._distances(x).argmin(axis=1), None
+        distances = self._distances(x)
+        nearest = distances.argmin(axis=1)  # the same class whether memberships are asked for or not
+        if not proba:
+            return nearest, None
+        d = distances - distances.min(axis=1, keepdims=True)
+        w = np.exp(-d / self.temperature_)
+        return nearest, (w / w.sum(axis=1, keepdims=True)).astype("float32")
 
     def state(self) -> State:
         """Centres, standardisation and temperature as arrays and numbers."""
@@ -146,7 +149,9 @@ def fit_clusters(x: np.ndarray, k: int = 0, k_min: int = 2, k_max: int = 10, sta
         labels = model.predict(x, proba=False)[0]
         several = len(np.unique(labels)) > 1
         score = float(calinski_harabasz_score(z, labels)) if several else 0.0
-        silhouette = float(silhouette_score(z[subset], labels[subset])) if several else -1.0
+        # the subset may miss a tiny cluster (a few outlier pixels) and hold one label: no silhouette then
+        some = len(np.unique(labels[subset])) > 1
+        silhouette = float(silhouette_score(z[subset], labels[subset])) if some else -1.0
         scores["k"].append(n)
         scores["calinski_harabasz"].append(round(score, 2))
         scores["silhouette"].append(round(silhouette, 4))

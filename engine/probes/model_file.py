@@ -180,6 +180,8 @@ def _problems(manifest: dict[str, Any]) -> list[str]:
             problems.append("input.band_selection is not a list of band numbers")
     if not isinstance(manifest.get("method"), str):
         problems.append("method is not a name")
+    elif manifest["method"] in MODELS and MODELS[manifest["method"]].target != manifest.get("target", "class"):
+        problems.append(f"method {manifest['method']} does not map a {manifest.get('target', 'class')}")
     for key in ("method_params", "features"):
         if key in manifest and not isinstance(manifest[key], dict):
             problems.append(f"{key} is not a table")

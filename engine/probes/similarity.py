@@ -22,6 +22,8 @@ from .base import Probe, State
 
 #: Most example pixels kept as references in ``best`` mode (each pixel is compared with all of them).
 MAX_EXAMPLES = 512
+#: Rows compared with the references at once in ``best`` mode (bounds the memory of one window).
+CHUNK = 16_384
 #: How the examples are summarised.
 MODES = ("mean", "best")
 
@@ -75,11 +77,22 @@ class SimilarityModel(Probe):
             z = self._standardised(z)
         norm = np.sqrt(np.einsum("ij,ij->i", z, z))
         norm[norm == 0] = 1
-        score = (z @ self.examples_.T).max(axis=1)
+        score = self._best(z, self.examples_)
         if self.counter_ is not None:
-            score = score - (z @ self.counter_.T).max(axis=1)
+            score = score - self._best(z, self.counter_)
         score /= norm
         return np.clip((1 + score) / 2, 0, 1).astype("float32")
+
+    @staticmethod
+    def _best(z: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """The largest dot product of each row of ``z`` with the references, :data:`CHUNK` rows at a time.
+
+        512 references against a 512 px window would otherwise take half a gigabyte at once.
+        """
+        if len(references) == 1:
+            return (z @ references[0]).astype("float32")
+        return np.concatenate([(z[i:i + CHUNK] @ references.T).max(axis=1) for i in range(0, len(z), CHUNK)]
+                              or [np.empty(0, dtype="float32")])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Not a classifier: use :meth:`predict_value`."""

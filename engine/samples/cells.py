@@ -21,7 +21,7 @@ from ..core.cluster import run_tasks
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..io.labels import Samples, burn_classes, labels_over_raster
-from ..io.rasters import band_nodata, iter_windows, open_raster, read_block, valid_mask
+from ..io.rasters import band_nodata, iter_windows, open_raster, read_block, shareable, valid_mask
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +122,13 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         nodatavals = [nodata] * src.count if nodata is not None else band_nodata(src)
         blocks = list(iter_windows(int(area.width), int(area.height), block=256))
         tasks = []
+        dataset = shareable(raster) if client is not None else src  # a worker elsewhere opens its own copy
         for block in blocks:  # the blocks that labels touch, each with its labels
             win = windows.Window(area.col_off + block.col_off, area.row_off + block.row_off, block.width,
                                  block.height)
             hits = gdf.sindex.query(box(*windows.bounds(win, src.transform)))
             if len(hits):
-                tasks.append((raster if client is not None else src, gdf.iloc[hits], win, supersample,
+                tasks.append((dataset, gdf.iloc[hits], win, supersample,
                               len(classes), min_coverage, nodatavals))
         results = run_tasks(_cell_block, tasks, client, feedback, "Reading embedding cells under the labels")
     dropped, conflicts, invalid = (sum(r[i] for r in results) for i in (1, 2, 3))

@@ -137,3 +137,22 @@ def test_a_change_model_maps_stacked_dates_on_dask_as_on_one_raster(tmp_path: Pa
     with rasterio.open(region.output) as got, rasterio.open(single.output) as want:
         assert got.transform == want.transform
         assert np.array_equal(got.read(), want.read(), equal_nan=True)
+
+
+def test_alphaearth_nodata_is_nodata_and_a_value_model_is_refused(tmp_path: Path, sample_raster: Path) -> None:
+    """AlphaEarth files may not declare their nodata (-128): those pixels are nodata in the change, not change."""
+    rng = np.random.default_rng(4)
+    a = rng.integers(-100, 100, size=(64, 30, 40)).astype("int8")
+    b = a.copy()
+    b[:, 20:] = rng.integers(-100, 100, size=(64, 10, 40)).astype("int8")  # the bottom third changed
+    a[:, :5] = -128  # masked on the first date only
+    write(tmp_path / "a.tif", a)
+    write(tmp_path / "b.tif", b)
+    result = change(str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), str(tmp_path / "c.tif"),
+                    output_model=str(tmp_path / "c.lpmodel"))
+    with rasterio.open(result.output) as out:
+        magnitude = out.read(1)
+    assert np.isnan(magnitude[:5]).all() and not np.isnan(magnitude[5:]).any()
+    assert magnitude[20:].mean() > 0.5 > magnitude[5:20].max()
+    with pytest.raises(InputError, match=r"maps a value .* not classes"):
+        change(str(sample_raster), str(sample_raster), str(tmp_path / "x.tif"), model=str(tmp_path / "c.lpmodel"))

@@ -119,3 +119,14 @@ def test_a_cluster_model_maps_a_region_on_dask_as_on_one_raster(tmp_path: Path,
                         workers=1)
     with rasterio.open(region.output) as got, rasterio.open(result.output) as want:
         assert np.array_equal(got.read(), want.read()) and got.transform == want.transform
+
+
+def test_a_few_outlier_pixels_do_not_break_the_choice_of_k() -> None:
+    """k = 2 can isolate three outliers (clouds, saturated pixels): the silhouette's subsample may then hold one
+    cluster only, which is reported as -1 rather than stopping the job."""
+    from engine.probes.kmeans import fit_clusters
+
+    x = np.random.default_rng(0).normal(size=(20_000, 4))
+    x[:3] += 1000
+    choice = fit_clusters(x, 0, 2, 3)
+    assert choice.scores["k"] == [2, 3] and -1.0 in choice.scores["silhouette"]

@@ -333,3 +333,24 @@ def test_map_region_on_tiles_in_a_bucket_gives_the_map_of_the_local_tiles(
         assert np.array_equal(got.read(), want.read())
     assert (out / MANIFEST).exists() and list(out.rglob("region.vrt"))
     assert_no_secret(out, caplog.text)
+
+
+def test_tiles_with_nan_nodata_mosaic_and_regrid(tmp_path: Path) -> None:
+    """Embedding tiles (float32, nodata NaN) are the same bands; one off the grid is regridded (NaN around it)."""
+    from engine.io.region import regrid_onto
+
+    x, y = ORIGIN
+    nan = float("nan")
+    a = write_tile(tmp_path / "a.tif", UTM32, from_origin(x, y, SIZE, SIZE), seeded(1, dtype="float32"), nan)
+    b = write_tile(tmp_path / "b.tif", UTM32, from_origin(x + 64 * SIZE, y, SIZE, SIZE),
+                   seeded(2, dtype="float32"), nan)
+    (tmp_path / "out").mkdir()
+    mosaic = region_raster([str(a), str(b)], tmp_path / "out")
+    with rasterio.open(mosaic) as src, rasterio.open(b) as tile:
+        assert src.width == 128 and np.array_equal(src.read(window=((0, 40), (64, 128))), tile.read())
+    shifted = write_tile(tmp_path / "shifted.tif", UTM32, from_origin(x + 75, y - 75, SIZE, SIZE),
+                         seeded(3, dtype="float32"), nan)
+    warped = regrid_onto(str(shifted), str(a), tmp_path / "warped.vrt")
+    with rasterio.open(warped) as src, rasterio.open(a) as ref:
+        assert src.transform == ref.transform and np.isnan(src.nodata)
+        assert np.isnan(src.read(1)[0, 0]) and not np.isnan(src.read(1)[5, 5])
