@@ -20,6 +20,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "ping": "jobs.engine_status:ping",
     "engine_status": "jobs.engine_status:engine_status",
     "train_classifier": "jobs.train_classifier:train_classifier",
+    "train_regressor": "jobs.train_regressor:train_regressor",
     "classify_raster": "jobs.classify_raster:classify_raster",
     "map_region": "jobs.map_region:map_region",
     "cluster": "jobs.cluster:cluster",

@@ -18,11 +18,13 @@ from .algorithms.install_engine import InstallEngineAlgorithm
 from .algorithms.map_region import MapRegionAlgorithm
 from .algorithms.similarity import SimilarityAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
+from .algorithms.train_regressor import TrainRegressorAlgorithm
 from .icons import ICON_PATH, provider_icon
 from .settings import register_settings, unregister_settings
 
 ALGORITHMS = [
     TrainClassifierAlgorithm,
+    TrainRegressorAlgorithm,
     ClassifyRasterAlgorithm,
     MapRegionAlgorithm,
     AssessAccuracyAlgorithm,

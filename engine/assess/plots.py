@@ -257,3 +257,31 @@ def training_curve_png(history: list[dict[str, float]], path: str | Path) -> Pat
         loss_ax.legend(handles, labels, loc="center right")
         fig.tight_layout()
         return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Regression: observed against predicted
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def observed_predicted_png(observed: Any, predicted: Any, folds: Any, path: str | Path, unit: str = "") -> Path:
+    """Observed against predicted values of the held-out pixels, one colour per fold, with the 1:1 line."""
+    import numpy as np
+
+    observed, predicted, folds = np.asarray(observed), np.asarray(predicted), np.asarray(folds)
+    width, height = PANEL_SIZE
+    with _figure(width, height) as fig:
+        ax = fig.subplots()
+        for k in np.unique(folds):
+            mask = folds == k
+            ax.scatter(observed[mask], predicted[mask], label=f"fold {int(k) + 1}", **POINTS)
+        low = float(min(observed.min(), predicted.min()))
+        high = float(max(observed.max(), predicted.max()))
+        ax.plot([low, high], [low, high], color="black", linewidth=1, label="1:1")
+        suffix = f" ({unit})" if unit else ""
+        ax.set_xlabel(f"observed{suffix}")
+        ax.set_ylabel(f"predicted{suffix}")
+        ax.set_title(f"Held-out pixels, observed against predicted ({len(observed)} points)")
+        ax.legend(loc="best", markerscale=2)
+        fig.tight_layout()
+        return _save(fig, path)

@@ -587,6 +587,23 @@ def _change(section: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def _regression(section: dict[str, Any]) -> dict[str, Any]:
+    """A regression's validation: the pooled figures, each fold's, the methods chosen and the plot."""
+    validation = section.get("validation") or {}
+    labels = {"ridge": "Ridge regression (scaled)", "random_forest_regressor": "Random forest",
+              "xgboost_regressor": "XGBoost", "knn_regressor": "k-nearest neighbours"}
+    method = labels.get(str(section.get("method")), str(section.get("method")))
+    if section.get("requested") == "auto":
+        method += " (chosen automatically by cross-validation grouped by polygon)"
+    chosen = section.get("chosen_per_fold") or []
+    return {"method": method, "unit": section.get("unit", ""), "n_polygons": section.get("n_polygons"),
+            **{k: validation.get(k) for k in ("r2", "rmse", "mae", "bias", "n", "n_folds")},
+            "folds": [{**row, "method": labels.get(row.get("method"), row.get("method"))}
+                      for row in validation.get("folds", [])],
+            "chosen": ", ".join(f"{c['fold']}: {labels.get(c['method'], c['method'])}" for c in chosen) or None,
+            "image": _image(section.get("png"), "Observed against predicted")}
+
+
 def _section(report: dict[str, Any], key: str, view: Callable[[dict[str, Any]], Any]) -> Any:
     """``view(report[key])`` when the report has that section as a dict, else ``None``."""
     section = report.get(key)
@@ -618,6 +635,7 @@ def report_view(report: dict[str, Any]) -> dict[str, Any]:
         "projection": _section(report, "projection", _projection),
         "clusters": _section(report, "clusters", _clusters),
         "change": _section(report, "change", _change),
+        "regression": _section(report, "regression", _regression),
     }
 
 

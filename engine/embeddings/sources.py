@@ -65,18 +65,19 @@ class FeatureSet:
 
 def load_raw_bands(raster: str | list[str], labels: str, field_name: str, indices: bool, band_roles: str | None,
                    feedback: Feedback, class_colors: dict[str, str] | None,
-                   bands: list[int] | None = None, client: Any | None = None) -> FeatureSet:
+                   bands: list[int] | None = None, client: Any | None = None, values: bool = False) -> FeatureSet:
     """Pixels under the labels, with the values of ``bands`` (default all) and optional spectral indices.
 
     Bands that hold no value under any labelled pixel are left out (see :func:`engine.io.labels.sample_pixels`): the
     result's ``bands``, ``info`` and recipe describe the bands kept. Band roles are numbered as ``bands`` selects
     them. Bands with scale and offset tags are used as physical values (recorded in the recipe). With a Dask
-    ``client``, the blocks under the labels are read on its cluster.
+    ``client``, the blocks under the labels are read on its cluster. With ``values``, the field holds a quantity
+    (each sample's value in ``samples.targets``).
     """
     with band_stack(raster, bands) as path:
         info = raster_info(path)
         recipe = make_recipe(list(info.band_names), indices, band_roles)  # fails early on unusable roles
-        samples = sample_pixels(path, labels, field_name, feedback, class_colors, client)
+        samples = sample_pixels(path, labels, field_name, feedback, class_colors, client, values)
     selection = [int(b) for b in bands] if bands else None
     if samples.empty_bands:
         stacked = selection or list(range(1, info.count + 1))

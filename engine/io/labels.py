@@ -112,6 +112,8 @@ class Samples:
     classes: list[LabelClass]
     stats: dict[str, Any] = field(default_factory=dict)
     empty_bands: list[int] = field(default_factory=list)
+    #: The value of each sample's polygon, for a regression (``None`` for classes).
+    targets: np.ndarray | None = None
 
 
 def _valid_color(color: str | None) -> str | None:
@@ -383,9 +385,58 @@ def pixel_window(window: Any, width: int, height: int) -> Any:
     return Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
 
 
-def labels_over_raster(src: Any, labels: str, field_name: str,
-                       class_colors: dict[str, str] | None = None) -> tuple[gpd.GeoDataFrame, list[LabelClass], Any]:
+def read_values(path: str, field_name: str, crs_wkt: str | None) -> tuple[gpd.GeoDataFrame, list[LabelClass]]:
+    """Read a layer whose field holds a quantity (biomass, cover...), reprojected to ``crs_wkt``.
+
+    Returns its features with ``_value``, ``_group`` and ``_class`` (0 for every feature), and the one "class" they
+    share.
+
+    Raises:
+        InputError: when the layer cannot be read or is empty, the field is missing or not numeric, or holds no
+            value.
+
+    """
+    # Lazy: geopandas takes about a second to import; only the jobs that read labels need it.
+    import geopandas as gpd
+    import pandas as pd
+
+    file_path, layer = split_layer_uri(path)
+    try:
+        gdf = gpd.read_file(file_path, layer=layer) if layer else gpd.read_file(file_path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise InputError(f"Cannot read label layer {path}: {exc}") from exc
+    name = layer or file_path
+    if len(gdf) == 0:
+        raise InputError(f"Label layer {name} has no features. Draw or load polygons with values first.")
+    if field_name not in gdf.columns:
+        fields = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
+        raise InputError(f"Label layer {name} has no field {field_name!r}. Its fields are: {fields}.")
+    gdf = _areas_or_points(gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy(), name)
+    numbers = pd.to_numeric(gdf[field_name], errors="coerce")
+    text = gdf[field_name].notna() & numbers.isna()
+    if text.any():
+        raise InputError(f"Field {field_name!r} of {name} holds text ({gdf[field_name][text].iloc[0]!r}), not a "
+                         "number: choose a numeric field for a regression (a class field trains a classifier).")
+    if numbers.isna().all():
+        raise InputError(f"Field {field_name!r} of label layer {name} is empty in every feature.")
+    if numbers.isna().any():
+        logger.warning("Skipped %d features of %s whose field %r is empty.", int(numbers.isna().sum()), name,
+                       field_name)
+    keep = numbers.notna()
+    gdf = gdf[keep].copy()
+    gdf["_value"] = numbers[keep].astype("float64")
+    gdf["_class"] = np.zeros(len(gdf), dtype="int32")
+    gdf["_group"] = np.arange(1, len(gdf) + 1, dtype="int32")
+    if crs_wkt and gdf.crs is not None:
+        gdf = gdf.to_crs(crs_wkt)
+    return gdf, [LabelClass(1, field_name, "#000000")]
+
+
+def labels_over_raster(src: Any, labels: str, field_name: str, class_colors: dict[str, str] | None = None,
+                       values: bool = False) -> tuple[gpd.GeoDataFrame, list[LabelClass], Any]:
     """The labels in the open raster's CRS that overlap it, their classes, and the pixel window they cover.
+
+    With ``values``, the field holds a quantity (:func:`read_values`): one "class" holds every feature.
 
     Raises:
         InputError: when no label overlaps the raster (the message gives both extents).
@@ -394,7 +445,9 @@ def labels_over_raster(src: Any, labels: str, field_name: str,
     # Lazy: shapely comes with the label reading, not needed by every job.
     from shapely.geometry import box
 
-    gdf, classes = read_labels(labels, field_name, src.crs.to_wkt() if src.crs else None, class_colors=class_colors)
+    crs = src.crs.to_wkt() if src.crs else None
+    gdf, classes = read_values(labels, field_name, crs) if values else read_labels(labels, field_name, crs,
+                                                                                    class_colors=class_colors)
     inside = gdf.geometry.intersects(box(*src.bounds))
     if not inside.any():
         raise InputError(
@@ -413,7 +466,8 @@ NODATA_SHARE_NOTED = 0.2
 
 
 def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback | None = None,
-                  class_colors: dict[str, str] | None = None, client: Any | None = None) -> Samples:
+                  class_colors: dict[str, str] | None = None, client: Any | None = None,
+                  values: bool = False) -> Samples:
     """Read the raster's band values under the labels, skipping nodata, block by block.
 
     A band that holds no value (nodata or NaN) under any labelled pixel, such as a hyperspectral water-absorption
@@ -421,7 +475,8 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
     every other band holds a value. Its column of ``x`` holds nodata, for the caller to leave out.
 
     With a Dask ``client``, the blocks under labels are read as tasks on its cluster (the workers must reach
-    ``raster`` at the same path); the samples are the same, in the same order.
+    ``raster`` at the same path); the samples are the same, in the same order. With ``values``, the field holds a
+    quantity (:func:`read_values`) and ``targets`` holds each sample's polygon value.
 
     Raises:
         InputError: when the labels do not overlap the raster, cover only nodata pixels, or every band is empty.
@@ -432,7 +487,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
 
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
-        gdf, classes, label_window = labels_over_raster(src, labels, field_name, class_colors)
+        gdf, classes, label_window = labels_over_raster(src, labels, field_name, class_colors, values)
         nodata = band_nodata(src)
         names = [d or f"band {i}" for i, d in enumerate(src.descriptions, start=1)]
         blocks = list(iter_windows(int(label_window.width), int(label_window.height), block=1024))
@@ -478,8 +533,13 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d pixels from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
+    targets = None
+    if values:
+        lookup = np.zeros(int(gdf["_group"].max()) + 1, dtype="float64")
+        lookup[gdf["_group"].to_numpy()] = gdf["_value"].to_numpy()
+        targets = lookup[g]
     return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows)[keep], cols=np.concatenate(cols)[keep],
-                   classes=classes, stats=stats, empty_bands=[int(b) + 1 for b in empty])
+                   classes=classes, stats=stats, empty_bands=[int(b) + 1 for b in empty], targets=targets)
 
 
 def _sample_block(raster: Any, sub: gpd.GeoDataFrame, win: Window, nodata: list[float | None]

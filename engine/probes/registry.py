@@ -17,6 +17,7 @@ from .forest import RandomForestProbe
 from .kmeans import KMeansClusters
 from .knn import KNearestNeighborsProbe
 from .logistic import LogisticRegressionProbe
+from .regressors import REGRESSORS
 from .similarity import SimilarityModel
 from .svm import SvmProbe
 
@@ -29,8 +30,9 @@ PROBES: dict[str, type[Probe]] = {
 }
 DEFAULT_PROBE = SvmProbe.name
 #: Every fitted model a model file may hold: the probes trained on labels, the clusters fitted without them, the
-#: similarity to examples and the change between two dates.
-MODELS: dict[str, type[Probe]] = PROBES | {m.name: m for m in (KMeansClusters, SimilarityModel, ChangeMagnitude)}
+#: similarity to examples, the change between two dates, and the regression probes.
+MODELS: dict[str, type[Probe]] = (PROBES | {m.name: m for m in (KMeansClusters, SimilarityModel, ChangeMagnitude)}
+                                  | REGRESSORS)
 
 
 def get_probe(name: str) -> type[Probe]:

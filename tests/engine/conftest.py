@@ -33,6 +33,9 @@ SLOW = frozenset({
     "test_cluster.py::test_a_cluster_model_maps_a_region_on_dask_as_on_one_raster",
     "test_similarity.py::test_a_similarity_model_maps_a_region_on_dask_as_on_one_raster",
     "test_change.py::test_a_change_model_maps_stacked_dates_on_dask_as_on_one_raster",
+    # regression: nested cross-validation over four probes (10 to 40 s)
+    "test_regression.py::test_each_regressor_learns_the_quantity_on_held_out_plots",
+    "test_regression.py::test_the_automatic_choice_maps_the_quantity_with_its_unit_and_nodata",
     # deep: networks trained for real (test_deep.py's patch_model fixture: 25 s)
     "test_deep.py::test_patch_model_package_holds_safetensors_and_the_recipe",
     "test_deep.py::test_report_has_the_training_curve",

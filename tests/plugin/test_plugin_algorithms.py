@@ -15,6 +15,7 @@ from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedb
 
 EXPECTED_ALGORITHMS = {
     "landprobe:trainclassifier",
+    "landprobe:trainregressor",
     "landprobe:classifyraster",
     "landprobe:mapregion",
     "landprobe:cluster",

@@ -359,3 +359,37 @@ def test_qgis_process_clusters_the_sample_into_a_label_layer_that_trains_a_model
                   f"LABELS={results['OUTPUT_POLYGONS']}", "FIELD=class", "METHOD=0",
                   f"OUTPUT_MODEL={tmp_path / 'named.lpmodel'}")
     assert trained["OVERALL_ACCURACY"] > 0.5
+
+
+def test_qgis_process_trains_a_regressor_and_maps_the_quantity(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    from osgeo import gdal
+
+    plots = tmp_path / "plots.gpkg"  # a canopy cover per polygon, as a field survey would give it
+    gdal.VectorTranslate(str(plots), str(sample_labels), format="GPKG", SQLDialect="SQLite", SQLStatement=(
+        "SELECT *, CASE class WHEN 'forest' THEN 85.0 WHEN 'herbaceous' THEN 30.0 WHEN 'barren' THEN 5.0 "
+        "WHEN 'urban' THEN 10.0 ELSE 0.0 END AS cover FROM training_data"))
+
+    def run(*args: str) -> dict[str, Any]:
+        return _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", *args))["results"]
+
+    trained = run("landprobe:trainregressor", "--json", "--", f"RASTER={sample_raster}", f"LABELS={plots}",
+                  "FIELD=cover", "UNIT=%", "METHOD=2", f"OUTPUT_MODEL={tmp_path / 'cover.lpmodel'}",
+                  f"OUTPUT_REPORT={tmp_path / 'cover.json'}")
+    assert trained["R2"] > 0.5 and Path(trained["OUTPUT_HTML"]).is_file()
+    mapped = run("landprobe:classifyraster", "--json", "--", f"RASTER={sample_raster}",
+                 f"MODEL={tmp_path / 'cover.lpmodel'}", f"OUTPUT={tmp_path / 'cover.tif'}")
+    out, source = gdal.Open(mapped["OUTPUT"]), gdal.Open(str(sample_raster))
+    band = out.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Float32 and np.isnan(band.GetNoDataValue())
+    assert out.GetGeoTransform() == source.GetGeoTransform() and band.GetDescription() == "cover (%)"
+    values = band.ReadAsArray()
+    # a random forest stays within the values it was trained on (0 to 85 %)
+    assert 0 <= np.nanmin(values) and np.nanmax(values) <= 85 and np.nanstd(values) > 10
+    assert "singlebandpseudocolor" in (tmp_path / "cover.qml").read_text()

@@ -1,0 +1,131 @@
+"""``landprobe:trainregressor``: learn a quantity per pixel (biomass, cover, yield) from polygons with values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputHtml,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterString,
+)
+
+from .base import LandprobeAlgorithm
+from .model_paths import model_destination, report_model
+
+#: (display name, engine name) of the METHOD options, in order (append only: batch files store indices).
+METHODS = [
+    ("Automatic: the best by cross-validation grouped by polygon (default)", "auto"),
+    ("Ridge regression (scaled)", "ridge"),
+    ("Random forest", "random_forest_regressor"),
+    ("XGBoost", "xgboost_regressor"),
+    ("k-nearest neighbours", "knn_regressor"),
+]
+
+
+class TrainRegressorAlgorithm(LandprobeAlgorithm):
+    """Train a regression probe on the band values under polygons that carry a number."""
+
+    ALGORITHM_ID = "trainregressor"
+    DISPLAY_NAME = "Train regressor"
+    TAGS = ("regression", "continuous", "biomass", "canopy cover", "yield", "soil carbon", "impervious",
+            "quantity", "random forest", "xgboost", "ridge", "knn", "r2", "rmse")
+
+    BANDS = "BANDS"
+    LABELS = "LABELS"
+    FIELD = "FIELD"
+    UNIT = "UNIT"
+    METHOD = "METHOD"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    OUTPUT_HTML = "OUTPUT_HTML"
+    R2 = "R2"
+    RMSE = "RMSE"
+
+    def shortHelpString(self) -> str:
+        """Help shown next to the parameters."""
+        return self.tr(
+            "Learns a quantity per pixel (biomass, canopy cover, crop yield, impervious fraction...) from polygons "
+            "or points that carry its value, and validates it on polygons held out from training (folds grouped "
+            "by polygon): R², RMSE, MAE and bias per fold and overall, and the observed-against-predicted plot, in "
+            "the report. Map it with <i>Classify raster</i> (a float raster on a ramp, in the unit you name) or a "
+            "whole region with <i>Map region</i>."
+            "<h3>Parameters</h3>"
+            "<b>Raster</b>, <b>Bands</b>: as in <i>Train classifier</i>.<br>"
+            "<b>Polygons with values</b> and <b>Value field</b>: a numeric field; each pixel under a polygon learns "
+            "its polygon's value.<br>"
+            "<b>Unit</b>: the quantity's unit, e.g. t/ha or %.<br>"
+            "<b>Method</b>: automatic (ridge, random forest, XGBoost and k-NN compared by cross-validation on the "
+            "training polygons only), or one of them."
+        )
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        """Declare the parameters and outputs."""
+        self.add_raster_parameters()
+        self.addParameter(QgsProcessingParameterBand(self.BANDS, self.tr("Bands (empty: all)"),
+                                                     parentLayerParameterName=self.RASTER, optional=True,
+                                                     allowMultiple=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.LABELS, self.tr("Polygons (or points) with values"),
+            [QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(
+            self.FIELD, self.tr("Value field"), parentLayerParameterName=self.LABELS,
+            type=QgsProcessingParameterField.DataType.Numeric))
+        self.addParameter(QgsProcessingParameterString(self.UNIT, self.tr("Unit (e.g. t/ha, %)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum(self.METHOD, self.tr("Method"),
+                                                     options=[self.tr(label) for label, _ in METHODS],
+                                                     defaultValue=0))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Validation report"), self.tr("JSON (*.json)"), optional=True,
+            createByDefault=True))
+        self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, self.tr("Validation report (HTML)")))
+        self.addOutput(QgsProcessingOutputNumber(self.R2, self.tr("R² on held-out polygons")))
+        self.addOutput(QgsProcessingOutputNumber(self.RMSE, self.tr("RMSE on held-out polygons")))
+
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        """Convert the parameters into a ``train_regressor`` job and run it in the engine."""
+        labels = self.vector_path(parameters, self.LABELS, context, feedback)
+        field = self.parameterAsString(parameters, self.FIELD, context)
+        if not field:
+            raise QgsProcessingException(self.tr("Choose the value field: the number to learn."))
+        output_model = model_destination(self, parameters, self.OUTPUT_MODEL, context, feedback, labels)
+        bands = self.parameterAsInts(parameters, self.BANDS, context) or None
+        outputs = self.run_engine(
+            "train_regressor",
+            {
+                "raster": self.raster_stack(parameters, context),
+                "labels": labels,
+                "field": field,
+                "unit": self.parameterAsString(parameters, self.UNIT, context) or "",
+                "method": METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][1],
+                "bands": bands,
+                "output_model": output_model,
+                "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
+            },
+            feedback,
+        )
+        feedback.pushInfo(self.tr("Held-out polygons: R² {:.3f}, RMSE {:.4g}, MAE {:.4g}, bias {:+.4g} ({}).").format(
+            outputs.get("r2") or 0.0, outputs.get("rmse") or 0.0, outputs.get("mae") or 0.0,
+            outputs.get("bias") or 0.0, outputs.get("method")))
+        report_model(feedback, outputs.get("output_model"))
+        self.link_report(feedback, outputs.get("output_html"))
+        return {
+            self.OUTPUT_MODEL: outputs.get("output_model", output_model),
+            self.OUTPUT_REPORT: outputs.get("output_report"),
+            self.OUTPUT_HTML: outputs.get("output_html"),
+            self.R2: outputs.get("r2"),
+            self.RMSE: outputs.get("rmse"),
+        }

@@ -1,0 +1,99 @@
+"""Continuous targets: a seeded scene whose quantity is a known function of its bands, polygons carrying the mean
+quantity under them; each regression probe and the automatic choice recover it on held-out polygons and on the map,
+the report gives R², RMSE, MAE and bias per fold, and the model maps as a float raster with its unit and nodata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from engine.core.errors import InputError
+from engine.jobs.classify_raster import classify_raster
+from engine.jobs.train_regressor import train_regressor
+
+TRANSFORM = from_origin(600_000, 5_000_000, 10, 10)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    """A 240 x 240 px, 4-band scene; the quantity (say canopy cover, %) is a smooth function of two bands; 48
+    square plots of 6 x 6 px carry the quantity's mean under them. Returns the raster, the plots and the truth."""
+    folder = tmp_path_factory.mktemp("regression")
+    rng = np.random.default_rng(11)
+    coarse = rng.uniform(0, 1, size=(4, 13, 13))
+    yy, xx = np.mgrid[0:240, 0:240] / 20.0
+    from scipy.ndimage import map_coordinates
+
+    bands = np.stack([map_coordinates(c, [yy, xx], order=3, mode="nearest") for c in coarse])
+    bands += rng.normal(0, 0.01, bands.shape)
+    truth = 100 * np.clip(0.7 * bands[1] + 0.3 * bands[2] ** 2, 0, 1)
+    data = np.round(bands * 10_000).astype("int16")
+    data[:, :, :6] = -9999
+    raster = folder / "scene.tif"
+    with rasterio.open(raster, "w", driver="GTiff", width=240, height=240, count=4, dtype="int16", nodata=-9999,
+                       crs="EPSG:32633", transform=TRANSFORM) as dst:
+        dst.write(data)
+    plots, values = [], []
+    for row in range(15, 240, 34):
+        for col in range(20, 230, 30):
+            plots.append(box(*rasterio.transform.array_bounds(6, 6, TRANSFORM * rasterio.Affine.translation(col, row))))
+            values.append(float(truth[row:row + 6, col:col + 6].mean()))
+    labels = folder / "plots.gpkg"
+    gpd.GeoDataFrame({"cover": values, "name": [f"plot {i}" for i in range(len(values))]}, geometry=plots,
+                     crs="EPSG:32633").to_file(labels)
+    return raster, labels, truth
+
+
+@pytest.mark.parametrize("method", ["ridge", "random_forest_regressor", "xgboost_regressor", "knn_regressor"])
+def test_each_regressor_learns_the_quantity_on_held_out_plots(tmp_path: Path, scene: tuple[Path, Path, np.ndarray],
+                                                              method: str) -> None:
+    raster, labels, _ = scene
+    result = train_regressor(str(raster), str(labels), "cover", str(tmp_path / "m.lpmodel"), method=method)
+    print(f"REGRESSION {method}: R2 {result.r2:.3f}, RMSE {result.rmse:.2f} %, MAE {result.mae:.2f}, "
+          f"bias {result.bias:+.2f} ({result.n_polygons} plots, {result.n_samples} px)")
+    assert result.n_polygons == 49 and result.r2 > 0.6
+
+
+def test_the_automatic_choice_maps_the_quantity_with_its_unit_and_nodata(tmp_path: Path,
+                                                                        scene: tuple[Path, Path, np.ndarray]) -> None:
+    raster, labels, truth = scene
+    result = train_regressor(str(raster), str(labels), "cover", str(tmp_path / "auto.lpmodel"), unit="%",
+                             output_report=str(tmp_path / "r.json"))
+    classify_raster(str(raster), str(tmp_path / "auto.lpmodel"), str(tmp_path / "cover.tif"))
+    with rasterio.open(tmp_path / "cover.tif") as out:
+        mapped = out.read(1)
+        assert out.dtypes[0] == "float32" and np.isnan(out.nodata) and out.transform == TRANSFORM
+        assert out.descriptions[0] == "cover (%)"
+    assert np.isnan(mapped[:, :6]).all() and not np.isnan(mapped[:, 6:]).any()
+    error = mapped[:, 6:] - truth[:, 6:]
+    r2 = 1 - (error ** 2).sum() / ((truth[:, 6:] - truth[:, 6:].mean()) ** 2).sum()
+    print(f"REGRESSION auto ({result.method}): held-out R2 {result.r2:.3f}; map against the truth R2 {r2:.3f}")
+    assert r2 > 0.8 and result.r2 > 0.6
+    report = json.loads((tmp_path / "r.json").read_text())["regression"]
+    assert report["requested"] == "auto" and len(report["validation"]["folds"]) == 5
+    assert {"r2", "rmse", "mae", "bias"} <= set(report["validation"]["folds"][0])
+    assert len(report["chosen_per_fold"]) == 5
+    html = (tmp_path / "r.html").read_text()
+    assert "R²" in html and "data:image/png;base64" in html and "grouped by polygon" in html
+    style = (tmp_path / "cover.qml").read_text()
+    assert "singlebandpseudocolor" in style
+
+
+def test_a_text_field_and_too_few_plots_are_one_sentence(tmp_path: Path, scene: tuple[Path, Path, np.ndarray]) -> None:
+    raster, labels, _ = scene
+    with pytest.raises(InputError, match=r"Field 'name' of .* holds text \('plot 0'\), not a number"):
+        train_regressor(str(raster), str(labels), "name", str(tmp_path / "m.lpmodel"))
+    few = gpd.read_file(labels).iloc[:2]
+    few.to_file(tmp_path / "few.gpkg")
+    with pytest.raises(InputError, match=r"fall on 2 polygon\(s\) of the raster: a regression needs at least 3"):
+        train_regressor(str(raster), str(tmp_path / "few.gpkg"), "cover", str(tmp_path / "m.lpmodel"))
+    with pytest.raises(InputError, match=r"Unknown method 'svm'"):
+        train_regressor(str(raster), str(labels), "cover", str(tmp_path / "m.lpmodel"), method="svm")
+    assert not (tmp_path / "m.lpmodel").exists()
