@@ -21,6 +21,7 @@ OPERATIONS: dict[str, Callable[..., Any] | str] = {
     "engine_status": "jobs.engine_status:engine_status",
     "train_classifier": "jobs.train_classifier:train_classifier",
     "train_regressor": "jobs.train_regressor:train_regressor",
+    "suggest_labels": "jobs.suggest_labels:suggest_labels",
     "classify_raster": "jobs.classify_raster:classify_raster",
     "map_region": "jobs.map_region:map_region",
     "cluster": "jobs.cluster:cluster",

@@ -17,6 +17,7 @@ from .algorithms.hyperspectral import ImportMatAlgorithm, LabelPolygonsAlgorithm
 from .algorithms.install_engine import InstallEngineAlgorithm
 from .algorithms.map_region import MapRegionAlgorithm
 from .algorithms.similarity import SimilarityAlgorithm
+from .algorithms.suggest_labels import SuggestLabelsAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .algorithms.train_regressor import TrainRegressorAlgorithm
 from .icons import ICON_PATH, provider_icon
@@ -32,6 +33,7 @@ ALGORITHMS = [
     ClusterAlgorithm,
     SimilarityAlgorithm,
     ChangeAlgorithm,
+    SuggestLabelsAlgorithm,
     FinetuneAlgorithm,
     ExportOnnxAlgorithm,
     ImportMatAlgorithm,

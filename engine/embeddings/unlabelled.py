@@ -65,8 +65,20 @@ def sample_features(path: str, recipe: dict[str, Any], size: int, seed: int) -> 
     """``size`` valid pixels drawn at random (seeded) from the raster, as features (float64).
 
     The pixels come from whole internal blocks of the raster (tiles or strips) drawn at random until about
-    :data:`SAMPLE_READ_VALUES` values are read, each block decoded once: a sample of a large raster costs a fraction
-    of a full read. A raster smaller than that is read whole.
+    :data:`SAMPLE_READ_VALUES` valid values are found, each block decoded once: a sample of a large raster costs a
+    fraction of a full read. A raster smaller than that is read whole.
+
+    Raises:
+        InputError: when the raster holds no valid pixel.
+
+    """
+    values, _, _ = sample_pixels_at(path, recipe, size, seed)
+    return compute_features(values, recipe).astype("float64")
+
+
+def sample_pixels_at(path: str, recipe: dict[str, Any], size: int, seed: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """:func:`sample_features`' pixels as stored (n, bands), with their rows and columns on the raster's grid.
 
     Raises:
         InputError: when the raster holds no valid pixel.
@@ -76,25 +88,28 @@ def sample_features(path: str, recipe: dict[str, Any], size: int, seed: int) -> 
         nodata = _nodata(src, recipe)
         budget = max(1, SAMPLE_READ_VALUES // src.count)  # pixels
         if src.width * src.height <= budget:
-            whole = read_block(src)
-            parts = [whole[:, valid_mask(whole, nodata)]]
+            windows_ = [windows.Window(0, 0, src.width, src.height)]
         else:
             blocks = [w for _, w in src.block_windows(1)]
-            order = np.random.default_rng(seed).permutation(len(blocks))
-            parts, found = [], 0
-            for i in order:  # until enough valid pixels (a sparse mosaic's blocks may be mostly nodata)
-                if found >= budget:
-                    break
-                block = read_block(src, blocks[i])
-                parts.append(block[:, valid_mask(block, nodata)])
-                found += parts[-1].shape[1]
+            windows_ = [blocks[i] for i in np.random.default_rng(seed).permutation(len(blocks))]
+        parts, rows, cols, found = [], [], [], 0
+        for window in windows_:  # until enough valid pixels (a sparse mosaic's blocks may be mostly nodata)
+            if found >= budget:
+                break
+            block = read_block(src, window)
+            valid = valid_mask(block, nodata)
+            r, c = np.nonzero(valid)
+            parts.append(block[:, valid])
+            rows.append(r + int(window.row_off))
+            cols.append(c + int(window.col_off))
+            found += len(r)
         values = np.concatenate(parts, axis=1).T
     if not len(values):
         raise InputError(f"Raster {path} holds no valid pixel (every pixel is nodata in some band): check its "
                          "nodata value.")
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(values), size=min(size, len(values)), replace=False))
-    return compute_features(values[chosen], recipe).astype("float64")
+    return values[chosen], np.concatenate(rows)[chosen], np.concatenate(cols)[chosen]
 
 
 def features_under(path: str, layer: str, recipe: dict[str, Any], what: str = "examples") -> np.ndarray:

@@ -12,8 +12,9 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +25,16 @@ from ..core.cluster import run_tasks
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.field_names import ID_NAMES, name_rank
-from .rasters import band_label, band_nodata, band_validity, iter_windows, open_raster, read_block, shareable
+from .rasters import (
+    atomic_output,
+    band_label,
+    band_nodata,
+    band_validity,
+    iter_windows,
+    open_raster,
+    read_block,
+    shareable,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -430,6 +440,51 @@ def read_values(path: str, field_name: str, crs_wkt: str | None) -> tuple[gpd.Ge
     if crs_wkt and gdf.crs is not None:
         gdf = gdf.to_crs(crs_wkt)
     return gdf, [LabelClass(1, field_name, "#000000")]
+
+
+def merge_labels(first: str, more: Sequence[str], field_name: str, output: str) -> str:
+    """Write the features of ``first`` and ``more`` into one GeoPackage at ``output``, in ``first``'s CRS.
+
+    Only ``field_name`` and the geometry are kept: polygons and the points a user labelled where *Suggest labels*
+    asked. Features whose field is empty (suggestions not labelled yet) are left out, with a log line.
+
+    Raises:
+        InputError: naming a layer that cannot be read or has no such field.
+
+    """
+    # Lazy: the vector stack is needed only here.
+    import geopandas as gpd
+    import pandas as pd
+
+    frames = []
+    for path in (first, *more):
+        file_path, layer = split_layer_uri(path)
+        try:
+            frame = gpd.read_file(file_path, layer=layer) if layer else gpd.read_file(file_path)
+        except Exception as exc:  # pyogrio raises several types for unreadable files
+            raise InputError(f"Cannot read label layer {path}: {exc}") from exc
+        if field_name not in frame.columns:
+            raise InputError(f"Label layer {path} has no field {field_name!r}: give the added labels the same class "
+                             "field as the polygons.")
+        empty = frame[field_name].isna() | (frame[field_name].astype(str).str.strip() == "")
+        if empty.any() and path != first:
+            logger.info("%d features of %s have no %r yet and are left out.", int(empty.sum()), path, field_name)
+            frame = frame[~empty]
+        if frames and frame.crs is not None and frames[0].crs is not None:
+            frame = frame.to_crs(frames[0].crs)
+        frame = frame[[field_name, frame.geometry.name]]
+        frames.append(frame if frame.geometry.name == "geometry" else frame.rename_geometry("geometry"))
+    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    if pd.api.types.is_numeric_dtype(frames[0][field_name]):
+        merged[field_name] = pd.to_numeric(merged[field_name])
+    else:
+        merged[field_name] = merged[field_name].astype(str)
+    with atomic_output(output) as tmp:
+        merged.to_file(tmp, driver="GPKG", layer=Path(output).stem)
+    logger.info("Training on %d features: %s.", len(merged), ", ".join(f"{len(f)} from {p}"
+                                                                      for f, p in zip(frames, (first, *more),
+                                                                                      strict=True)))
+    return output
 
 
 def labels_over_raster(src: Any, labels: str, field_name: str, class_colors: dict[str, str] | None = None,

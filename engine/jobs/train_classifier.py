@@ -23,7 +23,7 @@ from ..core.versions import library_versions
 from ..embeddings.encoders import EncoderOptions
 from ..embeddings.features import EMBEDDING_RECIPES
 from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
-from ..io.labels import Samples
+from ..io.labels import Samples, merge_labels
 from ..io.rasters import check_writable
 from ..probes.model_file import save_model
 from ..samples.classes import drop_empty_classes
@@ -131,7 +131,7 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
                      weights_file: str | None = None, band_map: str | None = None, architecture: str | None = None,
                      min_coverage: float = 0.5, learning_curve: bool = False, bands: list[int] | None = None,
                      objective: str = DEFAULT_OBJECTIVE, class_weight: str = AUTO,
-                     feedback: Feedback | None = None) -> TrainResult:
+                     more_labels: list[str] | None = None, feedback: Feedback | None = None) -> TrainResult:
     """Train ``method`` on features under the labels (band values, embeddings, or an encoder's); save a model file.
 
     Args:
@@ -166,6 +166,8 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
             applies the same choice when it classifies. Not for an embedding raster, which is used whole.
         objective: what the automatic choice maximises, a key of :data:`engine.assess.selection.OBJECTIVES`.
         class_weight: ``balanced``, ``none``, or ``auto`` (chosen by cross-validation with the method).
+        more_labels: more label layers with the same class field (the points of *Suggest labels*, filled in):
+            merged with ``labels`` into ``<model>.labels.gpkg`` beside the model, features left empty skipped.
         feedback: progress and cancel.
 
     Returns:
@@ -179,6 +181,9 @@ def train_classifier(raster: str | list[str], labels: str, field: str, output_mo
     if features not in FEATURE_SOURCES:
         raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(FEATURE_SOURCES)}.")
     check_writable(output_model)
+    if more_labels:  # the polygons and the points labelled since (Suggest labels), written beside the model
+        labels = merge_labels(labels, list(more_labels), field, str(Path(output_model).with_suffix("")) +
+                              ".labels.gpkg")
     if output_report:
         check_writable(output_report)
     stage = feedback.stage(0.0, 0.3)

@@ -7,6 +7,7 @@ from typing import Any
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
@@ -16,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -88,6 +90,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     FEATURES = "FEATURES"
     MIN_COVERAGE = "MIN_COVERAGE"
     LEARNING_CURVE = "LEARNING_CURVE"
+    MORE_LABELS = "MORE_LABELS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OVERALL_ACCURACY = "OVERALL_ACCURACY"
@@ -223,6 +226,9 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.LEARNING_CURVE, self.tr("Learning curve (accuracy against labelled samples per class)"),
             defaultValue=False))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.MORE_LABELS, self.tr("More labels (e.g. the points of Suggest where to label next, filled in)"),
+            QgsProcessing.SourceType.TypeVector, optional=True))
         self.addParameter(
             QgsProcessingParameterFileDestination(
                 self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")
@@ -241,6 +247,24 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.KAPPA, self.tr("Kappa")))
         self.addOutput(QgsProcessingOutputNumber(self.MACRO_F1, self.tr("Macro F1")))
         self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, self.tr("Validation report (HTML)")))
+
+    def more_labels(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[str] | None:
+        """The files of the MORE_LABELS layers (saved layers only: the engine reads files).
+
+        Raises:
+            QgsProcessingException: for a layer that is not stored in a file.
+
+        """
+        paths = []
+        for layer in self.parameterAsLayerList(parameters, self.MORE_LABELS, context):
+            if layer.providerType() != "ogr":
+                raise QgsProcessingException(self.tr("Layer {} is not stored in a file: save it (Export > Save "
+                                                     "Features As...) and give the saved layer.").format(
+                                                         layer.name()))
+            source, _, options = layer.source().partition("|")
+            name = options.partition("layername=")[2].partition("|")[0]
+            paths.append(f"{source}|layername={name}" if name else source)
+        return paths or None
 
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -273,6 +297,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
                 "learning_curve": self.parameterAsBoolean(parameters, self.LEARNING_CURVE, context),
                 "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
+                "more_labels": self.more_labels(parameters, context),
             },
             feedback,
         )

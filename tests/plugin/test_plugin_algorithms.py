@@ -21,6 +21,7 @@ EXPECTED_ALGORITHMS = {
     "landprobe:cluster",
     "landprobe:similarity",
     "landprobe:change",
+    "landprobe:suggestlabels",
     "landprobe:assessaccuracy",
     "landprobe:enginestatus",
     "landprobe:extractembeddings",

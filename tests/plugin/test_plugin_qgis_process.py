@@ -393,3 +393,36 @@ def test_qgis_process_trains_a_regressor_and_maps_the_quantity(
     # a random forest stays within the values it was trained on (0 to 85 %)
     assert 0 <= np.nanmin(values) and np.nanmax(values) <= 85 and np.nanstd(values) > 10
     assert "singlebandpseudocolor" in (tmp_path / "cover.qml").read_text()
+
+
+def test_qgis_process_suggests_where_to_label_and_the_filled_points_train_the_next_model(
+    qgis_process_bin: str,
+    qgis_process_env: dict[str, str],
+    sample_raster: Path,
+    sample_labels: Path,
+    tmp_path: Path,
+) -> None:
+    from osgeo import ogr
+
+    def run(*args: str) -> dict[str, Any]:
+        return _json(_run(qgis_process_bin, qgis_process_env, tmp_path, "run", *args))["results"]
+
+    run("landprobe:trainclassifier", "--json", "--", f"RASTER={sample_raster}", f"LABELS={sample_labels}",
+        "FIELD=class", "METHOD=0", f"OUTPUT_MODEL={tmp_path / 'first.lpmodel'}")
+    suggested = run("landprobe:suggestlabels", "--json", "--", f"RASTER={sample_raster}",
+                    f"MODEL={tmp_path / 'first.lpmodel'}", f"LABELS={sample_labels}", "N_POINTS=10",
+                    f"OUTPUT={tmp_path / 'next.gpkg'}")
+    assert suggested["POINTS"] == 10
+    source = ogr.Open(suggested["OUTPUT"], 1)  # a user fills in each point's class (here: the model's first guess)
+    layer = source.GetLayer(0)
+    assert layer.GetFeatureCount() == 10
+    for feature in layer:
+        assert feature.GetField("class") is None and feature.GetField("top1")
+        feature.SetField("class", feature.GetField("top1"))
+        layer.SetFeature(feature)
+    source = None
+    run("landprobe:trainclassifier", "--json", "--", f"RASTER={sample_raster}", f"LABELS={sample_labels}",
+        "FIELD=class", "METHOD=0", f"MORE_LABELS={tmp_path / 'next.gpkg'}",
+        f"OUTPUT_MODEL={tmp_path / 'second.lpmodel'}")
+    merged = ogr.Open(str(tmp_path / "second.labels.gpkg"))
+    assert merged.GetLayer(0).GetFeatureCount() == 30 + 10

@@ -1,0 +1,179 @@
+"""The ``suggest_labels`` operation: where to label next, so that each new label helps the model most.
+
+A seeded sample of candidate pixels is drawn from the raster (whole random blocks, as for clustering) and predicted
+with the model. Each candidate's uncertainty is the margin between its two most probable classes (or the entropy of
+its probabilities), candidates near existing labels are left out, and the suggestions are picked greedily from the
+most uncertain ones so that they spread over feature space and over the map: each next pick maximises its
+uncertainty times (1 + its standardised feature distance to the picks so far), among candidates at least
+``spacing`` pixels from every pick. The points carry the model's top two classes and its confidence, and an empty
+class field named like the model's, to fill in QGIS; *Train classifier* takes them with the polygons as ``MORE_LABELS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.feedback import Feedback
+from ..embeddings.features import compute_features
+from ..embeddings.unlabelled import sample_pixels_at
+from ..io.rasters import atomic_output, check_writable, open_raster
+from ..io.region import band_stack
+from ..probes.model_file import load_model, read_manifest
+
+logger = logging.getLogger(__name__)
+
+#: How uncertainty is measured.
+RULES = ("margin", "entropy")
+#: Candidates drawn from the raster.
+CANDIDATES = 50_000
+#: The most uncertain candidates, per suggestion asked, among which the spread-out picks are made.
+POOL_PER_POINT = 10
+
+
+@dataclass
+class SuggestionResult:
+    """The points written and how they were chosen."""
+
+    output: str
+    n_points: int
+    rule: str
+    mean_confidence: float
+
+
+def suggest_labels(raster: str | list[str], model: str, output: str, n_points: int = 50,
+                   labels: str | None = None, rule: str = "margin", spacing: int = 10, seed: int = 0,
+                   feedback: Feedback | None = None) -> SuggestionResult:
+    """Suggest the places where a new label would help the model most, as points with an empty class field.
+
+    Args:
+        raster: the raster the model maps (a folder of tiles, a list of files or a STAC file too).
+        model: a classification model (``.lpmodel``) from *Train classifier*.
+        output: the points to write (GeoPackage).
+        n_points: how many places to suggest.
+        labels: the labels the model was trained on: no suggestion within ``spacing`` pixels of them.
+        rule: ``margin`` (the gap between the two most probable classes) or ``entropy`` (of all probabilities).
+        spacing: the least distance between two suggestions, and from the labels, in pixels.
+        seed: seed of the candidates.
+        feedback: progress and cancel.
+
+    Returns:
+        The file written, the points and the mean confidence at them.
+
+    Raises:
+        InputError: for a model that maps a value or runs an encoder, or an option or output that cannot be used.
+
+    """
+    feedback = feedback or Feedback()
+    if rule not in RULES:
+        raise InputError(f"Unknown rule {rule!r}; choose one of: {', '.join(RULES)}.")
+    if n_points < 1 or spacing < 0:
+        raise InputError(f"Ask for at least one point, with a spacing of 0 or more pixels (got {n_points} points, "
+                         f"spacing {spacing}).")
+    if Path(output).suffix.lower() != ".gpkg":
+        raise InputError(f"Suggested points {output}: write them as a GeoPackage (.gpkg).")
+    check_writable(output)
+    manifest = read_manifest(model)
+    recipe = manifest.get("features", {})
+    if not manifest.get("classes") or manifest.get("target") == "value":
+        raise InputError(f"Model {model} maps a value, not classes: suggestions need a model from Train classifier.")
+    if recipe.get("recipe") == "encoder" or manifest.get("kind") == "deep" or "network" in manifest:
+        raise InputError(f"Model {model} computes its features with a network: suggestions work with probes on "
+                         "band values or embedding rasters for now.")
+    loaded = load_model(model)
+    classes = [c["name"] for c in manifest["classes"]]
+    selection = manifest.get("input", {}).get("band_selection")
+    with band_stack(raster, selection) as path:
+        values, rows, cols = sample_pixels_at(path, recipe, CANDIDATES, seed)
+        with open_raster(path) as src:
+            transform, crs = src.transform, src.crs
+            taken = _near_labels(labels, src, rows, cols, spacing) if labels else np.zeros(len(rows), dtype=bool)
+    feedback.progress(0.3, f"Predicting {len(rows):,} candidate pixels")
+    features = compute_features(values, recipe)
+    _, proba = loaded.probe.predict(features, proba=True)
+    assert proba is not None
+    order = np.argsort(-proba, axis=1)
+    top = np.take_along_axis(proba, order[:, :2], axis=1) if proba.shape[1] > 1 else np.c_[proba, np.zeros(len(proba))]
+    margin = top[:, 0] - top[:, 1]
+    entropy = -(proba * np.log(np.clip(proba, 1e-12, 1))).sum(axis=1) / np.log(max(2, proba.shape[1]))
+    uncertainty = 1 - margin if rule == "margin" else entropy
+    uncertainty[taken] = -np.inf
+    feedback.check_cancel()
+    picks = _spread_picks(uncertainty, features, rows, cols, n_points, spacing)
+    if not picks:
+        raise InputError(f"No candidate pixel of {raster} is {spacing} pixels away from the labels: lower the "
+                         "spacing, or the labels already cover the raster.")
+    _write_points(output, picks, rows, cols, transform, crs, classes, order, top, margin, entropy,
+                  manifest.get("field", "class"))
+    confidence = float(top[picks, 0].mean())
+    logger.info("Suggested %d places (rule: %s, spacing %d px; %d candidates, %d near the labels left out); mean "
+                "confidence there %.2f.", len(picks), rule, spacing, len(rows), int(taken.sum()), confidence)
+    feedback.progress(1.0, "Done")
+    return SuggestionResult(output=output, n_points=len(picks), rule=rule, mean_confidence=confidence)
+
+
+def _near_labels(labels: str, src: Any, rows: np.ndarray, cols: np.ndarray, spacing: int) -> np.ndarray:
+    """Which candidates lie within ``spacing`` pixels of a label."""
+    # Lazy: the vector stack is needed only here.
+    import geopandas as gpd
+    import shapely
+
+    frame = gpd.read_file(labels)
+    if frame.crs is not None and src.crs is not None:
+        frame = frame.to_crs(src.crs)
+    size = abs(src.transform.a)
+    zone = shapely.union_all(frame.geometry.buffer(spacing * size).to_numpy())
+    xs, ys = src.transform * (cols + 0.5, rows + 0.5)
+    return shapely.contains_xy(zone, np.asarray(xs), np.asarray(ys))
+
+
+def _spread_picks(uncertainty: np.ndarray, features: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int,
+                  spacing: int) -> list[int]:
+    """Greedy picks among the most uncertain candidates, spread over feature space and the map."""
+    pool = np.argsort(-uncertainty)[:POOL_PER_POINT * n]
+    pool = pool[np.isfinite(uncertainty[pool])]
+    if not len(pool):
+        return []
+    z = features[pool].astype("float64")
+    z = (z - z.mean(axis=0)) / np.where(z.std(axis=0) > 0, z.std(axis=0), 1)
+    u = uncertainty[pool]
+    nearest = np.full(len(pool), np.inf)  # feature distance to the closest pick so far
+    allowed = np.ones(len(pool), dtype=bool)
+    picks: list[int] = []
+    while len(picks) < n and allowed.any():
+        spread = np.where(np.isfinite(nearest), nearest / (np.nanmax(np.where(np.isfinite(nearest), nearest, 0))
+                                                           or 1), 1.0)
+        score = np.where(allowed, u * (1 + spread), -np.inf)
+        best = int(np.argmax(score))
+        picks.append(int(pool[best]))
+        nearest = np.minimum(nearest, np.linalg.norm(z - z[best], axis=1))
+        allowed &= np.hypot(rows[pool] - rows[pool[best]], cols[pool] - cols[pool[best]]) >= max(spacing, 1)
+    return picks
+
+
+def _write_points(output: str, picks: list[int], rows: np.ndarray, cols: np.ndarray, transform: Any, crs: Any,
+                  classes: list[str], order: np.ndarray, top: np.ndarray, margin: np.ndarray, entropy: np.ndarray,
+                  field: str) -> None:
+    # Lazy: the vector stack is needed only here.
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    index = np.asarray(picks)
+    xs, ys = transform * (cols[index] + 0.5, rows[index] + 0.5)
+    frame = gpd.GeoDataFrame({
+        field: [None] * len(index),
+        "rank": np.arange(1, len(index) + 1),
+        "top1": [classes[i] for i in order[index, 0]],
+        "top2": [classes[i] for i in order[index, 1]] if order.shape[1] > 1 else [""] * len(index),
+        "confidence": top[index, 0].round(4),
+        "margin": margin[index].round(4),
+        "entropy": entropy[index].round(4),
+    }, geometry=[Point(x, y) for x, y in zip(np.atleast_1d(xs), np.atleast_1d(ys), strict=True)], crs=crs)
+    frame[field] = frame[field].astype("string")
+    with atomic_output(output) as tmp:
+        frame.to_file(tmp, driver="GPKG", layer=Path(output).stem)
