@@ -22,6 +22,7 @@ from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..embeddings.features import compute_features
 from ..embeddings.unlabelled import sample_pixels_at
+from ..io.labels import split_layer_uri
 from ..io.rasters import atomic_output, check_writable, open_raster
 from ..io.region import band_stack
 from ..probes.model_file import load_model, read_manifest
@@ -123,7 +124,11 @@ def _near_labels(labels: str, src: Any, rows: np.ndarray, cols: np.ndarray, spac
     import geopandas as gpd
     import shapely
 
-    frame = gpd.read_file(labels)
+    file_path, layer = split_layer_uri(labels)
+    try:
+        frame = gpd.read_file(file_path, layer=layer) if layer else gpd.read_file(file_path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise InputError(f"Cannot read the label layer {labels}: {exc}") from None
     if frame.crs is not None and src.crs is not None:
         frame = frame.to_crs(src.crs)
     size = abs(src.transform.a)
