@@ -70,6 +70,7 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "ARCHITECTURE",
         "MIN_COVERAGE",
         "LEARNING_CURVE",
+        "MORE_LABELS",
         "OUTPUT_MODEL",
         "OUTPUT_REPORT",
     ]
