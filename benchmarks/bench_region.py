@@ -18,6 +18,9 @@ Protocol:
     two ``dask worker --nthreads 1`` processes started beforehand on 127.0.0.1 (not timed; their memory is not
     in the process tree, so the per-worker peak comes from the blocks' own ``ru_maxrss``).
 
+- Rounds: ``--rounds`` (default 3) rounds of the three contenders, interleaved, the order turned each round (the
+  machine's speed drifts by up to 30 % within minutes); each contender's median run is reported, every wall time
+  printed.
 - Figures: throughput (Mpx/s = region pixels / wall time, cluster start-up and the VRT included); peak memory (the
   process tree; for the Dask paths also the largest worker's own peak, reported by its blocks); scheduler overhead
   per block = (wall time x workers - sum of the blocks' own seconds) / blocks, i.e. every second a worker was not
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=2000, help="pixels per tile side")
     parser.add_argument("--block", type=int, default=2048, help="Map region's block size")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/landprobe-bench-region"))
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three contenders (median reported)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     env = engine_env()
@@ -135,27 +139,33 @@ def main() -> None:
             "local": [*engine, "map-region", "--raster", str(tiles), "--model", str(model), "--output-folder",
                       str(args.workdir / "local"), "--block-size", str(args.block), "--workers", "2"]}
     cluster: list[subprocess.Popen[bytes]] = []
+    names = ["classify", "local", "scheduler"]
+    measured: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     try:
-        for name in ("classify", "local", "scheduler"):
-            if name == "scheduler":
-                address, cluster = start_cluster(args.workdir, env)
-                runs[name] = [*engine, "map-region", "--raster", str(tiles), "--model", str(model), "--output-folder",
-                              str(args.workdir / "scheduler"), "--block-size", str(args.block), "--scheduler",
-                              address]
-            if name == "classify":
-                (args.workdir / "single.tif").unlink(missing_ok=True)
-            else:  # a fresh folder: a resumed job would skip every block
-                shutil.rmtree(args.workdir / name, ignore_errors=True)
-            run = run_measured(runs[name], env=env)
-            if run["rc"]:
-                print(f"{name} failed: {run['output'][-1500:]}", flush=True)
-                continue
-            figures[name] = run | (blocks_figures(args.workdir / name, run["wall_s"], 2) if name != "classify"
-                                   else {})
-            print(f"{name}: {run['wall_s']:.1f} s", flush=True)
+        address, cluster = start_cluster(args.workdir, env)
+        runs["scheduler"] = [*engine, "map-region", "--raster", str(tiles), "--model", str(model), "--output-folder",
+                             str(args.workdir / "scheduler"), "--block-size", str(args.block), "--scheduler", address]
+        for round_ in range(args.rounds):  # interleaved, the order turned each round: the machine's drift spreads
+            for name in names[round_ % 3:] + names[:round_ % 3]:
+                if name == "classify":
+                    (args.workdir / "single.tif").unlink(missing_ok=True)
+                else:  # a fresh folder: a resumed job would skip every block
+                    shutil.rmtree(args.workdir / name, ignore_errors=True)
+                run = run_measured(runs[name], env=env)
+                if run["rc"]:
+                    print(f"{name} failed: {run['output'][-1500:]}", flush=True)
+                    continue
+                measured[name].append(run | (blocks_figures(args.workdir / name, run["wall_s"], 2)
+                                             if name != "classify" else {}))
+                print(f"round {round_ + 1}, {name}: {run['wall_s']:.1f} s", flush=True)
     finally:
         for proc in cluster:
             proc.kill()
+    for name, runs_ in measured.items():  # the median run of each contender
+        if runs_:
+            figures[name] = sorted(runs_, key=lambda r: r["wall_s"])[len(runs_) // 2]
+    for name in names:
+        print(f"{name}, wall s per round: {', '.join(str(round(r['wall_s'], 1)) for r in measured[name])}")
     base = figures.get("classify")
     for name, label in (("classify", "Classify raster, one process (window threads on 2 cores)"),
                         ("local", "Map region, LocalCluster of 2 workers (started inside the job)"),

@@ -250,10 +250,14 @@ class ValueWindowPredictor(WindowPredictor):
         return values, None
 
 
-def to_cog(work: Path, target: Path, resampling: str) -> None:
-    """Copy a tiled GeoTIFF (or a VRT) into a Cloud-Optimized GeoTIFF with overviews, streaming."""
+def to_cog(work: Path, target: Path, resampling: str, threads: int | None = None) -> None:
+    """Copy a tiled GeoTIFF (or a VRT) into a Cloud-Optimized GeoTIFF with overviews, streaming.
+
+    ``threads``: GDAL's compression threads (default: every core; a Dask worker passes its own share, so that two
+    workers do not each compress on every core while the other predicts).
+    """
     copy(work, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling,
-         BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
+         BIGTIFF="IF_SAFER", NUM_THREADS=str(threads) if threads else "ALL_CPUS")
 
 
 def classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None = None,

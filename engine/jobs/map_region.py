@@ -542,7 +542,7 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         for dst in dsts.values():
             dst.close()
         for name, work in works.items():
-            to_cog(work, finals[name], "NEAREST" if name == "class" else "AVERAGE")
+            to_cog(work, finals[name], "NEAREST" if name == "class" else "AVERAGE", _worker_threads())
     # what the block cost on its worker: the benchmark's overhead and memory figures come from these
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"counts": counts.tolist(), "nodata": nodata_pixels, "seconds": round(time.perf_counter() - start, 3),
