@@ -49,6 +49,7 @@ from ..io.rasters import (
 from ..io.region import band_stack
 from ..io.regrid import regrid_nearest
 from ..probes.model_file import LoadedModel, load_model, read_manifest
+from ..probes.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class ClassifyResult:
     nodata_pixels: int
     #: Mapped and area-adjusted class shares from the model's held-out polygons (:func:`held_out_area_estimate`).
     area_estimate: dict[str, Any] | None = None
+    #: The per-pixel uncertainty of a value model's map, when asked for.
+    output_uncertainty: str | None = None
 
 
 def output_encoding(codes: list[int]) -> tuple[str, int]:
@@ -236,18 +239,27 @@ def is_value_model(manifest: dict[str, Any]) -> bool:
 class ValueWindowPredictor(WindowPredictor):
     """Reads a window and gives each valid pixel the model's value (NaN elsewhere); safe from several threads."""
 
-    def __init__(self, raster: str, model: LoadedModel) -> None:
+    def __init__(self, raster: str, model: LoadedModel, want_spread: bool = False) -> None:
         super().__init__(raster, model, want_proba=False)
+        self._want_spread = want_spread
 
     def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """The value of each pixel (float32, NaN for nodata), and no probabilities."""
+        """The value of each pixel (float32, NaN for nodata) and, when asked for, its uncertainty (or ``None``).
+
+        The uncertainty is the probe's :meth:`~engine.probes.regressors.Regressor.predict_spread`, NaN for nodata.
+        """
         src = self._src()
         data = read_block(src, window)
         valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
         values = np.full(valid.shape, np.nan, dtype="float32")
+        spread = np.full(valid.shape, np.nan, dtype="float32") if self._want_spread else None
         if valid.any():
-            values[valid] = self._model.probe.predict_value(compute_features(valid_pixels(data, valid), self._recipe))
-        return values, None
+            features = compute_features(valid_pixels(data, valid), self._recipe)
+            if spread is None:
+                values[valid] = self._model.probe.predict_value(features)
+            else:
+                values[valid], spread[valid] = self._model.probe.predict_value_and_spread(features)
+        return values, spread
 
 
 def to_cog(work: Path, target: Path, resampling: str, threads: int | None = None) -> None:
@@ -263,7 +275,7 @@ def to_cog(work: Path, target: Path, resampling: str, threads: int | None = None
 def classify_raster(raster: str | list[str], model: str, output: str, output_probability: str | None = None,
                     output_confidence: str | None = None, output_grid: str = "input", grid_raster: str | None = None,
                     feedback: Feedback | None = None, block: int = 512,
-                    threads: int | None = None) -> ClassifyResult:
+                    threads: int | None = None, output_uncertainty: str | None = None) -> ClassifyResult:
     """Apply a model file to every valid pixel of ``raster``.
 
     Args:
@@ -282,6 +294,9 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         feedback: progress and cancel (checked once per window).
         block: window size in pixels.
         threads: threads reading and predicting windows (default: all cores).
+        output_uncertainty: for a model that maps a value with a spread (a random forest or k-NN regressor from
+            *Train regressor*), an optional Float32 GeoTIFF of each pixel's uncertainty in the value's unit (the
+            standard deviation of the trees' predictions or of the neighbours' values), NaN where the input is nodata.
 
     Returns:
         The paths written, the pixel count of each class, and the area-adjusted class shares that the model's
@@ -292,8 +307,11 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
     if is_value_model(manifest) and (output_probability or output_confidence):
         raise InputError(f"Model {model} maps a value ({manifest.get('value', {}).get('name', 'value')}), not "
                          "classes: it has no class probabilities or confidence. Leave those outputs empty.")
+    if output_uncertainty:
+        check_uncertainty(manifest, model)
+        check_writable(output_uncertainty)
     result = _classify_raster(raster, model, manifest, output, output_probability, output_confidence, output_grid,
-                              grid_raster, feedback, block, threads)
+                              grid_raster, feedback, block, threads, output_uncertainty)
     result.area_estimate = _area_estimate(result, manifest)
     if result.area_estimate:
         logger.info("Class shares of the map, adjusted by the model's held-out confusion matrix (Olofsson et al. "
@@ -302,6 +320,24 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
         for line in area_estimate_lines(result.area_estimate):
             logger.info("  %s", line)
     return result
+
+
+def check_uncertainty(manifest: dict[str, Any], model: str) -> None:
+    """Refuse an uncertainty output for a model that cannot give one, in one sentence, before any work.
+
+    Raises:
+        InputError: for a class model, or a value model without a per-pixel spread (ridge, XGBoost, a similarity).
+
+    """
+    if not is_value_model(manifest):
+        raise InputError(f"Model {model} maps classes: the uncertainty output is for models from Train regressor. "
+                         "Ask for Confidence instead (the probability of the mapped class), or leave it empty.")
+    probe = MODELS.get(str(manifest.get("method")))
+    if getattr(probe, "spread", None) is None:
+        label = getattr(probe, "label", manifest.get("method"))
+        raise InputError(f"Model {model} ({label}) gives no per-pixel uncertainty: train it with the random "
+                         "forest or k-nearest neighbours regressor to get one, or leave the uncertainty output "
+                         "empty.")
 
 
 def _area_estimate(result: ClassifyResult, manifest: dict[str, Any]) -> dict[str, Any] | None:
@@ -322,7 +358,7 @@ def _area_estimate(result: ClassifyResult, manifest: dict[str, Any]) -> dict[str
 def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, Any], output: str,
                      output_probability: str | None, output_confidence: str | None, output_grid: str,
                      grid_raster: str | None, feedback: Feedback | None, block: int,
-                     threads: int | None) -> ClassifyResult:
+                     threads: int | None, output_uncertainty: str | None = None) -> ClassifyResult:
     """:func:`classify_raster` without the area estimate."""
     if output_grid not in OUTPUT_GRIDS:
         raise InputError(f"Unknown output grid {output_grid!r}; choose one of: {', '.join(OUTPUT_GRIDS)}.")
@@ -339,7 +375,7 @@ def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, An
         with open_raster(path) as src:
             check_compatible(loaded.manifest, src, path)
         if is_value_model(loaded.manifest):
-            return _map_values(path, loaded, output, feedback, block, threads)
+            return _map_values(path, loaded, output, feedback, block, threads, output_uncertainty)
         encoder = loaded.manifest["features"]["recipe"] == "encoder"
         target = grid_raster or (path if encoder and output_grid == "input" else None)
         if not encoder and target is None:
@@ -507,27 +543,34 @@ def _classify(raster: str, loaded: LoadedModel | DeepModel, outputs: dict[str, s
 
 
 def _map_values(raster: str, loaded: LoadedModel, output: str, feedback: Feedback, block: int,
-                threads: int | None) -> ClassifyResult:
-    """:func:`classify_raster` with a value model: one float32 band on a ramp, NaN where the input is nodata."""
+                threads: int | None, output_uncertainty: str | None = None) -> ClassifyResult:
+    """:func:`classify_raster` with a value model: one float32 band on a ramp, NaN where the input is nodata.
+
+    When asked for, also the per-pixel uncertainty (:func:`check_uncertainty` has checked the model gives one).
+    """
     # Lazy: as in _classify.
     from threadpoolctl import threadpool_limits
 
     value = loaded.manifest.get("value", {})
+    unit = f" ({value['unit']})" if value.get("unit") else ""
     threads = threads or cpu_threads()
     loaded.probe.set_threads(1)
-    predictor = ValueWindowPredictor(raster, loaded)
+    predictor = ValueWindowPredictor(raster, loaded, want_spread=bool(output_uncertainty))
     with open_raster(raster) as src:
         profile = {"driver": "GTiff", "width": src.width, "height": src.height, "crs": src.crs,
                    "transform": src.transform, "tiled": True, "blockxsize": 256, "blockysize": 256, "count": 1,
                    "dtype": "float32", "nodata": VALUE_NODATA, "BIGTIFF": "IF_SAFER"}
         windows = list(iter_windows(src.width, src.height, block))
     nodata_pixels = 0
+    spread_sample: list[np.ndarray] = []  # every 16th valid pixel's spread: the uncertainty ramp's range
+    targets = [Path(output)] + ([Path(output_uncertainty)] if output_uncertainty else [])
     with contextlib.ExitStack() as stack:
-        final = stack.enter_context(atomic_output(output))
-        work = temporary_path(final)
-        stack.callback(work.unlink, missing_ok=True)
+        finals = [stack.enter_context(atomic_output(t)) for t in targets]
+        works = [temporary_path(f) for f in finals]
+        for work in works:
+            stack.callback(work.unlink, missing_ok=True)
         stack.enter_context(full_disk_as_output_error(Path(output)))
-        dst = stack.enter_context(rasterio.open(work, "w", **profile))
+        dsts = [stack.enter_context(rasterio.open(work, "w", **profile)) for work in works]
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="landprobe")
         stack.callback(predictor.close)
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
@@ -543,17 +586,32 @@ def _map_values(raster: str, loaded: LoadedModel, output: str, feedback: Feedbac
                 pending.append((nxt, pool.submit(predictor, nxt)))
             feedback.check_cancel()
             win, future = pending.popleft()
-            values, _ = future.result()
+            values, spread = future.result()
             nodata_pixels += int(np.isnan(values).sum())
-            dst.write(values, 1, window=win)
+            dsts[0].write(values, 1, window=win)
+            if spread is not None:
+                dsts[1].write(spread, 1, window=win)
+                spread_sample.append(spread[np.isfinite(spread)][::16])
             feedback.progress(0.9 * (i + 1) / len(windows), f"Mapping window {i + 1} of {len(windows)}")
-        dst.set_band_description(1, value.get("name", "value") + (f" ({value['unit']})" if value.get("unit") else ""))
-        dst.close()
-        feedback.progress(0.92, "Writing a Cloud-Optimized GeoTIFF with overviews")
-        feedback.check_cancel()
-        to_cog(work, final, "AVERAGE")
-        write_ramp_style(final.with_suffix(".qml"), *value.get("range", (0.0, 1.0)))
+        dsts[0].set_band_description(1, value.get("name", "value") + unit)
+        spread_words = getattr(loaded.probe, "spread", None) or "spread"
+        if output_uncertainty:
+            dsts[1].set_band_description(1, f"uncertainty of {value.get('name', 'value')}{unit}: {spread_words}")
+        for dst in dsts:
+            dst.close()
+        feedback.progress(0.92, "Writing Cloud-Optimized GeoTIFFs with overviews")
+        for work, final in zip(works, finals, strict=True):
+            feedback.check_cancel()
+            to_cog(work, final, "AVERAGE")
+        write_ramp_style(finals[0].with_suffix(".qml"), *value.get("range", (0.0, 1.0)))
+        if output_uncertainty:
+            sample = np.concatenate(spread_sample) if spread_sample else np.zeros(0, dtype="float32")
+            top = float(np.percentile(sample, 98)) if len(sample) else 1.0
+            write_ramp_style(finals[1].with_suffix(".qml"), 0.0, top if top > 0 else 1.0)
+            logger.info("Wrote the uncertainty of %s to %s: %s%s, median %.4g, 98th percentile %.4g.",
+                        value.get("name", "value"), output_uncertainty, spread_words, unit,
+                        float(np.median(sample)) if len(sample) else float("nan"), top)
     feedback.progress(1.0, "Done")
     return ClassifyResult(output=str(output), output_probability=None, output_confidence=None,
                           width=profile["width"], height=profile["height"], class_pixels={},
-                          nodata_pixels=nodata_pixels)
+                          nodata_pixels=nodata_pixels, output_uncertainty=output_uncertainty)

@@ -60,6 +60,7 @@ from ..io.rasters import (
 )
 from ..io.region import region_raster
 from ..probes.model_file import LoadedModel, load_model, read_manifest
+from ..probes.registry import MODELS
 from .classify_raster import (
     DEEP_CHIP_WINDOW,
     PROBABILITY_NODATA,
@@ -69,6 +70,7 @@ from .classify_raster import (
     WindowPredictor,
     check_band_count,
     check_compatible,
+    check_uncertainty,
     hex_to_rgba,
     is_value_model,
     output_encoding,
@@ -83,8 +85,9 @@ WINDOW = 512
 MANIFEST = "landprobe-region.json"
 MANIFEST_FORMAT = "landprobe-region"
 #: The maps a region job can write, and their VRT names.
-MAPS = ("class", "probability", "confidence", "value")
-VRT_NAMES = {"class": "map.vrt", "probability": "probability.vrt", "confidence": "confidence.vrt", "value": "map.vrt"}
+MAPS = ("class", "probability", "confidence", "value", "uncertainty")
+VRT_NAMES = {"class": "map.vrt", "probability": "probability.vrt", "confidence": "confidence.vrt", "value": "map.vrt",
+             "uncertainty": "uncertainty.vrt"}
 #: Seconds between two writes of the manifest while blocks finish (it is always written at the end and on cancel).
 MANIFEST_INTERVAL = 2.0
 
@@ -106,12 +109,14 @@ class RegionResult:
     nodata_pixels: int
     megapixels_per_second: float | None
     cluster: str
+    #: A value model's per-pixel uncertainty (``uncertainty.vrt``), when asked for.
+    output_uncertainty: str | None = None
 
 
 def map_region(raster: str | list[str], model: str, output_folder: str, output_probability: bool = False,
                output_confidence: bool = False, output_cog: str | None = None, block_size: int = 2048,
                scheduler: str | None = None, workers: int = 0, assets: str | None = None,
-               feedback: Feedback | None = None) -> RegionResult:
+               feedback: Feedback | None = None, output_uncertainty: bool = False) -> RegionResult:
     """Apply a model to every valid pixel of a region, block by block on a Dask cluster.
 
     Args:
@@ -133,6 +138,8 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         assets: for a STAC region, the asset keys stacked as bands, in order (``B04,B03,B02`` or ``A00..A63``;
             default: the assets with the role ``data``).
         feedback: progress (blocks done, megapixels per second, time left) and cancel.
+        output_uncertainty: for a random forest or k-NN model from *Train regressor*, also write each pixel's
+            uncertainty in the value's unit (``uncertainty.vrt``: the spread of the trees or neighbours).
 
     Returns:
         The maps written, the blocks done, skipped and run, the class counts and the throughput.
@@ -153,7 +160,8 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
     folder.mkdir(parents=True, exist_ok=True)
     try:
         path, grid, job, blocks, finished, done = _prepare(raster, model, manifest, folder, output_cog, block_size,
-                                                            assets, output_probability, output_confidence)
+                                                            assets, output_probability, output_confidence,
+                                                            output_uncertainty)
     except BaseException:
         if created:  # a job refused before its first block leaves no folder behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -209,15 +217,17 @@ def map_region(raster: str | list[str], model: str, output_folder: str, output_p
         height=grid["height"], blocks=len(blocks), blocks_skipped=len(finished), blocks_run=len(todo),
         class_pixels={n: int(c) for n, c in zip(names, counts, strict=True)},
         nodata_pixels=int(sum(state["blocks"][b]["nodata"] for b in blocks)),
-        megapixels_per_second=round(run_pixels / 1e6 / run_seconds, 3) if run_seconds else None, cluster=cluster)
+        megapixels_per_second=round(run_pixels / 1e6 / run_seconds, 3) if run_seconds else None, cluster=cluster,
+        output_uncertainty=outputs.get("uncertainty"))
     logger.info("Wrote %s: %d blocks (%d run, %d skipped); %s.", result.output, len(blocks), len(todo),
                 len(finished), ", ".join(f"{k} {v} px" for k, v in result.class_pixels.items()))
     return result
 
 
 def _prepare(raster: str | list[str], model: str, manifest: dict[str, Any], folder: Path, output_cog: str | None,
-             block_size: int, assets: str | None, output_probability: bool, output_confidence: bool) -> tuple[
-        str, dict[str, Any], dict[str, Any], list[str], set[str], dict[str, Any]]:
+             block_size: int, assets: str | None, output_probability: bool, output_confidence: bool,
+             output_uncertainty: bool = False) -> tuple[str, dict[str, Any], dict[str, Any], list[str], set[str],
+                                                        dict[str, Any]]:
     """Check the outputs and the region against the model; the job, its blocks and those already finished."""
     deep = is_deep(manifest)
     check_writable(str(folder / VRT_NAMES["class"]))
@@ -249,8 +259,12 @@ def _prepare(raster: str | list[str], model: str, manifest: dict[str, Any], fold
             if output_probability or output_confidence:
                 raise InputError(f"Model {model} maps a value, not classes: it has no class probabilities or "
                                  "confidence. Leave those outputs off.")
-            maps = ["value"]
+            if output_uncertainty:
+                check_uncertainty(manifest, model)
+            maps = ["value"] + (["uncertainty"] if output_uncertainty else [])
         else:
+            if output_uncertainty:
+                check_uncertainty(manifest, model)  # a class model: refused in one sentence
             maps = ["class"] + (["probability"] if output_probability else []) + (
                 ["confidence"] if output_confidence else [])
         job = {"model_sha256": _sha256(model), **region_id, "grid": grid, "block_size": block_size, "maps": maps}
@@ -489,7 +503,7 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         predictor = DeepWindowPredictor(spec["region"], loaded, want_proba, device)
         window_size = WINDOW if loaded.spec.task == "segmentation" else DEEP_CHIP_WINDOW
     elif value:
-        predictor = ValueWindowPredictor(spec["region"], loaded)
+        predictor = ValueWindowPredictor(spec["region"], loaded, want_spread="uncertainty" in maps)
     elif loaded.manifest["features"]["recipe"] == "encoder":  # embeddings computed for each window's cells
         # Lazy: only an encoder needs torch.
         import torch
@@ -506,7 +520,8 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
     profiles = {"class": base | {"count": 1, "dtype": dtype, "nodata": nodata},
                 "probability": base | {"count": len(classes), "dtype": "float32", "nodata": PROBABILITY_NODATA},
                 "confidence": base | {"count": 1, "dtype": "float32", "nodata": PROBABILITY_NODATA},
-                "value": base | {"count": 1, "dtype": "float32", "nodata": VALUE_NODATA}}
+                "value": base | {"count": 1, "dtype": "float32", "nodata": VALUE_NODATA},
+                "uncertainty": base | {"count": 1, "dtype": "float32", "nodata": VALUE_NODATA}}
     with contextlib.ExitStack() as stack:
         stack.callback(predictor.close)
         if isinstance(predictor, WindowPredictor):  # probes: one BLAS thread; torch keeps the worker's threads
@@ -527,6 +542,8 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
             if value:  # the values themselves, NaN for nodata
                 nodata_pixels += int(np.isnan(index).sum())
                 dsts["value"].write(index, 1, window=local)
+                if "uncertainty" in dsts:  # the value predictor's second array is the spread
+                    dsts["uncertainty"].write(proba, 1, window=local)
                 continue
             valid = index >= 0
             out = np.full(index.shape, nodata, dtype=dtype)
@@ -559,7 +576,8 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
     for name in maps:
         count = len(classes) if name == "probability" else 1
         band_type = GDAL_TYPES[dtype] if name == "class" else "Float32"
-        band_nodata = nodata if name == "class" else VALUE_NODATA if name == "value" else PROBABILITY_NODATA
+        band_nodata = (nodata if name == "class" else VALUE_NODATA if name in ("value", "uncertainty")
+                       else PROBABILITY_NODATA)
         bands = []
         for band in range(1, count + 1):
             sources = []
@@ -576,6 +594,9 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
                 legend = vrt_class_band(classes, nodata)
             elif name == "value":
                 description, legend = manifest.get("value", {}).get("name", "value"), ""
+            elif name == "uncertainty":
+                spread = getattr(MODELS.get(str(manifest.get("method"))), "spread", None) or "spread"
+                description, legend = f"uncertainty of {manifest.get('value', {}).get('name', 'value')}: {spread}", ""
             else:
                 description = (f"probability of {classes[band - 1]['name']}" if name == "probability"
                                else "confidence (probability of the mapped class)")
@@ -593,6 +614,9 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
             write_paletted_style(path.with_suffix(".qml"), classes)
         elif name == "value":
             write_ramp_style(path.with_suffix(".qml"), *manifest.get("value", {}).get("range", (0, 1)))
+        elif name == "uncertainty":  # no pass over the blocks here: 0 to a quarter of the values' range
+            low, high = manifest.get("value", {}).get("range", (0, 1))
+            write_ramp_style(path.with_suffix(".qml"), 0.0, (float(high) - float(low)) / 4 or 1.0)
         else:
             write_ramp_style(path.with_suffix(".qml"))
         written[name] = str(path)

@@ -29,6 +29,8 @@ class Regressor(Probe):
     """A probe that predicts a number: :meth:`fit_values`, :meth:`predict_value` and :meth:`predict_spread`."""
 
     target = "value"
+    #: What :meth:`predict_spread` measures, in words (``None``: the probe gives no per-pixel uncertainty).
+    spread: str | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int = 0) -> Regressor:
         """Fit on features ``x`` and values ``y`` (``n_classes`` is ignored)."""
@@ -41,6 +43,10 @@ class Regressor(Probe):
     def predict_spread(self, x: np.ndarray) -> np.ndarray | None:
         """A per-pixel uncertainty in the values' unit (the spread of the trees or neighbours), or ``None``."""
         return None
+
+    def predict_value_and_spread(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict_value` and :meth:`predict_spread` together (the ensembles walk their members once)."""
+        return self.predict_value(x), self.predict_spread(x)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Not a classifier: use :meth:`predict_value`."""
@@ -87,6 +93,7 @@ class ForestRegressor(Regressor):
 
     name = "random_forest_regressor"
     label = "Random forest"
+    spread = "the standard deviation of the trees' predictions"
 
     def __init__(self, n_estimators: int = 100, min_samples_leaf: int = 2, seed: int = 0) -> None:
         """Keep the forest settings."""
@@ -112,6 +119,11 @@ class ForestRegressor(Regressor):
     def predict_spread(self, x: np.ndarray) -> np.ndarray | None:
         """The standard deviation of the trees' predictions."""
         return self._trees(x).std(axis=0).astype("float32")
+
+    def predict_value_and_spread(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The trees' mean and standard deviation, from one walk of the trees."""
+        trees = self._trees(x)
+        return trees.mean(axis=0).astype("float32"), trees.std(axis=0).astype("float32")
 
     def set_threads(self, n: int) -> None:
         """Threads of one prediction call (the trees are walked one after the other)."""
@@ -199,6 +211,7 @@ class NeighboursRegressor(Regressor):
 
     name = "knn_regressor"
     label = "k-nearest neighbours"
+    spread = "the standard deviation of the nearest training pixels' values"
 
     def __init__(self, k: int = 10) -> None:
         """Keep the number of neighbours."""
@@ -227,6 +240,11 @@ class NeighboursRegressor(Regressor):
     def predict_spread(self, x: np.ndarray) -> np.ndarray | None:
         """The neighbours' standard deviation."""
         return self._neighbours(x).std(axis=1).astype("float32")
+
+    def predict_value_and_spread(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The neighbours' mean and standard deviation, from one search."""
+        values = self._neighbours(x)
+        return values.mean(axis=1).astype("float32"), values.std(axis=1).astype("float32")
 
     def state(self) -> State:
         """The standardised training pixels and their values."""

@@ -36,6 +36,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     OUTPUT_CONFIDENCE = "OUTPUT_CONFIDENCE"
+    OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
     OUTPUT_GRID = "OUTPUT_GRID"
     GRID_RASTER = "GRID_RASTER"
 
@@ -65,7 +66,10 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             "names travel with it (GDAL category names in the .aux.xml and a QGIS style in the .qml beside it).<br>"
             "<b>Class probabilities</b> (optional): one Float32 band per class, named after the class.<br>"
             "<b>Confidence</b> (optional): the probability of the mapped class at each pixel (0..1), low where the "
-            "model hesitates."
+            "model hesitates.<br>"
+            "<b>Uncertainty</b> (optional, models from <i>Train regressor</i> with the random forest or k-nearest "
+            "neighbours): each pixel's uncertainty in the quantity's unit, the standard deviation of the trees' "
+            "predictions or of the nearest training pixels' values; high where the model extrapolates."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -80,7 +84,8 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified raster")))
-        for name, label in ((self.OUTPUT_PROBABILITY, "Class probabilities"), (self.OUTPUT_CONFIDENCE, "Confidence")):
+        for name, label in ((self.OUTPUT_PROBABILITY, "Class probabilities"), (self.OUTPUT_CONFIDENCE, "Confidence"),
+                            (self.OUTPUT_UNCERTAINTY, "Uncertainty (regression models)")):
             self.addParameter(
                 QgsProcessingParameterRasterDestination(name, self.tr(label), optional=True, createByDefault=False)
             )
@@ -95,6 +100,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probability = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context) or None
         confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) or None
+        uncertainty = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context) or None
         grid_layer = self.parameterAsRasterLayer(parameters, self.GRID_RASTER, context)
         outputs = self.run_engine(
             "classify_raster",
@@ -104,6 +110,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
                 "output": output,
                 "output_probability": probability,
                 "output_confidence": confidence,
+                "output_uncertainty": uncertainty,
                 "output_grid": OUTPUT_GRIDS[self.parameterAsEnum(parameters, self.OUTPUT_GRID, context)][1],
                 "grid_raster": self.layer_file(grid_layer) if grid_layer else None,
             },
@@ -113,9 +120,11 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             self.OUTPUT: outputs.get("output", output),
             self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
             self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),
+            self.OUTPUT_UNCERTAINTY: outputs.get("output_uncertainty"),
         }
         # Class names and colours, probabilities on a 0..1 ramp; the class map on top, the others below, unchecked.
         arrangement = ResultLayers(results[self.OUTPUT], [results[self.OUTPUT_CONFIDENCE],
+                                                          results[self.OUTPUT_UNCERTAINTY],
                                                           results[self.OUTPUT_PROBABILITY]],
                                    per_class=results[self.OUTPUT_PROBABILITY])
         for path in results.values():

@@ -48,6 +48,8 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
     BLOCK_SIZE = "BLOCK_SIZE"
     PROBABILITY = "PROBABILITY"
     CONFIDENCE = "CONFIDENCE"
+    UNCERTAINTY = "UNCERTAINTY"
+    OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OUTPUT_COG = "OUTPUT_COG"
     OUTPUT = "OUTPUT"
@@ -80,6 +82,9 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
             "map is refused.<br>"
             "<b>Block size</b> (advanced): pixels a side of one task.<br>"
             "<b>One Cloud-Optimized GeoTIFF</b> (optional): also assemble the class map into one file.<br>"
+            "<b>Also write the uncertainty</b>: for a random forest or k-nearest neighbours model from <i>Train "
+            "regressor</i>, each pixel's uncertainty in the quantity's unit (uncertainty.vrt: the spread of the "
+            "trees or neighbours).<br>"
             "Cancelling stops the blocks within seconds and keeps the finished ones for the next run."
         )
 
@@ -108,9 +113,13 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_COG, self.tr("One Cloud-Optimized GeoTIFF of the class map"), optional=True,
             createByDefault=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.UNCERTAINTY, self.tr("Also write the uncertainty (random forest or k-NN models from Train regressor)"),
+            defaultValue=False))
         self.addOutput(QgsProcessingOutputRasterLayer(self.OUTPUT, self.tr("Class map (VRT)")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.OUTPUT_PROBABILITY, self.tr("Class probabilities (VRT)")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.OUTPUT_CONFIDENCE, self.tr("Confidence (VRT)")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.OUTPUT_UNCERTAINTY, self.tr("Uncertainty (VRT)")))
         self.addOutput(QgsProcessingOutputNumber(self.BLOCKS_SKIPPED, self.tr("Blocks already done (skipped)")))
 
     def region(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | list[str]:
@@ -143,18 +152,22 @@ class MapRegionAlgorithm(LandprobeAlgorithm):
             "output_folder": folder,
             "output_probability": self.parameterAsBool(parameters, self.PROBABILITY, context),
             "output_confidence": self.parameterAsBool(parameters, self.CONFIDENCE, context),
+            "output_uncertainty": self.parameterAsBool(parameters, self.UNCERTAINTY, context),
             "output_cog": cog,
             "block_size": BLOCK_SIZES[self.parameterAsEnum(parameters, self.BLOCK_SIZE, context)],
             "assets": self.parameterAsString(parameters, self.ASSETS, context).strip() or None,
         }, feedback)
         results = {self.OUTPUT: outputs.get("output"), self.OUTPUT_PROBABILITY: outputs.get("output_probability"),
                    self.OUTPUT_CONFIDENCE: outputs.get("output_confidence"),
+                   self.OUTPUT_UNCERTAINTY: outputs.get("output_uncertainty"),
                    self.BLOCKS_SKIPPED: outputs.get("blocks_skipped"), self.OUTPUT_FOLDER: folder}
-        maps = [results[self.OUTPUT], results[self.OUTPUT_CONFIDENCE], results[self.OUTPUT_PROBABILITY]]
+        maps = [results[self.OUTPUT], results[self.OUTPUT_CONFIDENCE], results[self.OUTPUT_UNCERTAINTY],
+                results[self.OUTPUT_PROBABILITY]]
         arrangement = ResultLayers(maps[0], maps[1:], per_class=results[self.OUTPUT_PROBABILITY])
         names = {results[self.OUTPUT]: ("Region map", self.OUTPUT),
                  results[self.OUTPUT_PROBABILITY]: ("Region probabilities", self.OUTPUT_PROBABILITY),
-                 results[self.OUTPUT_CONFIDENCE]: ("Region confidence", self.OUTPUT_CONFIDENCE)}
+                 results[self.OUTPUT_CONFIDENCE]: ("Region confidence", self.OUTPUT_CONFIDENCE),
+                 results[self.OUTPUT_UNCERTAINTY]: ("Region uncertainty", self.OUTPUT_UNCERTAINTY)}
         for path in filter(None, maps):
             if context.project() is not None and os.path.exists(path):
                 name, output_name = names[path]

@@ -15,8 +15,10 @@ from rasterio.transform import from_origin
 from shapely.geometry import box
 
 from engine.core.errors import InputError
+from engine.embeddings.features import compute_features
 from engine.jobs.classify_raster import classify_raster
 from engine.jobs.train_regressor import train_regressor
+from engine.probes.model_file import load_model
 
 TRANSFORM = from_origin(600_000, 5_000_000, 10, 10)
 
@@ -97,3 +99,63 @@ def test_a_text_field_and_too_few_plots_are_one_sentence(tmp_path: Path, scene: 
     with pytest.raises(InputError, match=r"Unknown method 'svm'"):
         train_regressor(str(raster), str(labels), "cover", str(tmp_path / "m.lpmodel"), method="svm")
     assert not (tmp_path / "m.lpmodel").exists()
+
+
+def test_the_forest_writes_its_uncertainty_beside_the_map_and_the_others_refuse_in_one_sentence(
+        tmp_path: Path, scene: tuple[Path, Path, np.ndarray]) -> None:
+    raster, labels, truth = scene
+    model = tmp_path / "forest.lpmodel"
+    train_regressor(str(raster), str(labels), "cover", str(model), method="random_forest_regressor", unit="%")
+    classify_raster(str(raster), str(model), str(tmp_path / "cover.tif"),
+                    output_uncertainty=str(tmp_path / "spread.tif"))
+    with rasterio.open(tmp_path / "spread.tif") as out, rasterio.open(tmp_path / "cover.tif") as mapped:
+        spread, values = out.read(1), mapped.read(1)
+        assert out.dtypes[0] == "float32" and np.isnan(out.nodata) and out.transform == TRANSFORM
+        assert out.crs == mapped.crs and out.descriptions[0].startswith("uncertainty of cover (%): the standard")
+    assert np.isnan(spread[:, :6]).all() and (spread[:, 6:] >= 0).all() and spread[:, 6:].max() > 0
+    # the value at each pixel is the trees' standard deviation there, computed again from the raster's pixels
+    loaded = load_model(str(model))
+    with rasterio.open(raster) as src:
+        pixels = src.read()[:, 100:104, 50:54].reshape(4, -1).T.astype("float32")
+    features = compute_features(pixels, loaded.manifest["features"])
+    trees = np.stack([t.predict(features.astype("float32")) for t in loaded.probe.model_.estimators_])
+    np.testing.assert_allclose(spread[100:104, 50:54].ravel(), trees.std(axis=0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(values[100:104, 50:54].ravel(), trees.mean(axis=0), rtol=1e-5, atol=1e-4)
+    # the trees disagree more where they are wrong: the spread rises with the error
+    error = np.abs(values[:, 6:] - truth[:, 6:])
+    worst, best = error > np.percentile(error, 90), error < np.percentile(error, 50)
+    assert spread[:, 6:][worst].mean() > spread[:, 6:][best].mean()
+    assert "singlebandpseudocolor" in (tmp_path / "spread.qml").read_text()
+
+    train_regressor(str(raster), str(labels), "cover", str(tmp_path / "ridge.lpmodel"), method="ridge")
+    with pytest.raises(InputError, match=r"\(Ridge regression \(scaled\)\) gives no per-pixel uncertainty: train it "
+                                         r"with the random forest or k-nearest neighbours regressor"):
+        classify_raster(str(raster), str(tmp_path / "ridge.lpmodel"), str(tmp_path / "ridge.tif"),
+                        output_uncertainty=str(tmp_path / "ridge_spread.tif"))
+    assert not (tmp_path / "ridge.tif").exists() and not (tmp_path / "ridge_spread.tif").exists()
+
+
+def test_the_uncertainty_maps_a_region_on_dask_as_on_one_raster(tmp_path: Path,
+                                                                 scene: tuple[Path, Path, np.ndarray]) -> None:
+    from engine.jobs.map_region import map_region
+
+    raster, labels, _ = scene
+    model = tmp_path / "knn.lpmodel"
+    train_regressor(str(raster), str(labels), "cover", str(model), method="knn_regressor", unit="%")
+    classify_raster(str(raster), str(model), str(tmp_path / "cover.tif"),
+                    output_uncertainty=str(tmp_path / "spread.tif"))
+    region = map_region(str(raster), str(model), str(tmp_path / "region"), block_size=512, workers=1,
+                        output_uncertainty=True)
+    assert region.output_uncertainty and Path(region.output_uncertainty).name == "uncertainty.vrt"
+    for got_path, want_path in ((region.output, tmp_path / "cover.tif"),
+                                (region.output_uncertainty, tmp_path / "spread.tif")):
+        with rasterio.open(got_path) as got, rasterio.open(want_path) as want:
+            assert got.transform == want.transform and got.dtypes == want.dtypes and np.isnan(got.nodata)
+            assert np.array_equal(got.read(), want.read(), equal_nan=True)
+    with rasterio.open(region.output_uncertainty) as got:
+        assert got.descriptions[0].startswith("uncertainty of cover: the standard deviation of the nearest")
+    train_regressor(str(raster), str(labels), "cover", str(tmp_path / "xgb.lpmodel"), method="xgboost_regressor")
+    with pytest.raises(InputError, match=r"\(XGBoost.*\) gives no per-pixel uncertainty"):
+        map_region(str(raster), str(tmp_path / "xgb.lpmodel"), str(tmp_path / "xgb_region"), block_size=512,
+                   workers=1, output_uncertainty=True)
+    assert not (tmp_path / "xgb_region").exists()

@@ -103,6 +103,7 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
         "OUTPUT",
         "OUTPUT_PROBABILITY",
         "OUTPUT_CONFIDENCE",
+        "OUTPUT_UNCERTAINTY",
     ]
     assess = registry.algorithmById("landprobe:assessaccuracy")
     assert [p.name() for p in assess.parameterDefinitions()] == ["CLASSIFIED", "REFERENCE", "FIELD", "OUTPUT_REPORT"]

@@ -384,7 +384,8 @@ def test_qgis_process_trains_a_regressor_and_maps_the_quantity(
                   f"OUTPUT_REPORT={tmp_path / 'cover.json'}")
     assert trained["R2"] > 0.5 and Path(trained["OUTPUT_HTML"]).is_file()
     mapped = run("landprobe:classifyraster", "--json", "--", f"RASTER={sample_raster}",
-                 f"MODEL={tmp_path / 'cover.lpmodel'}", f"OUTPUT={tmp_path / 'cover.tif'}")
+                 f"MODEL={tmp_path / 'cover.lpmodel'}", f"OUTPUT={tmp_path / 'cover.tif'}",
+                 f"OUTPUT_UNCERTAINTY={tmp_path / 'cover_spread.tif'}")
     out, source = gdal.Open(mapped["OUTPUT"]), gdal.Open(str(sample_raster))
     band = out.GetRasterBand(1)
     assert band.DataType == gdal.GDT_Float32 and np.isnan(band.GetNoDataValue())
@@ -393,6 +394,13 @@ def test_qgis_process_trains_a_regressor_and_maps_the_quantity(
     # a random forest stays within the values it was trained on (0 to 85 %)
     assert 0 <= np.nanmin(values) and np.nanmax(values) <= 85 and np.nanstd(values) > 10
     assert "singlebandpseudocolor" in (tmp_path / "cover.qml").read_text()
+    # the forest's per-pixel uncertainty (its trees' standard deviation), on the same grid and nodata
+    spread_file = gdal.Open(mapped["OUTPUT_UNCERTAINTY"])  # kept: a band outlives no dataset in GDAL's Python
+    spread_band = spread_file.GetRasterBand(1)
+    spread = spread_band.ReadAsArray()
+    assert spread_band.DataType == gdal.GDT_Float32 and np.isnan(spread_band.GetNoDataValue())
+    assert (np.isnan(spread) == np.isnan(values)).all() and 0 <= np.nanmin(spread) and np.nanmax(spread) > 0
+    assert spread_band.GetDescription().startswith("uncertainty of cover (%)")
 
 
 def test_qgis_process_suggests_where_to_label_and_the_filled_points_train_the_next_model(
