@@ -425,6 +425,37 @@ def _scene_pixel_polygons(folder: Path, rng: np.random.Generator) -> Scene:
                         "40 px spatial blocks (stratified by each block's majority class), not by polygon"])
 
 
+#: The classes of :func:`land_cover_arrays`: three vegetated ones alike (cropland, grassland, shrubland), wetland
+#: between vegetation and water.
+LAND_COVER = ["forest", "cropland", "grassland", "shrubland", "bare soil", "urban", "water", "wetland"]
+
+
+def land_cover_arrays(seed: int, size: int = 150, n_fields: int = 90) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A fully labelled six-band land-cover scene in memory (no files): the cube and its class map.
+
+    The recipe of the scenes above (warped Voronoi fields, a class per field with at least four fields per class,
+    endmember mixtures of :data:`LAND_COVER`'s classes varied per field and per pixel, point spread and sensor
+    noise) at Sentinel-2 / Landsat-like :data:`SIX_BANDS`, without clouds or nodata, so that every pixel has a known
+    class (a full reference, for benchmarks that ask the map for labels, such as ``bench_active_learning.py``).
+
+    Args:
+        seed: the random seed; the same seed gives the same scene.
+        size: rows and columns.
+        n_fields: fields in the tessellation.
+
+    Returns:
+        The reflectance cube ``(rows, cols, 6)`` float32, the class index of every pixel ``(rows, cols)`` int64
+        (``0..len(names) - 1``) and the class names.
+
+    """
+    rng = np.random.default_rng([seed, 1021])
+    fid = _fields(rng, size, size, n_fields)
+    fclass = _field_classes(rng, n_fields, [3, 4, 3, 2, 2, 1, 1, 1], 4)
+    cube = _render(rng, fid, fclass, LAND_COVER, endmembers(np.array(SIX_BANDS)), field_sd=0.13, pixel_sd=0.06,
+                   noise_sd=0.005)  # the noise levels of scene (e), ``pixel_polygons``
+    return np.ascontiguousarray(cube.transpose(1, 2, 0)), fclass[fid].astype("int64"), list(LAND_COVER)
+
+
 SYNTHETIC: dict[str, Callable[[Path, np.random.Generator], Scene]] = {
     "empty_bands": _scene_empty_bands,
     "mixed_files": _scene_mixed_files,

@@ -7,6 +7,9 @@ most uncertain ones so that they spread over feature space and over the map: eac
 uncertainty times (1 + its standardised feature distance to the picks so far), among candidates at least
 ``spacing`` pixels from every pick. The points carry the model's top two classes and its confidence, and an empty
 class field named like the model's, to fill in QGIS; *Train classifier* takes them with the polygons as ``MORE_LABELS``.
+
+:func:`rank_candidates` is that choice on arrays (probabilities, features, positions, the candidates near the labels),
+which ``benchmarks/bench_active_learning.py`` calls in its simulated labelling rounds.
 """
 
 from __future__ import annotations
@@ -98,14 +101,9 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
     features = compute_features(values, recipe)
     _, proba = loaded.probe.predict(features, proba=True)
     assert proba is not None
-    order = np.argsort(-proba, axis=1)
-    top = np.take_along_axis(proba, order[:, :2], axis=1) if proba.shape[1] > 1 else np.c_[proba, np.zeros(len(proba))]
-    margin = top[:, 0] - top[:, 1]
-    entropy = -(proba * np.log(np.clip(proba, 1e-12, 1))).sum(axis=1) / np.log(max(2, proba.shape[1]))
-    uncertainty = 1 - margin if rule == "margin" else entropy
-    uncertainty[taken] = -np.inf
+    order, top, margin, entropy = _uncertainty(proba)
     feedback.check_cancel()
-    picks = _spread_picks(uncertainty, features, rows, cols, n_points, spacing)
+    picks = rank_candidates(proba, features, rows, cols, n_points, rule, spacing, taken)
     if not picks:
         raise InputError(f"No candidate pixel of {raster} is {spacing} pixels away from the labels: lower the "
                          "spacing, or the labels already cover the raster.")
@@ -116,6 +114,52 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
                 "confidence there %.2f.", len(picks), rule, spacing, len(rows), int(taken.sum()), confidence)
     feedback.progress(1.0, "Done")
     return SuggestionResult(output=output, n_points=len(picks), rule=rule, mean_confidence=confidence)
+
+
+def rank_candidates(proba: np.ndarray, features: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int,
+                    rule: str = "margin", spacing: int = 10, taken: np.ndarray | None = None) -> list[int]:
+    """The candidates to label next, best first: the rule of :func:`suggest_labels` on arrays.
+
+    Each candidate's uncertainty is ``1 - margin`` (the gap between its two most probable classes) or the entropy
+    of its probabilities, divided by the log of the number of classes. Candidates flagged in ``taken`` are never
+    picked. Among the ``POOL_PER_POINT * n`` most uncertain candidates the picks are made greedily: each next pick
+    maximises its uncertainty times (1 + its standardised feature distance to the picks so far, over the largest
+    such distance), among candidates at least ``spacing`` pixels (at least 1) from every earlier pick.
+
+    Args:
+        proba: the model's class probabilities at the candidates, shape (m, classes).
+        features: the candidates' features, shape (m, f) (standardised over the pool here).
+        rows: each candidate's row on the raster's grid, shape (m,).
+        cols: each candidate's column, shape (m,).
+        n: how many picks at most.
+        rule: ``margin`` or ``entropy`` (:data:`RULES`).
+        spacing: the least distance between two picks, in pixels.
+        taken: candidates that may not be picked (near the labels), a boolean mask of shape (m,); none when ``None``.
+
+    Returns:
+        Indices into the candidates, in the order picked; fewer than ``n`` when too few candidates are free and
+        ``spacing`` apart, empty when none is.
+
+    Raises:
+        InputError: for an unknown ``rule``.
+
+    """
+    if rule not in RULES:
+        raise InputError(f"Unknown rule {rule!r}; choose one of: {', '.join(RULES)}.")
+    _, _, margin, entropy = _uncertainty(proba)
+    uncertainty = 1 - margin if rule == "margin" else entropy
+    if taken is not None:
+        uncertainty[np.asarray(taken, dtype=bool)] = -np.inf
+    return _spread_picks(uncertainty, features, rows, cols, n, spacing)
+
+
+def _uncertainty(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Classes by probability (m, classes), the top two probabilities (m, 2), the margin and the scaled entropy."""
+    order = np.argsort(-proba, axis=1)
+    top = np.take_along_axis(proba, order[:, :2], axis=1) if proba.shape[1] > 1 else np.c_[proba, np.zeros(len(proba))]
+    margin = top[:, 0] - top[:, 1]
+    entropy = -(proba * np.log(np.clip(proba, 1e-12, 1))).sum(axis=1) / np.log(max(2, proba.shape[1]))
+    return order, top, margin, entropy
 
 
 def _near_labels(labels: str, src: Any, rows: np.ndarray, cols: np.ndarray, spacing: int) -> np.ndarray:

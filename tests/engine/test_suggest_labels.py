@@ -12,7 +12,7 @@ import pytest
 import rasterio
 
 from engine.core.errors import InputError
-from engine.jobs.suggest_labels import suggest_labels
+from engine.jobs.suggest_labels import rank_candidates, suggest_labels
 from engine.jobs.train_classifier import train_classifier
 from engine.probes.model_file import read_manifest
 
@@ -66,3 +66,31 @@ def test_bad_requests_are_one_sentence(tmp_path: Path, sample_raster: Path, samp
     with pytest.raises(InputError, match=r"write them as a GeoPackage"):
         suggest_labels(str(sample_raster), str(tmp_path / "s.lpmodel"), str(tmp_path / "p.shp"))
     assert not (tmp_path / "p.gpkg").exists()
+
+
+def test_rank_candidates_picks_uncertain_free_candidates_spacing_apart() -> None:
+    rng = np.random.default_rng(0)
+    m = 400
+    rows, cols = np.divmod(rng.permutation(100 * 100)[:m], 100)
+    rows[m // 2:3 * m // 4], cols[m // 2:3 * m // 4] = np.divmod(rng.permutation(40 * 40)[:m // 4], 40)  # crowded
+    # half the candidates are sure (0.97 / 0.03), a quarter nearly tied (margin < 0.1), a quarter fairly sure: a
+    # sure pick scores at most twice its uncertainty (spread counts up to 1), still below a tied one's
+    first = np.r_[np.full(m // 2, 0.97), rng.uniform(0.52, 0.55, m // 4), rng.uniform(0.88, 0.9, m // 4)]
+    taken = np.zeros(m, dtype=bool)
+    taken[m // 2:m // 2 + 20] = True  # twenty of the tied ones lie near the labels: the most uncertain of all
+    first[taken] = 0.5
+    proba = np.c_[first, 1 - first].astype("float32")
+    features = rng.normal(size=(m, 3)).astype("float32")
+    for rule in ("margin", "entropy"):
+        picks = rank_candidates(proba, features, rows, cols, 10, rule=rule, spacing=6, taken=taken)
+        assert len(picks) == len(set(picks)) == 10
+        assert all(m // 2 + 20 <= p < 3 * m // 4 for p in picks), picks  # the nearly tied, free ones only
+        r, c = rows[picks].astype(float), cols[picks].astype(float)
+        gaps = np.hypot(r[:, None] - r[None], c[:, None] - c[None])[np.triu_indices(10, 1)]
+        assert gaps.min() >= 6
+    # the greedy order starts with the most uncertain candidate
+    assert rank_candidates(proba, features, rows, cols, 1, taken=taken)[0] == int(np.argmin(np.where(taken, 9, first)))
+    # everything taken: nothing to suggest; an unknown rule is one sentence
+    assert rank_candidates(proba, features, rows, cols, 5, taken=np.ones(m, dtype=bool)) == []
+    with pytest.raises(InputError, match=r"Unknown rule 'random'"):
+        rank_candidates(proba, features, rows, cols, 5, rule="random")
