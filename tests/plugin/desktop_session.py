@@ -21,7 +21,9 @@ each layer as it loads), each shown alone on the canvas, zoomed to it, and saved
 - ``cluster.png``: *Cluster raster* on the 1999 scene (number of clusters chosen, at most 6, seed 0);
 - ``similarity.png``: *Find similar pixels* on the 1999 scene with the forest polygons as examples (outlined);
 - ``change.png`` and ``transitions.png``: *Map change* from 1999 to 2002 with the model trained above: the change
-  magnitude, then the from-to transitions.
+  magnitude, then the from-to transitions;
+- ``suggestions.png``: *Suggest where to label next* (30 points, white) with the same model, over its class map and
+  the training polygons (outlined).
 
 Their renderers go under ``analyses`` in ``result.json`` (the analyses hide the other layers, so they come last).
 
@@ -45,8 +47,10 @@ from qgis.core import (
     QgsLayerTreeGroup,
     QgsLayerTreeLayer,
     QgsMapLayer,
+    QgsMarkerSymbol,
     QgsProject,
     QgsRasterLayer,
+    QgsSingleSymbolRenderer,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QEventLoop, QRect, Qt, QTimer, QUrl
@@ -520,16 +524,56 @@ def _similarity(info: dict) -> None:
         "picture": _save_canvas(layer, "similarity.png", [forest, layer])}
 
 
+def _model(info: dict, key: str) -> str:
+    """The model the pipeline trained, or (if it failed before) one trained here, noted under ``key``."""
+    import processing
+
+    model = info.get("model_path")
+    if not model or not Path(model).is_file():
+        model = processing.run("landprobe:trainclassifier", {
+            "RASTER": str(RASTER), "LABELS": str(LABELS), "FIELD": "class", "METHOD": 0,
+            "OUTPUT_MODEL": str(OUT / f"{key}_model.lpmodel")})["OUTPUT_MODEL"]
+        info["analyses_details"][f"{key}_model_trained"] = True
+    return str(model)
+
+
+def _suggestions(info: dict) -> None:
+    """``suggestions.png``: Suggest where to label next (30 points) over the class map and the training polygons."""
+    import processing
+
+    model = _model(info, "suggestions")
+    mapped = processing.runAndLoadResults("landprobe:classifyraster", {
+        "RASTER": str(RASTER), "MODEL": model, "OUTPUT": str(OUT / "suggestions_map.tif")})
+    start = time.perf_counter()
+    results = processing.runAndLoadResults("landprobe:suggestlabels", {
+        "RASTER": str(RASTER), "MODEL": model, "LABELS": str(LABELS), "N_POINTS": 30, "SEED": 0,
+        "OUTPUT": str(OUT / "suggestions.gpkg")})
+    info["analyses_s"]["suggestions"] = time.perf_counter() - start
+    _settle(300)
+    layer = _layer_of(mapped["OUTPUT"])
+    points = _layer_of(results["OUTPUT"])
+    polygons = QgsVectorLayer(str(LABELS), "training polygons", "ogr")
+    symbol = polygons.renderer().symbol()
+    symbol.setColor(symbol.color().fromRgb(0, 0, 0, 0))  # outlines only
+    symbol.symbolLayer(0).setStrokeColor(symbol.color().fromRgb(0, 0, 0))
+    symbol.symbolLayer(0).setStrokeWidth(0.4)
+    QgsProject.instance().addMapLayer(polygons)
+    # the points as users see them best over a class map: white, outlined in black
+    points.setRenderer(QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple(
+        {"name": "circle", "color": "255,255,255,255", "outline_color": "0,0,0,255", "size": "3.2",
+         "outline_width": "0.5"})))
+    points.triggerRepaint()
+    info["analyses"]["suggestions"] = _renderer(layer)
+    info["analyses_details"]["suggestions"] = {
+        "points": points.featureCount(), "fields": [f.name() for f in points.fields()],
+        "legend": _legend(layer), "picture": _save_canvas(layer, "suggestions.png", [points, polygons, layer])}
+
+
 def _change(info: dict) -> None:
     """``change.png`` and ``transitions.png``: Map change from 1999 to 2002 with the model trained above."""
     import processing
 
-    model = info.get("model_path")
-    if not model or not Path(model).is_file():  # the pipeline failed before it trained one: train one here
-        model = processing.run("landprobe:trainclassifier", {
-            "RASTER": str(RASTER), "LABELS": str(LABELS), "FIELD": "class", "METHOD": 0,
-            "OUTPUT_MODEL": str(OUT / "change_model.lpmodel")})["OUTPUT_MODEL"]
-        info["analyses_details"]["change_model_trained"] = True
+    model = _model(info, "change")
     start = time.perf_counter()
     results = processing.runAndLoadResults("landprobe:change", {
         "BEFORE": str(RASTER), "AFTER": str(AFTER), "MODEL": str(model), "OUTPUT": str(OUT / "change.tif"),
@@ -564,6 +608,7 @@ def _analyses(info: dict) -> None:
     _capture(info, "analysis_cluster", _cluster)
     _capture(info, "analysis_similarity", _similarity)
     _capture(info, "analysis_change", _change)
+    _capture(info, "analysis_suggestions", _suggestions)
     info["analyses_s"]["all"] = time.perf_counter() - start  # the runs, the renders and the pictures
 
 

@@ -26,7 +26,8 @@ ARTEFACTS = ROOT / "output" / "screenshots"
 SHOTS = ("dialog.png", "layers.png", "finetune_log.png", "report.png", "canvas.png", "window.png")
 #: The analyses' maps (the README's pictures) and the renderer each layer has once the plugin styled it.
 ANALYSES = {"cluster.png": ("cluster", "paletted"), "similarity.png": ("similarity", "singlebandpseudocolor"),
-            "change.png": ("change", "singlebandpseudocolor"), "transitions.png": ("transitions", "paletted")}
+            "change.png": ("change", "singlebandpseudocolor"), "transitions.png": ("transitions", "paletted"),
+            "suggestions.png": ("suggestions", "paletted")}
 CLASSES = ["barren", "forest", "herbaceous", "urban", "water"]
 #: Lines that do not belong in a fine-tune log shown to a GIS user: Lightning's banners and tips, and Python
 #: warnings from the libraries (which point at a file in site-packages).
@@ -142,6 +143,12 @@ def test_desktop_session_from_the_zip(engine_python: str, tmp_path: Path) -> Non
         if renderer == "paletted":  # drawn in the legend's colours (the clusters may be as few as 2 or 3)
             legend = {QColor(c).rgb() & 0xFFFFFF for c in details[key]["legend"].values()}
             shares = {c: counts.get(c, 0) / total for c in legend}
-            assert sum(shares.values()) > 0.95 and sum(1 for v in shares.values() if v > 0.005) >= 2, (name, shares)
+            drawn_over = 0.8 if key == "suggestions" else 0.95  # the points and polygon outlines cover some
+            assert sum(shares.values()) > drawn_over, (name, shares)
+            assert sum(1 for v in shares.values() if v > 0.005) >= 2, (name, shares)
         else:  # a ramp: many colours
             assert len(counts) > 5, (name, len(counts))
+    # the suggested points: as many as asked, with the model's top two classes and an empty class field to fill
+    suggested = details["suggestions"]
+    assert suggested["points"] == 30 and {"class", "top1", "top2", "confidence"} <= set(suggested["fields"])
+    assert "Places to label next" in suggested["picture"]["layers"], suggested["picture"]  # over the class map
