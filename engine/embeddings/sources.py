@@ -146,10 +146,12 @@ def _raw_cell_means(raster: str, samples: Samples, stride: int, origin: tuple[in
 
 
 def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_coverage: float,
-                    feedback: Feedback, class_colors: dict[str, str] | None, client: Any | None = None) -> FeatureSet:
+                    feedback: Feedback, class_colors: dict[str, str] | None, client: Any | None = None,
+                    values: bool = False) -> FeatureSet:
     """Cells of an embedding raster covered enough by one class; raw band means when the source raster is known.
 
-    With a Dask ``client``, the blocks under the labels are read on its cluster.
+    With a Dask ``client``, the blocks under the labels are read on its cluster. With ``values``, the field holds a
+    quantity and each cell takes its polygon's value (``samples.targets``).
     """
     if not isinstance(raster, str):
         if len(raster) != 1:
@@ -158,7 +160,7 @@ def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_c
     source = describe_embeddings(raster)
     info = raster_info(raster)
     samples = sample_cells(raster, labels, field_name, min_coverage, nodata=source.nodata, feedback=feedback,
-                           class_colors=class_colors, client=client)
+                           class_colors=class_colors, client=client, values=values)
     samples.x = compute_features(samples.x, {"recipe": "embeddings", "embedding": source.as_dict()})
     logger.info("Features: %s.", source.label())
     recipe = {"recipe": "embeddings", "bands": list(range(1, source.dim + 1)), "embedding": source.as_dict(),

@@ -23,7 +23,7 @@ from ..assess.report import html_path, write_report
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.versions import library_versions
-from ..embeddings.sources import load_raw_bands
+from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_raw_bands
 from ..io.rasters import check_writable
 from ..probes.model_file import save_model
 from ..probes.regressors import REGRESSORS, Regressor
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 #: Folds of the inner choice (on each outer fold's training polygons).
 INNER_FOLDS = 3
+#: What a regression learns from: band values, or an embedding raster's cells (an encoder on the fly is not offered:
+#: extract the embeddings first).
+REGRESSION_FEATURES = {k: FEATURE_SOURCES[k] for k in ("raw_bands", "embeddings")}
 
 
 @dataclass
@@ -56,7 +59,8 @@ class RegressionResult:
 def train_regressor(raster: str | list[str], labels: str, field: str, output_model: str, method: str = AUTO,
                     unit: str = "", output_report: str | None = None, bands: list[int] | None = None,
                     n_folds: int = 5, max_samples: int = 20_000, seed: int = 0,
-                    feedback: Feedback | None = None) -> RegressionResult:
+                    feedback: Feedback | None = None, features: str = "raw_bands",
+                    min_coverage: float = 0.5) -> RegressionResult:
     """Train a regression probe on the band values under polygons that carry a number, validated on held-out polygons.
 
     Args:
@@ -73,6 +77,10 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         max_samples: at most this many pixels, shared evenly among the polygons.
         seed: seed of the subsample and of the forest.
         feedback: progress and cancel.
+        features: ``raw_bands`` (the raster's band values, pixel by pixel) or ``embeddings`` (the raster is an
+            embedding raster: Landprobe, Google Satellite Embedding / AlphaEarth, TESSERA; each cell covered enough by
+            the polygons learns the value of the polygon covering most of it).
+        min_coverage: with ``embeddings``, the least share of a cell the polygons must cover (0 to 1).
 
     Returns:
         The files written, the method and the validation figures.
@@ -84,11 +92,19 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
     feedback = feedback or Feedback()
     if method != AUTO and method not in REGRESSORS:
         raise InputError(f"Unknown method {method!r}; choose one of: {AUTO}, {', '.join(REGRESSORS)}.")
+    if features not in REGRESSION_FEATURES:
+        raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(REGRESSION_FEATURES)} (an "
+                         "encoder run on the fly: extract the embeddings first, then train on the embedding raster).")
+    if features == "embeddings" and bands:
+        raise InputError("An embedding raster is used with all its dimensions: leave the bands empty.")
     check_writable(output_model)
     if output_report:
         check_writable(output_report)
-    loaded = load_raw_bands(raster, labels, field, False, None, feedback.stage(0.0, 0.3), None,
-                            [int(b) for b in bands] if bands else None, values=True)
+    if features == "embeddings":
+        loaded = load_embeddings(raster, labels, field, min_coverage, feedback.stage(0.0, 0.3), None, values=True)
+    else:
+        loaded = load_raw_bands(raster, labels, field, False, None, feedback.stage(0.0, 0.3), None,
+                                [int(b) for b in bands] if bands else None, values=True)
     samples = loaded.samples
     keep = cap_per_class(samples.y, samples.groups, max_samples, seed)
     samples = replace(samples, x=samples.x[keep], y=samples.y[keep], groups=samples.groups[keep],

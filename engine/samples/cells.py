@@ -92,7 +92,8 @@ def _cell_block(raster: Any, sub: Any, win: Any, supersample: int, n_classes: in
 
 def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float = 0.5, supersample: int = 8,
                  nodata: float | None = None, feedback: Feedback | None = None,
-                 class_colors: dict[str, str] | None = None, client: Any | None = None) -> Samples:
+                 class_colors: dict[str, str] | None = None, client: Any | None = None,
+                 values: bool = False) -> Samples:
     """Embedding values of the cells the labels cover enough (see the module notes).
 
     Args:
@@ -106,6 +107,8 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         class_colors: ``#rrggbb`` per class value, as for :func:`engine.io.labels.read_labels`.
         client: a Dask client: the blocks under labels are read as tasks on its cluster (the workers must reach
             ``raster`` at the same path); the samples are the same, in the same order.
+        values: the field holds a quantity (:func:`engine.io.labels.read_values`): a cell covered enough by the
+            polygons takes the value of the polygon covering most of it (in ``targets``).
 
     Raises:
         InputError: when no cell is covered enough, the labels miss the raster, or the coverage is out of range.
@@ -118,7 +121,7 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
         raise InputError(f"The minimum coverage must be above 0 and at most 1 (got {min_coverage}).")
     feedback = feedback or Feedback()
     with open_raster(raster) as src:
-        gdf, classes, area = labels_over_raster(src, labels, field_name, class_colors)
+        gdf, classes, area = labels_over_raster(src, labels, field_name, class_colors, values)
         nodatavals = [nodata] * src.count if nodata is not None else band_nodata(src)
         blocks = list(iter_windows(int(area.width), int(area.height), block=256))
         tasks = []
@@ -150,5 +153,10 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d cells from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
+    targets = None
+    if values:  # each cell's polygon (the one covering most of it) gives its value
+        lookup = np.zeros(int(gdf["_group"].max()) + 1, dtype="float64")
+        lookup[gdf["_group"].to_numpy()] = gdf["_value"].to_numpy()
+        targets = lookup[g]
     return Samples(x=x, y=y, groups=g, rows=rows.astype("int32"), cols=cols.astype("int32"), classes=classes,
-                   stats=stats)
+                   stats=stats, targets=targets)

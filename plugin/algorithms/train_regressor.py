@@ -12,15 +12,21 @@ from qgis.core import (
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from .base import LandprobeAlgorithm
 from .model_paths import model_destination, report_model
+from .train_classifier import FEATURE_SOURCES as CLASSIFIER_FEATURES
+
+#: (display name, engine name) of the FEATURES options: band values or an embedding raster (append only).
+FEATURE_SOURCES = CLASSIFIER_FEATURES[:2]
 
 #: (display name, engine name) of the METHOD options, in order (append only: batch files store indices).
 METHODS = [
@@ -45,6 +51,8 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
     FIELD = "FIELD"
     UNIT = "UNIT"
     METHOD = "METHOD"
+    FEATURES = "FEATURES"
+    MIN_COVERAGE = "MIN_COVERAGE"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OUTPUT_HTML = "OUTPUT_HTML"
@@ -65,7 +73,11 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
             "its polygon's value.<br>"
             "<b>Unit</b>: the quantity's unit, e.g. t/ha or %.<br>"
             "<b>Method</b>: automatic (ridge, random forest, XGBoost and k-NN compared by cross-validation on the "
-            "training polygons only), or one of them."
+            "training polygons only), or one of them.<br>"
+            "<b>Features</b>: the raster's band values (default), or the raster is an embedding raster (from "
+            "<i>Extract embeddings</i>, Google Satellite Embedding / AlphaEarth, TESSERA): each cell covered by the "
+            "polygons to at least the <b>Minimum coverage</b> (advanced) learns the value of the polygon covering "
+            "most of it, and the map is one value per cell."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -84,6 +96,14 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.METHOD, self.tr("Method"),
                                                      options=[self.tr(label) for label, _ in METHODS],
                                                      defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.FEATURES, self.tr("Features"), options=[self.tr(label) for label, _ in FEATURE_SOURCES],
+            defaultValue=0))
+        coverage = QgsProcessingParameterNumber(
+            self.MIN_COVERAGE, self.tr("Minimum coverage of an embedding cell by the polygons (0-1)"),
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
+        coverage.setFlags(coverage.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        self.addParameter(coverage)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -112,6 +132,8 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
                 "unit": self.parameterAsString(parameters, self.UNIT, context) or "",
                 "method": METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][1],
                 "bands": bands,
+                "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
+                "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
                 "output_model": output_model,
                 "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
             },

@@ -159,3 +159,38 @@ def test_the_uncertainty_maps_a_region_on_dask_as_on_one_raster(tmp_path: Path,
         map_region(str(raster), str(tmp_path / "xgb.lpmodel"), str(tmp_path / "xgb_region"), block_size=512,
                    workers=1, output_uncertainty=True)
     assert not (tmp_path / "xgb_region").exists()
+
+
+def test_an_embedding_raster_learns_and_maps_the_quantity_cell_by_cell(tmp_path: Path,
+                                                                        scene: tuple[Path, Path, np.ndarray]) -> None:
+    """An AlphaEarth-like raster (64 int8 bands, -128 nodata) on a 20 m grid, made from the scene's bands."""
+    raster, labels, truth = scene
+    with rasterio.open(raster) as src:
+        bands = src.read().astype("float64") / 10_000
+    cells = bands.reshape(4, 120, 2, 120, 2).mean(axis=(2, 4))  # 2 x 2 pixels a cell
+    mixing = np.random.default_rng(5).normal(0, 0.5, size=(64, 4))
+    embedding = np.tanh(np.einsum("kb,bij->kij", mixing, cells - 0.5))  # in -1..1, as AlphaEarth's
+    quantised = np.clip(np.round(np.sign(embedding) * np.sqrt(np.abs(embedding)) * 127.5), -127, 127).astype("int8")
+    quantised[:, :, :3] = -128  # the scene's nodata strip (6 px = 3 cells)
+    path = tmp_path / "alphaearth.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=120, height=120, count=64, dtype="int8", crs="EPSG:32633",
+                       transform=TRANSFORM * rasterio.Affine.scale(2)) as dst:
+        dst.write(quantised)
+    model = tmp_path / "cover_ae.lpmodel"
+    result = train_regressor(str(path), str(labels), "cover", str(model), method="ridge", unit="%",
+                             features="embeddings")
+    assert result.n_polygons == 49 and result.r2 > 0.6, result
+    assert load_model(str(model)).manifest["features"]["embedding"]["kind"] == "alphaearth"
+    classify_raster(str(path), str(model), str(tmp_path / "cover_ae.tif"))
+    with rasterio.open(tmp_path / "cover_ae.tif") as out:
+        mapped = out.read(1)
+        assert out.transform == TRANSFORM * rasterio.Affine.scale(2) and out.dtypes[0] == "float32"
+    assert np.isnan(mapped[:, :3]).all() and not np.isnan(mapped[:, 3:]).any()
+    want = truth.reshape(120, 2, 120, 2).mean(axis=(1, 3))[:, 3:]
+    r2 = 1 - ((mapped[:, 3:] - want) ** 2).sum() / ((want - want.mean()) ** 2).sum()
+    print(f"REGRESSION embeddings (ridge): held-out R2 {result.r2:.3f}; map against the truth R2 {r2:.3f}")
+    assert r2 > 0.7
+    with pytest.raises(InputError, match="leave the bands empty"):
+        train_regressor(str(path), str(labels), "cover", str(model), features="embeddings", bands=[1, 2])
+    with pytest.raises(InputError, match=r"Unknown features 'encoder'.*extract the embeddings first"):
+        train_regressor(str(raster), str(labels), "cover", str(model), features="encoder")

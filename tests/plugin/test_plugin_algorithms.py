@@ -115,21 +115,23 @@ def test_contract_parameter_names(landprobe_plugin: Any) -> None:
 def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engine_python: str) -> None:
     import subprocess
 
-    from landprobe.plugin.algorithms import classify_raster, finetune, train_classifier
+    from landprobe.plugin.algorithms import classify_raster, finetune, train_classifier, train_regressor
 
     code = ("import json; from engine.probes.registry import PROBES; from engine.samples.validation import SCHEMES; "
             "from engine.assess.selection import AUTO, CLASS_WEIGHT_CHOICES, OBJECTIVES; "
             "from engine.embeddings.sources import FEATURE_SOURCES; "
             "from engine.jobs.classify_raster import OUTPUT_GRIDS; "
             "from engine.jobs.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
+            "from engine.jobs.train_regressor import REGRESSION_FEATURES; "
             "print(json.dumps([[*PROBES, AUTO], list(OBJECTIVES), list(CLASS_WEIGHT_CHOICES), list(SCHEMES), "
             "list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
-            "list(DEEP_VALIDATION), list(SCHEDULERS)]))")
+            "list(DEEP_VALIDATION), list(SCHEDULERS), list(REGRESSION_FEATURES)]))")
     engine = json.loads(subprocess.run([engine_python, "-c", code], capture_output=True, text=True, check=True,
                                        cwd=Path(__file__).resolve().parents[2]).stdout)
     offered = [train_classifier.METHODS, train_classifier.OBJECTIVES, train_classifier.CLASS_WEIGHTS,
                train_classifier.VALIDATIONS, train_classifier.FEATURE_SOURCES,
-               classify_raster.OUTPUT_GRIDS, finetune.VALIDATIONS, finetune.SCHEDULERS]
+               classify_raster.OUTPUT_GRIDS, finetune.VALIDATIONS, finetune.SCHEDULERS,
+               train_regressor.FEATURE_SOURCES]
     for names, choices in zip(engine, offered, strict=True):
         assert sorted(name for _, name in choices) == sorted(names)  # every engine choice, and only those
 
