@@ -604,6 +604,22 @@ def _regression(section: dict[str, Any]) -> dict[str, Any]:
             "image": _image(section.get("png"), "Observed against predicted")}
 
 
+def _suggestions(section: dict[str, Any]) -> dict[str, Any]:
+    """Where to label next: the rule and its settings in words, and the points."""
+    rules = {"margin": "margin: the gap between the model's two most probable classes (the smaller, the more "
+                       "uncertain)",
+             "entropy": "entropy of the class probabilities, over the log of the number of classes"}
+    points = section.get("points") or []
+    counts: dict[str, int] = {}
+    for point in points:
+        counts[str(point.get("top1"))] = counts.get(str(point.get("top1")), 0) + 1
+    return {**{k: section.get(k) for k in ("n_points", "spacing", "candidates", "near_labels", "pool", "seed",
+                                            "mean_confidence", "median_confidence")},
+            "rule": rules.get(str(section.get("rule")), str(section.get("rule"))),
+            "classes": ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])),
+            "points": points}
+
+
 def _section(report: dict[str, Any], key: str, view: Callable[[dict[str, Any]], Any]) -> Any:
     """``view(report[key])`` when the report has that section as a dict, else ``None``."""
     section = report.get(key)
@@ -636,6 +652,7 @@ def report_view(report: dict[str, Any]) -> dict[str, Any]:
         "clusters": _section(report, "clusters", _clusters),
         "change": _section(report, "change", _change),
         "regression": _section(report, "regression", _regression),
+        "suggestions": _section(report, "suggestions", _suggestions),
     }
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..assess.report import write_report
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..embeddings.features import compute_features
@@ -48,11 +50,13 @@ class SuggestionResult:
     n_points: int
     rule: str
     mean_confidence: float
+    output_report: str | None = None
+    output_html: str | None = None
 
 
 def suggest_labels(raster: str | list[str], model: str, output: str, n_points: int = 50,
                    labels: str | None = None, rule: str = "margin", spacing: int = 10, seed: int = 0,
-                   feedback: Feedback | None = None) -> SuggestionResult:
+                   feedback: Feedback | None = None, output_report: str | None = None) -> SuggestionResult:
     """Suggest the places where a new label would help the model most, as points with an empty class field.
 
     Args:
@@ -65,9 +69,10 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
         spacing: the least distance between two suggestions, and from the labels, in pixels.
         seed: seed of the candidates.
         feedback: progress and cancel.
+        output_report: the rule, its settings and the points as a report (JSON, and HTML beside it).
 
     Returns:
-        The file written, the points and the mean confidence at them.
+        The files written, the points and the mean confidence at them.
 
     Raises:
         InputError: for a model that maps a value or runs an encoder, or an option or output that cannot be used.
@@ -82,6 +87,8 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
     if Path(output).suffix.lower() != ".gpkg":
         raise InputError(f"Suggested points {output}: write them as a GeoPackage (.gpkg).")
     check_writable(output)
+    if output_report:
+        check_writable(output_report)
     manifest = read_manifest(model)
     recipe = manifest.get("features", {})
     if not manifest.get("classes") or manifest.get("target") == "value":
@@ -112,8 +119,26 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
     confidence = float(top[picks, 0].mean())
     logger.info("Suggested %d places (rule: %s, spacing %d px; %d candidates, %d near the labels left out); mean "
                 "confidence there %.2f.", len(picks), rule, spacing, len(rows), int(taken.sum()), confidence)
+    paths: tuple[str | None, str | None] = (None, None)
+    if output_report:
+        index = np.asarray(picks)
+        xs, ys = (np.atleast_1d(v) for v in transform * (cols[index] + 0.5, rows[index] + 0.5))
+        points = [{"rank": i + 1, "top1": classes[order[p, 0]],
+                   "top2": classes[order[p, 1]] if order.shape[1] > 1 else "", "confidence": float(top[p, 0]),
+                   "margin": float(margin[p]), "entropy": float(entropy[p]), "x": float(x), "y": float(y)}
+                  for i, (p, x, y) in enumerate(zip(picks, xs, ys, strict=True))]
+        paths = write_report({
+            "title": "Landprobe: where to label next",
+            "raster": raster if isinstance(raster, str) else ", ".join(raster), "labels": labels, "model": model,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "suggestions": {"n_points": len(picks), "rule": rule, "spacing": spacing, "candidates": len(rows),
+                            "near_labels": int(taken.sum()) if labels else None, "pool": POOL_PER_POINT * n_points,
+                            "seed": seed, "mean_confidence": confidence,
+                            "median_confidence": float(np.median(top[:, 0])), "output": output,
+                            "points": points}}, output_report)
     feedback.progress(1.0, "Done")
-    return SuggestionResult(output=output, n_points=len(picks), rule=rule, mean_confidence=confidence)
+    return SuggestionResult(output=output, n_points=len(picks), rule=rule, mean_confidence=confidence,
+                            output_report=paths[0], output_html=paths[1])
 
 
 def rank_candidates(proba: np.ndarray, features: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int,

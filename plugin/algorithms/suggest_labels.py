@@ -8,10 +8,12 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterVectorDestination,
 )
@@ -42,6 +44,8 @@ class SuggestLabelsAlgorithm(LandprobeAlgorithm):
     SEED = "SEED"
     OUTPUT = "OUTPUT"
     POINTS = "POINTS"
+    OUTPUT_REPORT = "OUTPUT_REPORT"
+    OUTPUT_HTML = "OUTPUT_HTML"
 
     def shortHelpString(self) -> str:
         """Help shown next to the parameters."""
@@ -57,7 +61,8 @@ class SuggestLabelsAlgorithm(LandprobeAlgorithm):
             "<b>Current labels</b> (optional): no suggestion within the spacing of them.<br>"
             "<b>Points</b>: how many places to suggest.<br>"
             "<b>Uncertainty</b>, <b>Spacing</b>, <b>Seed</b> (advanced): the rule, the least distance between "
-            "two suggestions (pixels), and the seed of the candidate pixels."
+            "two suggestions (pixels), and the seed of the candidate pixels.<br>"
+            "<b>Report</b> (optional): the rule, its settings and the points (JSON, and an HTML page beside it)."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -81,7 +86,10 @@ class SuggestLabelsAlgorithm(LandprobeAlgorithm):
             self.addParameter(parameter)
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, self.tr("Places to label next"), QgsProcessing.SourceType.TypeVectorPoint))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Report"), self.tr("JSON (*.json)"), optional=True, createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.POINTS, self.tr("Points suggested")))
+        self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, self.tr("Report (HTML)")))
 
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -102,9 +110,12 @@ class SuggestLabelsAlgorithm(LandprobeAlgorithm):
                 "rule": RULES[self.parameterAsEnum(parameters, self.RULE, context)][1],
                 "spacing": self.parameterAsInt(parameters, self.SPACING, context),
                 "seed": self.parameterAsInt(parameters, self.SEED, context),
+                "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
             },
             feedback,
         )
         feedback.pushInfo(self.tr("{} places suggested; the model's mean confidence there: {:.2f}.").format(
             outputs.get("n_points"), outputs.get("mean_confidence") or 0.0))
-        return {self.OUTPUT: outputs.get("output", output), self.POINTS: outputs.get("n_points")}
+        self.link_report(feedback, outputs.get("output_html"))
+        return {self.OUTPUT: outputs.get("output", output), self.POINTS: outputs.get("n_points"),
+                self.OUTPUT_REPORT: outputs.get("output_report"), self.OUTPUT_HTML: outputs.get("output_html")}

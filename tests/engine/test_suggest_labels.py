@@ -4,6 +4,7 @@ polygons in one step."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,8 +23,17 @@ def test_suggestions_are_uncertain_spread_out_and_train_the_next_model(tmp_path:
     model = tmp_path / "first.lpmodel"
     train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method="logistic_regression")
     result = suggest_labels(str(sample_raster), str(model), str(tmp_path / "next.gpkg"), n_points=20,
-                            labels=str(sample_labels), spacing=8)
+                            labels=str(sample_labels), spacing=8, output_report=str(tmp_path / "next.json"))
     points = gpd.read_file(tmp_path / "next.gpkg")
+    # the rule, its settings and the points are in the report, as written to the layer
+    report = json.loads((tmp_path / "next.json").read_text())["suggestions"]
+    assert report["rule"] == "margin" and report["spacing"] == 8 and report["n_points"] == 20
+    assert report["candidates"] > report["near_labels"] > 0 and report["pool"] == 200
+    assert [p["top1"] for p in report["points"]] == list(points["top1"])
+    np.testing.assert_allclose([p["x"] for p in report["points"]], points.geometry.x)
+    assert report["mean_confidence"] < report["median_confidence"]
+    html = Path(result.output_html or "").read_text()
+    assert "Where to label next" in html and "margin: the gap between" in html and "20 places suggested" in html
     assert result.n_points == len(points) == 20 and list(points["rank"]) == list(range(1, 21))
     assert {"class", "top1", "top2", "confidence", "margin", "entropy"} <= set(points.columns)
     assert points["class"].isna().all() and (points["top1"] != points["top2"]).all()

@@ -419,8 +419,11 @@ def test_qgis_process_suggests_where_to_label_and_the_filled_points_train_the_ne
         "FIELD=class", "METHOD=0", f"OUTPUT_MODEL={tmp_path / 'first.lpmodel'}")
     suggested = run("landprobe:suggestlabels", "--json", "--", f"RASTER={sample_raster}",
                     f"MODEL={tmp_path / 'first.lpmodel'}", f"LABELS={sample_labels}", "N_POINTS=10",
-                    f"OUTPUT={tmp_path / 'next.gpkg'}")
+                    f"OUTPUT={tmp_path / 'next.gpkg'}", f"OUTPUT_REPORT={tmp_path / 'next.json'}")
     assert suggested["POINTS"] == 10
+    rule = json.loads(Path(suggested["OUTPUT_REPORT"]).read_text())["suggestions"]  # the rule and its settings
+    assert rule["rule"] == "margin" and rule["spacing"] == 10 and len(rule["points"]) == 10
+    assert "Where to label next" in Path(suggested["OUTPUT_HTML"]).read_text()
     source = ogr.Open(suggested["OUTPUT"], 1)  # a user fills in each point's class (here: the model's first guess)
     layer = source.GetLayer(0)
     assert layer.GetFeatureCount() == 10
