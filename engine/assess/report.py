@@ -601,7 +601,22 @@ def _regression(section: dict[str, Any]) -> dict[str, Any]:
             "folds": [{**row, "method": labels.get(row.get("method"), row.get("method"))}
                       for row in validation.get("folds", [])],
             "chosen": ", ".join(f"{c['fold']}: {labels.get(c['method'], c['method'])}" for c in chosen) or None,
-            "image": _image(section.get("png"), "Observed against predicted")}
+            "image": _image(section.get("png"), "Observed against predicted"),
+            "support": _support(section.get("support"))}
+
+
+def _support(support: Any) -> dict[str, Any] | None:
+    """Pixel by pixel or polygon support: which was used, why, and both at the polygon level when both ran."""
+    if not isinstance(support, dict):
+        return None
+    rows = [{"name": name, **figures} for name, figures in (
+        ("pixel by pixel (its predictions averaged over each polygon)", support.get("pixel_at_polygon_level")),
+        ("polygon support (the statistics of each polygon's pixels)", support.get("polygon")))
+        if isinstance(figures, dict)]
+    polygon = support.get("chosen") == "polygon"
+    return {"chosen": "polygon support" if polygon else "pixel by pixel", "reason": support.get("reason"),
+            "cell_px": support.get("cell_px") if polygon else None, "stats": ", ".join(support.get("stats") or []),
+            "rows": rows}
 
 
 def _suggestions(section: dict[str, Any]) -> dict[str, Any]:

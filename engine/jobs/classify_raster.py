@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.shutil import copy
+from rasterio.windows import Window
 
 from ..assess.metrics import area_estimate_lines, held_out_area_estimate
 from ..core.devices import choose_device, cpu_threads
@@ -30,6 +31,7 @@ from ..embeddings.encode import encode_cells, encode_raster
 from ..embeddings.encoders import rebuild_encoder
 from ..embeddings.features import RECIPES, compute_features
 from ..embeddings.inputs import check_same_embeddings, describe_embeddings
+from ..embeddings.support import aggregate_cells
 from ..io.legend import write_category_names, write_paletted_style, write_ramp_style
 from ..io.rasters import (
     atomic_output,
@@ -237,28 +239,75 @@ def is_value_model(manifest: dict[str, Any]) -> bool:
 
 
 class ValueWindowPredictor(WindowPredictor):
-    """Reads a window and gives each valid pixel the model's value (NaN elsewhere); safe from several threads."""
+    """Reads a window and gives each valid pixel the model's value (NaN elsewhere); safe from several threads.
+
+    A model trained with polygon support (``support`` in its manifest) maps cells of its ``cell_px`` pixels a side
+    on a grid from the raster's origin: a window is read out to whole cells, each cell's pixel features aggregated
+    (:func:`engine.embeddings.support.aggregate_cells`) and its value given to every valid pixel in it, so that
+    windows and Map region's blocks give the same map.
+    """
 
     def __init__(self, raster: str, model: LoadedModel, want_spread: bool = False) -> None:
         super().__init__(raster, model, want_proba=False)
         self._want_spread = want_spread
+        support = model.manifest.get("support") or {}
+        self._cell = int(support["cell_px"]) if support.get("kind") == "polygon" else 0
+
+    def _predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        probe = self._model.probe
+        return probe.predict_value_and_spread(features) if self._want_spread else (probe.predict_value(features), None)
 
     def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """The value of each pixel (float32, NaN for nodata) and, when asked for, its uncertainty (or ``None``).
 
         The uncertainty is the probe's :meth:`~engine.probes.regressors.Regressor.predict_spread`, NaN for nodata.
         """
+        if self._cell:
+            return self._cells(window)
         src = self._src()
         data = read_block(src, window)
         valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
         values = np.full(valid.shape, np.nan, dtype="float32")
         spread = np.full(valid.shape, np.nan, dtype="float32") if self._want_spread else None
         if valid.any():
-            features = compute_features(valid_pixels(data, valid), self._recipe)
-            if spread is None:
-                values[valid] = self._model.probe.predict_value(features)
-            else:
-                values[valid], spread[valid] = self._model.probe.predict_value_and_spread(features)
+            values[valid], cell_spread = self._predict(compute_features(valid_pixels(data, valid), self._recipe))
+            if spread is not None:
+                spread[valid] = cell_spread
+        return values, spread
+
+    def _cells(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`__call__` for polygon support: the window read out to whole cells, a value per cell."""
+        src, cell = self._src(), self._cell
+        col, row, width, height = (int(v) for v in (window.col_off, window.row_off, window.width, window.height))
+        col0, row0 = col // cell * cell, row // cell * cell
+        col1 = min(src.width, -(-(col + width) // cell) * cell)
+        row1 = min(src.height, -(-(row + height) // cell) * cell)
+        data = read_block(src, Window(col0, row0, col1 - col0, row1 - row0))
+        valid = valid_mask(data, band_nodata(src) if self._nodata is None else self._nodata)
+        inside = (slice(row - row0, row - row0 + height), slice(col - col0, col - col0 + width))
+        values = np.full((height, width), np.nan, dtype="float32")
+        spread = np.full((height, width), np.nan, dtype="float32") if self._want_spread else None
+        if not valid[inside].any():
+            return values, spread
+        pixels = compute_features(valid_pixels(data, valid), self._recipe)
+        rows, cols = -(-valid.shape[0] // cell) * cell, -(-valid.shape[1] // cell) * cell  # whole cells, NaN-padded
+        features = np.full((pixels.shape[1], rows, cols), np.nan, dtype="float32")
+        features[:, :valid.shape[0], :valid.shape[1]][:, valid] = pixels.T
+        aggregated, ok = aggregate_cells(features, cell)
+        cell_values = np.full(ok.shape, np.nan, dtype="float32")
+        cell_spread = np.full(ok.shape, np.nan, dtype="float32")
+        if ok.any():
+            cell_values[ok], predicted_spread = self._predict(aggregated[ok])
+            if predicted_spread is not None:
+                cell_spread[ok] = predicted_spread
+        keep = valid[inside]  # a nodata pixel stays nodata inside a mapped cell
+
+        def expand(per_cell: np.ndarray) -> np.ndarray:
+            return np.repeat(np.repeat(per_cell, cell, axis=0), cell, axis=1)[inside]
+
+        values[keep] = expand(cell_values)[keep]
+        if spread is not None:
+            spread[keep] = expand(cell_spread)[keep]
         return values, spread
 
 

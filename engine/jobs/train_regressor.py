@@ -24,6 +24,7 @@ from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.versions import library_versions
 from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_raw_bands
+from ..embeddings.support import MIN_POLYGON_PIXELS, STATS, aggregate_groups, cell_size
 from ..io.rasters import check_writable
 from ..probes.model_file import save_model
 from ..probes.regressors import REGRESSORS, Regressor
@@ -38,6 +39,8 @@ INNER_FOLDS = 3
 #: What a regression learns from: band values, or an embedding raster's cells (an encoder on the fly is not offered:
 #: extract the embeddings first).
 REGRESSION_FEATURES = {k: FEATURE_SOURCES[k] for k in ("raw_bands", "embeddings")}
+#: How a value that belongs to a polygon is learned (see :func:`train_regressor`).
+SUPPORTS = (AUTO, "pixel", "polygon")
 
 
 @dataclass
@@ -54,13 +57,15 @@ class RegressionResult:
     bias: float | None
     n_samples: int
     n_polygons: int
+    #: ``pixel`` or ``polygon``: how the model learned (and the map is made).
+    support: str = "pixel"
 
 
 def train_regressor(raster: str | list[str], labels: str, field: str, output_model: str, method: str = AUTO,
                     unit: str = "", output_report: str | None = None, bands: list[int] | None = None,
                     n_folds: int = 5, max_samples: int = 20_000, seed: int = 0,
                     feedback: Feedback | None = None, features: str = "raw_bands",
-                    min_coverage: float = 0.5) -> RegressionResult:
+                    min_coverage: float = 0.5, support: str = AUTO) -> RegressionResult:
     """Train a regression probe on the band values under polygons that carry a number, validated on held-out polygons.
 
     Args:
@@ -81,6 +86,11 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
             embedding raster: Landprobe, Google Satellite Embedding / AlphaEarth, TESSERA; each cell covered enough by
             the polygons learns the value of the polygon covering most of it).
         min_coverage: with ``embeddings``, the least share of a cell the polygons must cover (0 to 1).
+        support: ``pixel`` (each pixel learns its polygon's value from its own features), ``polygon`` (each polygon
+            is one sample: the statistics of its pixels' features, :mod:`engine.embeddings.support`; the map is made
+            in cells the size of a typical polygon) or ``auto`` (both validated on the same held-out polygons, at
+            the polygon level; the better R² wins). Points and polygons of fewer than 4 pixels (median) are
+            learned pixel by pixel.
 
     Returns:
         The files written, the method and the validation figures.
@@ -95,6 +105,8 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
     if features not in REGRESSION_FEATURES:
         raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(REGRESSION_FEATURES)} (an "
                          "encoder run on the fly: extract the embeddings first, then train on the embedding raster).")
+    if support not in SUPPORTS:
+        raise InputError(f"Unknown support {support!r}; choose one of: {', '.join(SUPPORTS)}.")
     if features == "embeddings" and bands:
         raise InputError("An embedding raster is used with all its dimensions: leave the bands empty.")
     check_writable(output_model)
@@ -115,7 +127,15 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         raise InputError(f"The values of {labels} fall on {n_polygons} polygon(s) of the raster: a regression needs "
                          "at least 3 polygons (5 or more to validate it usefully). Add polygons with values.")
     feedback.progress(0.3, "Validating on held-out polygons")
-    figures, chosen_per_fold = _validate(x, target, groups, method, n_folds, seed, feedback.stage(0.3, 0.8))
+    figures, chosen_per_fold = _validate(x, target, groups, method, n_folds, seed, feedback.stage(0.3, 0.6))
+    support_report = _support_choice(x, target, groups, figures, method, support, n_folds, seed, labels,
+                                     feedback.stage(0.6, 0.8))
+    n_pixels = len(target)
+    if support_report["chosen"] == "polygon":
+        x, target, groups = aggregate_groups(x, groups, target)  # one sample per polygon, as validated
+        figures, chosen_per_fold = support_report.pop("polygon_validation")
+    else:
+        support_report.pop("polygon_validation", None)
     points = {k: figures.pop(k) for k in ("observed", "predicted", "fold_of")}  # for the plot, not the manifest
     feedback.progress(0.8, "Training the final model on every polygon")
     final = method if method != AUTO else _choose(x, target, groups, seed)[0]
@@ -135,9 +155,11 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         "features": loaded.recipe,
         "training": {**samples.stats, "labels": labels, "n_samples_used": len(target)},
         "regression": {"method": final, "requested": method, "validation": figures,
-                       "chosen_per_fold": chosen_per_fold},
+                       "chosen_per_fold": chosen_per_fold, "support": support_report},
         "libraries": library_versions(),
     }
+    if support_report["chosen"] == "polygon":  # the map aggregates cells the size of a typical polygon
+        manifest["support"] = {"kind": "polygon", "cell_px": support_report["cell_px"], "stats": list(STATS)}
     save_model(output_model, manifest, model)
     logger.info("Validation on held-out polygons (%d folds): R² %.3f, RMSE %.4g, MAE %.4g, bias %+.4g %s.",
                 len(figures["folds"]), figures["r2"], figures["rmse"], figures["mae"], figures["bias"], unit)
@@ -149,11 +171,58 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
                               ", ".join(raster), "labels": labels, "field": field, "model": output_model,
                               "created": manifest["created"],
                               "regression": {**manifest["regression"], "unit": unit, "png": png,
-                                             "n_samples": len(target), "n_polygons": n_polygons}}, output_report)
+                                             "n_samples": n_pixels, "n_polygons": n_polygons}}, output_report)
     feedback.progress(1.0, "Done")
     return RegressionResult(output_model=output_model, output_report=paths[0], output_html=paths[1], method=final,
                             r2=figures["r2"], rmse=figures["rmse"], mae=figures["mae"], bias=figures["bias"],
-                            n_samples=len(target), n_polygons=n_polygons)
+                            n_samples=n_pixels, n_polygons=n_polygons, support=support_report["chosen"])
+
+
+def _support_choice(x: np.ndarray, target: np.ndarray, groups: np.ndarray, pixel_figures: dict[str, Any],
+                    method: str, support: str, n_folds: int, seed: int, labels: str,
+                    feedback: Feedback) -> dict[str, Any]:
+    """Pixel by pixel or polygon support: both scored on the same held-out polygons, at the polygon level.
+
+    The pixel model's held-out predictions are averaged over each polygon (what its map gives a polygon); the
+    polygon model is validated on the statistics of each polygon's pixels, with folds of the same polygons.
+
+    Returns:
+        ``chosen``, the reason in words, ``cell_px`` (the map's cells, polygon support), the polygon-level figures
+        of each support, and (polygon support tried) ``polygon_validation``: its figures and the methods chosen.
+
+    Raises:
+        InputError: polygon support asked for on points or polygons too small to aggregate.
+
+    """
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    median = float(np.median(counts))
+    if median < MIN_POLYGON_PIXELS:
+        if support == "polygon":
+            raise InputError(f"The polygons of {labels} hold {median:g} pixel(s) each (median): too few to learn "
+                             f"from their pixels together (at least {MIN_POLYGON_PIXELS}). Use support pixel.")
+        return {"chosen": "pixel", "reason": f"Pixel by pixel: the polygons (or points) hold {median:g} pixel(s) "
+                                             "each (median), too few to aggregate."}
+    if support == "pixel":
+        return {"chosen": "pixel", "reason": "Pixel by pixel, as asked."}
+    mean_predicted = np.bincount(inverse, weights=pixel_figures["predicted"]) / counts
+    observed = np.bincount(inverse, weights=target) / counts
+    pixel_level = _scores(observed, mean_predicted)
+    xa, ya, ga = aggregate_groups(x, groups, target)
+    polygon_figures, polygon_chosen = _validate(xa, ya, ga, method, n_folds, seed, feedback)
+    polygon_level = {k: polygon_figures[k] for k in ("r2", "rmse", "mae", "bias", "n")}
+    cell = cell_size(groups)
+    if support == "polygon":
+        chosen, why = "polygon", "Polygon support, as asked."
+    else:
+        chosen = "polygon" if polygon_level["r2"] > pixel_level["r2"] else "pixel"
+        why = (f"{'Polygon support' if chosen == 'polygon' else 'Pixel by pixel'}: on the same held-out polygons, "
+               f"the polygon model's R² is {polygon_level['r2']:.3f} and the pixel model's, averaged over each "
+               f"polygon, {pixel_level['r2']:.3f}.")
+    logger.info("%s%s", why, f" The map is made in cells of {cell} x {cell} px (the side of a typical polygon)."
+                if chosen == "polygon" else "")
+    return {"chosen": chosen, "reason": why, "cell_px": cell, "median_polygon_px": median,
+            "stats": list(STATS), "pixel_at_polygon_level": pixel_level, "polygon": polygon_level,
+            "polygon_validation": (polygon_figures, polygon_chosen)}
 
 
 def _build(name: str, seed: int) -> Regressor:

@@ -27,6 +27,12 @@ from .train_classifier import FEATURE_SOURCES as CLASSIFIER_FEATURES
 
 #: (display name, engine name) of the FEATURES options: band values or an embedding raster (append only).
 FEATURE_SOURCES = CLASSIFIER_FEATURES[:2]
+#: (display name, engine name) of the SUPPORT options (append only).
+SUPPORTS = [
+    ("Automatic: pixel by pixel or per polygon, the better on held-out polygons (default)", "auto"),
+    ("Pixel by pixel: each pixel learns its polygon's value", "pixel"),
+    ("Per polygon: the statistics of each polygon's pixels; the map in cells the size of a polygon", "polygon"),
+]
 
 #: (display name, engine name) of the METHOD options, in order (append only: batch files store indices).
 METHODS = [
@@ -53,6 +59,7 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
     METHOD = "METHOD"
     FEATURES = "FEATURES"
     MIN_COVERAGE = "MIN_COVERAGE"
+    SUPPORT = "SUPPORT"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OUTPUT_HTML = "OUTPUT_HTML"
@@ -77,7 +84,12 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
             "<b>Features</b>: the raster's band values (default), or the raster is an embedding raster (from "
             "<i>Extract embeddings</i>, Google Satellite Embedding / AlphaEarth, TESSERA): each cell covered by the "
             "polygons to at least the <b>Minimum coverage</b> (advanced) learns the value of the polygon covering "
-            "most of it, and the map is one value per cell."
+            "most of it, and the map is one value per cell.<br>"
+            "<b>Support</b>: a value that belongs to a whole polygon (a plot's biomass, a cell's cover) can be "
+            "learned pixel by pixel or from each polygon's pixels together (their mean, spread and percentiles: "
+            "texture and mixture count); automatic validates both on the same held-out polygons and keeps the "
+            "better. With polygon support the map is made in square cells the size of a typical polygon (named "
+            "in the log and the report). Points are learned pixel by pixel."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -104,6 +116,8 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
         coverage.setFlags(coverage.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(coverage)
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SUPPORT, self.tr("Support"), options=[self.tr(label) for label, _ in SUPPORTS], defaultValue=0))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -134,6 +148,7 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
                 "bands": bands,
                 "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
                 "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
+                "support": SUPPORTS[self.parameterAsEnum(parameters, self.SUPPORT, context)][1],
                 "output_model": output_model,
                 "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
             },

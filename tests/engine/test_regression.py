@@ -194,3 +194,58 @@ def test_an_embedding_raster_learns_and_maps_the_quantity_cell_by_cell(tmp_path:
         train_regressor(str(path), str(labels), "cover", str(model), features="embeddings", bands=[1, 2])
     with pytest.raises(InputError, match=r"Unknown features 'encoder'.*extract the embeddings first"):
         train_regressor(str(raster), str(labels), "cover", str(model), features="encoder")
+
+
+def test_a_property_of_the_whole_plot_is_learned_from_its_pixels_together_and_mapped_in_cells(
+        tmp_path: Path, scene: tuple[Path, Path, np.ndarray]) -> None:
+    """The plots' value is the spread of band 2 inside them (a texture, as canopy height variation): no single
+    pixel shows it, the statistics of the plot's pixels do."""
+    raster, labels, _ = scene
+    with rasterio.open(raster) as src:
+        band = src.read(2).astype("float64") / 100
+        transform = src.transform
+    plots = gpd.read_file(labels)
+    spreads = []
+    for geometry in plots.geometry:
+        col, row = (round(v) for v in ~transform * (geometry.bounds[0], geometry.bounds[3]))
+        spreads.append(float(band[row:row + 6, col:col + 6].std()))
+    plots["texture"] = spreads
+    plots.to_file(tmp_path / "texture.gpkg")
+
+    auto = train_regressor(str(raster), str(tmp_path / "texture.gpkg"), "texture", str(tmp_path / "auto.lpmodel"),
+                           method="ridge", output_report=str(tmp_path / "auto.json"))
+    pixel = train_regressor(str(raster), str(tmp_path / "texture.gpkg"), "texture", str(tmp_path / "pixel.lpmodel"),
+                            method="ridge", support="pixel")
+    report = json.loads((tmp_path / "auto.json").read_text())["regression"]["support"]
+    print(f"REGRESSION support: polygon R2 {report['polygon']['r2']:.3f} against pixel by pixel (averaged over each "
+          f"plot) {report['pixel_at_polygon_level']['r2']:.3f}; cells of {report['cell_px']} px")
+    assert auto.support == "polygon" and pixel.support == "pixel" and report["cell_px"] == 6
+    assert report["polygon"]["r2"] > 0.5 > report["pixel_at_polygon_level"]["r2"]
+    assert auto.r2 == pytest.approx(report["polygon"]["r2"]) and auto.n_polygons == 49 and auto.n_samples == 49 * 36
+    assert "Support, at the polygon level" in (tmp_path / "auto.html").read_text()
+    manifest = load_model(str(tmp_path / "auto.lpmodel")).manifest
+    assert manifest["support"] == {"kind": "polygon", "cell_px": 6, "stats": ["mean", "std", "p10", "p50", "p90"]}
+
+    # the map: one value per 6 x 6 cell from the raster's origin, nodata kept; the same through Map region
+    from engine.jobs.map_region import map_region
+
+    classify_raster(str(raster), str(tmp_path / "auto.lpmodel"), str(tmp_path / "texture.tif"), block=64)
+    with rasterio.open(tmp_path / "texture.tif") as out:
+        mapped = out.read(1)
+    assert np.isnan(mapped[:, :6]).all() and not np.isnan(mapped[:, 6:]).any()
+    cells = mapped[:, 6:].reshape(40, 6, 39, 6)
+    assert (cells == cells[:, :1, :, :1]).all()  # constant inside each cell, across the 64 px windows too
+    truth = band[:, 6:].reshape(40, 6, 39, 6).std(axis=(1, 3))
+    r2 = 1 - ((cells[:, 0, :, 0] - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum()
+    print(f"REGRESSION support: the cell map against each cell's true spread R2 {r2:.3f}")
+    assert r2 > 0.5
+    region = map_region(str(raster), str(tmp_path / "auto.lpmodel"), str(tmp_path / "region"), block_size=512,
+                        workers=1)
+    with rasterio.open(region.output) as got:
+        assert np.array_equal(got.read(1), mapped, equal_nan=True)
+    with pytest.raises(InputError, match=r"hold 1 pixel\(s\) each \(median\): too few .* Use support pixel"):
+        centres = plots.copy()
+        centres["geometry"] = centres.geometry.centroid
+        centres.to_file(tmp_path / "points.gpkg")
+        train_regressor(str(raster), str(tmp_path / "points.gpkg"), "texture", str(tmp_path / "p.lpmodel"),
+                        support="polygon")

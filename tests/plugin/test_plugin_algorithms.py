@@ -122,16 +122,16 @@ def test_toolbox_choices_match_the_engine_registries(landprobe_plugin: Any, engi
             "from engine.embeddings.sources import FEATURE_SOURCES; "
             "from engine.jobs.classify_raster import OUTPUT_GRIDS; "
             "from engine.jobs.finetune import DEEP_VALIDATION; from engine.deep.trainer import SCHEDULERS; "
-            "from engine.jobs.train_regressor import REGRESSION_FEATURES; "
+            "from engine.jobs.train_regressor import REGRESSION_FEATURES, SUPPORTS; "
             "print(json.dumps([[*PROBES, AUTO], list(OBJECTIVES), list(CLASS_WEIGHT_CHOICES), list(SCHEMES), "
             "list(FEATURE_SOURCES), list(OUTPUT_GRIDS), "
-            "list(DEEP_VALIDATION), list(SCHEDULERS), list(REGRESSION_FEATURES)]))")
+            "list(DEEP_VALIDATION), list(SCHEDULERS), list(REGRESSION_FEATURES), list(SUPPORTS)]))")
     engine = json.loads(subprocess.run([engine_python, "-c", code], capture_output=True, text=True, check=True,
                                        cwd=Path(__file__).resolve().parents[2]).stdout)
     offered = [train_classifier.METHODS, train_classifier.OBJECTIVES, train_classifier.CLASS_WEIGHTS,
                train_classifier.VALIDATIONS, train_classifier.FEATURE_SOURCES,
                classify_raster.OUTPUT_GRIDS, finetune.VALIDATIONS, finetune.SCHEDULERS,
-               train_regressor.FEATURE_SOURCES]
+               train_regressor.FEATURE_SOURCES, train_regressor.SUPPORTS]
     for names, choices in zip(engine, offered, strict=True):
         assert sorted(name for _, name in choices) == sorted(names)  # every engine choice, and only those
 
