@@ -180,7 +180,7 @@ def load_embeddings(raster: str | list[str], labels: str, field_name: str, min_c
 
 def load_encoded(raster: str | list[str], labels: str, field_name: str, options: EncoderOptions,
                  min_coverage: float, feedback: Feedback, class_colors: dict[str, str] | None,
-                 bands: list[int] | None = None) -> FeatureSet:
+                 bands: list[int] | None = None, values: bool = False) -> FeatureSet:
     """Run the encoder over the labelled part of the raster (``bands``, default all), then sample its cells.
 
     Bands that hold no value anywhere in the raster (a decimated read) are left out; the result's ``bands`` is then
@@ -201,7 +201,7 @@ def load_encoded(raster: str | list[str], labels: str, field_name: str, options:
     with streaming_env(), band_stack(raster, selection) as path, open_raster(path) as src:
         info = raster_info(path)
         built, spec_name, patch, step, device = prepare_encoder(src, options)
-        area = labels_over_raster(src, labels, field_name)[2]  # the pixels the labels cover
+        area = labels_over_raster(src, labels, field_name, values=values)[2]  # the pixels the labels cover
         rows, cols = cell_grid(src, step)
         window = (int(area.row_off) // step, min(rows, math.ceil((area.row_off + area.height) / step)),
                   int(area.col_off) // step, min(cols, math.ceil((area.col_off + area.width) / step)))
@@ -211,7 +211,8 @@ def load_encoded(raster: str | list[str], labels: str, field_name: str, options:
             tmp = str(Path(folder) / "labelled_cells.tif")
             encode_raster(src, built, spec_name, Path(tmp), patch, step, 64, device, feedback.stage(0.0, 0.8),
                           raster, list(info.band_names), cell_window=window)
-            loaded = load_embeddings(tmp, labels, field_name, min_coverage, feedback.stage(0.8, 1.0), class_colors)
+            loaded = load_embeddings(tmp, labels, field_name, min_coverage, feedback.stage(0.8, 1.0), class_colors,
+                                     values=values)
     samples = loaded.samples
     samples.rows, samples.cols = samples.rows + window[0], samples.cols + window[2]
     if dropped:

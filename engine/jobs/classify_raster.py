@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import shutil
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -424,7 +425,10 @@ def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, An
         with open_raster(path) as src:
             check_compatible(loaded.manifest, src, path)
         if is_value_model(loaded.manifest):
-            return _map_values(path, loaded, output, feedback, block, threads, output_uncertainty)
+            if loaded.manifest["features"]["recipe"] != "encoder":
+                return _map_values(path, loaded, output, feedback, block, threads, output_uncertainty)
+            return _map_values_encoded(path, loaded, output, output_uncertainty, grid_raster or (
+                path if output_grid == "input" else None), feedback, block, threads)
         encoder = loaded.manifest["features"]["recipe"] == "encoder"
         target = grid_raster or (path if encoder and output_grid == "input" else None)
         if not encoder and target is None:
@@ -440,6 +444,39 @@ def _classify_raster(raster: str | list[str], model: str, manifest: dict[str, An
             staged = {k: str(Path(folder) / f"{k}.tif") if p else None for k, p in outputs.items()}
             result = _classify(source, loaded, staged, feedback.stage(0.0, 0.7), block, threads)
             return _regrid_outputs(result, staged, outputs, target, loaded, feedback.stage(0.7, 1.0))
+
+
+def _map_values_encoded(raster: str, loaded: LoadedModel, output: str, output_uncertainty: str | None,
+                        target: str | None, feedback: Feedback, block: int, threads: int | None) -> ClassifyResult:
+    """A value model with its encoder: the embeddings of ``raster``, the values on their grid, then on ``target``'s.
+
+    ``target`` (the raster's own grid by default, or the grid raster) takes each pixel's embedding cell's value
+    (nearest); without one the maps stay on the embedding grid.
+    """
+    with tempfile.TemporaryDirectory(prefix="landprobe-classify-") as folder:
+        source = str(Path(folder) / "embeddings.tif")
+        _encode_with_model(raster, loaded, source, feedback.stage(0.0, 0.6))
+        if target is None:
+            return _map_values(source, loaded, output, feedback.stage(0.6, 1.0), block, threads, output_uncertainty)
+        staged = {"value": str(Path(folder) / "value.tif"),
+                  "uncertainty": str(Path(folder) / "uncertainty.tif") if output_uncertainty else None}
+        result = _map_values(source, loaded, staged["value"], feedback.stage(0.6, 0.8), block, threads,
+                             staged["uncertainty"])
+        finals = {"value": output, "uncertainty": output_uncertainty}
+        keys = [k for k, p in staged.items() if p]
+        for i, key in enumerate(keys):
+            work = Path(str(staged[key]) + ".regrid.tif")
+            regrid_nearest(Path(str(staged[key])), target, work, feedback.stage(0.8 + 0.2 * i / len(keys),
+                                                                                0.8 + 0.2 * (i + 1) / len(keys)))
+            feedback.check_cancel()  # the copy below is one long step
+            with atomic_output(str(finals[key])) as tmp:
+                to_cog(work, tmp, "AVERAGE")
+                shutil.copyfile(Path(str(staged[key])).with_suffix(".qml"), tmp.with_suffix(".qml"))
+        with open_raster(output) as dst:
+            result.width, result.height = dst.width, dst.height
+    result.output, result.output_uncertainty = output, output_uncertainty
+    logger.info("Resampled the maps onto the grid of %s (nearest neighbour).", target)
+    return result
 
 
 def _encode_with_model(raster: str, loaded: LoadedModel, output: str, feedback: Feedback) -> None:

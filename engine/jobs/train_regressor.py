@@ -23,7 +23,8 @@ from ..assess.report import html_path, write_report
 from ..core.errors import InputError
 from ..core.feedback import Feedback
 from ..core.versions import library_versions
-from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_raw_bands
+from ..embeddings.encoders import EncoderOptions
+from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
 from ..embeddings.support import MIN_POLYGON_PIXELS, STATS, aggregate_groups, cell_size
 from ..io.rasters import check_writable
 from ..probes.model_file import save_model
@@ -36,9 +37,8 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 #: Folds of the inner choice (on each outer fold's training polygons).
 INNER_FOLDS = 3
-#: What a regression learns from: band values, or an embedding raster's cells (an encoder on the fly is not offered:
-#: extract the embeddings first).
-REGRESSION_FEATURES = {k: FEATURE_SOURCES[k] for k in ("raw_bands", "embeddings")}
+#: What a regression learns from: band values, an embedding raster's cells, or an encoder's run on the fly.
+REGRESSION_FEATURES = dict(FEATURE_SOURCES)
 #: How a value that belongs to a polygon is learned (see :func:`train_regressor`).
 SUPPORTS = (AUTO, "pixel", "polygon")
 
@@ -65,7 +65,10 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
                     unit: str = "", output_report: str | None = None, bands: list[int] | None = None,
                     n_folds: int = 5, max_samples: int = 20_000, seed: int = 0,
                     feedback: Feedback | None = None, features: str = "raw_bands",
-                    min_coverage: float = 0.5, support: str = AUTO) -> RegressionResult:
+                    min_coverage: float = 0.5, support: str = AUTO, encoder: str = "rcf_gaussian",
+                    patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
+                    weights_file: str | None = None, band_map: str | None = None,
+                    architecture: str | None = None) -> RegressionResult:
     """Train a regression probe on the band values under polygons that carry a number, validated on held-out polygons.
 
     Args:
@@ -82,15 +85,23 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         max_samples: at most this many pixels, shared evenly among the polygons.
         seed: seed of the subsample and of the forest.
         feedback: progress and cancel.
-        features: ``raw_bands`` (the raster's band values, pixel by pixel) or ``embeddings`` (the raster is an
+        features: ``raw_bands`` (the raster's band values, pixel by pixel), ``embeddings`` (the raster is an
             embedding raster: Landprobe, Google Satellite Embedding / AlphaEarth, TESSERA; each cell covered enough by
-            the polygons learns the value of the polygon covering most of it).
+            the polygons learns the value of the polygon covering most of it) or ``encoder`` (the embeddings are
+            computed from the raster's bands by ``encoder``, stored in the model and run again when mapping).
         min_coverage: with ``embeddings``, the least share of a cell the polygons must cover (0 to 1).
         support: ``pixel`` (each pixel learns its polygon's value from its own features), ``polygon`` (each polygon
             is one sample: the statistics of its pixels' features, :mod:`engine.embeddings.support`; the map is made
             in cells the size of a typical polygon) or ``auto`` (both validated on the same held-out polygons, at
             the polygon level; the better R² wins). Points and polygons of fewer than 4 pixels (median) are
             learned pixel by pixel.
+        encoder: with ``features="encoder"``, a name from :data:`engine.embeddings.encoders.ENCODERS`.
+        patch_size: the encoder's patch size in pixels (default: the encoder's).
+        stride: pixels between patch centres, the embedding cell size (default: the patch size).
+        weights: torchgeo weight name for a torchgeo backbone.
+        weights_file: a local weights file (state dict), read with ``weights_only=True``.
+        band_map: which raster band feeds each band the weights expect (``"1,2,3"``).
+        architecture: the network of a weights file (a torchgeo backbone name).
 
     Returns:
         The files written, the method and the validation figures.
@@ -103,8 +114,7 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
     if method != AUTO and method not in REGRESSORS:
         raise InputError(f"Unknown method {method!r}; choose one of: {AUTO}, {', '.join(REGRESSORS)}.")
     if features not in REGRESSION_FEATURES:
-        raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(REGRESSION_FEATURES)} (an "
-                         "encoder run on the fly: extract the embeddings first, then train on the embedding raster).")
+        raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(REGRESSION_FEATURES)}.")
     if support not in SUPPORTS:
         raise InputError(f"Unknown support {support!r}; choose one of: {', '.join(SUPPORTS)}.")
     if features == "embeddings" and bands:
@@ -114,6 +124,10 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         check_writable(output_report)
     if features == "embeddings":
         loaded = load_embeddings(raster, labels, field, min_coverage, feedback.stage(0.0, 0.3), None, values=True)
+    elif features == "encoder":
+        options = EncoderOptions(encoder, patch_size, stride, weights, weights_file, band_map, architecture, seed=seed)
+        loaded = load_encoded(raster, labels, field, options, min_coverage, feedback.stage(0.0, 0.3), None,
+                              [int(b) for b in bands] if bands else None, values=True)
     else:
         loaded = load_raw_bands(raster, labels, field, False, None, feedback.stage(0.0, 0.3), None,
                                 [int(b) for b in bands] if bands else None, values=True)
@@ -160,7 +174,7 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
     }
     if support_report["chosen"] == "polygon":  # the map aggregates cells the size of a typical polygon
         manifest["support"] = {"kind": "polygon", "cell_px": support_report["cell_px"], "stats": list(STATS)}
-    save_model(output_model, manifest, model)
+    save_model(output_model, manifest, model, loaded.encoder_arrays)
     logger.info("Validation on held-out polygons (%d folds): R² %.3f, RMSE %.4g, MAE %.4g, bias %+.4g %s.",
                 len(figures["folds"]), figures["r2"], figures["rmse"], figures["mae"], figures["bias"], unit)
     paths: tuple[str | None, str | None] = (None, None)

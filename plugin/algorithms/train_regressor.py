@@ -21,12 +21,13 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from . import encoder_params as enc
 from .base import LandprobeAlgorithm
 from .model_paths import model_destination, report_model
 from .train_classifier import FEATURE_SOURCES as CLASSIFIER_FEATURES
 
-#: (display name, engine name) of the FEATURES options: band values or an embedding raster (append only).
-FEATURE_SOURCES = CLASSIFIER_FEATURES[:2]
+#: (display name, engine name) of the FEATURES options, as Train classifier's (append only).
+FEATURE_SOURCES = list(CLASSIFIER_FEATURES)
 #: (display name, engine name) of the SUPPORT options (append only).
 SUPPORTS = [
     ("Automatic: pixel by pixel or per polygon, the better on held-out polygons (default)", "auto"),
@@ -84,7 +85,9 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
             "<b>Features</b>: the raster's band values (default), or the raster is an embedding raster (from "
             "<i>Extract embeddings</i>, Google Satellite Embedding / AlphaEarth, TESSERA): each cell covered by the "
             "polygons to at least the <b>Minimum coverage</b> (advanced) learns the value of the polygon covering "
-            "most of it, and the map is one value per cell.<br>"
+            "most of it, and the map is one value per cell; or embeddings computed on the fly by the <b>Encoder</b> "
+            "(advanced; stored in the model and run again by <i>Classify raster</i>, whose map comes back on the "
+            "raster's grid).<br>"
             "<b>Support</b>: a value that belongs to a whole polygon (a plot's biomass, a cell's cover) can be "
             "learned pixel by pixel or from each polygon's pixels together (their mean, spread and percentiles: "
             "texture and mixture count); automatic validates both on the same held-out polygons and keeps the "
@@ -111,6 +114,8 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, self.tr("Features"), options=[self.tr(label) for label, _ in FEATURE_SOURCES],
             defaultValue=0))
+        enc.add_encoder_parameters(self, patch_advanced=True, encoder_advanced=True,
+                                   label="Encoder (features computed on the fly)")
         coverage = QgsProcessingParameterNumber(
             self.MIN_COVERAGE, self.tr("Minimum coverage of an embedding cell by the polygons (0-1)"),
             QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
@@ -149,6 +154,7 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
                 "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
                 "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
                 "support": SUPPORTS[self.parameterAsEnum(parameters, self.SUPPORT, context)][1],
+                **enc.encoder_job(self, parameters, context),
                 "output_model": output_model,
                 "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
             },

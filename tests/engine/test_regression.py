@@ -192,8 +192,32 @@ def test_an_embedding_raster_learns_and_maps_the_quantity_cell_by_cell(tmp_path:
     assert r2 > 0.7
     with pytest.raises(InputError, match="leave the bands empty"):
         train_regressor(str(path), str(labels), "cover", str(model), features="embeddings", bands=[1, 2])
-    with pytest.raises(InputError, match=r"Unknown features 'encoder'.*extract the embeddings first"):
-        train_regressor(str(raster), str(labels), "cover", str(model), features="encoder")
+    with pytest.raises(InputError, match=r"Unknown features 'patches'; choose one of: raw_bands, embeddings, encoder"):
+        train_regressor(str(raster), str(labels), "cover", str(model), features="patches")
+
+
+def test_an_encoder_run_on_the_fly_learns_and_maps_the_quantity(tmp_path: Path,
+                                                                scene: tuple[Path, Path, np.ndarray]) -> None:
+    """Weight-free random convolutional features (RCF) computed from the bands, stored in the model, run again when
+    mapping; the map comes back on the raster's grid, each pixel taking its embedding cell's value."""
+    raster, labels, truth = scene
+    model = tmp_path / "cover_rcf.lpmodel"
+    result = train_regressor(str(raster), str(labels), "cover", str(model), method="ridge", unit="%",
+                             features="encoder", encoder="rcf_gaussian", patch_size=4, stride=2, support="pixel")
+    manifest = load_model(str(model)).manifest
+    assert manifest["features"]["recipe"] == "encoder" and manifest["features"]["encoder"]["stride"] == 2
+    classify_raster(str(raster), str(model), str(tmp_path / "cover_rcf.tif"))
+    with rasterio.open(tmp_path / "cover_rcf.tif") as out:
+        mapped = out.read(1)
+        assert out.transform == TRANSFORM and out.shape == (240, 240) and out.dtypes[0] == "float32"
+        assert out.descriptions[0] == "cover (%)"
+    assert np.isnan(mapped[:, :6]).all() and not np.isnan(mapped[:, 12:]).any()
+    cells = mapped[:, 12:].reshape(120, 2, 114, 2)
+    assert (cells == cells[:, :1, :, :1]).all()  # one value per 2 px embedding cell
+    error = mapped[:, 12:] - truth[:, 12:]
+    r2 = 1 - (error ** 2).sum() / ((truth[:, 12:] - truth[:, 12:].mean()) ** 2).sum()
+    print(f"REGRESSION encoder (RCF, ridge): held-out R2 {result.r2:.3f}; map against the truth R2 {r2:.3f}")
+    assert result.r2 > 0.5 and r2 > 0.5
 
 
 def test_a_property_of_the_whole_plot_is_learned_from_its_pixels_together_and_mapped_in_cells(
