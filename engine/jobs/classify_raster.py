@@ -206,15 +206,21 @@ class EncoderWindowPredictor:
         self._codes = np.array([c["code"] for c in model.manifest["classes"]])
         self._src: Any = None
 
-    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Class index per pixel (-1 where the cell is nodata) and, when asked for, class probabilities."""
+    def _encode(self, window: Any) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """The embedding cells covering ``window``, which of them hold values, and each pixel's cell (an index)."""
         if self._src is None:
             self._src = open_raster(self._raster)
         step = self._step
         row0, col0, height, width = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
         cells = (row0 // step, -(-(row0 + height) // step), col0 // step, -(-(col0 + width) // step))
         data = encode_cells(self._src, self._built, self._patch, step, cells, self._batch_size, self._device)
-        valid = ~np.isnan(data).any(axis=0)
+        rows = np.arange(row0, row0 + height) // step - cells[0]
+        cols = np.arange(col0, col0 + width) // step - cells[2]
+        return data, ~np.isnan(data).any(axis=0), np.ix_(rows, cols)
+
+    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class index per pixel (-1 where the cell is nodata) and, when asked for, class probabilities."""
+        data, valid, pixels = self._encode(window)
         index = np.full(valid.shape, -1, dtype="int32")
         proba_cells = np.full((len(self._codes), *valid.shape), PROBABILITY_NODATA, dtype="float32")
         if valid.any():
@@ -223,15 +229,37 @@ class EncoderWindowPredictor:
             index[valid] = classes
             if proba is not None:
                 proba_cells[:, valid] = proba.T
-        rows = np.arange(row0, row0 + height) // step - cells[0]
-        cols = np.arange(col0, col0 + width) // step - cells[2]
-        pixels = np.ix_(rows, cols)
         return index[pixels], proba_cells[(slice(None), *pixels)] if self._want_proba else None
 
     def close(self) -> None:
         """Close the raster."""
         if self._src is not None:
             self._src.close()
+
+
+class EncoderValuePredictor(EncoderWindowPredictor):
+    """A value model with its encoder, window by window (Map region), as :class:`EncoderWindowPredictor` classifies.
+
+    Each pixel takes its embedding cell's value and, when asked for, its uncertainty (NaN where the cell is nodata).
+    """
+
+    def __init__(self, raster: str, model: LoadedModel, device: str, want_spread: bool = False) -> None:
+        super().__init__(raster, model, False, device)
+        self._want_spread = want_spread
+
+    def __call__(self, window: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The value of each pixel (float32, NaN for nodata) and its uncertainty (or ``None``)."""
+        data, valid, pixels = self._encode(window)
+        values = np.full(valid.shape, np.nan, dtype="float32")
+        spread = np.full(valid.shape, np.nan, dtype="float32")
+        if valid.any():
+            features = compute_features(valid_pixels(data, valid), self._model.manifest["features"])
+            probe = self._model.probe
+            if self._want_spread:
+                values[valid], spread[valid] = probe.predict_value_and_spread(features)
+            else:
+                values[valid] = probe.predict_value(features)
+        return values[pixels], spread[pixels] if self._want_spread else None
 
 
 def is_value_model(manifest: dict[str, Any]) -> bool:

@@ -65,6 +65,7 @@ from .classify_raster import (
     DEEP_CHIP_WINDOW,
     PROBABILITY_NODATA,
     VALUE_NODATA,
+    EncoderValuePredictor,
     EncoderWindowPredictor,
     ValueWindowPredictor,
     WindowPredictor,
@@ -502,6 +503,12 @@ def _map_block(spec: dict[str, Any], block: str, window: tuple[int, int, int, in
         device = str(next(loaded.network.parameters()).device)
         predictor = DeepWindowPredictor(spec["region"], loaded, want_proba, device)
         window_size = WINDOW if loaded.spec.task == "segmentation" else DEEP_CHIP_WINDOW
+    elif value and loaded.manifest["features"]["recipe"] == "encoder":  # values of the cells computed here
+        # Lazy: only an encoder needs torch.
+        import torch
+
+        torch.set_num_threads(_worker_threads())
+        predictor = EncoderValuePredictor(spec["region"], loaded, choose_device("auto"), "uncertainty" in maps)
     elif value:
         predictor = ValueWindowPredictor(spec["region"], loaded, want_spread="uncertainty" in maps)
     elif loaded.manifest["features"]["recipe"] == "encoder":  # embeddings computed for each window's cells

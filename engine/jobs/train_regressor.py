@@ -117,6 +117,9 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         raise InputError(f"Unknown features {features!r}; choose one of: {', '.join(REGRESSION_FEATURES)}.")
     if support not in SUPPORTS:
         raise InputError(f"Unknown support {support!r}; choose one of: {', '.join(SUPPORTS)}.")
+    if features == "encoder" and support == "polygon":
+        raise InputError("Polygon support works on band values and embedding rasters: with an encoder run on the fly "
+                         "use support auto or pixel, or extract the embeddings first and train on them.")
     if features == "embeddings" and bands:
         raise InputError("An embedding raster is used with all its dimensions: leave the bands empty.")
     check_writable(output_model)
@@ -142,8 +145,12 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
                          "at least 3 polygons (5 or more to validate it usefully). Add polygons with values.")
     feedback.progress(0.3, "Validating on held-out polygons")
     figures, chosen_per_fold = _validate(x, target, groups, method, n_folds, seed, feedback.stage(0.3, 0.6))
-    support_report = _support_choice(x, target, groups, figures, method, support, n_folds, seed, labels,
-                                     feedback.stage(0.6, 0.8))
+    if features == "encoder":  # its cells are mapped one by one (Classify raster, Map region): pixel support
+        support_report: dict[str, Any] = {"chosen": "pixel", "reason": "Pixel by pixel: polygon support works on "
+                                          "band values and embedding rasters, not on an encoder run on the fly."}
+    else:
+        support_report = _support_choice(x, target, groups, figures, method, support, n_folds, seed, labels,
+                                         feedback.stage(0.6, 0.8))
     n_pixels = len(target)
     if support_report["chosen"] == "polygon":
         x, target, groups = aggregate_groups(x, groups, target)  # one sample per polygon, as validated

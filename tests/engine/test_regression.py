@@ -218,6 +218,14 @@ def test_an_encoder_run_on_the_fly_learns_and_maps_the_quantity(tmp_path: Path,
     r2 = 1 - (error ** 2).sum() / ((truth[:, 12:] - truth[:, 12:].mean()) ** 2).sum()
     print(f"REGRESSION encoder (RCF, ridge): held-out R2 {result.r2:.3f}; map against the truth R2 {r2:.3f}")
     assert result.r2 > 0.5 and r2 > 0.5
+    # Map region computes the cells block by block and gives the same map
+    from engine.jobs.map_region import map_region
+
+    region = map_region(str(raster), str(model), str(tmp_path / "region"), block_size=512, workers=1)
+    with rasterio.open(region.output) as got:
+        assert np.array_equal(got.read(1), mapped, equal_nan=True)
+    with pytest.raises(InputError, match="Polygon support works on band values and embedding rasters"):
+        train_regressor(str(raster), str(labels), "cover", str(model), features="encoder", support="polygon")
 
 
 def test_a_property_of_the_whole_plot_is_learned_from_its_pixels_together_and_mapped_in_cells(
