@@ -623,13 +623,17 @@ def _suggestions(section: dict[str, Any]) -> dict[str, Any]:
     """Where to label next: the rule and its settings in words, and the points."""
     rules = {"margin": "margin: the gap between the model's two most probable classes (the smaller, the more "
                        "uncertain)",
-             "entropy": "entropy of the class probabilities, over the log of the number of classes"}
+             "entropy": "entropy of the class probabilities, over the log of the number of classes",
+             "spread": f"spread: {section.get('spread') or 'the uncertainty of the regression'} (the larger, the "
+                       "more uncertain)"}
     points = section.get("points") or []
     counts: dict[str, int] = {}
     for point in points:
         counts[str(point.get("top1"))] = counts.get(str(point.get("top1")), 0) + 1
     return {**{k: section.get(k) for k in ("n_points", "spacing", "candidates", "near_labels", "pool", "seed",
-                                            "mean_confidence", "median_confidence")},
+                                            "mean_confidence", "median_confidence", "mean_spread",
+                                            "median_spread", "unit")},
+            "value": section.get("rule") == "spread",
             "rule": rules.get(str(section.get("rule")), str(section.get("rule"))),
             "classes": ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])),
             "points": points}

@@ -33,11 +33,23 @@ def aggregate(x: np.ndarray) -> np.ndarray:
         (sets, 5 x features), float32: the means, then the standard deviations, then the 10th, 50th and 90th
         percentiles of every feature (:data:`STATS`). A set without any pixel gives NaN.
 
+    Sets without a missing pixel (most map cells) take NumPy's plain reductions: ``nanpercentile`` loops in Python
+    over every set and feature, about 40 times slower on a 512 px window.
+
     """
-    with warnings.catch_warnings():  # an empty set's NaN is expected: the caller leaves it out
-        warnings.simplefilter("ignore", RuntimeWarning)
-        percentiles = np.nanpercentile(x, [10, 50, 90], axis=1)
-        return np.concatenate([np.nanmean(x, axis=1), np.nanstd(x, axis=1), *percentiles], axis=1).astype("float32")
+    out = np.full((x.shape[0], len(STATS) * x.shape[2]), np.nan, dtype="float32")
+    full = ~np.isnan(x).any(axis=(1, 2))
+    if full.any():
+        whole = x[full]
+        out[full] = np.concatenate([whole.mean(axis=1), whole.std(axis=1),
+                                    *np.percentile(whole, [10, 50, 90], axis=1)], axis=1)
+    if (~full).any():
+        with warnings.catch_warnings():  # an empty set's NaN is expected: the caller leaves it out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            part = x[~full]
+            out[~full] = np.concatenate([np.nanmean(part, axis=1), np.nanstd(part, axis=1),
+                                         *np.nanpercentile(part, [10, 50, 90], axis=1)], axis=1)
+    return out
 
 
 def aggregate_groups(x: np.ndarray, groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -61,18 +73,23 @@ def aggregate_groups(x: np.ndarray, groups: np.ndarray, values: np.ndarray) -> t
     return aggregate(padded), np.asarray(values, dtype="float64")[first], ids
 
 
-def cell_size(groups: np.ndarray) -> int:
-    """The side, in pixels, of the map's cells: the square root of the median pixels per polygon (at least 2)."""
-    _, counts = np.unique(groups, return_counts=True)
-    return max(2, round(float(np.sqrt(np.median(counts)))))
+def cell_size(sizes: np.ndarray) -> int:
+    """The side, in pixels, of the map's cells: the square root of the median polygon size, at least 2.
+
+    ``sizes`` are the polygons' pixel counts, taken before any subsample.
+    """
+    return max(2, round(float(np.sqrt(np.median(sizes)))))
 
 
-def aggregate_cells(features: np.ndarray, cell: int) -> tuple[np.ndarray, np.ndarray]:
+def aggregate_cells(features: np.ndarray, cell: int, inside: tuple[int, int] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The statistics of every ``cell`` x ``cell`` block of a window of per-pixel features.
 
     Args:
         features: (f, height, width) with NaN where a pixel is not valid; height and width multiples of ``cell``.
         cell: the cells' side in pixels.
+        inside: the (height, width) of the part that lies on the raster (the rest pads the last cells to whole
+            ones); default all. A cell cut by the raster's edge needs half of its pixels *on the raster* valid.
 
     Returns:
         The cells' aggregated features (rows, cols, 5 f) and whether each cell holds enough valid pixels
@@ -82,7 +99,12 @@ def aggregate_cells(features: np.ndarray, cell: int) -> tuple[np.ndarray, np.nda
     f, height, width = features.shape
     rows, cols = height // cell, width // cell
     blocks = features.reshape(f, rows, cell, cols, cell).transpose(1, 3, 2, 4, 0).reshape(rows * cols, cell * cell, f)
-    valid = (~np.isnan(blocks).any(axis=2)).sum(axis=1) >= MIN_CELL_VALID * cell * cell
+    on_raster = np.zeros((height, width), dtype=bool)
+    inside_rows, inside_cols = inside or (height, width)
+    on_raster[:inside_rows, :inside_cols] = True
+    area = on_raster.reshape(rows, cell, cols, cell).sum(axis=(1, 3)).reshape(-1)
+    valid = (~np.isnan(blocks).any(axis=2)).sum(axis=1) >= np.maximum(1, MIN_CELL_VALID * area)
+    valid &= area > 0
     out = np.full((rows * cols, len(STATS) * f), np.nan, dtype="float32")
     if valid.any():
         out[valid] = aggregate(blocks[valid])

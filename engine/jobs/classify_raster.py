@@ -322,7 +322,7 @@ class ValueWindowPredictor(WindowPredictor):
         rows, cols = -(-valid.shape[0] // cell) * cell, -(-valid.shape[1] // cell) * cell  # whole cells, NaN-padded
         features = np.full((pixels.shape[1], rows, cols), np.nan, dtype="float32")
         features[:, :valid.shape[0], :valid.shape[1]][:, valid] = pixels.T
-        aggregated, ok = aggregate_cells(features, cell)
+        aggregated, ok = aggregate_cells(features, cell, valid.shape)
         cell_values = np.full(ok.shape, np.nan, dtype="float32")
         cell_spread = np.full(ok.shape, np.nan, dtype="float32")
         if ok.any():
@@ -387,6 +387,8 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
                          "classes: it has no class probabilities or confidence. Leave those outputs empty.")
     if output_uncertainty:
         check_uncertainty(manifest, model)
+        if Path(output_uncertainty).resolve() == Path(output).resolve():
+            raise InputError(f"The uncertainty would overwrite the map ({output}): give it another file name.")
         check_writable(output_uncertainty)
     result = _classify_raster(raster, model, manifest, output, output_probability, output_confidence, output_grid,
                               grid_raster, feedback, block, threads, output_uncertainty)
@@ -492,14 +494,15 @@ def _map_values_encoded(raster: str, loaded: LoadedModel, output: str, output_un
                              staged["uncertainty"])
         finals = {"value": output, "uncertainty": output_uncertainty}
         keys = [k for k, p in staged.items() if p]
-        for i, key in enumerate(keys):
-            work = Path(str(staged[key]) + ".regrid.tif")
-            regrid_nearest(Path(str(staged[key])), target, work, feedback.stage(0.8 + 0.2 * i / len(keys),
-                                                                                0.8 + 0.2 * (i + 1) / len(keys)))
-            feedback.check_cancel()  # the copy below is one long step
-            with atomic_output(str(finals[key])) as tmp:
-                to_cog(work, tmp, "AVERAGE")
-                shutil.copyfile(Path(str(staged[key])).with_suffix(".qml"), tmp.with_suffix(".qml"))
+        with contextlib.ExitStack() as stack:  # both renamed into place at the end, or neither
+            tmps = {k: stack.enter_context(atomic_output(str(finals[k]))) for k in keys}
+            for i, key in enumerate(keys):
+                work = Path(str(staged[key]) + ".regrid.tif")
+                regrid_nearest(Path(str(staged[key])), target, work, feedback.stage(
+                    0.8 + 0.2 * i / len(keys), 0.8 + 0.2 * (i + 1) / len(keys)))
+                feedback.check_cancel()  # the copy below is one long step
+                to_cog(work, tmps[key], "AVERAGE")
+                shutil.copyfile(Path(str(staged[key])).with_suffix(".qml"), tmps[key].with_suffix(".qml"))
         with open_raster(output) as dst:
             result.width, result.height = dst.width, dst.height
     result.output, result.output_uncertainty = output, output_uncertainty

@@ -603,7 +603,9 @@ def _write_vrts(folder: Path, maps: list[str], blocks: list[str], grid: dict[str
                 description, legend = manifest.get("value", {}).get("name", "value"), ""
             elif name == "uncertainty":
                 spread = getattr(MODELS.get(str(manifest.get("method"))), "spread", None) or "spread"
-                description, legend = f"uncertainty of {manifest.get('value', {}).get('name', 'value')}: {spread}", ""
+                value = manifest.get("value", {})
+                unit = f" ({value['unit']})" if value.get("unit") else ""
+                description, legend = f"uncertainty of {value.get('name', 'value')}{unit}: {spread}", ""
             else:
                 description = (f"probability of {classes[band - 1]['name']}" if name == "probability"
                                else "confidence (probability of the mapped class)")

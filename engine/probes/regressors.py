@@ -211,7 +211,7 @@ class NeighboursRegressor(Regressor):
 
     name = "knn_regressor"
     label = "k-nearest neighbours"
-    spread = "the standard deviation of the nearest training pixels' values"
+    spread = "the standard deviation of the nearest training samples' values"
 
     def __init__(self, k: int = 10) -> None:
         """Keep the number of neighbours."""

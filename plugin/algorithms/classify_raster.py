@@ -69,7 +69,7 @@ class ClassifyRasterAlgorithm(LandprobeAlgorithm):
             "model hesitates.<br>"
             "<b>Uncertainty</b> (optional, models from <i>Train regressor</i> with the random forest or k-nearest "
             "neighbours): each pixel's uncertainty in the quantity's unit, the standard deviation of the trees' "
-            "predictions or of the nearest training pixels' values; high where the model extrapolates."
+            "predictions or of the nearest training samples' values; high where the model extrapolates."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:

@@ -57,7 +57,10 @@ class SuggestLabelsAlgorithm(LandprobeAlgorithm):
             "in (the attribute table, or the Identify tool), then run <i>Train classifier</i> with the points as "
             "<b>More labels</b>."
             "<h3>Parameters</h3>"
-            "<b>Raster</b>, <b>Model</b>: the raster the model maps and a model from <i>Train classifier</i>.<br>"
+            "<b>Raster</b>, <b>Model</b>: the raster the model maps and a model from <i>Train classifier</i>, or a "
+            "random forest or k-NN model from <i>Train regressor</i>: its places are where its trees or neighbours "
+            "disagree most (in a simulation this did not beat random points for a quantity: label some random "
+            "places too), and the points carry its prediction, the spread and an empty value field.<br>"
             "<b>Current labels</b> (optional): no suggestion within the spacing of them.<br>"
             "<b>Points</b>: how many places to suggest.<br>"
             "<b>Uncertainty</b>, <b>Spacing</b>, <b>Seed</b> (advanced): the rule, the least distance between "
@@ -114,8 +117,12 @@ class SuggestLabelsAlgorithm(LandprobeAlgorithm):
             },
             feedback,
         )
-        feedback.pushInfo(self.tr("{} places suggested; the model's mean confidence there: {:.2f}.").format(
-            outputs.get("n_points"), outputs.get("mean_confidence") or 0.0))
+        if outputs.get("mean_spread") is not None:  # a regression model: ranked by the spread of its trees
+            feedback.pushInfo(self.tr("{} places suggested; the model's mean spread there: {:.4g}.").format(
+                outputs.get("n_points"), outputs.get("mean_spread")))
+        else:
+            feedback.pushInfo(self.tr("{} places suggested; the model's mean confidence there: {:.2f}.").format(
+                outputs.get("n_points"), outputs.get("mean_confidence") or 0.0))
         self.link_report(feedback, outputs.get("output_html"))
         return {self.OUTPUT: outputs.get("output", output), self.POINTS: outputs.get("n_points"),
                 self.OUTPUT_REPORT: outputs.get("output_report"), self.OUTPUT_HTML: outputs.get("output_html")}

@@ -40,6 +40,7 @@ SLOW = frozenset({
     "test_regression.py::test_the_uncertainty_maps_a_region_on_dask_as_on_one_raster",
     "test_regression.py::test_a_property_of_the_whole_plot_is_learned_from_its_pixels_together_and_mapped_in_cells",
     "test_regression.py::test_an_encoder_run_on_the_fly_learns_and_maps_the_quantity",
+    "test_regression.py::test_a_forest_suggests_where_its_trees_disagree",
     # deep: networks trained for real (test_deep.py's patch_model fixture: 25 s)
     "test_deep.py::test_patch_model_package_holds_safetensors_and_the_recipe",
     "test_deep.py::test_report_has_the_training_curve",

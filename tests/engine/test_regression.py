@@ -153,7 +153,7 @@ def test_the_uncertainty_maps_a_region_on_dask_as_on_one_raster(tmp_path: Path,
             assert got.transform == want.transform and got.dtypes == want.dtypes and np.isnan(got.nodata)
             assert np.array_equal(got.read(), want.read(), equal_nan=True)
     with rasterio.open(region.output_uncertainty) as got:
-        assert got.descriptions[0].startswith("uncertainty of cover: the standard deviation of the nearest")
+        assert got.descriptions[0].startswith("uncertainty of cover (%): the standard deviation of the nearest")
     train_regressor(str(raster), str(labels), "cover", str(tmp_path / "xgb.lpmodel"), method="xgboost_regressor")
     with pytest.raises(InputError, match=r"\(XGBoost.*\) gives no per-pixel uncertainty"):
         map_region(str(raster), str(tmp_path / "xgb.lpmodel"), str(tmp_path / "xgb_region"), block_size=512,
@@ -275,9 +275,40 @@ def test_a_property_of_the_whole_plot_is_learned_from_its_pixels_together_and_ma
                         workers=1)
     with rasterio.open(region.output) as got:
         assert np.array_equal(got.read(1), mapped, equal_nan=True)
+    # a raster whose width is not a multiple of the cell: the cut cells at the edge are mapped from their pixels
+    with rasterio.open(raster) as src:
+        profile, data = src.profile, src.read()
+    profile.update(width=242)
+    with rasterio.open(tmp_path / "wide.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([data, data[:, :, -2:]], axis=2))
+    classify_raster(str(tmp_path / "wide.tif"), str(tmp_path / "auto.lpmodel"), str(tmp_path / "wide_map.tif"))
+    with rasterio.open(tmp_path / "wide_map.tif") as out:
+        wide = out.read(1)
+    assert not np.isnan(wide[:, 6:]).any() and np.array_equal(wide[:, :240], mapped, equal_nan=True)
     with pytest.raises(InputError, match=r"hold 1 pixel\(s\) each \(median\): too few .* Use support pixel"):
         centres = plots.copy()
         centres["geometry"] = centres.geometry.centroid
         centres.to_file(tmp_path / "points.gpkg")
         train_regressor(str(raster), str(tmp_path / "points.gpkg"), "texture", str(tmp_path / "p.lpmodel"),
                         support="polygon")
+
+
+def test_a_forest_suggests_where_its_trees_disagree(tmp_path: Path, scene: tuple[Path, Path, np.ndarray]) -> None:
+    from engine.jobs.suggest_labels import suggest_labels
+
+    raster, labels, _ = scene
+    model = tmp_path / "forest.lpmodel"
+    train_regressor(str(raster), str(labels), "cover", str(model), method="random_forest_regressor", unit="%",
+                    support="pixel")
+    result = suggest_labels(str(raster), str(model), str(tmp_path / "next.gpkg"), n_points=12, labels=str(labels),
+                            spacing=8, output_report=str(tmp_path / "next.json"))
+    points = gpd.read_file(tmp_path / "next.gpkg")
+    assert result.rule == "spread" and len(points) == 12 and {"cover", "predicted", "spread"} <= set(points.columns)
+    assert points["cover"].isna().all()  # to fill in: the measured value
+    report = json.loads((tmp_path / "next.json").read_text())["suggestions"]
+    assert report["rule"] == "spread" and report["mean_spread"] > report["median_spread"]
+    assert result.mean_spread == pytest.approx(points["spread"].mean(), abs=1e-3)
+    assert "did not beat the same number of random" in (tmp_path / "next.html").read_text()
+    train_regressor(str(raster), str(labels), "cover", str(tmp_path / "ridge.lpmodel"), method="ridge")
+    with pytest.raises(InputError, match=r"\(Ridge regression \(scaled\)\) gives no per-pixel uncertainty to rank"):
+        suggest_labels(str(raster), str(tmp_path / "ridge.lpmodel"), str(tmp_path / "r.gpkg"))

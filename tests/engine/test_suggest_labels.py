@@ -69,7 +69,7 @@ def test_bad_requests_are_one_sentence(tmp_path: Path, sample_raster: Path, samp
 
     similarity(str(sample_raster), str(sample_labels), str(tmp_path / "s.tif"),
                output_model=str(tmp_path / "s.lpmodel"))
-    with pytest.raises(InputError, match=r"maps a value, not classes"):
+    with pytest.raises(InputError, match=r"gives no per-pixel uncertainty to rank places by"):
         suggest_labels(str(sample_raster), str(tmp_path / "s.lpmodel"), str(tmp_path / "p.gpkg"))
     with pytest.raises(InputError, match=r"Unknown rule 'random'"):
         suggest_labels(str(sample_raster), str(tmp_path / "s.lpmodel"), str(tmp_path / "p.gpkg"), rule="random")
