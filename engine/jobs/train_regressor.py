@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from ..core.versions import library_versions
 from ..embeddings.encoders import EncoderOptions
 from ..embeddings.sources import FEATURE_SOURCES, load_embeddings, load_encoded, load_raw_bands
 from ..embeddings.support import MIN_POLYGON_PIXELS, STATS, aggregate_groups, cell_size
+from ..io.labels import merge_labels
 from ..io.rasters import check_writable
 from ..probes.model_file import save_model
 from ..probes.regressors import REGRESSORS, Regressor
@@ -68,7 +70,7 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
                     min_coverage: float = 0.5, support: str = AUTO, encoder: str = "rcf_gaussian",
                     patch_size: int | None = None, stride: int | None = None, weights: str | None = None,
                     weights_file: str | None = None, band_map: str | None = None,
-                    architecture: str | None = None) -> RegressionResult:
+                    architecture: str | None = None, more_labels: list[str] | None = None) -> RegressionResult:
     """Train a regression probe on the band values under polygons that carry a number, validated on held-out polygons.
 
     Args:
@@ -102,6 +104,8 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
         weights_file: a local weights file (state dict), read with ``weights_only=True``.
         band_map: which raster band feeds each band the weights expect (``"1,2,3"``).
         architecture: the network of a weights file (a torchgeo backbone name).
+        more_labels: more layers with the same value field (the points of *Suggest labels*, measured): merged with
+            ``labels`` into ``<model>.labels.gpkg`` beside the model, features left empty skipped.
 
     Returns:
         The files written, the method and the validation figures.
@@ -125,6 +129,9 @@ def train_regressor(raster: str | list[str], labels: str, field: str, output_mod
     check_writable(output_model)
     if output_report:
         check_writable(output_report)
+    if more_labels:  # the polygons and the points measured since (Suggest labels), written beside the model
+        labels = merge_labels(labels, list(more_labels), field, str(Path(output_model).with_suffix("")) +
+                              ".labels.gpkg")
     if features == "embeddings":
         loaded = load_embeddings(raster, labels, field, min_coverage, feedback.stage(0.0, 0.3), None, values=True)
     elif features == "encoder":

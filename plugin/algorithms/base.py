@@ -160,6 +160,26 @@ class LandprobeAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo(self.tr("{}: {:.1f} %{}").format(
             self.tr(what), 100 * accuracy, "".join(f", {e}" for e in extra if e)))
 
+    def label_files(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> list[str] | None:
+        """The files of the layers of the multiple-layer parameter ``name`` (e.g. MORE_LABELS); ``None`` for none.
+
+        Saved layers only (the engine reads files), as ``file|layername=name`` for a layer inside a GeoPackage.
+
+        Raises:
+            QgsProcessingException: for a layer that is not stored in a file.
+
+        """
+        paths = []
+        for layer in self.parameterAsLayerList(parameters, name, context):
+            if layer.providerType() != "ogr":
+                raise QgsProcessingException(self.tr("Layer {} is not stored in a file: save it (Export > Save "
+                                                     "Features As...) and give the saved layer.").format(
+                                                         layer.name()))
+            source, _, options = layer.source().partition("|")
+            layer_name = options.partition("layername=")[2].partition("|")[0]
+            paths.append(f"{source}|layername={layer_name}" if layer_name else source)
+        return paths or None
+
     def link_report(self, feedback: QgsProcessingFeedback, path: str | None) -> None:
         """Put the HTML report's path in the log as a link (plain text before QGIS 3.36)."""
         if not path:

@@ -7,7 +7,6 @@ from typing import Any
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
@@ -248,24 +247,6 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.MACRO_F1, self.tr("Macro F1")))
         self.addOutput(QgsProcessingOutputHtml(self.OUTPUT_HTML, self.tr("Validation report (HTML)")))
 
-    def more_labels(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[str] | None:
-        """The files of the MORE_LABELS layers (saved layers only: the engine reads files).
-
-        Raises:
-            QgsProcessingException: for a layer that is not stored in a file.
-
-        """
-        paths = []
-        for layer in self.parameterAsLayerList(parameters, self.MORE_LABELS, context):
-            if layer.providerType() != "ogr":
-                raise QgsProcessingException(self.tr("Layer {} is not stored in a file: save it (Export > Save "
-                                                     "Features As...) and give the saved layer.").format(
-                                                         layer.name()))
-            source, _, options = layer.source().partition("|")
-            name = options.partition("layername=")[2].partition("|")[0]
-            paths.append(f"{source}|layername={name}" if name else source)
-        return paths or None
-
     def processAlgorithm(
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
@@ -297,7 +278,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
                 "learning_curve": self.parameterAsBoolean(parameters, self.LEARNING_CURVE, context),
                 "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
-                "more_labels": self.more_labels(parameters, context),
+                "more_labels": self.label_files(parameters, self.MORE_LABELS, context),
             },
             feedback,
         )

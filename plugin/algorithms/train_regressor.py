@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -61,6 +62,7 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
     FEATURES = "FEATURES"
     MIN_COVERAGE = "MIN_COVERAGE"
     SUPPORT = "SUPPORT"
+    MORE_LABELS = "MORE_LABELS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OUTPUT_HTML = "OUTPUT_HTML"
@@ -92,7 +94,10 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
             "learned pixel by pixel or from each polygon's pixels together (their mean, spread and percentiles: "
             "texture and mixture count); automatic validates both on the same held-out polygons and keeps the "
             "better. With polygon support the map is made in square cells the size of a typical polygon (named "
-            "in the log and the report). Points are learned pixel by pixel."
+            "in the log and the report). Points are learned pixel by pixel.<br>"
+            "<b>More labels</b> (optional): more layers with the same value field, e.g. the points of <i>Suggest "
+            "where to label next</i> with their values measured; merged with the polygons (empty values skipped) "
+            "and kept beside the model."
         )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -123,6 +128,9 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
         self.addParameter(coverage)
         self.addParameter(QgsProcessingParameterEnum(
             self.SUPPORT, self.tr("Support"), options=[self.tr(label) for label, _ in SUPPORTS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.MORE_LABELS, self.tr("More labels (e.g. the points of Suggest where to label next, measured)"),
+            QgsProcessing.SourceType.TypeVector, optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Landprobe model (*.lpmodel)")))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -154,6 +162,7 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
                 "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
                 "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
                 "support": SUPPORTS[self.parameterAsEnum(parameters, self.SUPPORT, context)][1],
+                "more_labels": self.label_files(parameters, self.MORE_LABELS, context),
                 **enc.encoder_job(self, parameters, context),
                 "output_model": output_model,
                 "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,

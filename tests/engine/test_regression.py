@@ -309,6 +309,17 @@ def test_a_forest_suggests_where_its_trees_disagree(tmp_path: Path, scene: tuple
     assert report["rule"] == "spread" and report["mean_spread"] > report["median_spread"]
     assert result.mean_spread == pytest.approx(points["spread"].mean(), abs=1e-3)
     assert "did not beat the same number of random" in (tmp_path / "next.html").read_text()
+    # a user measures the value at each point and trains again with the plots and the points in one step
+    _, _, truth = scene
+    with rasterio.open(raster) as src:
+        rows, cols = rasterio.transform.rowcol(src.transform, points.geometry.x, points.geometry.y)
+    points["cover"] = truth[np.asarray(rows), np.asarray(cols)]
+    points.to_file(tmp_path / "next.gpkg", layer="next")
+    again = train_regressor(str(raster), str(labels), "cover", str(tmp_path / "again.lpmodel"),
+                            method="random_forest_regressor", support="pixel",
+                            more_labels=[f"{tmp_path / 'next.gpkg'}|layername=next"])
+    merged = gpd.read_file(tmp_path / "again.labels.gpkg")
+    assert len(merged) == 49 + 12 and again.n_polygons == 61
     train_regressor(str(raster), str(labels), "cover", str(tmp_path / "ridge.lpmodel"), method="ridge")
     with pytest.raises(InputError, match=r"\(Ridge regression \(scaled\)\) gives no per-pixel uncertainty to rank"):
         suggest_labels(str(raster), str(tmp_path / "ridge.lpmodel"), str(tmp_path / "r.gpkg"))
