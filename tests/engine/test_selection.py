@@ -49,6 +49,11 @@ def test_the_grid_holds_every_method_with_and_without_class_weights() -> None:
     assert [(c.method, c.class_weight) for c in single] == [("random_forest", "balanced"), ("random_forest", "none")]
     assert [c.class_weight for c in selection.candidates("knn", "balanced")] == ["none"]  # k-NN takes no weights
     assert [c.class_weight for c in selection.candidates("svm", "none")] == ["none"]
+    # many features (a hyperspectral cube, an embedding raster): the linear model is preferred, then the SVM
+    wide = selection.candidates("auto", "auto", n_features=selection.HIGH_DIMENSIONAL + 1)
+    assert [c.method for c in wide][:7] == ["logistic_regression"] * 6 + ["svm"]
+    assert sorted(c.name for c in wide) == sorted(names)
+    assert selection.candidates("auto", "auto", n_features=8)[0].method == "svm"
 
 
 def test_unknown_options_are_refused_with_the_choices() -> None:
