@@ -54,6 +54,10 @@ def test_the_grid_holds_every_method_with_and_without_class_weights() -> None:
     assert [c.method for c in wide][:7] == ["logistic_regression"] * 6 + ["svm"]
     assert sorted(c.name for c in wide) == sorted(names)
     assert selection.candidates("auto", "auto", n_features=8)[0].method == "svm"
+    # one class over 3/4 of the pixels and the objective overall accuracy: unweighted before balanced
+    flipped = selection.candidates("auto", "auto", unweighted_first=True)
+    assert [(c.method, c.class_weight) for c in flipped][:2] == [("svm", "none"), ("svm", "balanced")]
+    assert sorted(c.name for c in flipped) == sorted(names)
 
 
 def test_unknown_options_are_refused_with_the_choices() -> None:
