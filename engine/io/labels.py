@@ -464,8 +464,8 @@ def merge_labels(first: str, more: Sequence[str], field_name: str, output: str) 
         except Exception as exc:  # pyogrio raises several types for unreadable files
             raise InputError(f"Cannot read label layer {path}: {exc}") from exc
         if field_name not in frame.columns:
-            raise InputError(f"Label layer {path} has no field {field_name!r}: give the added labels the same class "
-                             "field as the polygons.")
+            raise InputError(f"Label layer {path} has no field {field_name!r}: give the added labels the same field "
+                             "as the polygons.")
         empty = frame[field_name].isna() | (frame[field_name].astype(str).str.strip() == "")
         if empty.any() and path != first:
             logger.info("%d features of %s have no %r yet and are left out.", int(empty.sum()), path, field_name)
@@ -473,6 +473,13 @@ def merge_labels(first: str, more: Sequence[str], field_name: str, output: str) 
         if frames and frame.crs is not None and frames[0].crs is not None:
             frame = frame.to_crs(frames[0].crs)
         frame = frame[[field_name, frame.geometry.name]]
+        if frames and pd.api.types.is_numeric_dtype(frames[0][field_name]):  # the polygons hold numbers: so must these
+            numbers = pd.to_numeric(frame[field_name], errors="coerce")
+            bad = frame[field_name].notna() & numbers.isna()
+            if bad.any():
+                raise InputError(f"Label layer {path}: field {field_name!r} holds {frame[field_name][bad].iloc[0]!r}, "
+                                 "not a number like the polygons' values; correct it (a decimal point, not a comma).")
+            frame = frame.assign(**{field_name: numbers})
         frames.append(frame if frame.geometry.name == "geometry" else frame.rename_geometry("geometry"))
     merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
     if pd.api.types.is_numeric_dtype(frames[0][field_name]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -387,7 +388,7 @@ def classify_raster(raster: str | list[str], model: str, output: str, output_pro
                          "classes: it has no class probabilities or confidence. Leave those outputs empty.")
     if output_uncertainty:
         check_uncertainty(manifest, model)
-        if Path(output_uncertainty).resolve() == Path(output).resolve():
+        if os.path.normcase(Path(output_uncertainty).resolve()) == os.path.normcase(Path(output).resolve()):
             raise InputError(f"The uncertainty would overwrite the map ({output}): give it another file name.")
         check_writable(output_uncertainty)
     result = _classify_raster(raster, model, manifest, output, output_probability, output_confidence, output_grid,

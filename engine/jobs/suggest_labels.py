@@ -35,6 +35,9 @@ from ..probes.registry import MODELS
 
 logger = logging.getLogger(__name__)
 
+#: Columns of the suggested points besides the field to fill in (a field of that name would clash).
+RESERVED_CLASS_FIELDS = frozenset({"rank", "top1", "top2", "confidence", "margin", "entropy", "fid"})
+RESERVED_VALUE_FIELDS = frozenset({"rank", "predicted", "spread", "fid"})
 #: How uncertainty is measured.
 RULES = ("margin", "entropy")
 #: Candidates drawn from the raster.
@@ -98,6 +101,11 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
     manifest = read_manifest(model)
     recipe = manifest.get("features", {})
     is_value = manifest.get("target") == "value"
+    field = str(manifest.get("field") or ("value" if is_value else "class"))
+    taken_names = RESERVED_VALUE_FIELDS if is_value else RESERVED_CLASS_FIELDS
+    if field.casefold() in taken_names:
+        raise InputError(f"The model's field {field!r} has the name of a column the points carry ("
+                         f"{', '.join(sorted(taken_names))}): rename the field in the labels and train again.")
     if is_value:
         _check_value_model(manifest, model)
     elif not manifest.get("classes"):
@@ -175,6 +183,7 @@ def _suggest_values(loaded: Any, features: np.ndarray, rows: np.ndarray, cols: n
     (R² 0.913 against 0.917 at 90 labels); the report and the log say so.
     """
     manifest = loaded.manifest
+    logger.info("A regression model: the places are ranked by %s, whatever the rule.", loaded.probe.spread)
     predicted, spread = loaded.probe.predict_value_and_spread(features)
     uncertainty = np.asarray(spread, dtype="float64").copy()
     uncertainty[taken] = -np.inf

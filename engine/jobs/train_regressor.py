@@ -227,6 +227,13 @@ def _support_choice(x: np.ndarray, target: np.ndarray, groups: np.ndarray, sizes
 
     """
     _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    points = int((sizes == 1).sum())
+    if points and support != "pixel" and points < len(sizes):  # plots and points together: one support for all
+        if support == "polygon":
+            raise InputError(f"{points} of the labels of {labels} are points (one pixel each) among polygons: "
+                             "polygon support learns from whole polygons. Use support pixel, or polygons only.")
+        return {"chosen": "pixel", "reason": f"Pixel by pixel: {points} of the labels are points (one pixel "
+                                             "each), which polygon support cannot learn from."}
     median = float(np.median(sizes))
     if median < MIN_POLYGON_PIXELS:
         if support == "polygon":

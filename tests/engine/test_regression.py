@@ -126,6 +126,9 @@ def test_the_forest_writes_its_uncertainty_beside_the_map_and_the_others_refuse_
     worst, best = error > np.percentile(error, 90), error < np.percentile(error, 50)
     assert spread[:, 6:][worst].mean() > spread[:, 6:][best].mean()
     assert "singlebandpseudocolor" in (tmp_path / "spread.qml").read_text()
+    with pytest.raises(InputError, match="would overwrite the map"):
+        classify_raster(str(raster), str(model), str(tmp_path / "same.tif"),
+                        output_uncertainty=str(tmp_path / "same.tif"))
 
     train_regressor(str(raster), str(labels), "cover", str(tmp_path / "ridge.lpmodel"), method="ridge")
     with pytest.raises(InputError, match=r"\(Ridge regression \(scaled\)\) gives no per-pixel uncertainty: train it "
@@ -257,6 +260,10 @@ def test_a_property_of_the_whole_plot_is_learned_from_its_pixels_together_and_ma
     assert "Support, at the polygon level" in (tmp_path / "auto.html").read_text()
     manifest = load_model(str(tmp_path / "auto.lpmodel")).manifest
     assert manifest["support"] == {"kind": "polygon", "cell_px": 6, "stats": ["mean", "std", "p10", "p50", "p90"]}
+    # a subsample of the pixels (here about 10 of each plot's 36) changes neither the median plot nor the cell
+    train_regressor(str(raster), str(tmp_path / "texture.gpkg"), "texture", str(tmp_path / "few.lpmodel"),
+                    method="ridge", support="polygon", max_samples=500)
+    assert load_model(str(tmp_path / "few.lpmodel")).manifest["support"]["cell_px"] == 6
 
     # the map: one value per 6 x 6 cell from the raster's origin, nodata kept; the same through Map region
     from engine.jobs.map_region import map_region
@@ -320,6 +327,17 @@ def test_a_forest_suggests_where_its_trees_disagree(tmp_path: Path, scene: tuple
                             more_labels=[f"{tmp_path / 'next.gpkg'}|layername=next"])
     merged = gpd.read_file(tmp_path / "again.labels.gpkg")
     assert len(merged) == 49 + 12 and again.n_polygons == 61
+    assert again.support == "pixel"
+    with pytest.raises(InputError, match=r"12 of the labels of .* are points \(one pixel each\) among polygons"):
+        train_regressor(str(raster), str(labels), "cover", str(tmp_path / "poly.lpmodel"), support="polygon",
+                        more_labels=[f"{tmp_path / 'next.gpkg'}|layername=next"])
+    # a value field named like one of the points' columns is refused before any work
+    plots = gpd.read_file(labels).rename(columns={"cover": "spread"})
+    plots.to_file(tmp_path / "spread.gpkg")
+    train_regressor(str(raster), str(tmp_path / "spread.gpkg"), "spread", str(tmp_path / "s.lpmodel"),
+                    method="random_forest_regressor", support="pixel")
+    with pytest.raises(InputError, match=r"field 'spread' has the name of a column the points carry"):
+        suggest_labels(str(raster), str(tmp_path / "s.lpmodel"), str(tmp_path / "s.gpkg"))
     train_regressor(str(raster), str(labels), "cover", str(tmp_path / "ridge.lpmodel"), method="ridge")
     with pytest.raises(InputError, match=r"\(Ridge regression \(scaled\)\) gives no per-pixel uncertainty to rank"):
         suggest_labels(str(raster), str(tmp_path / "ridge.lpmodel"), str(tmp_path / "r.gpkg"))
