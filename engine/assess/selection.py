@@ -289,8 +289,10 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
     :class:`joblib.Parallel` of threads kept open by the caller) or a pool of this call's own; ``trees`` stops a
     tree ensemble early.
     """
-    # Lazy: only the parallel folds need it.
-    from joblib import Parallel, delayed
+    # Lazy: only the parallel folds need it. scikit-learn's Parallel and delayed (joblib's, with the library's
+    # configuration passed on to the threads): with joblib's own, the forests fitted inside the fold threads warned
+    # once per tree that their configuration could not be propagated.
+    from sklearn.utils.parallel import Parallel, delayed
 
     # Lazy: only the parallel folds need it.
     from threadpoolctl import threadpool_limits
@@ -333,8 +335,8 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
 
     Returns the rows and the number of folds of one split.
     """
-    # Lazy: only the parallel folds need it.
-    from joblib import Parallel
+    # Lazy: only the parallel folds need it (scikit-learn's, as in score).
+    from sklearn.utils.parallel import Parallel
 
     folds: list[np.ndarray] = []
     n_folds = 0
