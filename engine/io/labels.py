@@ -494,6 +494,13 @@ def merge_labels(first: str, more: Sequence[str], field_name: str, output: str) 
     return output
 
 
+def polygon_values(gdf: gpd.GeoDataFrame, groups: np.ndarray) -> np.ndarray:
+    """The value (``_value``, :func:`read_values`) of each sample's polygon, from its polygon id (``_group``)."""
+    lookup = np.zeros(int(gdf["_group"].max()) + 1, dtype="float64")
+    lookup[gdf["_group"].to_numpy()] = gdf["_value"].to_numpy()
+    return lookup[groups]
+
+
 def labels_over_raster(src: Any, labels: str, field_name: str, class_colors: dict[str, str] | None = None,
                        values: bool = False) -> tuple[gpd.GeoDataFrame, list[LabelClass], Any]:
     """The labels in the open raster's CRS that overlap it, their classes, and the pixel window they cover.
@@ -595,11 +602,7 @@ def sample_pixels(raster: str, labels: str, field_name: str, feedback: Feedback 
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d pixels from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
-    targets = None
-    if values:
-        lookup = np.zeros(int(gdf["_group"].max()) + 1, dtype="float64")
-        lookup[gdf["_group"].to_numpy()] = gdf["_value"].to_numpy()
-        targets = lookup[g]
+    targets = polygon_values(gdf, g) if values else None
     return Samples(x=x, y=y, groups=g, rows=np.concatenate(rows)[keep], cols=np.concatenate(cols)[keep],
                    classes=classes, stats=stats, empty_bands=[int(b) + 1 for b in empty], targets=targets)
 

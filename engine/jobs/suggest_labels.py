@@ -148,18 +148,23 @@ def suggest_labels(raster: str | list[str], model: str, output: str, n_points: i
                    "top2": classes[order[p, 1]] if order.shape[1] > 1 else "", "confidence": float(top[p, 0]),
                    "margin": float(margin[p]), "entropy": float(entropy[p]), "x": float(x), "y": float(y)}
                   for i, (p, x, y) in enumerate(zip(picks, xs, ys, strict=True))]
-        paths = write_report({
-            "title": "Landprobe: where to label next",
-            "raster": raster if isinstance(raster, str) else ", ".join(raster), "labels": labels, "model": model,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "suggestions": {"n_points": len(picks), "rule": rule, "spacing": spacing, "candidates": len(rows),
-                            "near_labels": int(taken.sum()) if labels else None, "pool": POOL_PER_POINT * n_points,
-                            "seed": seed, "mean_confidence": confidence,
-                            "median_confidence": float(np.median(top[:, 0])), "output": output,
-                            "points": points}}, output_report)
+        paths = _write_report(output_report, raster, labels, model, {
+            "n_points": len(picks), "rule": rule, "spacing": spacing, "candidates": len(rows),
+            "near_labels": int(taken.sum()) if labels else None, "pool": POOL_PER_POINT * n_points, "seed": seed,
+            "mean_confidence": confidence, "median_confidence": float(np.median(top[:, 0])), "output": output,
+            "points": points})
     feedback.progress(1.0, "Done")
     return SuggestionResult(output=output, n_points=len(picks), rule=rule, mean_confidence=confidence,
                             output_report=paths[0], output_html=paths[1])
+
+
+def _write_report(output_report: str, raster: str | list[str], labels: str | None, model: str,
+                  suggestions: dict[str, Any]) -> tuple[str, str]:
+    """The report of the suggestions (JSON, and HTML beside it): the inputs and the ``suggestions`` section."""
+    return write_report({"title": "Landprobe: where to label next",
+                         "raster": raster if isinstance(raster, str) else ", ".join(raster), "labels": labels,
+                         "model": model, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                         "suggestions": suggestions}, output_report)
 
 
 def _check_value_model(manifest: dict[str, Any], model: str) -> None:
@@ -206,15 +211,11 @@ def _suggest_values(loaded: Any, features: np.ndarray, rows: np.ndarray, cols: n
     if output_report:
         points = [{"rank": i + 1, "predicted": float(predicted[p]), "spread": float(spread[p]), "x": float(x),
                    "y": float(y)} for i, (p, x, y) in enumerate(zip(picks, xs, ys, strict=True))]
-        paths = write_report({
-            "title": "Landprobe: where to label next",
-            "raster": raster if isinstance(raster, str) else ", ".join(raster), "labels": labels, "model": model,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "suggestions": {"n_points": len(picks), "rule": "spread", "spread": loaded.probe.spread,
-                            "unit": value.get("unit", ""), "spacing": spacing, "candidates": len(rows),
-                            "near_labels": int(taken.sum()) if labels else None, "pool": POOL_PER_POINT * n_points,
-                            "seed": seed, "mean_spread": mean_spread, "median_spread": median_spread,
-                            "output": output, "points": points}}, output_report)
+        paths = _write_report(output_report, raster, labels, model, {
+            "n_points": len(picks), "rule": "spread", "spread": loaded.probe.spread, "unit": value.get("unit", ""),
+            "spacing": spacing, "candidates": len(rows), "near_labels": int(taken.sum()) if labels else None,
+            "pool": POOL_PER_POINT * n_points, "seed": seed, "mean_spread": mean_spread,
+            "median_spread": median_spread, "output": output, "points": points})
     return SuggestionResult(output=output, n_points=len(picks), rule="spread", mean_confidence=None,
                             output_report=paths[0], output_html=paths[1], mean_spread=mean_spread)
 

@@ -20,7 +20,7 @@ from rasterio.transform import Affine
 from ..core.cluster import run_tasks
 from ..core.errors import InputError
 from ..core.feedback import Feedback
-from ..io.labels import Samples, burn_classes, labels_over_raster
+from ..io.labels import Samples, burn_classes, labels_over_raster, polygon_values
 from ..io.rasters import band_nodata, iter_windows, open_raster, read_block, shareable, valid_mask
 
 logger = logging.getLogger(__name__)
@@ -153,10 +153,6 @@ def sample_cells(raster: str, labels: str, field_name: str, min_coverage: float 
              "samples_per_class": {c.name: int((y == i).sum()) for i, c in enumerate(classes)}}
     logger.info("Sampled %d cells from %d polygons: %s.", stats["n_samples"], stats["n_polygons"],
                 ", ".join(f"{k} {v}" for k, v in stats["samples_per_class"].items()))
-    targets = None
-    if values:  # each cell's polygon (the one covering most of it) gives its value
-        lookup = np.zeros(int(gdf["_group"].max()) + 1, dtype="float64")
-        lookup[gdf["_group"].to_numpy()] = gdf["_value"].to_numpy()
-        targets = lookup[g]
+    targets = polygon_values(gdf, g) if values else None  # each cell's polygon: the one covering most of it
     return Samples(x=x, y=y, groups=g, rows=rows.astype("int32"), cols=cols.astype("int32"), classes=classes,
                    stats=stats, targets=targets)

@@ -1,4 +1,8 @@
-"""The encoder parameters shared by ``landprobe:extractembeddings`` and ``landprobe:trainclassifier``."""
+"""The encoder parameters of the algorithms that run encoders, and the training algorithms' feature sources.
+
+``landprobe:extractembeddings`` takes the encoder's; ``landprobe:trainclassifier`` and ``landprobe:trainregressor``
+both take FEATURES, the encoder's and MIN_COVERAGE (:func:`add_feature_parameters`, :func:`feature_job`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,15 @@ ENCODERS = [
     ("Your checkpoint (timm architecture + weights file)", "checkpoint"),
 ]
 
+#: (display name, engine name) of each feature source, in the order of the FEATURES options (append only).
+FEATURE_SOURCES = [
+    ("Band values of the raster (default)", "raw_bands"),
+    ("Embedding raster (from Extract embeddings, Google Satellite Embedding / AlphaEarth, TESSERA...)",
+     "embeddings"),
+    ("Embeddings computed on the fly by the encoder below", "encoder"),
+]
+FEATURES = "FEATURES"
+MIN_COVERAGE = "MIN_COVERAGE"
 ENCODER = "ENCODER"
 PATCH_SIZE = "PATCH_SIZE"
 STRIDE = "STRIDE"
@@ -89,4 +102,31 @@ def encoder_job(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any],
         "weights_file": algorithm.parameterAsFile(parameters, WEIGHTS_FILE, context) or None,
         "band_map": algorithm.parameterAsString(parameters, BAND_MAP, context) or None,
         "architecture": algorithm.parameterAsString(parameters, ARCHITECTURE, context) or None,
+    }
+
+
+def add_feature_parameters(algorithm: QgsProcessingAlgorithm, covered_by: str) -> None:
+    """Add FEATURES, the encoder's parameters (advanced) and MIN_COVERAGE (advanced).
+
+    ``covered_by`` ends the coverage's label: what must cover an embedding cell ("one class", "the polygons").
+    """
+    tr = algorithm.tr
+    algorithm.addParameter(QgsProcessingParameterEnum(
+        FEATURES, tr("Features"), options=[tr(label) for label, _ in FEATURE_SOURCES], defaultValue=0))
+    add_encoder_parameters(algorithm, patch_advanced=True, encoder_advanced=True,
+                           label="Encoder (features computed on the fly)")
+    coverage = QgsProcessingParameterNumber(
+        MIN_COVERAGE, tr("Minimum coverage of an embedding cell by {} (0-1)").format(tr(covered_by)),
+        QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
+    coverage.setFlags(coverage.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+    algorithm.addParameter(coverage)
+
+
+def feature_job(algorithm: QgsProcessingAlgorithm, parameters: dict[str, Any],
+                context: QgsProcessingContext) -> dict[str, Any]:
+    """The engine parameters for the feature source (and encoder) the user chose."""
+    return {
+        "features": FEATURE_SOURCES[algorithm.parameterAsEnum(parameters, FEATURES, context)][1],
+        **encoder_job(algorithm, parameters, context),
+        "min_coverage": algorithm.parameterAsDouble(parameters, MIN_COVERAGE, context),
     }

@@ -17,7 +17,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
@@ -61,13 +60,8 @@ VALIDATIONS = [
     ("None", "none"),
 ]
 
-#: (display name, engine name) of each feature source, in the order of the FEATURES options (append only).
-FEATURE_SOURCES = [
-    ("Band values of the raster (default)", "raw_bands"),
-    ("Embedding raster (from Extract embeddings, Google Satellite Embedding / AlphaEarth, TESSERA...)",
-     "embeddings"),
-    ("Embeddings computed on the fly by the encoder below", "encoder"),
-]
+#: The FEATURES options (kept here by name: the plugin tests and Train regressor read them).
+FEATURE_SOURCES = enc.FEATURE_SOURCES
 
 
 class TrainClassifierAlgorithm(LandprobeAlgorithm):
@@ -86,8 +80,8 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
     VALIDATION = "VALIDATION"
     INDICES = "INDICES"
     BAND_ROLES = "BAND_ROLES"
-    FEATURES = "FEATURES"
-    MIN_COVERAGE = "MIN_COVERAGE"
+    FEATURES = enc.FEATURES
+    MIN_COVERAGE = enc.MIN_COVERAGE
     LEARNING_CURVE = "LEARNING_CURVE"
     MORE_LABELS = "MORE_LABELS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
@@ -212,16 +206,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
         for parameter in (indices, roles):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(parameter)
-        self.addParameter(QgsProcessingParameterEnum(
-            self.FEATURES, self.tr("Features"), options=[self.tr(label) for label, _ in FEATURE_SOURCES],
-            defaultValue=0))
-        enc.add_encoder_parameters(self, patch_advanced=True, encoder_advanced=True,
-                                   label="Encoder (features computed on the fly)")
-        coverage = QgsProcessingParameterNumber(
-            self.MIN_COVERAGE, self.tr("Minimum coverage of an embedding cell by one class (0-1)"),
-            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
-        coverage.setFlags(coverage.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(coverage)
+        enc.add_feature_parameters(self, "one class")
         self.addParameter(QgsProcessingParameterBoolean(
             self.LEARNING_CURVE, self.tr("Learning curve (accuracy against labelled samples per class)"),
             defaultValue=False))
@@ -273,9 +258,7 @@ class TrainClassifierAlgorithm(LandprobeAlgorithm):
                 "class_colors": self.class_colors(parameters, self.LABELS, field, context),
                 "output_model": output_model,
                 "output_report": output_report,
-                "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
-                **enc.encoder_job(self, parameters, context),
-                "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
+                **enc.feature_job(self, parameters, context),
                 "learning_curve": self.parameterAsBoolean(parameters, self.LEARNING_CURVE, context),
                 "bands": self.parameterAsInts(parameters, self.BANDS, context) or None,
                 "more_labels": self.label_files(parameters, self.MORE_LABELS, context),

@@ -12,23 +12,20 @@ from qgis.core import (
     QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
 from . import encoder_params as enc
 from .base import LandprobeAlgorithm
 from .model_paths import model_destination, report_model
-from .train_classifier import FEATURE_SOURCES as CLASSIFIER_FEATURES
 
 #: (display name, engine name) of the FEATURES options, as Train classifier's (append only).
-FEATURE_SOURCES = list(CLASSIFIER_FEATURES)
+FEATURE_SOURCES = enc.FEATURE_SOURCES
 #: (display name, engine name) of the SUPPORT options (append only).
 SUPPORTS = [
     ("Automatic: pixel by pixel or per polygon, the better on held-out polygons (default)", "auto"),
@@ -59,8 +56,8 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
     FIELD = "FIELD"
     UNIT = "UNIT"
     METHOD = "METHOD"
-    FEATURES = "FEATURES"
-    MIN_COVERAGE = "MIN_COVERAGE"
+    FEATURES = enc.FEATURES
+    MIN_COVERAGE = enc.MIN_COVERAGE
     SUPPORT = "SUPPORT"
     MORE_LABELS = "MORE_LABELS"
     OUTPUT_MODEL = "OUTPUT_MODEL"
@@ -116,16 +113,7 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.METHOD, self.tr("Method"),
                                                      options=[self.tr(label) for label, _ in METHODS],
                                                      defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.FEATURES, self.tr("Features"), options=[self.tr(label) for label, _ in FEATURE_SOURCES],
-            defaultValue=0))
-        enc.add_encoder_parameters(self, patch_advanced=True, encoder_advanced=True,
-                                   label="Encoder (features computed on the fly)")
-        coverage = QgsProcessingParameterNumber(
-            self.MIN_COVERAGE, self.tr("Minimum coverage of an embedding cell by the polygons (0-1)"),
-            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.01, maxValue=1.0)
-        coverage.setFlags(coverage.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(coverage)
+        enc.add_feature_parameters(self, "the polygons")
         self.addParameter(QgsProcessingParameterEnum(
             self.SUPPORT, self.tr("Support"), options=[self.tr(label) for label, _ in SUPPORTS], defaultValue=0))
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -159,11 +147,9 @@ class TrainRegressorAlgorithm(LandprobeAlgorithm):
                 "unit": self.parameterAsString(parameters, self.UNIT, context) or "",
                 "method": METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][1],
                 "bands": bands,
-                "features": FEATURE_SOURCES[self.parameterAsEnum(parameters, self.FEATURES, context)][1],
-                "min_coverage": self.parameterAsDouble(parameters, self.MIN_COVERAGE, context),
+                **enc.feature_job(self, parameters, context),
                 "support": SUPPORTS[self.parameterAsEnum(parameters, self.SUPPORT, context)][1],
                 "more_labels": self.label_files(parameters, self.MORE_LABELS, context),
-                **enc.encoder_job(self, parameters, context),
                 "output_model": output_model,
                 "output_report": self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
             },
