@@ -7,22 +7,22 @@ rasters turned into polygons, one pixel each), they are grouped into spatial blo
 never scored on the neighbours of its own training pixels (which would reward the model that overfits most).
 
 The cost is bounded by successive halving: every candidate is scored on a subsample (at most
-:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons, and the tree ensembles stopped early
-at :data:`FIRST_ROUND_TREES` trees or boosting rounds: this round only prunes); only the best :data:`FINALISTS`
-and the preferred candidate (the RBF SVM; the logistic regression on many features, :data:`HIGH_DIMENSIONAL`)
-are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`), with
-:data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few dozen polygons, which polygons share a fold
-moves a score by more than the gaps between candidates). The folds of a candidate are fitted in parallel, one thread
-each (:mod:`joblib`, as scikit-learn's ``cross_validate`` does). Scores on a subsample capped per class are weighted
-back to the classes' real shares (otherwise an overall accuracy measured there would favour class weighting), and
-test pixels of a class that a fold's training side lacks (a class with a single polygon) are not scored in that
-fold. The winner is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best
-by no more than one standard error. The gap is measured fold by fold (all candidates of a round share their folds,
-and the folds differ in difficulty far more than the candidates do), with the standard error corrected for folds
-that share training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a
-little, while a gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates
-would overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order
-instead of model size).
+:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons; the tree ensembles, in both
+rounds, at :data:`SCORING_TREES` trees or boosting rounds); only the best :data:`FINALISTS` and the preferred
+candidate (the RBF SVM; the logistic regression on many features, :data:`HIGH_DIMENSIONAL`) are scored again, on a
+larger one (:data:`FINAL_ROUND_PER_CLASS`), with :data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few
+dozen polygons, which polygons share a fold moves a score by more than the gaps between candidates). The folds of a
+candidate are fitted in parallel, one thread each (:mod:`joblib`, as scikit-learn's ``cross_validate`` does). Scores
+on a subsample capped per class are weighted back to the classes' real shares (otherwise an overall accuracy
+measured there would favour class weighting), and test pixels of a class that a fold's training side lacks (a class
+with a single polygon) are not scored in that fold, except that a class with a single training polygon is scored on
+the polygon's two halves (:func:`halve_single_polygons`). The winner is the candidate listed first (:data:`GRID`'s
+order of preference) among those that trail the best by no more than one standard error. The gap is measured fold by
+fold (all candidates of a round share their folds, and the folds differ in difficulty far more than the candidates
+do), with the standard error corrected for folds that share training samples (Nadeau and Bengio 2003). So a
+candidate that is consistently better wins even by a little, while a gap that comes and goes with the folds is
+noise: choosing the noisiest maximum among many candidates would overfit the choice itself (the "one standard error"
+rule of Breiman et al. 1984, applied to a preference order instead of model size).
 
 The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
 settings with and without inverse-frequency class weights.
@@ -100,10 +100,16 @@ DOMINANT_SHARE = 0.75
 UNWEIGHTED_METHODS = ("knn",)
 #: Tree ensembles, whose cost grows with their number of trees (boosting rounds for XGBoost).
 TREE_METHODS = ("random_forest", "xgboost")
-#: Trees (or boosting rounds) of the ensembles in the first round, which only prunes: a forest's accuracy is close to
-#: its plateau at a few dozen trees (Probst and Boulesteix 2017), and the finalists are scored again in full.
-FIRST_ROUND_TREES = 30
-#: Samples per class in the first round, where every candidate is scored.
+#: Trees (or boosting rounds) of the ensembles while they are scored (the model then fitted has its default 100): a
+#: forest's accuracy is close to its plateau at a few dozen trees (Probst and Boulesteix 2017), so the score is at
+#: most slightly pessimistic, and the forests' folds cost a third. Measured with ``benchmarks/bench_scenes.py``
+#: (7 scenes, 5 splits): the finalists scored with 30, 50 or 100 trees gave the same mean held-out overall accuracy
+#: on 6 scenes and 0.659 to 0.662 on the seventh; ``train_classifier`` on the Landsat 7 sample took 3.8 s with 100,
+#: 2.6 s with 50 and 2.2 s with 30 (medians of 3).
+SCORING_TREES = 30
+#: Samples per class in the first round, where every candidate is scored. Scoring the whole training set instead
+#: (up to 4,000 pixels) was measured with ``bench_scenes.py --choice-seeds 3`` (5 scenes): no scene gained, and the
+#: scene where one class covers 78 % lost 0.014 (0.884 against 0.898), with a wider spread between choice seeds.
 FIRST_ROUND_PER_CLASS = 200
 #: Samples per class in the second round, where the finalists are scored again.
 FINAL_ROUND_PER_CLASS = 2000
@@ -124,6 +130,9 @@ N_FOLDS = 5
 TINY_POLYGON_PIXELS = 4
 #: Share of polygons touching a polygon of another id above which folds are made of spatial blocks.
 TOUCHING_SHARE = 0.5
+#: Pixels each half must hold for a class's single polygon to be cut in two for the folds
+#: (:func:`halve_single_polygons`).
+MIN_HALF_PIXELS = 2
 
 
 @dataclass(frozen=True)
@@ -270,48 +279,75 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
     return [test for test in folds if len(np.unique(y[~test])) >= 2]
 
 
+def halve_single_polygons(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
+                          ) -> tuple[np.ndarray, int]:
+    """Fold groups in which each class with a single polygon has it cut in two halves; and how many were cut.
+
+    Folds of whole polygons can never score a class with one training polygon (it is on the training side or missing
+    from it), yet held out, such a class is where candidates differ most: how far a model stretches a class learnt
+    from one polygon decides its held-out accuracy on the other (on the Sentinel-2 scene of
+    ``benchmarks/bench_scenes.py``, one WetSand polygon is all that separates the candidates held out). The polygon
+    is cut across its longer side at the median pixel (halves of at least :data:`MIN_HALF_PIXELS` pixels), so a fold
+    trains on one half and tests on the other: optimistic (the halves are neighbours) but the only evidence there
+    is. Measured with ``benchmarks/bench_scenes.py`` (5 splits, mean held-out overall accuracy): Sentinel-2 0.904 ->
+    0.913, the Landsat 7 sample 0.887 -> 0.894 (its urban class is learnt from one polygon when the split holds out
+    the other), the other scenes unchanged. The halves are fold groups only: sampling and the fold scheme still see
+    whole polygons. Nothing is cut unless two classes or more have several polygons: the choice must rest on whole
+    polygons, which the halves only complete (with every class in one polygon it would rest on neighbours alone and
+    reward overfitting).
+    """
+    out = groups.copy()
+    classes = np.unique(y)
+    polygons_per_class = {int(k): np.unique(groups[y == k]) for k in classes}
+    if sum(len(p) > 1 for p in polygons_per_class.values()) < 2:
+        return out, 0
+    next_id = int(groups.max()) + 1
+    cut = 0
+    for polygons in polygons_per_class.values():
+        if len(polygons) != 1:
+            continue
+        inside = np.flatnonzero(groups == polygons[0])
+        r, c = rows[inside], cols[inside]
+        along = r if np.ptp(r) >= np.ptp(c) else c
+        upper = along > np.median(along)
+        if min(int(upper.sum()), int((~upper).sum())) < MIN_HALF_PIXELS:
+            continue
+        out[inside[upper]] = next_id
+        next_id += 1
+        cut += 1
+    return out, cut
+
+
 def _workers(n_folds: int) -> int:
     """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than the folds."""
     return max(1, min(n_folds, cpu_threads()))
 
 
-def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
-          objective: str, feedback: Feedback, class_weights: np.ndarray | None = None,
-          trees: int | None = None, parallel: Any = None) -> dict[str, Any]:
-    """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores.
+#: Errors that mean a candidate cannot be fitted on these samples (it is reported as failed, not raised).
+FIT_ERRORS = (ValueError, ArithmeticError, MemoryError, MissingDependencyError)
 
-    Test pixels of a class that the fold's training side lacks (a class with one polygon) are not scored: no
-    candidate can learn them there. ``class_weights`` (one per class) scale the rows of every confusion matrix:
-    with a subsample capped per class, ``full count / subsample count`` gives back the scores at the classes' real
-    shares (an overall accuracy measured on a class-balanced subsample would otherwise be a balanced accuracy, and
-    favour weighted classes). ``folds`` may hold several repeats of a k-fold split: the pooled matrix sums them.
-    The folds are fitted in parallel threads, one core each (the fits release the GIL), on ``parallel`` (a
-    :class:`joblib.Parallel` of threads kept open by the caller) or a pool of this call's own; ``trees`` stops a
-    tree ensemble early.
+
+def _fold_matrix(candidate: Candidate, x: np.ndarray, y: np.ndarray, test: np.ndarray, n_classes: int,
+                 class_weights: np.ndarray | None, trees: int | None, threads: int, feedback: Feedback
+                 ) -> tuple[np.ndarray | None, float]:
+    """One fold: fit on the rest, the confusion matrix of the learnable test pixels (``None`` if none); seconds.
+
+    ``threads`` is the number of fold threads at work: above 1, the probe fits and predicts on one core.
     """
-    # Lazy: only the parallel folds need it. scikit-learn's Parallel and delayed (joblib's, with the library's
-    # configuration passed on to the threads): with joblib's own, the forests fitted inside the fold threads warned
-    # once per tree that their configuration could not be propagated.
-    from sklearn.utils.parallel import Parallel, delayed
-
-    # Lazy: only the parallel folds need it.
-    from threadpoolctl import threadpool_limits
-
-    workers = parallel.n_jobs if parallel is not None else _workers(len(folds))
-
-    def fold(test: np.ndarray) -> np.ndarray | None:
-        feedback.check_cancel()
-        learnable = test & np.isin(y, np.unique(y[~test]))
-        if not learnable.any():  # only classes this fold cannot learn: nothing to score
-            return None
-        probe = candidate.build(trees, 1 if workers > 1 else None).fit(x[~test], y[~test], n_classes)
-        probe.set_threads(1 if workers > 1 else cpu_threads())
-        cm = confusion_matrix(y[learnable], probe.predict(x[learnable], proba=False)[0], n_classes).astype(float)
-        return cm if class_weights is None else cm * class_weights[:, None]
-
+    feedback.check_cancel()
     start = time.perf_counter()
-    with threadpool_limits(1 if workers > 1 else None):  # no BLAS threads on top of the fold threads
-        matrices = (parallel or Parallel(n_jobs=workers, prefer="threads"))(delayed(fold)(test) for test in folds)
+    learnable = test & np.isin(y, np.unique(y[~test]))
+    if not learnable.any():  # only classes this fold cannot learn: nothing to score
+        return None, 0.0
+    probe = candidate.build(trees, 1 if threads > 1 else None).fit(x[~test], y[~test], n_classes)
+    probe.set_threads(1 if threads > 1 else cpu_threads())
+    cm = confusion_matrix(y[learnable], probe.predict(x[learnable], proba=False)[0], n_classes).astype(float)
+    return (cm if class_weights is None else cm * class_weights[:, None]), time.perf_counter() - start
+
+
+def _summary(candidate: Candidate, matrices: list[np.ndarray | None], n_classes: int, objective: str,
+             seconds: float) -> dict[str, Any]:
+    """A candidate's row: its score pooled over the folds' matrices, the spread of the fold scores, its seconds."""
     pooled = np.zeros((n_classes, n_classes))
     fold_scores = []
     for cm in matrices:
@@ -323,7 +359,44 @@ def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.nda
             "score_std": float(np.std(fold_scores, ddof=1)) if len(fold_scores) > 1 else 0.0,
             "fold_scores": fold_scores, "overall_accuracy": figures["overall_accuracy"] or 0.0,
             "balanced_accuracy": figures["balanced_accuracy"] or 0.0,
-            "seconds": round(time.perf_counter() - start, 3), "status": "scored", "note": None}
+            "seconds": round(seconds, 3), "status": "scored", "note": None}
+
+
+def _fold_threads(n_tasks: int, **options: Any) -> tuple[Any, Any]:
+    """Folds fitted in parallel threads, one core each (the fits release the GIL), and no BLAS threads on top.
+
+    Returns scikit-learn's ``Parallel`` (joblib's, with the library's configuration passed on to the threads: with
+    joblib's own, the forests fitted inside the fold threads warned once per tree that their configuration could
+    not be propagated), with joblib's ``options``, and the thread limit to enter.
+    """
+    # Lazy: only the parallel folds need them.
+    from sklearn.utils.parallel import Parallel
+    from threadpoolctl import threadpool_limits
+
+    workers = _workers(n_tasks)
+    return (Parallel(n_jobs=workers, prefer="threads", **options),
+            threadpool_limits(1 if workers > 1 else None))
+
+
+def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
+          objective: str, feedback: Feedback, class_weights: np.ndarray | None = None,
+          trees: int | None = None) -> dict[str, Any]:
+    """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores.
+
+    Test pixels of a class that the fold's training side lacks (a class with one polygon) are not scored: no
+    candidate can learn them there. ``class_weights`` (one per class) scale the rows of every confusion matrix:
+    with a subsample capped per class, ``full count / subsample count`` gives back the scores at the classes' real
+    shares (an overall accuracy measured on a class-balanced subsample would otherwise be a balanced accuracy, and
+    favour weighted classes). ``folds`` may hold several repeats of a k-fold split: the pooled matrix sums them.
+    The folds are fitted in parallel threads (:func:`_fold_threads`); ``trees`` stops a tree ensemble early.
+    """
+    from sklearn.utils.parallel import delayed  # lazy, as in _fold_threads
+
+    parallel, limits = _fold_threads(len(folds))
+    with limits:
+        done = parallel(delayed(_fold_matrix)(candidate, x, y, test, n_classes, class_weights, trees,
+                                              parallel.n_jobs, feedback) for test in folds)
+    return _summary(candidate, [cm for cm, _ in done], n_classes, objective, sum(t for _, t in done))
 
 
 def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
@@ -331,12 +404,12 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
            feedback: Feedback, repeats: int = 1, trees: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Score every candidate of ``pool`` on the samples ``keep`` (``repeats`` k-fold splits drawn anew, pooled).
 
-    ``trees`` stops the tree ensembles early (see :func:`score`).
+    Every fold of every candidate goes to one pool of threads (a pool per candidate left a core idle at the end of
+    each). ``trees`` stops the tree ensembles early (see :func:`score`).
 
     Returns the rows and the number of folds of one split.
     """
-    # Lazy: only the parallel folds need it (scikit-learn's, as in score).
-    from sklearn.utils.parallel import Parallel
+    from sklearn.utils.parallel import delayed  # lazy, as in _fold_threads
 
     folds: list[np.ndarray] = []
     n_folds = 0
@@ -348,17 +421,31 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
         n_folds = len(split)
     full, kept = np.bincount(y, minlength=n_classes), np.bincount(y[keep], minlength=n_classes)
     weights = np.divide(full, kept, out=np.ones(n_classes), where=kept > 0) if len(keep) < len(y) else None
+    x_keep, y_keep = x[keep], y[keep]
+    tasks = [(candidate, test) for candidate in pool for test in folds]
+
+    def task(candidate: Candidate, test: np.ndarray, threads: int) -> Any:
+        try:
+            return _fold_matrix(candidate, x_keep, y_keep, test, n_classes, weights, trees, threads, feedback)
+        except FIT_ERRORS as exc:  # this candidate cannot be fitted here
+            return exc
+
+    parallel, limits = _fold_threads(len(tasks), return_as="generator")  # results in order, as they come
+    outcomes = []
+    with limits:
+        for i, outcome in enumerate(parallel(delayed(task)(*t, parallel.n_jobs) for t in tasks)):
+            outcomes.append(outcome)
+            feedback.progress((i + 1) / len(tasks), f"Cross-validating {tasks[i][0].name}")
     results = []
-    with Parallel(n_jobs=_workers(len(folds)), prefer="threads") as parallel:  # one pool for every candidate
-        for i, candidate in enumerate(pool):
-            feedback.progress(i / len(pool), f"Cross-validating {candidate.name}")
-            try:
-                results.append(score(candidate, x[keep], y[keep], folds, n_classes, objective, feedback, weights,
-                                     trees, parallel))
-            except (ValueError, ArithmeticError, MemoryError, MissingDependencyError) as exc:  # cannot fit here
-                logger.info("Candidate %s failed: %s", candidate.name, exc)
-                results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
-                                "status": "failed", "note": str(exc)})
+    for c, candidate in enumerate(pool):
+        mine = outcomes[c * len(folds):(c + 1) * len(folds)]
+        failure = next((m for m in mine if isinstance(m, BaseException)), None)
+        if failure is not None:
+            logger.info("Candidate %s failed: %s", candidate.name, failure)
+            results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
+                            "status": "failed", "note": str(failure)})
+            continue
+        results.append(_summary(candidate, [cm for cm, _ in mine], n_classes, objective, sum(t for _, t in mine)))
     feedback.progress(1.0, "Cross-validation done")
     return results, n_folds
 
@@ -391,21 +478,27 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
                                 "winner": pool[0].name, "reason": "The only candidate for these options.",
                                 "scheme": None, "scheme_reason": None, "n_folds": 0, "seconds": 0.0})
     scheme, scheme_reason = fold_scheme(groups, rows, cols)
+    fold_groups, cut = halve_single_polygons(y, groups, rows, cols)
+    if cut:
+        scheme_reason += (f" {cut} class{'es' if cut > 1 else ''} with a single training polygon "
+                          f"{'were' if cut > 1 else 'was'} scored on its two halves (trained on one, tested on the "
+                          "other): the only evidence of how each candidate learns such a class, and optimistic, as "
+                          "the halves are neighbours.")
     small = cap_per_class(y, groups, FIRST_ROUND_PER_CLASS, seed)
     large = cap_per_class(y, groups, FINAL_ROUND_PER_CLASS, seed)
-    results, n_folds = _round(pool, small, x, y, groups, rows, cols, n_classes, objective, scheme, seed,
-                              feedback.stage(0.0, 0.5), trees=FIRST_ROUND_TREES)
+    results, n_folds = _round(pool, small, x, y, fold_groups, rows, cols, n_classes, objective, scheme, seed,
+                              feedback.stage(0.0, 0.5), trees=SCORING_TREES)
     if n_folds:
         ranked = sorted((r for r in results if r["score"] is not None), key=lambda r: -r["score"])
         names = {r["name"] for r in ranked[:FINALISTS]} | {pool[0].name}  # the preferred one stays in
         finalists = [c for c in pool if c.name in names]
         for r in results:
             if r["status"] == "scored" and r["name"] not in names:
-                early = f" with {FIRST_ROUND_TREES} trees" if r["method"] in TREE_METHODS else ""
+                early = f" with {SCORING_TREES} trees" if r["method"] in TREE_METHODS else ""
                 r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(small)} samples{early}, "
                                                f"not among the best {FINALISTS}")
-        final, n_final = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme,
-                                seed + 1, feedback.stage(0.5, 1.0), FINAL_REPEATS)
+        final, n_final = _round(finalists, large, x, y, fold_groups, rows, cols, n_classes, objective, scheme,
+                                seed + 1, feedback.stage(0.5, 1.0), FINAL_REPEATS, SCORING_TREES)
         n_folds = n_final or n_folds
         by_name = {r["name"]: r for r in results} | {r["name"]: r for r in final}
         results = [by_name[r["name"]] for r in results]

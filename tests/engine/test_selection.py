@@ -359,3 +359,86 @@ def test_the_first_round_stops_tree_ensembles_early_and_nothing_else() -> None:
     assert selection.Candidate("random_forest").build().n_estimators == 100  # the finalists are scored in full
     svm = selection.Candidate("svm", (("c", 10.0),)).build(trees=7, fit_threads=1)
     assert svm.fit_threads == 1 and not hasattr(svm, "n_estimators")
+
+
+def test_a_class_with_a_single_training_polygon_is_scored_on_its_two_halves() -> None:
+    # Class 2 has one 4 x 8 px polygon (longer along the columns), class 3 one of 3 px: too small to cut.
+    y, groups, rows, cols = _square_polygons(5, 2, size=4, gap=2)
+    lone_r, lone_c = np.mgrid[50:54, 0:8]
+    tiny = groups.max() + 2
+    y = np.concatenate([y, np.full(32, 2), np.full(3, 3)])
+    groups = np.concatenate([groups, np.full(32, groups.max() + 1), np.full(3, tiny)])
+    rows = np.concatenate([rows, lone_r.ravel(), [60, 60, 60]])
+    cols = np.concatenate([cols, lone_c.ravel(), [0, 1, 2]])
+    fold_groups, cut = selection.halve_single_polygons(y, groups, rows, cols)
+    assert cut == 1
+    lone = y == 2
+    halves = np.unique(fold_groups[lone])
+    assert len(halves) == 2 and not np.isin(halves, groups[~lone]).any()
+    first, second = (cols[lone][fold_groups[lone] == h] for h in halves)
+    assert len(first) == len(second) == 16 and (first.max() < second.min() or second.max() < first.min())
+    assert (fold_groups[~lone] == groups[~lone]).all()  # other classes' polygons and the tiny one stay whole
+    # Now a fold tests one half of class 2 and trains on the other: the class is scored.
+    folds = selection._folds(y, fold_groups, rows, cols, "group_kfold", 0)
+    assert any((test & lone).any() and (~test & lone).any() for test in folds)
+    whole = selection._folds(y, groups, rows, cols, "group_kfold", 0)
+    assert not any((test & lone).any() and (~test & lone).any() for test in whole)
+    # With every class in a single polygon nothing is cut: the choice would rest on neighbours alone.
+    one_each = _square_polygons(1, 3, size=4, gap=2)
+    assert selection.halve_single_polygons(*one_each)[1] == 0
+
+
+def test_the_report_says_when_a_polygon_was_cut_in_halves() -> None:
+    rng = np.random.default_rng(2)
+    y, groups, rows, cols = _square_polygons(5, 2, size=4, gap=2)
+    lone_r, lone_c = np.mgrid[50:56, 0:6]
+    y = np.concatenate([y, np.full(36, 2)])
+    groups = np.concatenate([groups, np.full(36, groups.max() + 1)])
+    rows, cols = np.concatenate([rows, lone_r.ravel()]), np.concatenate([cols, lone_c.ravel()])
+    x = (np.eye(3)[y] * 3 + rng.normal(0, 0.5, (len(y), 3))).astype("float32")
+    report = selection.choose(x, y, groups, rows, cols, 3, method="svm").report
+    assert "1 class with a single training polygon was scored on its two halves" in report["scheme_reason"]
+
+
+def test_the_finalists_are_scored_again_on_fresh_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On folds of their own: scored again on the folds that picked them, they would keep the luck that did.
+    rng = np.random.default_rng(5)
+    y, groups, rows, cols = _square_polygons(6, 3, size=4, gap=2)  # 288 px: both rounds hold every sample
+    x = (np.eye(3)[y] * 1.5 + rng.normal(0, 1.0, (len(y), 3))).astype("float32")
+    fits: list[str] = []
+    real_fold = selection._fold_matrix
+
+    def counting(candidate, *args, **kwargs):
+        fits.append(candidate.name)
+        return real_fold(candidate, *args, **kwargs)
+
+    monkeypatch.setattr(selection, "_fold_matrix", counting)
+    report = selection.choose(x, y, groups, rows, cols, 3).report
+    folds = selection.N_FOLDS
+    finalists = [c["name"] for c in report["candidates"] if c["status"] == "scored"]
+    assert len(finalists) >= 2 and report["n_folds"] == folds
+    for c in report["candidates"]:
+        scored_twice = c["name"] in finalists
+        assert fits.count(c["name"]) == folds * (1 + selection.FINAL_REPEATS if scored_twice else 1), c["name"]
+        if scored_twice:
+            assert len(c["fold_scores"]) == folds * selection.FINAL_REPEATS
+
+
+def test_a_cancel_during_the_choice_stops_it_within_a_few_folds() -> None:
+    from engine.core.errors import CancelledError
+
+    rng = np.random.default_rng(6)
+    y, groups, rows, cols = _square_polygons(6, 3, size=4, gap=2)
+    x = (np.eye(3)[y] + rng.normal(0, 1.0, (len(y), 3))).astype("float32")
+    messages: list[str] = []
+
+    class CancelAfter(selection.Feedback):
+        def _report(self, fraction: float, message: str | None) -> None:
+            messages.append(message or "")
+            if sum(m.startswith("Cross-validating") for m in messages) == 3:  # three folds done
+                self.cancel()
+
+    with pytest.raises(CancelledError):
+        selection.choose(x, y, groups, rows, cols, 3, feedback=CancelAfter())
+    folds_done = sum(m.startswith("Cross-validating") for m in messages)
+    assert folds_done < 3 + 2 * selection._workers(100)  # not the 85 folds of the first round
