@@ -244,23 +244,26 @@ def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path
                 if name == "auto":
                     from engine.assess.selection import select_probe
 
+                    draws = []
                     for draw in range(choice_seeds):  # the choice's own seed: its folds and subsamples
                         t0 = time.perf_counter()
                         probe, report = select_probe(x_train, y_train, s.groups[train], s.rows[train],
                                                      s.cols[train], len(names), method="auto",
                                                      objective="overall_accuracy", class_weight="auto",
                                                      seed=seed + CHOICE_SEED_STEP * draw)
-                        fit_s = time.perf_counter() - t0
-                        pred = probe.predict(x_test)[0]
                         drawn = f", choice seed {seed + CHOICE_SEED_STEP * draw}" if choice_seeds > 1 else ""
-                        picks.append(f"seed {seed}{drawn}: {report.get('winner')} ({report.get('scheme')} folds; "
-                                     f"{report.get('seconds', float('nan')):.1f} s choosing)")
-                        if draw < choice_seeds - 1:  # the last draw is recorded below, with the other contenders
-                            seconds[name].append(fit_s)
-                            results[name].append(scores(y_test, pred, names))
-                            oa, kappa, f1 = results[name][-1]
-                            print(f"  {name}{drawn}: OA {oa:.3f} kappa {kappa:.3f} macro F1 {f1:.3f} ({fit_s:.2f} s)",
-                                  flush=True)
+                        draws.append((time.perf_counter() - t0, probe.predict(x_test)[0], drawn,
+                                      f"seed {seed}{drawn}: {report.get('winner')} ({report.get('scheme')} folds; "
+                                      f"{report.get('seconds', float('nan')):.1f} s choosing)"))
+                    for fit_s, pred, drawn, pick in draws[:-1]:  # all drawn: the last one is recorded below
+                        picks.append(pick)
+                        seconds[name].append(fit_s)
+                        results[name].append(scores(y_test, pred, names))
+                        oa, kappa, f1 = results[name][-1]
+                        print(f"  {name}{drawn}: OA {oa:.3f} kappa {kappa:.3f} macro F1 {f1:.3f} ({fit_s:.2f} s)",
+                              flush=True)
+                    fit_s, pred, drawn, pick = draws[-1]
+                    picks.append(pick)
                 elif name in PROBES:
                     probe = PROBES[name]().fit(x_train, y_train, len(names))
                     fit_s = time.perf_counter() - t0
@@ -387,6 +390,14 @@ def training_time(work: Path, runs: dict[str, dict[str, Any]], rounds: int = 3) 
          ["ratio of the medians", ratio, ""]]))
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main() -> None:
     """Run every contender on every scene and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -395,7 +406,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep scenes and outputs here (default: temp)")
     parser.add_argument("--only", nargs="*", help="contender names to run (default: all)")
     parser.add_argument("--no-training-time", action="store_true", help="skip the train_classifier timing")
-    parser.add_argument("--choice-seeds", type=int, default=1,
+    parser.add_argument("--choice-seeds", type=positive, default=1,
                         help=f"automatic choices per split, with seeds split + {CHOICE_SEED_STEP} x 0..N-1")
     args = parser.parse_args()
     # Before any OpenMP runtime loads: idle threads sleep instead of spinning. On a busy machine spinning threads

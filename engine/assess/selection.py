@@ -7,22 +7,22 @@ rasters turned into polygons, one pixel each), they are grouped into spatial blo
 never scored on the neighbours of its own training pixels (which would reward the model that overfits most).
 
 The cost is bounded by successive halving: every candidate is scored on a subsample (at most
-:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons; the tree ensembles, in both
-rounds, at :data:`SCORING_TREES` trees or boosting rounds); only the best :data:`FINALISTS` and the preferred
-candidate (the RBF SVM; the logistic regression on many features, :data:`HIGH_DIMENSIONAL`) are scored again, on a
-larger one (:data:`FINAL_ROUND_PER_CLASS`), with :data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few
-dozen polygons, which polygons share a fold moves a score by more than the gaps between candidates). The folds of a
-candidate are fitted in parallel, one thread each (:mod:`joblib`, as scikit-learn's ``cross_validate`` does). Scores
-on a subsample capped per class are weighted back to the classes' real shares (otherwise an overall accuracy
-measured there would favour class weighting), and test pixels of a class that a fold's training side lacks (a class
-with a single polygon) are not scored in that fold, except that a class with a single training polygon is scored on
-the polygon's two halves (:func:`halve_single_polygons`). The winner is the candidate listed first (:data:`GRID`'s
-order of preference) among those that trail the best by no more than one standard error. The gap is measured fold by
-fold (all candidates of a round share their folds, and the folds differ in difficulty far more than the candidates
-do), with the standard error corrected for folds that share training samples (Nadeau and Bengio 2003). So a
-candidate that is consistently better wins even by a little, while a gap that comes and goes with the folds is
-noise: choosing the noisiest maximum among many candidates would overfit the choice itself (the "one standard error"
-rule of Breiman et al. 1984, applied to a preference order instead of model size).
+:data:`FIRST_ROUND_PER_CLASS` pixels per class, spread over the class's polygons; the random forest at
+:data:`SCORING_TREES` trees in both rounds, XGBoost at as many boosting rounds in the first); only the best
+:data:`FINALISTS` and the preferred candidate (the RBF SVM; the logistic regression on many features,
+:data:`HIGH_DIMENSIONAL`) are scored again, on a larger one (:data:`FINAL_ROUND_PER_CLASS`), with
+:data:`FINAL_REPEATS` k-fold splits drawn anew and pooled (on a few dozen polygons, which polygons share a fold
+moves a score by more than the gaps between candidates). Every fold of every candidate of a round is fitted on one
+pool of threads, one core each (:mod:`joblib`, as scikit-learn's ``cross_validate`` does). Scores on a subsample
+capped per class are weighted back to the classes' real shares (otherwise an overall accuracy measured there would
+and test pixels of a class that a fold's training side lacks (a class with a single polygon) are not scored in that
+fold. The winner is the candidate listed first (:data:`GRID`'s order of preference) among those that trail the best
+by no more than one standard error. The gap is measured fold by fold (all candidates of a round share their folds,
+and the folds differ in difficulty far more than the candidates do), with the standard error corrected for folds
+that share training samples (Nadeau and Bengio 2003). So a candidate that is consistently better wins even by a
+little, while a gap that comes and goes with the folds is noise: choosing the noisiest maximum among many candidates
+would overfit the choice itself (the "one standard error" rule of Breiman et al. 1984, applied to a preference order
+instead of model size).
 
 The same mechanism chooses the class weighting of a single method (``class_weight="auto"``): the method's default
 settings with and without inverse-frequency class weights.
@@ -74,6 +74,11 @@ CLASS_WEIGHT_CHOICES = (AUTO, *CLASS_WEIGHTS)
 #: 8 px); when the split holds out the large one, every model learns urban from 8 pixels, and the held-out accuracy
 #: hinges on that class. The inner cross-validation cannot score a class that has a single training polygon, so it
 #: scores the random forest and the balanced SVM alike (0.910 and 0.904) while held out they reach 0.680 and 0.894.
+#: Scoring such a class on the two halves of its polygon (trained on one, tested on the other) was measured in stop
+#: 29 with ``bench_scenes.py --choice-seeds 3`` and not kept: Sentinel-2 0.904 -> 0.913 and this sample 0.868 ->
+#: 0.872 on average, but on the split of ``make demo`` (urban learnt from its 57 px polygon, the 8 px one held out)
+#: it chose the unweighted SVM (held out 0.795) over the balanced one (0.939): halves of one polygon reward the
+#: model that fits that polygon tightly, while a new polygon needs the class stretched.
 GRID: dict[str, list[dict[str, Any]]] = {
     "svm": [{"c": 1.0}, {"c": 10.0}, {"c": 100.0}],
     "logistic_regression": [{"c": 1.0}, {"c": 0.1}, {"c": 10.0}],
@@ -100,13 +105,17 @@ DOMINANT_SHARE = 0.75
 UNWEIGHTED_METHODS = ("knn",)
 #: Tree ensembles, whose cost grows with their number of trees (boosting rounds for XGBoost).
 TREE_METHODS = ("random_forest", "xgboost")
-#: Trees (or boosting rounds) of the ensembles while they are scored (the model then fitted has its default 100): a
-#: forest's accuracy is close to its plateau at a few dozen trees (Probst and Boulesteix 2017), so the score is at
+#: Trees of the random forests while they are scored, in both rounds (the model then fitted has its default 100):
+#: a forest's accuracy is close to its plateau at a few dozen trees (Probst and Boulesteix 2017), so the score is at
 #: most slightly pessimistic, and the forests' folds cost a third. Measured with ``benchmarks/bench_scenes.py``
 #: (7 scenes, 5 splits): the finalists scored with 30, 50 or 100 trees gave the same mean held-out overall accuracy
 #: on 6 scenes and 0.659 to 0.662 on the seventh; ``train_classifier`` on the Landsat 7 sample took 3.8 s with 100,
-#: 2.6 s with 50 and 2.2 s with 30 (medians of 3).
+#: 2.6 s with 50 and 2.2 s with 30 (medians of 3). XGBoost's boosting rounds are stopped at this number in the first
+#: round only, which just prunes: 30 rounds at learning rate 0.3 are another model than its 100, so a finalist is
+#: scored with all of them (cheap: about 30 ms a fit on the sample).
 SCORING_TREES = 30
+#: Ensembles scored with :data:`SCORING_TREES` trees in the second round too.
+FOREST_METHODS = ("random_forest",)
 #: Samples per class in the first round, where every candidate is scored. Scoring the whole training set instead
 #: (up to 4,000 pixels) was measured with ``bench_scenes.py --choice-seeds 3`` (5 scenes): no scene gained, and the
 #: scene where one class covers 78 % lost 0.014 (0.884 against 0.898), with a wider spread between choice seeds.
@@ -130,9 +139,6 @@ N_FOLDS = 5
 TINY_POLYGON_PIXELS = 4
 #: Share of polygons touching a polygon of another id above which folds are made of spatial blocks.
 TOUCHING_SHARE = 0.5
-#: Pixels each half must hold for a class's single polygon to be cut in two for the folds
-#: (:func:`halve_single_polygons`).
-MIN_HALF_PIXELS = 2
 
 
 @dataclass(frozen=True)
@@ -279,45 +285,6 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
     return [test for test in folds if len(np.unique(y[~test])) >= 2]
 
 
-def halve_single_polygons(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
-                          ) -> tuple[np.ndarray, int]:
-    """Fold groups in which each class with a single polygon has it cut in two halves; and how many were cut.
-
-    Folds of whole polygons can never score a class with one training polygon (it is on the training side or missing
-    from it), yet held out, such a class is where candidates differ most: how far a model stretches a class learnt
-    from one polygon decides its held-out accuracy on the other (on the Sentinel-2 scene of
-    ``benchmarks/bench_scenes.py``, one WetSand polygon is all that separates the candidates held out). The polygon
-    is cut across its longer side at the median pixel (halves of at least :data:`MIN_HALF_PIXELS` pixels), so a fold
-    trains on one half and tests on the other: optimistic (the halves are neighbours) but the only evidence there
-    is. Measured with ``benchmarks/bench_scenes.py`` (5 splits, mean held-out overall accuracy): Sentinel-2 0.904 ->
-    0.913, the Landsat 7 sample 0.887 -> 0.894 (its urban class is learnt from one polygon when the split holds out
-    the other), the other scenes unchanged. The halves are fold groups only: sampling and the fold scheme still see
-    whole polygons. Nothing is cut unless two classes or more have several polygons: the choice must rest on whole
-    polygons, which the halves only complete (with every class in one polygon it would rest on neighbours alone and
-    reward overfitting).
-    """
-    out = groups.copy()
-    classes = np.unique(y)
-    polygons_per_class = {int(k): np.unique(groups[y == k]) for k in classes}
-    if sum(len(p) > 1 for p in polygons_per_class.values()) < 2:
-        return out, 0
-    next_id = int(groups.max()) + 1
-    cut = 0
-    for polygons in polygons_per_class.values():
-        if len(polygons) != 1:
-            continue
-        inside = np.flatnonzero(groups == polygons[0])
-        r, c = rows[inside], cols[inside]
-        along = r if np.ptp(r) >= np.ptp(c) else c
-        upper = along > np.median(along)
-        if min(int(upper.sum()), int((~upper).sum())) < MIN_HALF_PIXELS:
-            continue
-        out[inside[upper]] = next_id
-        next_id += 1
-        cut += 1
-    return out, cut
-
-
 def _workers(n_folds: int) -> int:
     """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than the folds."""
     return max(1, min(n_folds, cpu_threads()))
@@ -362,55 +329,70 @@ def _summary(candidate: Candidate, matrices: list[np.ndarray | None], n_classes:
             "seconds": round(seconds, 3), "status": "scored", "note": None}
 
 
-def _fold_threads(n_tasks: int, **options: Any) -> tuple[Any, Any]:
-    """Folds fitted in parallel threads, one core each (the fits release the GIL), and no BLAS threads on top.
+def score_pool(pool: list[Candidate], x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
+               objective: str, feedback: Feedback, class_weights: np.ndarray | None = None,
+               trees: int | None = None, tree_methods: tuple[str, ...] = TREE_METHODS) -> list[dict[str, Any]]:
+    """Cross-validated scores of every candidate of ``pool``: pooled over the folds, with the fold scores' spread.
 
-    Returns scikit-learn's ``Parallel`` (joblib's, with the library's configuration passed on to the threads: with
-    joblib's own, the forests fitted inside the fold threads warned once per tree that their configuration could
-    not be propagated), with joblib's ``options``, and the thread limit to enter.
+    Test pixels of a class that the fold's training side lacks are not scored: no candidate can learn them there.
+    ``class_weights`` (one per class) scale the rows of every confusion matrix: with a subsample capped per class,
+    ``full count / subsample count`` gives back the scores at the classes' real shares (an overall accuracy measured
+    on a class-balanced subsample would otherwise be a balanced accuracy, and favour weighted classes). ``folds``
+    may hold several repeats of a k-fold split: the pooled matrix sums them. ``trees`` stops the ensembles of
+    ``tree_methods`` early. A candidate that cannot be fitted here (:data:`FIT_ERRORS`) gets a ``failed`` row.
+
+    Every fold of every candidate goes to one pool of threads, one core each (a pool per candidate left a core idle
+    at the end of each): scikit-learn's ``Parallel`` (joblib's, with the library's configuration passed on to the
+    threads: with joblib's own, the forests fitted inside the fold threads warned once per tree that their
+    configuration could not be propagated), with no BLAS threads on top. A row's ``seconds`` are its folds' fit
+    times summed (more than the wall time when folds run side by side).
     """
     # Lazy: only the parallel folds need them.
-    from sklearn.utils.parallel import Parallel
+    from sklearn.utils.parallel import Parallel, delayed
     from threadpoolctl import threadpool_limits
 
-    workers = _workers(n_tasks)
-    return (Parallel(n_jobs=workers, prefer="threads", **options),
-            threadpool_limits(1 if workers > 1 else None))
+    tasks = [(candidate, test) for candidate in pool for test in folds]
+    workers = _workers(len(tasks))
 
+    def task(i: int) -> tuple[int, Any]:
+        candidate, test = tasks[i]
+        stop = trees if candidate.method in tree_methods else None
+        try:
+            return i, _fold_matrix(candidate, x, y, test, n_classes, class_weights, stop, workers, feedback)
+        except FIT_ERRORS as exc:  # this candidate cannot be fitted here
+            return i, exc
 
-def score(candidate: Candidate, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], n_classes: int,
-          objective: str, feedback: Feedback, class_weights: np.ndarray | None = None,
-          trees: int | None = None) -> dict[str, Any]:
-    """Cross-validated score of ``candidate``: pooled over the folds, with the spread of the fold scores.
-
-    Test pixels of a class that the fold's training side lacks (a class with one polygon) are not scored: no
-    candidate can learn them there. ``class_weights`` (one per class) scale the rows of every confusion matrix:
-    with a subsample capped per class, ``full count / subsample count`` gives back the scores at the classes' real
-    shares (an overall accuracy measured on a class-balanced subsample would otherwise be a balanced accuracy, and
-    favour weighted classes). ``folds`` may hold several repeats of a k-fold split: the pooled matrix sums them.
-    The folds are fitted in parallel threads (:func:`_fold_threads`); ``trees`` stops a tree ensemble early.
-    """
-    from sklearn.utils.parallel import delayed  # lazy, as in _fold_threads
-
-    parallel, limits = _fold_threads(len(folds))
-    with limits:
-        done = parallel(delayed(_fold_matrix)(candidate, x, y, test, n_classes, class_weights, trees,
-                                              parallel.n_jobs, feedback) for test in folds)
-    return _summary(candidate, [cm for cm, _ in done], n_classes, objective, sum(t for _, t in done))
+    outcomes: list[Any] = [None] * len(tasks)
+    message = (f"Cross-validating {len(pool)} candidate{'s' if len(pool) > 1 else ''}, {len(folds)} folds each")
+    with threadpool_limits(1 if workers > 1 else None):
+        parallel = Parallel(n_jobs=workers, prefer="threads", return_as="generator_unordered")
+        for done, (i, outcome) in enumerate(parallel(delayed(task)(i) for i in range(len(tasks)))):
+            outcomes[i] = outcome
+            # One text per call, the bar moving per fold: QGIS logs every new progress text.
+            feedback.progress((done + 1) / len(tasks), message)
+    rows = []
+    for c, candidate in enumerate(pool):
+        mine = outcomes[c * len(folds):(c + 1) * len(folds)]
+        failure = next((m for m in mine if isinstance(m, BaseException)), None)
+        if failure is not None:
+            logger.info("Candidate %s failed: %s", candidate.name, failure)
+            rows.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
+                         "status": "failed", "note": str(failure)})
+        else:
+            rows.append(_summary(candidate, [cm for cm, _ in mine], n_classes, objective, sum(t for _, t in mine)))
+    return rows
 
 
 def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
            rows: np.ndarray, cols: np.ndarray, n_classes: int, objective: str, scheme: str, seed: int,
-           feedback: Feedback, repeats: int = 1, trees: int | None = None) -> tuple[list[dict[str, Any]], int]:
+           feedback: Feedback, repeats: int = 1, trees: int | None = None,
+           tree_methods: tuple[str, ...] = TREE_METHODS) -> tuple[list[dict[str, Any]], int]:
     """Score every candidate of ``pool`` on the samples ``keep`` (``repeats`` k-fold splits drawn anew, pooled).
 
-    Every fold of every candidate goes to one pool of threads (a pool per candidate left a core idle at the end of
-    each). ``trees`` stops the tree ensembles early (see :func:`score`).
+    ``trees`` stops the ensembles of ``tree_methods`` early (see :func:`score_pool`).
 
     Returns the rows and the number of folds of one split.
     """
-    from sklearn.utils.parallel import delayed  # lazy, as in _fold_threads
-
     folds: list[np.ndarray] = []
     n_folds = 0
     for r in range(repeats):
@@ -421,31 +403,7 @@ def _round(pool: list[Candidate], keep: np.ndarray, x: np.ndarray, y: np.ndarray
         n_folds = len(split)
     full, kept = np.bincount(y, minlength=n_classes), np.bincount(y[keep], minlength=n_classes)
     weights = np.divide(full, kept, out=np.ones(n_classes), where=kept > 0) if len(keep) < len(y) else None
-    x_keep, y_keep = x[keep], y[keep]
-    tasks = [(candidate, test) for candidate in pool for test in folds]
-
-    def task(candidate: Candidate, test: np.ndarray, threads: int) -> Any:
-        try:
-            return _fold_matrix(candidate, x_keep, y_keep, test, n_classes, weights, trees, threads, feedback)
-        except FIT_ERRORS as exc:  # this candidate cannot be fitted here
-            return exc
-
-    parallel, limits = _fold_threads(len(tasks), return_as="generator")  # results in order, as they come
-    outcomes = []
-    with limits:
-        for i, outcome in enumerate(parallel(delayed(task)(*t, parallel.n_jobs) for t in tasks)):
-            outcomes.append(outcome)
-            feedback.progress((i + 1) / len(tasks), f"Cross-validating {tasks[i][0].name}")
-    results = []
-    for c, candidate in enumerate(pool):
-        mine = outcomes[c * len(folds):(c + 1) * len(folds)]
-        failure = next((m for m in mine if isinstance(m, BaseException)), None)
-        if failure is not None:
-            logger.info("Candidate %s failed: %s", candidate.name, failure)
-            results.append({**candidate.as_dict(), "score": None, "score_std": None, "seconds": 0.0,
-                            "status": "failed", "note": str(failure)})
-            continue
-        results.append(_summary(candidate, [cm for cm, _ in mine], n_classes, objective, sum(t for _, t in mine)))
+    results = score_pool(pool, x[keep], y[keep], folds, n_classes, objective, feedback, weights, trees, tree_methods)
     feedback.progress(1.0, "Cross-validation done")
     return results, n_folds
 
@@ -478,15 +436,9 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
                                 "winner": pool[0].name, "reason": "The only candidate for these options.",
                                 "scheme": None, "scheme_reason": None, "n_folds": 0, "seconds": 0.0})
     scheme, scheme_reason = fold_scheme(groups, rows, cols)
-    fold_groups, cut = halve_single_polygons(y, groups, rows, cols)
-    if cut:
-        scheme_reason += (f" {cut} class{'es' if cut > 1 else ''} with a single training polygon "
-                          f"{'were' if cut > 1 else 'was'} scored on its two halves (trained on one, tested on the "
-                          "other): the only evidence of how each candidate learns such a class, and optimistic, as "
-                          "the halves are neighbours.")
     small = cap_per_class(y, groups, FIRST_ROUND_PER_CLASS, seed)
     large = cap_per_class(y, groups, FINAL_ROUND_PER_CLASS, seed)
-    results, n_folds = _round(pool, small, x, y, fold_groups, rows, cols, n_classes, objective, scheme, seed,
+    results, n_folds = _round(pool, small, x, y, groups, rows, cols, n_classes, objective, scheme, seed,
                               feedback.stage(0.0, 0.5), trees=SCORING_TREES)
     if n_folds:
         ranked = sorted((r for r in results if r["score"] is not None), key=lambda r: -r["score"])
@@ -497,8 +449,9 @@ def choose(x: np.ndarray, y: np.ndarray, groups: np.ndarray, rows: np.ndarray, c
                 early = f" with {SCORING_TREES} trees" if r["method"] in TREE_METHODS else ""
                 r.update(status="pruned", note=f"{_fmt(r['score'], objective)} on {len(small)} samples{early}, "
                                                f"not among the best {FINALISTS}")
-        final, n_final = _round(finalists, large, x, y, fold_groups, rows, cols, n_classes, objective, scheme,
-                                seed + 1, feedback.stage(0.5, 1.0), FINAL_REPEATS, SCORING_TREES)
+        final, n_final = _round(finalists, large, x, y, groups, rows, cols, n_classes, objective, scheme,
+                                seed + 1, feedback.stage(0.5, 1.0), FINAL_REPEATS, SCORING_TREES,
+                                FOREST_METHODS)
         n_folds = n_final or n_folds
         by_name = {r["name"]: r for r in results} | {r["name"]: r for r in final}
         results = [by_name[r["name"]] for r in results]

@@ -298,11 +298,13 @@ def test_scores_on_a_class_capped_subsample_count_classes_at_their_real_shares()
             return probe
 
     feedback = selection.Feedback()
-    plain = selection.score(Always0("knn"), x, y, folds, 2, "overall_accuracy", feedback)
+    plain = selection.score_pool([Always0("knn")], x, y, folds, 2, "overall_accuracy", feedback)[0]
     assert plain["score"] == pytest.approx(0.5)
-    real = selection.score(Always0("knn"), x, y, folds, 2, "overall_accuracy", feedback, np.array([9.0, 1.0]))
+    real = selection.score_pool([Always0("knn")], x, y, folds, 2, "overall_accuracy", feedback,
+                                np.array([9.0, 1.0]))[0]
     assert real["score"] == pytest.approx(0.9) and real["fold_scores"] == pytest.approx([0.9, 0.9])
-    balanced = selection.score(Always0("knn"), x, y, folds, 2, "balanced_accuracy", feedback, np.array([9.0, 1.0]))
+    balanced = selection.score_pool([Always0("knn")], x, y, folds, 2, "balanced_accuracy", feedback,
+                                    np.array([9.0, 1.0]))[0]
     assert balanced["score"] == pytest.approx(0.5)  # a class mean does not depend on the shares
 
 
@@ -315,8 +317,8 @@ def test_a_class_missing_from_a_folds_training_side_is_not_scored_there() -> Non
     rows, cols = np.concatenate([rows, np.arange(16) // 4 + 50]), np.concatenate([cols, np.arange(16) % 4])
     x = (np.eye(3)[y] * 4 + rng.normal(0, 0.3, (len(y), 3))).astype("float32")
     folds = selection._folds(y, groups, rows, cols, "group_kfold", 0)
-    result = selection.score(selection.Candidate("logistic_regression", (("c", 1.0),)), x, y, folds, 3,
-                             "overall_accuracy", selection.Feedback())
+    result = selection.score_pool([selection.Candidate("logistic_regression", (("c", 1.0),))], x, y, folds, 3,
+                                  "overall_accuracy", selection.Feedback())[0]
     assert result["score"] == pytest.approx(1.0)  # separable classes; the lone polygon's fold does not count it
 
 
@@ -330,9 +332,10 @@ def test_folds_fitted_in_parallel_score_as_folds_fitted_one_at_a_time(monkeypatc
     for threads in ("1", "2"):
         monkeypatch.setenv("LANDPROBE_THREADS", threads)
         assert selection._workers(len(folds)) == int(threads)
-        scores[threads] = selection.score(candidate, x, y, folds, 3, "overall_accuracy", selection.Feedback(),
-                                          trees=12)["fold_scores"]
-    assert scores["1"] == scores["2"] and len(scores["1"]) == 4
+        rows = selection.score_pool([candidate, candidate], x, y, folds, 3, "overall_accuracy",
+                                    selection.Feedback(), trees=12)  # 8 folds on one pool of threads
+        scores[threads] = [row["fold_scores"] for row in rows]
+    assert scores["1"] == scores["2"] and len(scores["1"][0]) == 4 and scores["1"][0] == scores["1"][1]
 
 
 def test_the_threads_setting_is_read_once_and_a_bad_value_falls_back_to_every_core(
@@ -353,51 +356,31 @@ def test_the_threads_setting_is_read_once_and_a_bad_value_falls_back_to_every_co
         caplog.clear()
 
 
-def test_the_first_round_stops_tree_ensembles_early_and_nothing_else() -> None:
+def test_scoring_stops_tree_ensembles_early_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
     assert selection.Candidate("random_forest").build(trees=7).n_estimators == 7
     assert selection.Candidate("xgboost").build(trees=7, fit_threads=1).n_estimators == 7
-    assert selection.Candidate("random_forest").build().n_estimators == 100  # the finalists are scored in full
+    assert selection.Candidate("random_forest").build().n_estimators == 100  # the model fitted in the end
     svm = selection.Candidate("svm", (("c", 10.0),)).build(trees=7, fit_threads=1)
     assert svm.fit_threads == 1 and not hasattr(svm, "n_estimators")
+    # In choose: the forest at SCORING_TREES in both rounds, XGBoost only in the first (then its own 100 rounds).
+    rng = np.random.default_rng(7)
+    y, groups, rows, cols = _square_polygons(6, 2, size=4, gap=2)
+    x = (np.eye(2)[y] + rng.normal(0, 1.0, (len(y), 2))).astype("float32")
+    built: list[tuple[str, int | None]] = []
+    real_fold = selection._fold_matrix
 
+    def recording(candidate, x_, y_, test, n, weights, trees, *rest):
+        built.append((candidate.method, trees))
+        return real_fold(candidate, x_, y_, test, n, weights, trees, *rest)
 
-def test_a_class_with_a_single_training_polygon_is_scored_on_its_two_halves() -> None:
-    # Class 2 has one 4 x 8 px polygon (longer along the columns), class 3 one of 3 px: too small to cut.
-    y, groups, rows, cols = _square_polygons(5, 2, size=4, gap=2)
-    lone_r, lone_c = np.mgrid[50:54, 0:8]
-    tiny = groups.max() + 2
-    y = np.concatenate([y, np.full(32, 2), np.full(3, 3)])
-    groups = np.concatenate([groups, np.full(32, groups.max() + 1), np.full(3, tiny)])
-    rows = np.concatenate([rows, lone_r.ravel(), [60, 60, 60]])
-    cols = np.concatenate([cols, lone_c.ravel(), [0, 1, 2]])
-    fold_groups, cut = selection.halve_single_polygons(y, groups, rows, cols)
-    assert cut == 1
-    lone = y == 2
-    halves = np.unique(fold_groups[lone])
-    assert len(halves) == 2 and not np.isin(halves, groups[~lone]).any()
-    first, second = (cols[lone][fold_groups[lone] == h] for h in halves)
-    assert len(first) == len(second) == 16 and (first.max() < second.min() or second.max() < first.min())
-    assert (fold_groups[~lone] == groups[~lone]).all()  # other classes' polygons and the tiny one stay whole
-    # Now a fold tests one half of class 2 and trains on the other: the class is scored.
-    folds = selection._folds(y, fold_groups, rows, cols, "group_kfold", 0)
-    assert any((test & lone).any() and (~test & lone).any() for test in folds)
-    whole = selection._folds(y, groups, rows, cols, "group_kfold", 0)
-    assert not any((test & lone).any() and (~test & lone).any() for test in whole)
-    # With every class in a single polygon nothing is cut: the choice would rest on neighbours alone.
-    one_each = _square_polygons(1, 3, size=4, gap=2)
-    assert selection.halve_single_polygons(*one_each)[1] == 0
-
-
-def test_the_report_says_when_a_polygon_was_cut_in_halves() -> None:
-    rng = np.random.default_rng(2)
-    y, groups, rows, cols = _square_polygons(5, 2, size=4, gap=2)
-    lone_r, lone_c = np.mgrid[50:56, 0:6]
-    y = np.concatenate([y, np.full(36, 2)])
-    groups = np.concatenate([groups, np.full(36, groups.max() + 1)])
-    rows, cols = np.concatenate([rows, lone_r.ravel()]), np.concatenate([cols, lone_c.ravel()])
-    x = (np.eye(3)[y] * 3 + rng.normal(0, 0.5, (len(y), 3))).astype("float32")
-    report = selection.choose(x, y, groups, rows, cols, 3, method="svm").report
-    assert "1 class with a single training polygon was scored on its two halves" in report["scheme_reason"]
+    monkeypatch.setattr(selection, "_fold_matrix", recording)
+    monkeypatch.setattr(selection, "GRID", {"svm": [{"c": 1.0}], "random_forest": [{}], "xgboost": [{}]})
+    monkeypatch.setattr(selection, "FINALISTS", 6)  # every candidate reaches the second round
+    selection.choose(x, y, groups, rows, cols, 2)
+    first = selection.N_FOLDS * 6  # 6 candidates (each weighted or not), the first round
+    assert {t for m, t in built[:first] if m != "svm"} == {selection.SCORING_TREES}
+    assert {t for m, t in built[first:] if m == "random_forest"} == {selection.SCORING_TREES}
+    assert {t for m, t in built[first:] if m in ("xgboost", "svm")} == {None}
 
 
 def test_the_finalists_are_scored_again_on_fresh_splits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -406,11 +389,13 @@ def test_the_finalists_are_scored_again_on_fresh_splits(monkeypatch: pytest.Monk
     y, groups, rows, cols = _square_polygons(6, 3, size=4, gap=2)  # 288 px: both rounds hold every sample
     x = (np.eye(3)[y] * 1.5 + rng.normal(0, 1.0, (len(y), 3))).astype("float32")
     fits: list[str] = []
+    folds_seen: dict[str, list[bytes]] = {}
     real_fold = selection._fold_matrix
 
-    def counting(candidate, *args, **kwargs):
+    def counting(candidate, x_, y_, test, *args, **kwargs):
         fits.append(candidate.name)
-        return real_fold(candidate, *args, **kwargs)
+        folds_seen.setdefault(candidate.name, []).append(test.tobytes())
+        return real_fold(candidate, x_, y_, test, *args, **kwargs)
 
     monkeypatch.setattr(selection, "_fold_matrix", counting)
     report = selection.choose(x, y, groups, rows, cols, 3).report
@@ -422,10 +407,15 @@ def test_the_finalists_are_scored_again_on_fresh_splits(monkeypatch: pytest.Monk
         assert fits.count(c["name"]) == folds * (1 + selection.FINAL_REPEATS if scored_twice else 1), c["name"]
         if scored_twice:
             assert len(c["fold_scores"]) == folds * selection.FINAL_REPEATS
+            first, second = folds_seen[c["name"]][:folds], folds_seen[c["name"]][folds:]
+            assert not set(first) & set(second)  # no fold of the first round comes back in the second
 
 
-def test_a_cancel_during_the_choice_stops_it_within_a_few_folds() -> None:
+def test_a_cancel_during_the_choice_stops_it_within_a_few_folds(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.core.errors import CancelledError
+    from engine.core.seam import THREADS_VARIABLE
+
+    monkeypatch.setenv(THREADS_VARIABLE, "2")
 
     rng = np.random.default_rng(6)
     y, groups, rows, cols = _square_polygons(6, 3, size=4, gap=2)
@@ -435,10 +425,13 @@ def test_a_cancel_during_the_choice_stops_it_within_a_few_folds() -> None:
     class CancelAfter(selection.Feedback):
         def _report(self, fraction: float, message: str | None) -> None:
             messages.append(message or "")
-            if sum(m.startswith("Cross-validating") for m in messages) == 3:  # three folds done
+            if len(messages) == 3:  # three folds done
                 self.cancel()
 
     with pytest.raises(CancelledError):
         selection.choose(x, y, groups, rows, cols, 3, feedback=CancelAfter())
-    folds_done = sum(m.startswith("Cross-validating") for m in messages)
-    assert folds_done < 3 + 2 * selection._workers(100)  # not the 85 folds of the first round
+    assert set(messages) == {"Cross-validating 17 candidates, 5 folds each"}  # one line in QGIS's log, not 85
+    folds_done = len(messages)
+    # The folds under way finish, and those the threads finished while the progress was being reported; not the
+    # 85 of the first round (17 candidates x 5 folds).
+    assert folds_done < 85 // 2

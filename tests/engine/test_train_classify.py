@@ -48,7 +48,9 @@ def test_reloaded_model_predicts_the_same(tmp_path: Path, sample_raster: Path, s
     samples = sample_pixels(str(sample_raster), str(sample_labels), "class")
     for method in PROBES:
         model = tmp_path / f"{method}.lpmodel"
-        train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method=method)
+        # Classes balanced as each probe's default (the weighting left to cross-validation may choose either)
+        train_classifier(str(sample_raster), str(sample_labels), "class", str(model), method=method,
+                         class_weight="balanced")
         probe = PROBES[method]().fit(samples.x, samples.y, len(samples.classes))
         loaded = load_model(model).probe
         assert np.allclose(loaded.predict_proba(samples.x), probe.predict_proba(samples.x), atol=1e-4)
