@@ -222,6 +222,14 @@ def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path
     seconds: dict[str, list[float]] = {n: [] for n in contenders}
     errors = dict(skipped)
     picks: list[str] = []
+
+    def record(name: str, label: str, truth: np.ndarray, pred: np.ndarray, fit_s: float) -> None:
+        """Keep and print one contender's figures on one split."""
+        seconds[name].append(fit_s)
+        results[name].append(scores(truth, pred, names))
+        oa, kappa, f1 = results[name][-1]
+        print(f"  {name}{label}: OA {oa:.3f} kappa {kappa:.3f} macro F1 {f1:.3f} ({fit_s:.2f} s)", flush=True)
+
     for seed in range(seeds):
         keep = cap_per_class(samples.y, samples.groups, 20_000, seed)
         s = replace(samples, x=samples.x[keep], y=samples.y[keep], groups=samples.groups[keep],
@@ -235,10 +243,10 @@ def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path
         vector = None
         print(f"seed {seed}: {len(np.unique(s.groups[train]))} train / {len(np.unique(s.groups[test]))} test "
               f"polygons, {len(y_train)} / {len(y_test)} pixels", flush=True)
+
         for name in contenders:
             if name in errors:
                 continue
-            drawn = ""
             try:
                 t0 = time.perf_counter()
                 if name == "auto":
@@ -255,15 +263,10 @@ def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path
                         draws.append((time.perf_counter() - t0, probe.predict(x_test)[0], drawn,
                                       f"seed {seed}{drawn}: {report.get('winner')} ({report.get('scheme')} folds; "
                                       f"{report.get('seconds', float('nan')):.1f} s choosing)"))
-                    for fit_s, pred, drawn, pick in draws[:-1]:  # all drawn: the last one is recorded below
+                    for fit_s, pred, drawn, pick in draws:  # recorded once every draw of the split is done
                         picks.append(pick)
-                        seconds[name].append(fit_s)
-                        results[name].append(scores(y_test, pred, names))
-                        oa, kappa, f1 = results[name][-1]
-                        print(f"  {name}{drawn}: OA {oa:.3f} kappa {kappa:.3f} macro F1 {f1:.3f} ({fit_s:.2f} s)",
-                              flush=True)
-                    fit_s, pred, drawn, pick = draws[-1]
-                    picks.append(pick)
+                        record(name, drawn, y_test, pred, fit_s)
+                    continue
                 elif name in PROBES:
                     probe = PROBES[name]().fit(x_train, y_train, len(names))
                     fit_s = time.perf_counter() - t0
@@ -284,11 +287,7 @@ def run_scene(scene: scenes.Scene, contenders: list[str], seeds: int, work: Path
                 errors[name] = f"failed (seed {seed}): {type(exc).__name__}: {exc}"[:300]
                 print(f"  {name}: {errors[name]}", flush=True)
                 continue
-            seconds[name].append(fit_s)
-            results[name].append(scores(y_test, pred, names))
-            oa, kappa, f1 = results[name][-1]
-            shown = f"{name}{drawn}" if name == "auto" else name
-            print(f"  {shown}: OA {oa:.3f} kappa {kappa:.3f} macro F1 {f1:.3f} ({fit_s:.2f} s)", flush=True)
+            record(name, "", y_test, pred, fit_s)
     return {"scene": scene, "results": results, "seconds": seconds, "errors": errors, "picks": picks,
             "loader_error": loader_error, "wall_s": time.perf_counter() - start, "choice_seeds": choice_seeds}
 

@@ -285,9 +285,9 @@ def _folds(y: np.ndarray, groups: np.ndarray, rows: np.ndarray, cols: np.ndarray
     return [test for test in folds if len(np.unique(y[~test])) >= 2]
 
 
-def _workers(n_folds: int) -> int:
-    """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than the folds."""
-    return max(1, min(n_folds, cpu_threads()))
+def _workers(n_tasks: int) -> int:
+    """Folds fitted at once: one per core (``LANDPROBE_THREADS`` caps it), never more than there are to fit."""
+    return max(1, min(n_tasks, cpu_threads()))
 
 
 #: Errors that mean a candidate cannot be fitted on these samples (it is reported as failed, not raised).
@@ -363,7 +363,7 @@ def score_pool(pool: list[Candidate], x: np.ndarray, y: np.ndarray, folds: list[
             return i, exc
 
     outcomes: list[Any] = [None] * len(tasks)
-    message = (f"Cross-validating {len(pool)} candidate{'s' if len(pool) > 1 else ''}, {len(folds)} folds each")
+    message = f"Cross-validating {len(pool)} candidate{'s' if len(pool) > 1 else ''}, {len(folds)} folds each"
     with threadpool_limits(1 if workers > 1 else None):
         parallel = Parallel(n_jobs=workers, prefer="threads", return_as="generator_unordered")
         for done, (i, outcome) in enumerate(parallel(delayed(task)(i) for i in range(len(tasks)))):
